@@ -1,0 +1,290 @@
+"""Settings: a params mapping (params.yaml) -> frozen dataclasses.
+
+Unknown keys, wrong types and out-of-range values raise `ParamsError` naming the key and what is
+allowed, before any work starts. The dataclass field names are the params.yaml keys, so one name
+holds end to end (`train.lr` = `TrainConfig.lr` = MLflow param `train.lr`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SOURCES = (
+    "mnist5k",
+    "digits",
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "cifar100-20",
+    "stl10",
+    "imagenet10",
+    "imagenet-dogs15",
+    "folder",
+)
+BACKBONES = ("small32", "stl96", "imagenet128")
+BACKBONE_INPUT_SIZE = {"small32": 32, "stl96": 96, "imagenet128": 128}
+
+
+class ParamsError(ValueError):
+    """A params value is unknown, of the wrong type or out of range."""
+
+
+def _choices(*values: str) -> dict:
+    return {"choices": values}
+
+
+def _range(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> dict:
+    return {"min": lo, "max": hi, "min_open": lo_open}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and the model input they are fitted to."""
+
+    source: str = field(default="mnist5k", metadata=_choices(*SOURCES))
+    root: str | None = None
+    image_size: int = field(default=32, metadata=_range(8, 1024))
+    grayscale: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Backbone and Gaussian-attention head (method.md §2)."""
+
+    backbone: str = field(default="small32", metadata=_choices(*BACKBONES))
+    width_mult: float = field(default=0.25, metadata=_range(0.0, 8.0, lo_open=True))
+    num_clusters: int = field(default=10, metadata=_range(2, 1000))
+    fea_dim: int | None = field(default=None, metadata=_range(2, 4096))
+    theta_layout: str = field(default="paper", metadata=_choices("paper", "code"))
+    att_lambda: float = field(default=0.05, metadata=_range(0.0, 10.0, lo_open=True))
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the five loss terms (method.md §3: 5 / 3 / 3 / 1 / 5)."""
+
+    invariance: float = field(default=5.0, metadata=_range(0.0))
+    entropy: float = field(default=3.0, metadata=_range(0.0))
+    entropy_att: float = field(default=3.0, metadata=_range(0.0))
+    separability: float = field(default=1.0, metadata=_range(0.0))
+    attention: float = field(default=5.0, metadata=_range(0.0))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The two-step trainer (method.md §4)."""
+
+    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
+    iterations: int = field(default=100, metadata=_range(1))
+    large_batch: int = field(default=1000, metadata=_range(2))
+    sub_batch: int = field(default=64, metadata=_range(2))
+    repeats: int = field(default=1, metadata=_range(1))
+    target_chunk: int = field(default=200, metadata=_range(1))
+    resample_aug_per_repeat: bool = False
+    lr: float = field(default=1e-3, metadata=_range(0.0, 10.0, lo_open=True))
+    lr_schedule: str = field(default="constant", metadata=_choices("constant", "cosine"))
+    bn_reestimate: bool = True
+    amp: bool = True
+    channels_last: bool = True
+    checkpoint_every: int = field(default=10, metadata=_range(0))
+    eval_every: int = field(default=0, metadata=_range(0))
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    kmeans_n_init: int = field(default=20, metadata=_range(1))
+    guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of the augmented view (method.md §5)."""
+
+    flip: bool = False
+    brightness: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    contrast: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    hue: float = field(default=0.0, metadata=_range(0.0, 0.5))
+    degrees: float = field(default=10.0, metadata=_range(0.0, 180.0))
+    translate: float = field(default=0.1, metadata=_range(0.0, 1.0))
+    scale: tuple[float, float] = (0.8, 1.2)
+    shear: float = field(default=10.0, metadata=_range(0.0, 89.0))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The evaluate stage."""
+
+    attention_samples: int = field(default=32, metadata=_range(0, 1024))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The ONNX export stage."""
+
+    opset: int = field(default=18, metadata=_range(13, 23))
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """MLflow tracking; experiment None means `gatcluster-<source>`."""
+
+    experiment: str | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every setting of a run, one block per pipeline stage."""
+
+    seed: int = field(default=0, metadata=_range(0, 2**31 - 1))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+
+def load_params(path: Path) -> Params:
+    """Read a params.yaml file into `Params`; a missing or malformed file is a `ParamsError`."""
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    return params_from_dict(raw)
+
+
+def params_from_dict(raw: Any) -> Params:
+    """Validate a nested mapping and build `Params`; unknown keys and bad values raise."""
+    params = _build(Params, raw, "")
+    _check_consistency(params)
+    return params
+
+
+def params_to_dict(params: Params) -> dict[str, Any]:
+    """The nested plain-dict form of `params` (tuples become lists), as in params.yaml."""
+    return _plain(dataclasses.asdict(params))
+
+
+def flatten_params(params: Params) -> dict[str, Any]:
+    """Dotted keys to values, e.g. {"train.lr": 0.001}: the MLflow param names."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                flat[name] = value
+
+    walk(params_to_dict(params), "")
+    return flat
+
+
+def replace_params(params: Params, overrides: dict[str, Any]) -> Params:
+    """A copy of `params` with dotted-key overrides applied and validated again."""
+    raw = params_to_dict(params)
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return params_from_dict(raw)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "params"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must be a mapping of keys to values, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"unknown key {prefix}{unknown[0]}: allowed keys in {where} are {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, fld in fields.items():
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], f"{prefix}{name}", fld.metadata)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, meta: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.")
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return _convert_pair(value, key)
+    value = _check_type(hint, value, key)
+    _check_metadata(value, key, meta)
+    return value
+
+
+def _check_type(hint: Any, value: Any, key: str) -> Any:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    raise ParamsError(f"{key} must be {names[hint]}, got {value!r}")
+
+
+def _check_metadata(value: Any, key: str, meta: Any) -> None:
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ParamsError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and (value < lo or (meta.get("min_open") and value == lo)):
+        bound = f"> {lo}" if meta.get("min_open") else f">= {lo}"
+        raise ParamsError(f"{key} must be {bound}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ParamsError(f"{key} must be <= {hi}, got {value!r}")
+
+
+def _convert_pair(value: Any, key: str) -> tuple[float, float]:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not ok or not 0 < value[0] <= value[1]:
+        raise ParamsError(f"{key} must be a pair [low, high] with 0 < low <= high, got {value!r}")
+    return (float(value[0]), float(value[1]))
+
+
+def _check_consistency(params: Params) -> None:
+    expected = BACKBONE_INPUT_SIZE[params.model.backbone]
+    if params.data.image_size != expected:
+        raise ParamsError(
+            f"data.image_size must be {expected} for model.backbone {params.model.backbone}, "
+            f"got {params.data.image_size}"
+        )
+    train = params.train
+    if train.sub_batch > train.large_batch:
+        raise ParamsError(
+            f"train.sub_batch ({train.sub_batch}) must be <= train.large_batch ({train.large_batch})"
+        )

@@ -1,0 +1,96 @@
+"""The one on-disk dataset format: uint8 image array, labels, and a JSON manifest.
+
+The fetch stage writes it once; training reads arrays and never decodes image files in its loop.
+Writes go to a temporary folder renamed into place, so an interrupted write leaves nothing half done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class DatasetError(RuntimeError):
+    """A stored dataset is missing or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Images as uint8 (N, H, W, C), optional int64 labels (N,), class names, and how to fit them.
+
+    resize_rule: "pad" (zero-pad centred to the model input, e.g. 28 -> 32) or "resize" (bilinear).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    classes: list[str]
+    source: str
+    resize_rule: str = "resize"
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether ground-truth labels exist (the `folder` source may have none)."""
+        return self.labels is not None
+
+
+def dataset_checksum(images: np.ndarray, labels: np.ndarray | None) -> str:
+    """sha256 over the image bytes, their shape and the labels."""
+    digest = hashlib.sha256(str(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
+    """Write `dataset` to `out_dir` atomically; returns the manifest."""
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "source": dataset.source,
+        "count": int(len(dataset.images)),
+        "image_shape": list(dataset.images.shape[1:]),
+        "classes": list(dataset.classes),
+        "has_labels": dataset.has_labels,
+        "resize_rule": dataset.resize_rule,
+        "checksum": dataset_checksum(dataset.images, dataset.labels),
+    }
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        np.save(tmp / "images.npy", dataset.images)
+        if dataset.labels is not None:
+            np.save(tmp / "labels.npy", dataset.labels)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def read_manifest(data_dir: Path) -> dict:
+    """The manifest of a stored dataset; a clear `DatasetError` when it is absent."""
+    path = data_dir / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"no dataset at {data_dir} (missing {MANIFEST}): run the fetch stage first")
+    return json.loads(path.read_text())
+
+
+def read_dataset(data_dir: Path, verify: bool = True) -> ImageDataset:
+    """Load a dataset written by `write_dataset`, checking its checksum when `verify`."""
+    manifest = read_manifest(data_dir)
+    images = np.load(data_dir / "images.npy")
+    labels = np.load(data_dir / "labels.npy") if manifest["has_labels"] else None
+    if verify and dataset_checksum(images, labels) != manifest["checksum"]:
+        raise DatasetError(f"{data_dir} does not match its manifest checksum: fetch it again")
+    return ImageDataset(images, labels, manifest["classes"], manifest["source"], manifest["resize_rule"])

@@ -1,0 +1,92 @@
+"""Chunked, gradient-free passes over many images: predictions and BatchNorm re-estimation.
+
+Re-estimating BatchNorm statistics on clean images (reset, cumulative average, train-mode forward
+without gradients) before a target pass keeps augmented-view statistics out of clean predictions:
+measured to remove the one-oversized-cluster failure of the faithful schedule (method.md §4).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from gatcluster.data.views import clean_view
+from gatcluster.model import GATCluster, HeadOutput
+
+
+def autocast_for(device: torch.device, enabled: bool):
+    """Mixed-precision context on CUDA when enabled, a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A float batch in the memory format the model was put in."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def chunked_outputs(
+    model: GATCluster,
+    images: torch.Tensor,
+    chunk: int,
+    grayscale: bool,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> HeadOutput:
+    """Eval-mode outputs for uint8 images (N, C, H, W), concatenated over chunks, on the CPU."""
+    model.eval()
+    parts = []
+    with torch.no_grad(), autocast_for(device, amp):
+        for start in range(0, len(images), chunk):
+            x = clean_view(images[start : start + chunk].to(device), grayscale)
+            out = model(model_input(x, channels_last))
+            parts.append([t.float().cpu() for t in out])
+    return HeadOutput(*(torch.cat(column) for column in zip(*parts, strict=True)))
+
+
+def predict_clusters(
+    model: GATCluster,
+    images: torch.Tensor,
+    chunk: int,
+    grayscale: bool,
+    device: torch.device,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Cluster id (argmax of the global head) per image."""
+    out = chunked_outputs(model, images, chunk, grayscale, device, channels_last=channels_last)
+    return out.probs.argmax(dim=1)
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """All BatchNorm layers of `model`."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def reestimate_batchnorm(
+    model: GATCluster,
+    images: torch.Tensor,
+    chunk: int,
+    grayscale: bool,
+    device: torch.device,
+    channels_last: bool = False,
+) -> None:
+    """Replace BatchNorm running statistics by their cumulative average over clean `images`."""
+    layers = batchnorm_layers(model)
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # None = cumulative moving average over the chunks
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(images), chunk):
+            x = clean_view(images[start : start + chunk].to(device), grayscale)
+            model(model_input(x, channels_last))
+    for m, momentum in zip(layers, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
