@@ -82,19 +82,19 @@ class TrainConfig:
     """The two-step trainer (method.md §4)."""
 
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
-    iterations: int = field(default=100, metadata=_range(1))
+    iterations: int = field(default=200, metadata=_range(1))
     large_batch: int = field(default=1000, metadata=_range(2))
-    sub_batch: int = field(default=64, metadata=_range(2))
-    repeats: int = field(default=1, metadata=_range(1))
+    sub_batch: int = field(default=128, metadata=_range(2))
+    repeats: int = field(default=2, metadata=_range(1))
     target_chunk: int = field(default=200, metadata=_range(1))
     resample_aug_per_repeat: bool = False
-    lr: float = field(default=1e-3, metadata=_range(0.0, 10.0, lo_open=True))
-    lr_schedule: str = field(default="constant", metadata=_choices("constant", "cosine"))
+    lr: float = field(default=2e-3, metadata=_range(0.0, 10.0, lo_open=True))
+    lr_schedule: str = field(default="cosine", metadata=_choices("constant", "cosine"))
     bn_reestimate: bool = True
     amp: bool = True
     channels_last: bool = True
     checkpoint_every: int = field(default=10, metadata=_range(0))
-    eval_every: int = field(default=0, metadata=_range(0))
+    eval_every: int = field(default=10, metadata=_range(0))
     loss_weights: LossWeights = field(default_factory=LossWeights)
     kmeans_n_init: int = field(default=20, metadata=_range(1))
     guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
@@ -106,12 +106,12 @@ class AugmentConfig:
 
     flip: bool = False
     brightness: float = field(default=0.3, metadata=_range(0.0, 1.0))
-    contrast: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    contrast: float = field(default=0.0, metadata=_range(0.0, 1.0))
     hue: float = field(default=0.0, metadata=_range(0.0, 0.5))
-    degrees: float = field(default=10.0, metadata=_range(0.0, 180.0))
-    translate: float = field(default=0.1, metadata=_range(0.0, 1.0))
-    scale: tuple[float, float] = (0.8, 1.2)
-    shear: float = field(default=10.0, metadata=_range(0.0, 89.0))
+    degrees: float = field(default=20.0, metadata=_range(0.0, 180.0))
+    translate: float = field(default=0.15, metadata=_range(0.0, 1.0))
+    scale: tuple[float, float] = (0.7, 1.3)
+    shear: float = field(default=20.0, metadata=_range(0.0, 89.0))
 
 
 @dataclass(frozen=True)

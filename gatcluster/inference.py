@@ -7,7 +7,8 @@ measured to remove the one-oversized-cluster failure of the faithful schedule (m
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -90,3 +91,22 @@ def reestimate_batchnorm(
     for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
+
+
+@contextmanager
+def preserved_batchnorm_stats(model: nn.Module) -> Iterator[None]:
+    """Put back every BatchNorm running statistic (and the train/eval mode) on exit."""
+    saved = [
+        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        for m in batchnorm_layers(model)
+    ]
+    was_training = model.training
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, mean, var, tracked in saved:
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(tracked)
+        model.train(was_training)

@@ -21,7 +21,13 @@ import torch
 from gatcluster.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from gatcluster.config import Params, params_to_dict
 from gatcluster.data.views import augmented_view
-from gatcluster.inference import autocast_for, chunked_outputs, model_input, reestimate_batchnorm
+from gatcluster.inference import (
+    autocast_for,
+    chunked_outputs,
+    model_input,
+    preserved_batchnorm_stats,
+    reestimate_batchnorm,
+)
 from gatcluster.losses import GATClusterLoss, Targets, compute_targets
 from gatcluster.metrics import cluster_scores
 from gatcluster.model import GATCluster
@@ -37,6 +43,10 @@ NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device"}
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
+
+
+class TrainingSetupError(ValueError):
+    """The params cannot run on this data or machine (too few images, no GPU); says what to change."""
 
 
 @dataclass
@@ -71,7 +81,7 @@ def seed_everything(seed: int) -> None:
 def resolve_device(name: str) -> torch.device:
     """`auto` -> CUDA when usable, else CPU; `cuda` without a GPU is an error."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but no CUDA GPU is usable here: use auto or cpu")
+        raise TrainingSetupError("train.device is cuda but no CUDA GPU is usable here: use auto or cpu")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -114,6 +124,15 @@ def training_params(params: Params) -> dict:
     }
 
 
+def target_diagnostics(probs: torch.Tensor, targets: Targets, num_clusters: int) -> dict[str, float]:
+    """Label-free health signs of a target pass: the guard fired; the largest clean cluster's share."""
+    sizes = torch.bincount(probs.argmax(dim=1), minlength=num_clusters)
+    return {
+        "targets/guard_fired": float(targets.relation_labels.max().item() >= num_clusters),
+        "targets/largest_cluster": sizes.max().item() / len(probs),
+    }
+
+
 class Trainer:
     """Holds the model, optimizer and loss of one run; `fit` drives it."""
 
@@ -141,9 +160,15 @@ class Trainer:
         out = chunked_outputs(
             self.model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.amp, cfg.channels_last
         )
+        if not torch.isfinite(out.probs).all():
+            raise TrainingDiverged(
+                f"non-finite predictions in the target pass of iteration {iteration + 1}. "
+                "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
+            )
         seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
         k = self.params.model.num_clusters
         targets = compute_targets(out.probs, k, cfg.kmeans_n_init, seed, cfg.guard_min_ratio)
+        self.target_stats = target_diagnostics(out.probs, targets, k)
         return Targets(*(t.to(self.device) for t in targets))
 
     def train_on(self, batch: torch.Tensor, targets: Targets, iteration: int) -> dict[str, float]:
@@ -196,7 +221,7 @@ class Trainer:
                 f"non-finite loss in iteration {iteration + 1}: {losses}. "
                 "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
             )
-        return {**losses, "lr": self.optimizer.param_groups[0]["lr"]}
+        return {**losses, **self.target_stats, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def finalize(self) -> None:
         """Fit BatchNorm statistics to the clean data set (when re-estimation is on)."""
@@ -208,17 +233,21 @@ class Trainer:
         self.model.eval()
 
     def evaluate(self, labels: np.ndarray) -> dict[str, float]:
-        """Monitoring only (never used to select a model): ACC / NMI / ARI on the data set."""
-        self.finalize()
-        out = chunked_outputs(
-            self.model,
-            self.images,
-            self.cfg.target_chunk,
-            self.grayscale,
-            self.device,
-            self.cfg.amp,
-            self.cfg.channels_last,
-        )
+        """Monitoring only (never used to select a model): ACC / NMI / ARI on the data set.
+
+        BatchNorm statistics are put back afterwards, so monitoring cannot change training.
+        """
+        with preserved_batchnorm_stats(self.model):
+            self.finalize()
+            out = chunked_outputs(
+                self.model,
+                self.images,
+                self.cfg.target_chunk,
+                self.grayscale,
+                self.device,
+                self.cfg.amp,
+                self.cfg.channels_last,
+            )
         scores = cluster_scores(out.probs.argmax(1).numpy(), labels)
         return {"acc": scores.acc, "nmi": scores.nmi, "ari": scores.ari}
 
@@ -280,7 +309,7 @@ def fit(
     the model. `log_fn(iteration, metrics)` receives each iteration's mean losses (1-based step).
     """
     if len(images) < params.train.sub_batch:
-        raise ValueError(
+        raise TrainingSetupError(
             f"the data set has {len(images)} images, fewer than train.sub_batch ({params.train.sub_batch}): "
             "lower train.sub_batch or add images"
         )
