@@ -118,7 +118,7 @@ class AugmentConfig:
 class EvaluateConfig:
     """The evaluate stage."""
 
-    attention_samples: int = field(default=32, metadata=_range(0, 1024))
+    attention_samples: int = field(default=32, metadata=_range(1, 1024))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""What every stage script shares: project paths, params loading, error exits, atomic writes.
+
+Stages are the only code that reads params.yaml and environment variables and chooses paths;
+the library receives values and paths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+# Telemetry of every dependency off unless the user turned it on explicitly.
+for _name in ("DVC_NO_ANALYTICS", "ORT_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEMETRY"):
+    os.environ.setdefault(_name, "1")
+
+from gatcluster.config import Params, ParamsError, load_params  # noqa: E402
+from gatcluster.data.store import DatasetError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS_FILE = ROOT / "params.yaml"
+DATASET_DIR = ROOT / "data" / "dataset"
+MODEL_RUN_FILE = ROOT / "models" / "run.json"  # train -> evaluate: the MLflow run of the model
+REPORT_RUN_FILE = ROOT / "reports" / "run.json"  # evaluate -> export: the run actually used
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class StageError(RuntimeError):
+    """A problem the user can fix (a setting, a missing input); reported without a traceback."""
+
+
+def read_params() -> Params:
+    """The validated params of this project's params.yaml."""
+    return load_params(PARAMS_FILE)
+
+
+def relative(path: Path) -> str:
+    """`path` relative to the project root when inside it, for short messages."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...] = ()) -> None:
+    """Run `main`, turning user errors into a one-line message and an exit code, not a traceback.
+
+    ParamsError and StageError exit 2 (usage), DatasetError and `failures` exit 1,
+    Ctrl-C exits 130; anything else is a bug and keeps its traceback.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        main()
+    except (ParamsError, StageError) as err:
+        exit_with(f"error: {err}", EXIT_USAGE)
+    except (DatasetError, *failures) as err:
+        exit_with(f"error: {err}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        exit_with("interrupted", EXIT_INTERRUPTED)
+
+
+def exit_with(message: str, code: int) -> NoReturn:
+    """Print `message` on stderr and exit with `code`."""
+    print(message, file=sys.stderr)
+    raise SystemExit(code)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,86 @@
+"""DVC stage `evaluate`: score the trained model on its data set and draw its attention maps.
+
+Usage: python stages/evaluate.py   (reads params.yaml: seed, evaluate)
+
+Reads models/model.pt and data/dataset/; writes reports/metrics.json (cluster sizes, and ACC / NMI /
+ARI when the data has labels), reports/confusion.csv (matched clusters vs classes, for `dvc plots`)
+and reports/attention.png (attention maps over sample images).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import torch
+from _common import DATASET_DIR, ROOT, read_params, relative, run_stage, write_json_atomic, write_text_atomic
+
+from gatcluster.checkpoint import CheckpointError
+from gatcluster.data.prepare import prepare_images
+from gatcluster.data.store import read_dataset
+from gatcluster.evaluation import cluster_names, confusion_rows, metrics_report
+from gatcluster.inference import chunked_outputs
+from gatcluster.metrics import cluster_scores
+from gatcluster.model_file import load_model
+from gatcluster.pictures import attention_grid
+
+MODEL_FILE = ROOT / "models" / "model.pt"
+REPORTS = ROOT / "reports"
+CHUNK = 500
+
+
+def confusion_csv(rows: list[dict]) -> str:
+    """CSV text with columns actual, predicted (header only when there are no labels)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["actual", "predicted"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def scores_text(report: dict) -> str:
+    """ACC / NMI / ARI of a metrics report, or why they are absent."""
+    if "acc" not in report:
+        return report["label_metrics"]
+    return f"ACC {report['acc']:.3f}  NMI {report['nmi']:.3f}  ARI {report['ari']:.3f}"
+
+
+def sample_indices(n: int, count: int, seed: int) -> torch.Tensor:
+    """`count` image indices drawn without replacement, fixed by `seed`."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: min(count, n)]
+
+
+def main() -> None:
+    """Predict every image, write the metrics, the confusion rows and the attention picture."""
+    params = read_params()
+    model, trained = load_model(MODEL_FILE)
+    dataset = read_dataset(DATASET_DIR)
+    data = trained.data
+    images = prepare_images(dataset.images, data.image_size, dataset.resize_rule, data.grayscale)
+    out = chunked_outputs(model, images, CHUNK, data.grayscale, torch.device("cpu"))
+    pred, k = out.probs.argmax(1).numpy(), trained.model.num_clusters
+    report = metrics_report(pred, dataset.labels, k)
+    write_json_atomic(REPORTS / "metrics.json", report)
+    rows = []
+    if dataset.labels is not None:
+        names = cluster_names(cluster_scores(pred, dataset.labels), k, dataset.classes)
+        rows = confusion_rows(pred, dataset.labels, names, dataset.classes)
+    write_text_atomic(REPORTS / "confusion.csv", confusion_csv(rows))
+    write_attention(images, out.att_map, params.evaluate.attention_samples, params.seed)
+    used = f"{report['non_empty_clusters']}/{k} clusters"
+    print(f"evaluated {len(pred)} images in {used}: {scores_text(report)}")
+
+
+def write_attention(images: torch.Tensor, att_maps: torch.Tensor, count: int, seed: int) -> None:
+    """reports/attention.png: attention overlays of `count` seeded sample images."""
+    path = REPORTS / "attention.png"
+    idx = sample_indices(len(images), count, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    attention_grid(images[idx], att_maps[idx]).save(tmp, format="PNG")
+    tmp.replace(path)
+    print(f"attention maps of {len(idx)} images -> {relative(path)}")
+
+
+if __name__ == "__main__":
+    run_stage(main, failures=(CheckpointError,))

@@ -1,0 +1,154 @@
+"""The DVC pipeline end to end: a real `dvc repro` of fetch -> train -> evaluate in a temp git repo.
+
+Tiny settings (digits, 2 iterations of L = 200, B = 32) keep one training run to a few seconds
+with one free core; GAT_THREADS (default 2) sets the stage's torch threads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = {
+    "data": {"source": "digits"},
+    "train": {"iterations": 2, "large_batch": 200, "sub_batch": 32, "eval_every": 1, "checkpoint_every": 1},
+}
+pytestmark = pytest.mark.slow  # ~50 s with GAT_THREADS=1, ~2 min with 2 threads on a busy 2-core machine
+
+
+def stage_env(project: Path) -> dict[str, str]:
+    """The venv first on PATH (DVC runs `python ...` through the shell), the project's own code."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(project),
+        "DVC_NO_ANALYTICS": "1",
+        "GAT_THREADS": os.environ.get("GAT_THREADS", "2"),
+    }
+
+
+def run(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a command in `project`; output (stdout + stderr) is captured as text."""
+    return subprocess.run(
+        args, cwd=project, env=stage_env(project), capture_output=True, text=True, timeout=600
+    )
+
+
+def dvc(project: Path, *args: str) -> str:
+    """Run the venv's dvc; fail the test with its output when it fails."""
+    done = run(project, str(BIN / "dvc"), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def write_params(project: Path, overrides: dict) -> None:
+    """The repository's params.yaml with nested `overrides` merged in."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for block, values in overrides.items():
+        params[block].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def copy_project(dest: Path) -> Path:
+    """The pipeline's files (stages, package, dvc.yaml, .dvcignore) in a fresh folder."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("stages", "gatcluster"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=skip)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git + DVC repo with the tiny params, after its first `dvc repro`."""
+    root = copy_project(tmp_path_factory.mktemp("pipeline"))
+    write_params(root, TINY)
+    assert run(root, "git", "init", "-q").returncode == 0
+    dvc(root, "init", "-q")
+    dvc(root, "config", "core.analytics", "false")
+    dvc(root, "repro")
+    return root
+
+
+def read_history(project: Path) -> list[dict[str, str]]:
+    with open(project / "reports" / "train" / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_repro_writes_dataset_model_and_reports(project):
+    assert (project / "data" / "dataset" / "manifest.json").is_file()
+    summary = json.loads((project / "reports" / "train" / "summary.json").read_text())
+    assert summary["iterations"] == 2 and summary["resumed_from"] == 0
+    assert 0.0 <= summary["acc"] <= 1.0
+    rows = read_history(project)
+    assert [row["step"] for row in rows] == ["1", "2"]
+    assert rows[-1]["loss/total"] and rows[-1]["acc"]
+    model = torch.load(project / "models" / "model.pt", weights_only=True)
+    assert model["in_channels"] == 1 and model["params"]["data"]["source"] == "digits"
+    assert (project / "checkpoints" / "train" / "last.pt").is_file()
+
+
+def test_evaluate_writes_metrics_confusion_and_attention(project):
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert metrics["num_images"] == 1797 and sum(metrics["cluster_sizes"].values()) == 1797
+    assert 0.0 <= metrics["acc"] <= 1.0 and {"nmi", "ari", "nmi_arithmetic"} <= metrics.keys()
+    with open(project / "reports" / "confusion.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1797 and set(rows[0]) == {"actual", "predicted"}
+    assert (project / "reports" / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shown = dvc(project, "metrics", "show", "--json")
+    assert f"{metrics['acc']}"[:5] in shown
+
+
+def test_second_repro_does_nothing(project):
+    assert "Data and pipelines are up to date" in dvc(project, "repro")
+
+
+def test_changing_a_train_param_reruns_train_only(project):
+    write_params(project, {**TINY, "train": {**TINY["train"], "lr": 0.002}})
+    out = dvc(project, "repro")
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    assert "Running stage 'fetch'" not in out
+
+
+def test_forced_rerun_resumes_from_the_checkpoint(project):
+    dvc(project, "repro", "--force", "--single-item", "train")
+    summary = json.loads((project / "reports" / "train" / "summary.json").read_text())
+    assert summary["resumed_from"] == 2 and "acc" in summary
+    assert len(read_history(project)) == 2
+
+
+@pytest.mark.parametrize(
+    ("script", "overrides", "expected"),
+    [
+        ("train.py", {"train": {"lr": -1}}, "train.lr"),
+        ("fetch.py", {"data": {"source": "cifar10"}}, "not available yet"),
+    ],
+)
+def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path, script, overrides, expected):
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(tmp_path, overrides)
+    done = run(tmp_path, sys.executable, f"stages/{script}")
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_train_without_fetched_data_says_to_fetch(tmp_path):
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(tmp_path, {})
+    done = run(tmp_path, sys.executable, "stages/train.py")
+    assert done.returncode == 1
+    assert "run the fetch stage first" in done.stderr and "Traceback" not in done.stderr
