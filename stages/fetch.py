@@ -1,31 +1,62 @@
 """DVC stage `fetch`: load `data.source` and store it once in the uniform format at data/dataset/.
 
-Usage: python stages/fetch.py   (reads params.yaml: data.source, data.root)
+Usage: python stages/fetch.py   (reads params.yaml: data.source, data.root, data.image_size, data.grayscale)
+
+Download sources are cached under data/raw/ (git-ignored) unless data.root names an offline copy;
+image trees (imagenet10, imagenet-dogs15, folder) are read from data.root.
 """
 
 from __future__ import annotations
 
-from _common import DATASET_DIR, StageError, read_params, relative, run_stage
+import logging
+from pathlib import Path
 
-from gatcluster.data.bundled import BUNDLED_SOURCES
-from gatcluster.data.store import ImageDataset, write_dataset
+from _common import DATASET_DIR, ROOT, StageError, read_params, relative, run_stage
+
+from gatcluster.config import DataConfig
+from gatcluster.data.sources import ROOT_SOURCES, SkippedFile, load_source
+from gatcluster.data.store import write_dataset
+
+RAW_CACHE = ROOT / "data" / "raw"
+SHOWN_SKIPS = 5
+
+log = logging.getLogger("fetch")
 
 
-def load_source(source: str) -> ImageDataset:
-    """The images of `source`; a StageError for a source that is not implemented yet."""
-    if source not in BUNDLED_SOURCES:
-        available = ", ".join(BUNDLED_SOURCES)
-        raise StageError(f"data.source {source!r} is not available yet; available sources: {available}")
-    return BUNDLED_SOURCES[source]()
+def data_root(data: DataConfig) -> Path | None:
+    """data.root as a path (relative ones against the project root); StageError when required but unset."""
+    if data.root is None:
+        if data.source in ROOT_SOURCES:
+            raise StageError(f"data.source {data.source} needs data.root: the folder holding its images")
+        return None
+    root = Path(data.root).expanduser()
+    root = root if root.is_absolute() else ROOT / root
+    if data.source in ROOT_SOURCES and not root.is_dir():
+        raise StageError(f"data.root {root} is not a folder (data.source {data.source} reads images there)")
+    return root
+
+
+def report_skipped(skipped: list[SkippedFile]) -> None:
+    """Warn about files left out of an image tree: the count and the first few with reasons."""
+    if not skipped:
+        return
+    log.warning("skipped %d unreadable or non-image files:", len(skipped))
+    for item in skipped[:SHOWN_SKIPS]:
+        log.warning("  %s: %s", relative(item.path), item.reason)
+    if len(skipped) > SHOWN_SKIPS:
+        log.warning("  ... and %d more", len(skipped) - SHOWN_SKIPS)
 
 
 def main() -> None:
     """Fetch the configured source and write it to data/dataset/."""
-    source = read_params().data.source
-    manifest = write_dataset(load_source(source), DATASET_DIR)
+    data = read_params().data
+    channels = 1 if data.grayscale else 3
+    dataset, skipped = load_source(data.source, data_root(data), data.image_size, channels, RAW_CACHE)
+    report_skipped(skipped)
+    manifest = write_dataset(dataset, DATASET_DIR)
     shape = "x".join(str(d) for d in manifest["image_shape"])
     print(
-        f"fetched {source}: {manifest['count']} images of {shape}, {len(manifest['classes'])} classes "
+        f"fetched {data.source}: {manifest['count']} images of {shape}, {len(manifest['classes'])} classes "
         f"-> {relative(DATASET_DIR)} (sha256 {manifest['checksum'][:12]})"
     )
 

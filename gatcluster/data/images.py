@@ -1,0 +1,129 @@
+"""Decode arbitrary image files into uint8 arrays: the ONE preprocessing path for files.
+
+The `folder` and ImageNet sources use it now and `gat predict` will, so a file becomes the same
+array at training and at prediction time. The choices are listed in `PREPROCESSING` (and cited in
+the ONNX metadata):
+- EXIF orientation is applied first, so a phone photo is upright as it is displayed.
+- Transparent pixels are composited on black, the colour the `pad` rule and digit backgrounds use;
+  a transparent sprite then looks like a digit on a dark background rather than on white.
+- 16-bit greyscale is scaled by 255/65535 (not clipped, which would turn most of it white).
+- CMYK goes to RGB by Pillow's plain conversion (embedded ICC profiles are ignored).
+- Greyscale output is ITU-R 601-2 luma, the weights `prepare.LUMA_WEIGHTS` uses.
+- `fit_image` resizes the shorter side to the target (Pillow bilinear, antialiased when shrinking)
+  and centre-crops the longer side: no distortion of the aspect ratio and no padding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FIT_RULE = "shorter-side-bilinear-centre-crop"
+ALPHA_BACKGROUND = (0, 0, 0)
+PREPROCESSING = {
+    "orientation": "exif",
+    "alpha": "composite-on-black",
+    "sixteen_bit": "scale-255/65535",
+    "cmyk": "pillow-convert",
+    "grayscale": "itu-r-601-2-luma",
+    "fit": FIT_RULE,
+}
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_MODES = {1: "L", 3: "RGB"}
+
+
+class ImageDecodeError(ValueError):
+    """A file is not a decodable image; the message is a short reason ("truncated", "not an image")."""
+
+
+def load_image(path: Path, channels: int) -> np.ndarray:
+    """Decode `path` into a uint8 (H, W, channels) array; channels 1 is luma, 3 is RGB.
+
+    Raises ImageDecodeError for empty, unreadable, non-image, truncated, corrupt or oversized files.
+    """
+    if channels not in _MODES:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    image = _open_decoded(Path(path))
+    array = np.asarray(_to_mode(image, _MODES[channels]), dtype=np.uint8)
+    return np.ascontiguousarray(array.reshape(*array.shape[:2], channels))
+
+
+def fit_image(array: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, C) -> (size, size, C): shorter side resized to `size` (bilinear), centre crop."""
+    channels = array.shape[2]
+    image = Image.fromarray(array[..., 0] if channels == 1 else array)
+    fitted = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR, centering=(0.5, 0.5))
+    return np.asarray(fitted, dtype=np.uint8).reshape(size, size, channels)
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether Pillow recognises the content of `path` as an image (the suffix is not consulted).
+
+    A quick header check (`verify`); a truncated file can still pass and fail in `load_image`.
+    """
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception:  # any failure of a third-party decoder means "not a usable image"
+        return False
+    return True
+
+
+def _open_decoded(path: Path) -> Image.Image:
+    """Open and fully decode `path` with EXIF orientation applied, mapping failures to short reasons."""
+    try:
+        if path.stat().st_size == 0:
+            raise ImageDecodeError("empty file")
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageDecodeError("too large") from err
+    except UnidentifiedImageError as err:
+        raise ImageDecodeError("not an image") from err
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        raise ImageDecodeError(f"cannot read ({err.strerror})") from err
+    except OSError as err:
+        reason = "truncated" if "truncated" in str(err).lower() else f"corrupt ({err})"
+        raise ImageDecodeError(reason) from err
+    except (SyntaxError, ValueError, EOFError) as err:  # what Pillow's plugins raise on bad data
+        raise ImageDecodeError(f"corrupt ({err})") from err
+
+
+def _to_mode(image: Image.Image, mode: str) -> Image.Image:
+    """Any Pillow mode -> "L" or "RGB" with 16-bit scaling and alpha composited on black."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        image = _sixteen_to_eight(image)
+    elif image.mode == "F":
+        image = image.convert("L")  # float data has no agreed range: Pillow's clip to 0..255
+    if _has_alpha(image):
+        image = _flatten_alpha(image)
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV; "1" gives 0 / 255 either way
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _sixteen_to_eight(image: Image.Image) -> Image.Image:
+    """16-bit greyscale (modes I;16* and I, which Pillow uses for 16-bit data) -> 8-bit "L"."""
+    values = np.asarray(image).astype(np.float64)
+    return Image.fromarray(np.rint(np.clip(values, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8))
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    """An alpha band, or a palette / single colour marked transparent (PNG tRNS, GIF)."""
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Composite on `ALPHA_BACKGROUND`; greyscale images stay greyscale."""
+    grey = image.mode in ("L", "LA", "La")
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
+    flat = Image.alpha_composite(background, rgba).convert("RGB")
+    return flat.convert("L") if grey else flat

@@ -1,0 +1,280 @@
+"""Build `ImageDataset`s from external sources: torchvision downloads, ImageNet trees, image folders.
+
+Downloads go through torchvision's `download_url`, which checks each archive's md5 sum. The
+official URLs and md5 sums come from torchvision's own dataset classes; a `Mirror` replaces both
+(a local server in the tests, a company mirror). The extracted files are read by `formats`, not by
+torchvision's dataset classes, so an already-extracted offline copy in torchvision's layout works
+without network and CIFAR-100's coarse labels are available.
+
+Image trees (ImageNet subsets, `folder`) decode every file with `images.load_image`, fit it with
+`images.fit_image`, and skip unreadable files with a reason instead of failing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from gatcluster.data import formats
+from gatcluster.data.bundled import BUNDLED_SOURCES
+from gatcluster.data.images import ImageDecodeError, fit_image, load_image
+from gatcluster.data.store import DatasetError, ImageDataset
+
+IMAGENET_WNIDS = {  # method.md §9; the position in the tuple is the class index
+    "imagenet10": (
+        *("n02056570", "n02085936", "n02128757", "n02690373", "n02692877"),
+        *("n03095699", "n04254680", "n04285008", "n04467665", "n07747607"),
+    ),
+    "imagenet-dogs15": (
+        *("n02085936", "n02086646", "n02088238", "n02091467", "n02097130"),
+        *("n02099601", "n02101388", "n02101556", "n02102177", "n02105056"),
+        *("n02105412", "n02105855", "n02107142", "n02110958", "n02112137"),
+    ),
+}
+ROOT_SOURCES = (*IMAGENET_WNIDS, "folder")
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """Where a source's archives come from: URL = base_url + file name; md5s: file name -> md5."""
+
+    base_url: str
+    md5s: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """torchvision's layout of a source under its root, and the reader of the extracted files."""
+
+    archive_dir: str  # where torchvision downloads the archives, relative to root
+    folder: str  # where the extracted files are, relative to root
+    files: tuple[str, ...]
+    read: Callable[[Path], ImageDataset]
+
+
+LAYOUTS = {
+    "mnist": Layout("MNIST/raw", "MNIST/raw", formats.MNIST_FILES, formats.read_mnist),
+    "fashion-mnist": Layout(
+        "FashionMNIST/raw", "FashionMNIST/raw", formats.MNIST_FILES, formats.read_fashion_mnist
+    ),
+    "cifar10": Layout(".", "cifar-10-batches-py", formats.CIFAR10_FILES, formats.read_cifar10),
+    "cifar100-20": Layout(".", "cifar-100-python", formats.CIFAR100_FILES, formats.read_cifar100_20),
+    "stl10": Layout(".", "stl10_binary", formats.STL10_FILES, formats.read_stl10),
+}
+
+
+class SkippedFile(NamedTuple):
+    """A file an image source left out, and why ("not an image", "truncated", ...)."""
+
+    path: Path
+    reason: str
+
+
+def load_source(
+    source: str,
+    root: Path | None,
+    image_size: int,
+    channels: int,
+    cache_dir: Path,
+    mirror: Mirror | None = None,
+) -> tuple[ImageDataset, list[SkippedFile]]:
+    """Any source of config.SOURCES, with the files an image tree skipped.
+
+    Download sources read `root` (an offline copy) when given, else download into `cache_dir`.
+    Image trees need `root` and are stored fitted to image_size × image_size × channels.
+    """
+    if source in BUNDLED_SOURCES:
+        return BUNDLED_SOURCES[source](), []
+    if source in LAYOUTS:
+        return load_torchvision_source(source, root or cache_dir, download=True, mirror=mirror), []
+    if source not in ROOT_SOURCES:
+        raise DatasetError(f"unknown data source {source!r}")
+    if root is None or not root.is_dir():
+        raise DatasetError(f"source {source} needs data.root to name an existing folder, got {root}")
+    if source == "folder":
+        return load_folder(root, image_size, channels)
+    return load_imagenet_subset(source, root, image_size, channels)
+
+
+def official_mirror(name: str) -> Mirror:
+    """torchvision's own download URL and archive md5 sums for a download source."""
+    from torchvision import datasets  # late: only download sources need torchvision's dataset classes
+
+    if name in ("mnist", "fashion-mnist"):
+        cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
+        return Mirror(cls.mirrors[0], dict(cls.resources))
+    cls = {"cifar10": datasets.CIFAR10, "cifar100-20": datasets.CIFAR100, "stl10": datasets.STL10}[name]
+    return Mirror(cls.url.rsplit("/", 1)[0] + "/", {cls.filename: cls.tgz_md5})
+
+
+def load_torchvision_source(
+    name: str, root: Path, download: bool = True, mirror: Mirror | None = None
+) -> ImageDataset:
+    """A download source (train + test) from `root` in torchvision's layout, fetched there if absent.
+
+    Archives already under root are used when their md5 matches; otherwise they are downloaded
+    from `mirror` (default: torchvision's official one) when `download`, else DatasetError.
+    """
+    layout = LAYOUTS[name]
+    folder = root / layout.folder
+    if not all((folder / file).is_file() for file in layout.files):
+        _fetch_archives(name, root, layout, mirror or official_mirror(name), download)
+    try:
+        return layout.read(folder)
+    except (OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as err:
+        raise DatasetError(f"{folder} holds a damaged {name} copy ({err}); delete it, fetch again") from err
+
+
+def load_imagenet_subset(
+    name: str, root: Path, size: int, channels: int
+) -> tuple[ImageDataset, list[SkippedFile]]:
+    """ImageNet-10 / ImageNet-Dogs-15 from an ImageNet train tree root/<wnid>/*.JPEG.
+
+    Class index = position of the wnid in method.md §9's list; images fitted to size × size.
+    """
+    wnids = IMAGENET_WNIDS[name]
+    missing = [wnid for wnid in wnids if not (root / wnid).is_dir()]
+    if missing:
+        raise DatasetError(f"{root} lacks the {name} class folder(s) {', '.join(missing)}")
+    files = [(path, label) for label, wnid in enumerate(wnids) for path in _visible_files(root / wnid)]
+    images, labels, skipped = _decode_all(files, size, channels)
+    found = set(labels.tolist())
+    empty = [wnid for label, wnid in enumerate(wnids) if label not in found]
+    if empty:
+        raise DatasetError(f"no readable images for {name} class(es) {', '.join(empty)} under {root}")
+    return ImageDataset(images, labels, list(wnids), name, "resize"), skipped
+
+
+def load_folder(root: Path, size: int, channels: int) -> tuple[ImageDataset, list[SkippedFile]]:
+    """Every decodable image under `root` (recursive, hidden entries ignored), fitted to size × size.
+
+    Labelled by first-level sub-folder (classes sorted) when every image sits in one; else unlabelled.
+    """
+    files = list(_walk_files(root))
+    images, kept, skipped = _decode_all([(path, i) for i, path in enumerate(files)], size, channels)
+    if not len(images):
+        note = f" ({len(skipped)} skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
+        raise DatasetError(f"no images found under {root}{note}")
+    labels, classes = _folder_labels(root, [files[i] for i in kept])
+    return ImageDataset(images, labels, classes, "folder", "resize"), skipped
+
+
+def _fetch_archives(name: str, root: Path, layout: Layout, mirror: Mirror, download: bool) -> None:
+    """Verify (downloading when allowed) and extract every archive of `mirror` into torchvision's layout."""
+    archive_dir = root / layout.archive_dir
+    for filename, md5 in mirror.md5s.items():
+        archive = archive_dir / filename
+        if not _md5_matches(archive, md5):
+            if not download:
+                raise DatasetError(f"{name} not found under {root} and downloads are off: {_how_to(root)}")
+            _download(name, root, mirror.base_url + filename, archive, md5)
+        _extract(archive, archive_dir)
+    missing = [file for file in layout.files if not (root / layout.folder / file).is_file()]
+    if missing:
+        raise DatasetError(f"the {name} archives lack {', '.join(missing)} under {root / layout.folder}")
+
+
+def _how_to(root: Path) -> str:
+    """What to do when a download source cannot be fetched."""
+    where = f"put a torchvision-layout copy under {root} (or elsewhere, and set data.root)"
+    return f"{where}, or check the network"
+
+
+def _md5_matches(path: Path, md5: str) -> bool:
+    from torchvision.datasets.utils import check_integrity
+
+    return check_integrity(str(path), md5)
+
+
+def _download(name: str, root: Path, url: str, archive: Path, md5: str) -> None:
+    """torchvision's download_url (md5 verified); failures become one DatasetError saying what to do."""
+    from torchvision.datasets.utils import download_url
+
+    try:
+        download_url(url, str(archive.parent), archive.name, md5)
+    except urllib.error.URLError as err:
+        raise DatasetError(f"could not download {name} from {url} ({err.reason}); {_how_to(root)}") from err
+    except RuntimeError as err:  # download_url's md5 mismatch: drop the bad file, never extract it
+        archive.unlink(missing_ok=True)
+        raise DatasetError(f"could not download {name}: {url} failed its md5 check; {_how_to(root)}") from err
+    except OSError as err:
+        raise DatasetError(f"could not download {name} from {url} ({err}); {_how_to(root)}") from err
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    """Unpack a .tar.gz (or gunzip a .gz) into `dest` via a temporary folder moved into place,
+    so an interrupted extraction never leaves files that look complete."""
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
+    try:
+        if archive.name.endswith((".tar.gz", ".tgz")):
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        else:
+            with gzip.open(archive) as src:
+                (tmp / archive.name.removesuffix(".gz")).write_bytes(src.read())
+        for item in tmp.iterdir():
+            if (dest / item.name).is_dir():
+                shutil.rmtree(dest / item.name)
+            item.replace(dest / item.name)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise DatasetError(f"could not extract {archive} ({err}); delete it and fetch again") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    """Files under `root` in sorted order, following symlinked folders once each (no loops)."""
+    seen = {os.path.realpath(root)}
+
+    def first_visit(path: str) -> bool:
+        real = os.path.realpath(path)
+        new = real not in seen
+        seen.add(real)
+        return new
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        visible = (d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in visible if first_visit(os.path.join(dirpath, d)))
+        yield from (Path(dirpath, name) for name in sorted(filenames) if not name.startswith("."))
+
+
+def _decode_all(
+    files: list[tuple[Path, int]], size: int, channels: int
+) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
+    """Decode and fit each file: (N, size, size, channels) images, the tags of the kept files, skips."""
+    images = np.empty((len(files), size, size, channels), dtype=np.uint8)  # one buffer, no stacking copy
+    tags: list[int] = []
+    skipped: list[SkippedFile] = []
+    for path, tag in files:
+        try:
+            images[len(tags)] = fit_image(load_image(path, channels), size)
+        except ImageDecodeError as err:
+            skipped.append(SkippedFile(path, str(err)))
+            continue
+        tags.append(tag)
+    return images[: len(tags)], np.asarray(tags, dtype=np.int64), skipped
+
+
+def _folder_labels(root: Path, paths: list[Path]) -> tuple[np.ndarray | None, list[str]]:
+    """Labels from first-level sub-folder names, or (None, []) when any image sits directly in root."""
+    parts = [path.relative_to(root).parts for path in paths]
+    if any(len(p) < 2 for p in parts):
+        return None, []
+    classes = sorted({p[0] for p in parts})
+    index = {name: i for i, name in enumerate(classes)}
+    return np.asarray([index[p[0]] for p in parts], dtype=np.int64), classes
