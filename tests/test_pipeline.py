@@ -1,4 +1,5 @@
-"""The DVC pipeline end to end: a real `dvc repro` of fetch -> train -> evaluate in a temp git repo.
+"""The DVC pipeline end to end: a real `dvc repro` of fetch -> train -> evaluate -> export in a temp
+git repo, tracked in the project's real SQLite MLflow store.
 
 Tiny settings (digits, 2 iterations of L = 200, B = 32) keep one training run to a few seconds
 with one free core; GAT_THREADS (default 2) sets the stage's torch threads.
@@ -10,13 +11,16 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -35,6 +39,10 @@ def stage_env(project: Path) -> dict[str, str]:
         "PYTHONPATH": str(project),
         "DVC_NO_ANALYTICS": "1",
         "GAT_THREADS": os.environ.get("GAT_THREADS", "2"),
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
     }
 
 
@@ -65,7 +73,7 @@ def copy_project(dest: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     for folder in ("stages", "gatcluster"):
         shutil.copytree(REPO / folder, dest / folder, ignore=skip)
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, dest / name)
     return dest
 
@@ -80,6 +88,13 @@ def project(tmp_path_factory) -> Path:
     dvc(root, "config", "core.analytics", "false")
     dvc(root, "repro")
     return root
+
+
+def mlflow_runs(project: Path) -> tuple[MlflowClient, list]:
+    """All runs of the digits experiment in the project's own store."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{project.resolve()}/mlflow.db")
+    experiment = client.get_experiment_by_name("gatcluster-digits")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
 def read_history(project: Path) -> list[dict[str, str]]:
@@ -112,12 +127,37 @@ def test_evaluate_writes_metrics_confusion_and_attention(project):
     assert f"{metrics['acc']}"[:5] in shown
 
 
+def test_export_writes_a_checked_onnx_model_with_metadata(project):
+    from gatcluster.export import read_metadata
+
+    meta = read_metadata(project / "models" / "gatcluster.onnx")
+    assert meta["gatcluster.source"] == "digits" and meta["gatcluster.input_size"] == "32"
+    assert len(json.loads(meta["gatcluster.cluster_names"])) == 10
+
+
+def test_one_finished_mlflow_run_holds_the_whole_model(project):
+    client, runs = mlflow_runs(project)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.params["train.iterations"] == "2"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss/total")] == [1, 2]
+    assert {"acc", "nmi", "ari", "num_images"} <= run.data.metrics.keys()
+    assert run.data.tags["data.checksum"] and run.data.tags["device"] == "cpu"
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"params.yaml", "dvc.lock", "reports"} <= top
+    logged = client.search_logged_models([run.info.experiment_id])  # MLflow 3: the ONNX model
+    assert [m.name for m in logged if m.source_run_id == run.info.run_id] == ["model"]
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert "reports/attention.png" in reports
+    assert json.loads((project / "models" / "run.json").read_text())["run_id"] == run.info.run_id
+
+
 def test_second_repro_does_nothing(project):
     assert "Data and pipelines are up to date" in dvc(project, "repro")
 
 
 def test_changing_a_train_param_reruns_train_only(project):
-    write_params(project, {**TINY, "train": {**TINY["train"], "lr": 0.002}})
+    write_params(project, {**TINY, "train": {**TINY["train"], "lr": 0.0025}})
     out = dvc(project, "repro")
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
     assert "Running stage 'fetch'" not in out
@@ -134,7 +174,7 @@ def test_forced_rerun_resumes_from_the_checkpoint(project):
     ("script", "overrides", "expected"),
     [
         ("train.py", {"train": {"lr": -1}}, "train.lr"),
-        ("fetch.py", {"data": {"source": "cifar10"}}, "not available yet"),
+        ("fetch.py", {"data": {"source": "folder"}}, "needs data.root"),
     ],
 )
 def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path, script, overrides, expected):
@@ -152,3 +192,40 @@ def test_train_without_fetched_data_says_to_fetch(tmp_path):
     done = run(tmp_path, sys.executable, "stages/train.py")
     assert done.returncode == 1
     assert "run the fetch stage first" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_exp_run_with_one_changed_param_is_tracked_beside_the_others(project):
+    assert run(project, "git", "add", "-A").returncode == 0
+    assert run(project, "git", "commit", "-qm", "baseline").returncode == 0
+    dvc(project, "exp", "run", "--temp", "-n", "lr-3e-3", "-S", "train.lr=0.003")  # in .dvc/tmp/exps
+    assert "lr-3e-3" in dvc(project, "exp", "show", "--json")
+    client, runs = mlflow_runs(project)
+    tagged = [r for r in runs if r.data.tags.get("dvc.exp_name") == "lr-3e-3"]
+    assert len(tagged) == 1 and tagged[0].data.params["train.lr"] == "0.003"
+    assert tagged[0].info.status == "FINISHED"
+
+
+def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path):
+    root = copy_project(tmp_path)
+    write_params(root, {**TINY, "train": {**TINY["train"], "iterations": 40, "large_batch": 100}})
+    assert run(root, sys.executable, "stages/fetch.py").returncode == 0
+    train = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=root,
+        env=stage_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    checkpoint = root / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.2)
+    train.send_signal(signal.SIGINT)
+    _, err = train.communicate(timeout=120)
+    assert train.returncode == 130 and b"resume" in err and b"Traceback" not in err
+    client, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    done = run(root, sys.executable, "stages/train.py")
+    assert done.returncode == 0, done.stderr
+    client, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
+    assert json.loads((root / "reports" / "train" / "summary.json").read_text())["resumed_from"] >= 1

@@ -1,0 +1,163 @@
+"""The `gat` command line: cluster image folders, inspect models, presets, the MLflow UI.
+
+gat predict photos/ --model models/gatcluster.onnx --out clusters.csv
+gat info models/gatcluster.onnx
+gat preset stl10                write the STL-10 preset into ./params.yaml (comments kept)
+gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gatcluster import __version__
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+EXIT_NOTHING, EXIT_USAGE = 1, 2
+app = typer.Typer(
+    help="GATCluster: cluster unlabelled images with one network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print `message` on stderr; the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def show_version(value: bool) -> None:
+    """--version: print the version and stop."""
+    if value:
+        typer.echo(f"gatcluster {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """GATCluster: cluster unlabelled images with one network."""
+
+
+@app.command(epilog="Example: gat preset stl10 && dvc exp run -n stl10")
+def preset(
+    name: Annotated[str | None, typer.Argument(help="Preset to apply; omit to list them.")] = None,
+    params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
+) -> None:
+    """List the presets, or write one into params.yaml (only the values it sets change)."""
+    from gatcluster.config import ParamsError
+    from gatcluster.params_file import apply_overrides, preset_description, preset_names, preset_overrides
+
+    if name is None:
+        for known in preset_names():
+            typer.echo(f"{known:<16} {preset_description(known)}")
+        return
+    if not params.is_file():
+        raise fail(f"{params} not found: run this in the project folder or pass --params")
+    try:
+        overrides = preset_overrides(name)
+        text, _ = apply_overrides(params.read_text(), overrides)
+    except ParamsError as err:
+        raise fail(str(err)) from err
+    params.write_text(text)
+    typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
+
+
+@app.command(epilog="Example: gat info models/gatcluster.onnx")
+def info(model: Annotated[Path, typer.Argument(help="A gatcluster .onnx file.")]) -> None:
+    """Print the preprocessing contract and provenance stored in a model."""
+    from gatcluster.predict import ModelFileError, read_contract
+
+    try:
+        contract = read_contract(model)
+    except ModelFileError as err:
+        raise fail(str(err), EXIT_NOTHING) from err
+    for key, value in sorted(contract.metadata.items()):
+        typer.echo(f"{key.removeprefix('gatcluster.')}: {value}")
+
+
+@app.command(
+    epilog="Examples:\n\n  gat predict photos/ --model models/gatcluster.onnx --out clusters.csv\n\n"
+    "  gat predict a.png b.jpg --model m.onnx --format jsonl --attention-dir att/"
+)
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (scanned recursively).")],
+    model: Annotated[Path, typer.Option(help="The exported .onnx model.")] = Path("models/gatcluster.onnx"),
+    out: Annotated[Path | None, typer.Option(help="Write the table here (default: stdout).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv | jsonl | parquet (default: from --out)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime call.")] = 64,
+    device: Annotated[str, typer.Option(help="auto (CUDA when usable) | cpu | cuda")] = "auto",
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for ONNX Runtime.")] = None,
+    attention_dir: Annotated[Path | None, typer.Option(help="Write attention-map overlays here.")] = None,
+) -> None:
+    """Cluster image files through the ONNX model; a table of clusters and probabilities."""
+    from gatcluster.predict_run import PredictOptions, run_predict
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise fail(f"--device must be auto, cpu or cuda; got {device!r}")
+    if fmt is not None and fmt not in ("csv", "jsonl", "parquet"):
+        raise fail(f"--format must be csv, jsonl or parquet; got {fmt!r}")
+    if fmt == "parquet" and out is None:
+        raise fail("Parquet output needs --out FILE (it is a binary format)")
+    options = PredictOptions(model, out, fmt, batch_size, device, threads, attention_dir)
+    raise typer.Exit(run_predict(paths, options))
+
+
+def project_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else the SQLite store of the git project around the current folder."""
+    from gatcluster.tracking import default_tracking_uri, main_worktree_root
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(main_worktree_root(Path.cwd()))
+
+
+@app.command(epilog="Example: gat ui --port 5001")
+def ui(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    host: Annotated[
+        str, typer.Option(help="Interface; keep 127.0.0.1 unless you mean to share it.")
+    ] = "127.0.0.1",
+    backend_store_uri: Annotated[
+        str | None, typer.Option(help="MLflow store; default: MLFLOW_TRACKING_URI or ./mlflow.db")
+    ] = None,
+) -> None:
+    """Open the MLflow UI on the project's store (Ctrl-C stops it)."""
+    uri = backend_store_uri or project_tracking_uri()
+    typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", err=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    try:
+        code = subprocess.call(cmd)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()

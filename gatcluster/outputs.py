@@ -1,0 +1,118 @@
+"""Prediction tables written as they stream: CSV, JSON Lines or Parquet, atomically.
+
+A file output is written to a temporary file beside it and renamed into place only when the run
+completes, so an interrupted `gat predict` never leaves a half-written table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from gatcluster.predict import Prediction
+
+FORMATS = ("csv", "jsonl", "parquet")
+SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+def format_for(path: Path | None, requested: str | None) -> str:
+    """The output format: as requested, else from the file suffix, else CSV."""
+    if requested:
+        return requested
+    if path is None:
+        return "csv"
+    return SUFFIX_FORMATS.get(path.suffix.lower(), "csv")
+
+
+def columns(num_clusters: int) -> list[str]:
+    """Table columns: path, cluster, cluster_name, confidence, p_0 .. p_{K-1}."""
+    return ["path", "cluster", "cluster_name", "confidence", *(f"p_{k}" for k in range(num_clusters))]
+
+
+def row(p: Prediction) -> list:
+    """One table row for a prediction."""
+    return [str(p.path), p.cluster, p.name, round(p.confidence, 6), *(round(v, 6) for v in p.probs)]
+
+
+class TableWriter:
+    """Streams prediction rows to stdout or, atomically, to a file in one of FORMATS."""
+
+    def __init__(self, path: Path | None, fmt: str, num_clusters: int) -> None:
+        if fmt == "parquet" and path is None:
+            raise ValueError("Parquet output needs --out FILE (it is a binary format)")
+        self.path, self.fmt, self.names = path, fmt, columns(num_clusters)
+        self.tmp: Path | None = None
+        self.stream: IO[str] | None = None
+        self.parquet = None
+        self.rows = 0
+
+    def __enter__(self) -> TableWriter:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}-", dir=self.path.parent)
+            os.close(fd)
+            self.tmp = Path(name)
+        if self.fmt != "parquet":
+            self.stream = open(self.tmp, "w", newline="") if self.tmp else sys.stdout  # noqa: SIM115
+            self.csv = csv.writer(self.stream, lineterminator="\n") if self.fmt == "csv" else None
+            if self.csv:
+                self.csv.writerow(self.names)
+        return self
+
+    def write(self, predictions: list[Prediction]) -> None:
+        """Append rows for `predictions`."""
+        if not predictions:
+            return
+        self.rows += len(predictions)
+        if self.fmt == "csv":
+            self.csv.writerows(row(p) for p in predictions)
+        elif self.fmt == "jsonl":
+            for p in predictions:
+                self.stream.write(json.dumps(dict(zip(self.names, row(p), strict=True))) + "\n")
+        else:
+            self._write_parquet([row(p) for p in predictions])
+
+    def _write_parquet(self, rows: list[list]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist([dict(zip(self.names, r, strict=True)) for r in rows])
+        if self.parquet is None:
+            self.parquet = pq.ParquetWriter(str(self.tmp), table.schema)
+        self.parquet.write_table(table.cast(self.parquet.schema))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        elif self.fmt == "parquet" and exc_type is None:
+            self._write_empty_parquet()
+        if self.stream is not None and self.stream is not sys.stdout:
+            self.stream.close()
+        elif self.stream is sys.stdout:
+            sys.stdout.flush()
+        if self.tmp is None:
+            return
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def _write_empty_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        fields = [
+            pa.field(n, pa.string() if n in ("path", "cluster_name") else pa.float64()) for n in self.names
+        ]
+        pq.write_table(pa.Table.from_pylist([], schema=pa.schema(fields)), str(self.tmp))

@@ -1,0 +1,142 @@
+"""The run loop of `gat predict`: stream files -> batches -> ONNX Runtime -> table, with a summary.
+
+Exit codes (pipeline.md): 0 every input clustered; 3 some inputs skipped (each listed with its
+reason); 1 nothing could be clustered (no images, unusable model, no GPU for --device cuda).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gatcluster.outputs import TableWriter, format_for
+from gatcluster.predict import (
+    Contract,
+    DeviceError,
+    ModelFileError,
+    Prediction,
+    Skipped,
+    batches,
+    looks_like_image,
+    open_session,
+    predict_batch,
+    read_contract,
+    walk_inputs,
+)
+
+EXIT_OK, EXIT_NOTHING, EXIT_SOME_SKIPPED = 0, 1, 3
+SHOWN_SKIPS = 20
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `gat predict` was asked to do."""
+
+    model: Path
+    out: Path | None
+    fmt: str | None
+    batch_size: int
+    device: str
+    threads: int | None
+    attention_dir: Path | None
+
+
+@dataclass
+class Tally:
+    """Counts for the summary."""
+
+    clustered: int = 0
+    ignored: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    sizes: dict[int, int] = field(default_factory=dict)
+
+
+def image_inputs(paths: list[Path], tally: Tally) -> Iterator[Path | Skipped]:
+    """Walked inputs that are images by suffix or content; other files are counted as ignored."""
+    for item in walk_inputs(paths):
+        if isinstance(item, Skipped) or looks_like_image(item):
+            yield item
+        else:
+            tally.ignored += 1
+
+
+def write_attention(predictions: list[Prediction], folder: Path, offset: int) -> None:
+    """An overlay PNG per image: <index>_<cluster>_<file stem>.png."""
+    import numpy as np
+    import torch
+
+    from gatcluster.data.images import load_image
+    from gatcluster.pictures import attention_overlay
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(predictions, start=offset):
+        image = torch.from_numpy(np.ascontiguousarray(load_image(p.path, 3))).permute(2, 0, 1)
+        scale = max(1, 256 // max(image.shape[1:]))
+        overlay = attention_overlay(image, torch.from_numpy(p.att_map), scale=scale)
+        overlay.save(folder / f"{i:06d}_c{p.cluster}_{p.path.stem[:60]}.png")
+
+
+def cluster_all(
+    paths: list[Path], opts: PredictOptions, contract: Contract, session, console: Console
+) -> Tally:
+    """Stream every input through the model into the output table; the tally."""
+    tally = Tally()
+    fmt = format_for(opts.out, opts.fmt)
+    columns = [TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with (
+        TableWriter(opts.out, fmt, contract.num_clusters) as table,
+        Progress(*columns, console=console) as bar,
+    ):
+        task = bar.add_task("predict", total=None)
+        for batch_paths, batch, skipped in batches(image_inputs(paths, tally), contract, opts.batch_size):
+            tally.skipped += skipped
+            if batch is None:
+                continue
+            predictions = predict_batch(session, contract, batch_paths, batch)
+            if opts.attention_dir is not None:
+                write_attention(predictions, opts.attention_dir, tally.clustered)
+            table.write(predictions)
+            tally.clustered += len(predictions)
+            for p in predictions:
+                tally.sizes[p.cluster] = tally.sizes.get(p.cluster, 0) + 1
+            bar.update(task, advance=len(predictions))
+    return tally
+
+
+def print_summary(tally: Tally, seconds: float, provider: str, console: Console) -> None:
+    """Images, clusters, skipped (each with its reason), images/s and the provider that ran."""
+    rate = tally.clustered / seconds if seconds > 0 else 0.0
+    used = ", ".join(f"{k}: {n}" for k, n in sorted(tally.sizes.items()))
+    console.print(
+        f"{tally.clustered} images in {len(tally.sizes)} clusters ({used or 'none'}); "
+        f"{len(tally.skipped)} skipped; {tally.ignored} non-image files ignored; "
+        f"{rate:.1f} images/s on {provider}",
+        highlight=False,
+    )
+    for item in tally.skipped[:SHOWN_SKIPS]:
+        console.print(f"skipped {item.path}: {item.reason}", highlight=False, markup=False)
+    if len(tally.skipped) > SHOWN_SKIPS:
+        console.print(f"... and {len(tally.skipped) - SHOWN_SKIPS} more skipped", highlight=False)
+
+
+def run_predict(paths: list[Path], opts: PredictOptions) -> int:
+    """Run `gat predict`; the exit code. Messages go to stderr, the table to stdout or --out."""
+    console = Console(stderr=True, soft_wrap=True)  # paths and reasons stay on one line each
+    try:
+        contract = read_contract(opts.model)
+        session, provider = open_session(opts.model, opts.device, opts.threads)
+    except (ModelFileError, DeviceError) as err:
+        console.print(f"error: {err}", highlight=False, markup=False)
+        return EXIT_NOTHING
+    started = time.perf_counter()
+    tally = cluster_all(paths, opts, contract, session, console)
+    print_summary(tally, time.perf_counter() - started, provider, console)
+    if tally.clustered == 0:
+        console.print("error: no image could be clustered", highlight=False)
+        return EXIT_NOTHING
+    return EXIT_SOME_SKIPPED if tally.skipped else EXIT_OK

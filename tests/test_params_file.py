@@ -1,0 +1,88 @@
+"""Presets and in-place params.yaml edits: comments kept, results validated, clear errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gatcluster.config import Params, ParamsError, load_params, replace_params
+from gatcluster.params_file import apply_overrides, preset_names, preset_overrides, set_values
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = [
+    "cifar10",
+    "cifar100-20",
+    "faithful",
+    "fashion-mnist",
+    "imagenet-dogs15",
+    "imagenet10",
+    "mnist",
+    "stl10",
+]
+
+
+def test_every_expected_preset_ships():
+    assert preset_names() == PRESETS
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_preset_applies_to_the_project_params_and_validates(name):
+    text = (ROOT / "params.yaml").read_text()
+    new_text, params = apply_overrides(text, preset_overrides(name))
+    assert params == replace_params(load_params(ROOT / "params.yaml"), preset_overrides(name))
+    assert new_text.count("#") == text.count("#")  # every comment kept
+
+
+def test_values_change_in_place_with_their_comments():
+    text = "train:\n  lr: 0.002      # Adam learning rate\n  iterations: 3\naugment:\n  scale: [0.7, 1.3]\n"
+    new = set_values(text, {"train.lr": 0.01, "augment.scale": [0.8, 1.2]})
+    assert (
+        new
+        == "train:\n  lr: 0.01       # Adam learning rate\n  iterations: 3\naugment:\n  scale: [0.8, 1.2]\n"
+    )
+    assert yaml.safe_load(new)["train"]["lr"] == 0.01
+
+
+def test_unknown_keys_and_presets_are_clear_errors():
+    with pytest.raises(ParamsError, match="no line for train.nope"):
+        set_values("train:\n  lr: 1\n", {"train.nope": 1})
+    with pytest.raises(ParamsError, match="unknown preset 'stl-10'; available: cifar10"):
+        preset_overrides("stl-10")
+
+
+def test_an_invalid_result_is_rejected_before_anything_is_written():
+    text = (ROOT / "params.yaml").read_text()
+    with pytest.raises(ParamsError, match="data.image_size must be 96"):
+        apply_overrides(text, {"model.backbone": "stl96"})
+
+
+def test_faithful_preset_is_the_authors_schedule():
+    params = replace_params(Params(), preset_overrides("faithful"))
+    t = params.train
+    assert (t.sub_batch, t.repeats, t.lr, t.lr_schedule, t.bn_reestimate) == (32, 8, 0.001, "constant", False)
+    assert params.model.theta_layout == "code" and t.iterations == 6000
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_preset_trains_one_iteration_on_fixture_images(name, digits_dataset):
+    # Real digits, resized to the preset's input size; the preset's model, losses and augmentation.
+    from gatcluster.data.prepare import prepare_images
+    from gatcluster.train import fit
+
+    params = replace_params(Params(), preset_overrides(name))
+    small = {"train.iterations": 1, "train.large_batch": 32, "train.sub_batch": 16, "train.repeats": 1}
+    small |= {
+        "train.target_chunk": 32,
+        "train.device": "cpu",
+        "train.checkpoint_every": 0,
+        "train.kmeans_n_init": 1,
+    }
+    params = replace_params(params, small)
+    data = params.data
+    images = prepare_images(digits_dataset.images[:32], data.image_size, "resize", data.grayscale)
+    result = fit(params, images)
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["loss/total"])
+    assert result.model.input_size == data.image_size
