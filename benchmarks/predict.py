@@ -1,0 +1,148 @@
+"""Speed and memory of `gat predict` (ONNX Runtime) against PyTorch eager inference of the same model.
+
+In one run, on real mnist5k digits written as PNG files:
+1. where the time goes: decoding + fitting the files, ONNX Runtime compute, PyTorch eager compute
+   (same arrays, same batch size, same threads);
+2. `gat predict` end to end (installed script: scan, decode, infer, write CSV), images/s;
+3. peak RSS of `gat predict` on 1,000 vs 10,000 files (each run in its own measuring process).
+
+The model is models/model.pt when present (after `make repro`), else the default network with
+fresh weights (speed does not depend on the weights). It is exported to ONNX in a temp folder.
+
+    .venv/bin/python benchmarks/predict.py                 # 2 threads, batch 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gatcluster.config import Params
+from gatcluster.data.bundled import load_mnist5k
+from gatcluster.export import export_onnx
+from gatcluster.model import GATCluster
+from gatcluster.model_file import load_model
+from gatcluster.predict import batches, open_session, read_contract, walk_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+GAT = Path(sys.executable).parent / "gat"
+
+
+def benchmark_model() -> tuple[GATCluster, str]:
+    """The trained model when there is one, else the default network; and which it is."""
+    path = ROOT / "models" / "model.pt"
+    if path.is_file():
+        return load_model(path)[0], str(path.relative_to(ROOT))
+    torch.manual_seed(0)
+    return GATCluster(Params().model, in_channels=1).eval(), "default network, fresh weights"
+
+
+def write_pngs(folder: Path, count: int) -> None:
+    """`count` mnist5k digits as 28×28 PNG files (cycling through the 5,000)."""
+    digits = load_mnist5k().images[..., 0]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(digits[i % len(digits)]).save(folder / f"{i:05d}.png")
+
+
+def decode_all(folder: Path, model_path: Path, batch: int) -> tuple[list[np.ndarray], float]:
+    """Decode and fit every file the way `gat predict` does; the batches and the seconds taken."""
+    contract = read_contract(model_path)
+    tic = time.perf_counter()
+    arrays = [b for _, b, _ in batches(walk_inputs([folder]), contract, batch) if b is not None]
+    return arrays, time.perf_counter() - tic
+
+
+def time_onnx(model_path: Path, arrays: list[np.ndarray], threads: int) -> float:
+    """Seconds for ONNX Runtime to run every batch (after one warm-up batch)."""
+    session, _ = open_session(model_path, "cpu", threads)
+    session.run(["probs"], {"image": arrays[0]})
+    tic = time.perf_counter()
+    for batch in arrays:
+        session.run(["probs", "att_map"], {"image": batch})
+    return time.perf_counter() - tic
+
+
+def time_torch(model: GATCluster, arrays: list[np.ndarray]) -> float:
+    """Seconds for PyTorch eager (no_grad, eval) to run every batch (after one warm-up batch)."""
+    tensors = [torch.from_numpy(b) for b in arrays]
+    with torch.no_grad():
+        model(tensors[0])
+        tic = time.perf_counter()
+        for batch in tensors:
+            model(batch)
+    return time.perf_counter() - tic
+
+
+def time_cli(folder: Path, model_path: Path, out: Path, threads: int, batch: int) -> float:
+    """Wall seconds of the installed `gat predict` on `folder` (process start included)."""
+    cmd = [str(GAT), "predict", str(folder), "--model", str(model_path), "--out", str(out)]
+    cmd += ["--threads", str(threads), "--batch-size", str(batch), "--device", "cpu"]
+    tic = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - tic
+
+
+def peak_rss_mib(folder: Path, model_path: Path, out: Path, threads: int, batch: int) -> float:
+    """Peak RSS of `gat predict` on `folder`, measured in a fresh process that only runs it."""
+    cmd = [sys.executable, __file__, "--child-rss", str(folder), str(model_path), str(out)]
+    cmd += ["--threads", str(threads), "--batch", str(batch)]
+    return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+
+
+def child_rss(folder: Path, model_path: Path, out: Path, threads: int, batch: int) -> None:
+    """(In the measuring process) run gat predict and print its peak RSS in MiB."""
+    time_cli(folder, model_path, out, threads, batch)
+    print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+def report(n: int, decode_s: float, onnx_s: float, torch_s: float, cli_s: float) -> None:
+    """Print images/s of each part and the ONNX / PyTorch ratio."""
+    print(f"decode + fit {n} PNG files : {n / decode_s:8.0f} images/s ({decode_s:.2f} s)")
+    print(f"ONNX Runtime compute      : {n / onnx_s:8.0f} images/s ({onnx_s:.2f} s)")
+    print(f"PyTorch eager compute     : {n / torch_s:8.0f} images/s ({torch_s:.2f} s)")
+    print(f"ONNX Runtime / PyTorch    : {torch_s / onnx_s:.2f}x")
+    print(f"gat predict end to end    : {n / cli_s:8.0f} images/s ({cli_s:.2f} s incl. process start)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 10000])
+    parser.add_argument("--child-rss", nargs=3, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_rss:
+        return child_rss(*args.child_rss, args.threads, args.batch)
+    torch.set_num_threads(args.threads)
+    model, which = benchmark_model()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        onnx_path = tmp / "gatcluster.onnx"
+        k = model.head.global_classifier[-1].out_features
+        meta = {"gatcluster.input_size": "32", "gatcluster.channels": "1", "gatcluster.resize_rule": "pad"}
+        export_onnx(model, onnx_path, 18, {**meta, "gatcluster.num_clusters": str(k)})
+        small, large = (tmp / f"png{n}" for n in args.sizes)
+        write_pngs(small, args.sizes[0])
+        write_pngs(large, args.sizes[1])
+        print(f"# model: {which}; {args.threads} threads, batch {args.batch}, torch {torch.__version__}")
+        arrays, decode_s = decode_all(large, onnx_path, args.batch)
+        n = sum(len(a) for a in arrays)
+        cli_s = time_cli(large, onnx_path, tmp / "p.csv", args.threads, args.batch)
+        report(n, decode_s, time_onnx(onnx_path, arrays, args.threads), time_torch(model, arrays), cli_s)
+        for folder, count in ((small, args.sizes[0]), (large, args.sizes[1])):
+            rss = peak_rss_mib(folder, onnx_path, tmp / "q.csv", args.threads, args.batch)
+            print(f"peak RSS of gat predict, {count:>6} files: {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

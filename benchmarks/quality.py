@@ -1,0 +1,100 @@
+"""Clustering quality on mnist5k: GATCluster (default params) vs k-means on raw pixels.
+
+Trains GATCluster on the CPU for each seed with the params of params.yaml, and runs k-means
+(raw pixels in [0, 1], n_init=10) with the same seeds on exactly the same images, in one run.
+Prints ACC / NMI / ARI per run and mean ± std, with wall time per run (data loading included).
+
+    .venv/bin/python benchmarks/quality.py                 # seeds 0 1 2, 2 threads
+    .venv/bin/python benchmarks/quality.py --seeds 0 --set train.iterations=20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from sklearn.cluster import KMeans
+
+from gatcluster.config import load_params, replace_params
+from gatcluster.data.bundled import BUNDLED_SOURCES
+from gatcluster.data.prepare import prepare_images
+from gatcluster.inference import predict_clusters
+from gatcluster.metrics import cluster_scores
+from gatcluster.train import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_gatcluster(params, seed: int) -> dict:
+    """Load the data, train with `seed`, predict; scores and wall time (loading included)."""
+    tic = time.perf_counter()
+    data = BUNDLED_SOURCES[params.data.source]()
+    params = replace_params(params, {"seed": seed, "train.device": "cpu", "train.checkpoint_every": 0})
+    images = prepare_images(data.images, params.data.image_size, data.resize_rule, params.data.grayscale)
+    result = fit(params, images)
+    pred = predict_clusters(result.model, images, 500, params.data.grayscale, torch.device("cpu"))
+    seconds = time.perf_counter() - tic
+    return {**cluster_scores(pred.numpy(), data.labels).as_dict(), "seconds": seconds}
+
+
+def run_kmeans(source: str, seed: int, k: int) -> dict:
+    """k-means on raw pixels scaled to [0, 1] of the same images; scores and wall time."""
+    tic = time.perf_counter()
+    data = BUNDLED_SOURCES[source]()
+    pixels = data.images.reshape(len(data.images), -1).astype(np.float64) / 255.0
+    pred = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(pixels)
+    return {**cluster_scores(pred, data.labels).as_dict(), "seconds": time.perf_counter() - tic}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean and (population) std of each score over runs."""
+    keys = ("acc", "nmi", "ari", "seconds")
+    return {k: (statistics.fmean(r[k] for r in runs), statistics.pstdev(r[k] for r in runs)) for k in keys}
+
+
+def print_table(name: str, runs: list[dict], seeds: list[int]) -> None:
+    """Per-seed lines and the mean ± std line of one method."""
+    for seed, r in zip(seeds, runs, strict=True):
+        scores = f"ACC {r['acc']:.3f}  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}"
+        print(f"{name:<11} seed {seed}  {scores}  {r['seconds']:7.1f} s")
+    s = summarize(runs)
+    cells = "  ".join(f"{k.upper()} {m:.3f} ± {sd:.3f}" for k, (m, sd) in s.items() if k != "seconds")
+    print(f"{name:<11} mean    {cells}  {s['seconds'][0]:7.1f} s/run")
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """key=value pairs with YAML-typed values."""
+    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    params = replace_params(load_params(args.params), parse_overrides(args.set))
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads"
+    )
+    print(f"# source {params.data.source}, overrides {args.set or 'none'}")
+    gat = [run_gatcluster(params, s) for s in args.seeds]
+    km = [run_kmeans(params.data.source, s, params.model.num_clusters) for s in args.seeds]
+    print_table("GATCluster", gat, args.seeds)
+    print_table("k-means", km, args.seeds)
+    if args.out:
+        args.out.write_text(json.dumps({"seeds": args.seeds, "gatcluster": gat, "kmeans": km}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
