@@ -94,7 +94,7 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     checkpoint_every: int = field(default=10, metadata=_range(0))
-    eval_every: int = field(default=10, metadata=_range(0))
+    eval_every: int = field(default=25, metadata=_range(0))
     loss_weights: LossWeights = field(default_factory=LossWeights)
     kmeans_n_init: int = field(default=20, metadata=_range(1))
     guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))

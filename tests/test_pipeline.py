@@ -207,7 +207,8 @@ def test_exp_run_with_one_changed_param_is_tracked_beside_the_others(project):
 
 def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path):
     root = copy_project(tmp_path)
-    write_params(root, {**TINY, "train": {**TINY["train"], "iterations": 40, "large_batch": 100}})
+    quick = {"iterations": 20, "large_batch": 100, "eval_every": 0}  # ~0.5 s per iteration
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
     assert run(root, sys.executable, "stages/fetch.py").returncode == 0
     train = subprocess.Popen(
         [sys.executable, "stages/train.py"],
