@@ -231,3 +231,22 @@ def test_installed_script_predicts_and_writes_atomically(tmp_path, trained_onnx,
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(out.read_text().splitlines()) == 5
+
+
+def test_installed_script_lists_every_bad_input_and_exits_3(tmp_path, trained_onnx):
+    bad = make_bad_inputs(tmp_path / "in")
+    gat = Path(sys.executable).parent / "gat"
+    cmd = [
+        str(gat),
+        "predict",
+        str(tmp_path / "in"),
+        "--model",
+        str(trained_onnx[2]),
+        "--out",
+        str(tmp_path / "p.jsonl"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    for name, reason in bad.items():
+        assert f"skipped {tmp_path / 'in' / name}: {reason}" in done.stderr
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 10
