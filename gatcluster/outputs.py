@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
+from gatcluster.atomic import atomic_path
 from gatcluster.predict import Prediction
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -53,16 +53,14 @@ class TableWriter:
             raise ValueError("Parquet output needs --out FILE (it is a binary format)")
         self.path, self.fmt, self.names = path, fmt, columns(num_clusters)
         self.tmp: Path | None = None
+        self.atomic = ExitStack()  # renames tmp onto path on a clean exit, removes it otherwise
         self.stream: IO[str] | None = None
         self.parquet = None
         self.rows = 0
 
     def __enter__(self) -> TableWriter:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}-", dir=self.path.parent)
-            os.close(fd)
-            self.tmp = Path(name)
+            self.tmp = self.atomic.enter_context(atomic_path(self.path))
         if self.fmt != "parquet":
             self.stream = open(self.tmp, "w", newline="") if self.tmp else sys.stdout  # noqa: SIM115
             self.csv = csv.writer(self.stream, lineterminator="\n") if self.fmt == "csv" else None
@@ -101,12 +99,7 @@ class TableWriter:
             self.stream.close()
         elif self.stream is sys.stdout:
             sys.stdout.flush()
-        if self.tmp is None:
-            return
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        self.atomic.__exit__(exc_type, exc, tb)
 
     def _write_empty_parquet(self) -> None:
         import pyarrow as pa

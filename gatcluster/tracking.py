@@ -19,6 +19,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from gatcluster.atomic import write_text_atomic
+
 MAX_BATCH = 100  # MLflow's log_batch limit on params (and a sensible chunk for metrics)
 ORIGINAL_RUN_TAG = "gatcluster.original_run_id"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -138,10 +140,8 @@ def active_run(client: MlflowClient, run_id: str) -> Iterator[str]:
 
 def write_run_file(path: Path, run_id: str, exp_id: str, extra: dict[str, str] | None = None) -> None:
     """The run hand-off file (e.g. models/run.json) that later stages reopen."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"run_id": run_id, "experiment_id": exp_id, **(extra or {})}, indent=2) + "\n")
-    tmp.replace(path)
+    content = {"run_id": run_id, "experiment_id": exp_id, **(extra or {})}
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def read_run_file(path: Path) -> dict[str, str] | None:

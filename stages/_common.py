@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,6 +18,7 @@ from typing import Any, NoReturn
 for _name in ("DVC_NO_ANALYTICS", "ORT_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEMETRY"):
     os.environ.setdefault(_name, "1")
 
+from gatcluster.atomic import write_text_atomic  # noqa: E402
 from gatcluster.config import Params, ParamsError, load_params  # noqa: E402
 from gatcluster.data.store import DatasetError  # noqa: E402
 
@@ -66,19 +66,6 @@ def exit_with(message: str, code: int) -> NoReturn:
     """Print `message` on stderr and exit with `code`."""
     print(message, file=sys.stderr)
     raise SystemExit(code)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

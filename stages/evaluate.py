@@ -27,6 +27,7 @@ from _common import (
 )
 from _tracking import open_tracking, run_tags
 
+from gatcluster.atomic import atomic_path
 from gatcluster.checkpoint import CheckpointError
 from gatcluster.config import Params
 from gatcluster.data.prepare import prepare_images
@@ -105,10 +106,8 @@ def write_attention(images: torch.Tensor, att_maps: torch.Tensor, count: int, se
     """reports/attention.png: attention overlays of `count` seeded sample images."""
     path = REPORTS / "attention.png"
     idx = sample_indices(len(images), count, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    attention_grid(images[idx], att_maps[idx]).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        attention_grid(images[idx], att_maps[idx]).save(tmp, format="PNG")
     print(f"attention maps of {len(idx)} images -> {relative(path)}")
 
 
