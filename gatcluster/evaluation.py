@@ -41,6 +41,21 @@ def cluster_names(scores: ClusteringScores, num_clusters: int, classes: list[str
     return [classes[matched[k]] if k in matched else f"cluster {k}" for k in range(num_clusters)]
 
 
+def named_clusters(
+    pred: np.ndarray, labels: np.ndarray | None, num_clusters: int, classes: list[str]
+) -> list[str]:
+    """Cluster names of a prediction: matched class names with labels, else `cluster <k>`."""
+    if labels is None:
+        return [f"cluster {k}" for k in range(num_clusters)]
+    return cluster_names(cluster_scores(pred, labels), num_clusters, classes)
+
+
+def cluster_table(pred: np.ndarray, names: list[str]) -> list[dict]:
+    """One record per cluster: id, name and number of images (what `reports/clusters.json` holds)."""
+    sizes = np.bincount(pred, minlength=len(names))
+    return [{"cluster": k, "name": name, "size": int(sizes[k])} for k, name in enumerate(names)]
+
+
 def confusion_rows(pred: np.ndarray, labels: np.ndarray, names: list[str], classes: list[str]) -> list[dict]:
     """One row per image, {"actual": class, "predicted": matched cluster name}, for `dvc plots`."""
     return [{"actual": classes[y], "predicted": names[c]} for c, y in zip(pred, labels, strict=True)]

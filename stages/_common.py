@@ -27,6 +27,7 @@ PARAMS_FILE = ROOT / "params.yaml"
 DATASET_DIR = ROOT / "data" / "dataset"
 MODEL_RUN_FILE = ROOT / "models" / "run.json"  # train -> evaluate: the MLflow run of the model
 REPORT_RUN_FILE = ROOT / "reports" / "run.json"  # evaluate -> export: the run actually used
+CLUSTERS_FILE = ROOT / "reports" / "clusters.json"  # evaluate -> export: name and size per cluster
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 

@@ -3,7 +3,8 @@
 Usage: python stages/evaluate.py   (reads params.yaml: seed, evaluate)
 
 Reads models/model.pt, models/run.json and data/dataset/; writes reports/metrics.json (cluster
-sizes, and ACC / NMI / ARI when the data has labels), reports/confusion.csv (matched clusters vs
+sizes, and ACC / NMI / ARI when the data has labels), reports/clusters.json (name and size of each
+cluster: its matched class when the data has labels), reports/confusion.csv (matched clusters vs
 classes, for `dvc plots`), reports/attention.png (attention maps over sample images) and
 reports/run.json, and adds them to the model's MLflow run (reopened from models/run.json).
 """
@@ -15,6 +16,7 @@ import io
 
 import torch
 from _common import (
+    CLUSTERS_FILE,
     DATASET_DIR,
     MODEL_RUN_FILE,
     REPORT_RUN_FILE,
@@ -32,9 +34,8 @@ from gatcluster.checkpoint import CheckpointError
 from gatcluster.config import Params
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
-from gatcluster.evaluation import cluster_names, confusion_rows, metrics_report
+from gatcluster.evaluation import cluster_table, confusion_rows, metrics_report, named_clusters
 from gatcluster.inference import chunked_outputs
-from gatcluster.metrics import cluster_scores
 from gatcluster.model import GATCluster
 from gatcluster.model_file import load_model
 from gatcluster.pictures import attention_grid
@@ -79,7 +80,7 @@ def main() -> None:
         report = write_reports(model, trained, dataset, params)
         numbers = {k: v for k, v in report.items() if isinstance(v, int | float)}
         log_metrics(tracking.client, run_id, numbers, trained.train.iterations)
-        for name in ("metrics.json", "confusion.csv", "attention.png"):
+        for name in ("metrics.json", "clusters.json", "confusion.csv", "attention.png"):
             tracking.client.log_artifact(run_id, str(REPORTS / name), "reports")
     used = f"{report['non_empty_clusters']}/{report['num_clusters']} clusters"
     print(f"evaluated {report['num_images']} images in {used}: {scores_text(report)} (MLflow run {run_id})")
@@ -93,10 +94,9 @@ def write_reports(model: GATCluster, trained: Params, dataset: ImageDataset, par
     pred = out.probs.argmax(1).numpy()
     report = metrics_report(pred, dataset.labels, k)
     write_json_atomic(REPORTS / "metrics.json", report)
-    rows = []
-    if dataset.labels is not None:
-        names = cluster_names(cluster_scores(pred, dataset.labels), k, dataset.classes)
-        rows = confusion_rows(pred, dataset.labels, names, dataset.classes)
+    names = named_clusters(pred, dataset.labels, k, dataset.classes)
+    write_json_atomic(CLUSTERS_FILE, cluster_table(pred, names))
+    rows = [] if dataset.labels is None else confusion_rows(pred, dataset.labels, names, dataset.classes)
     write_text_atomic(REPORTS / "confusion.csv", confusion_csv(rows))
     write_attention(images, out.att_map, params.evaluate.attention_samples, params.seed)
     return report

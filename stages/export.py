@@ -2,7 +2,8 @@
 
 Usage: python stages/export.py   (reads params.yaml: export)
 
-Reads models/model.pt, data/dataset/ and reports/run.json; writes models/gatcluster.onnx with the
+Reads models/model.pt, data/dataset/ (parity-check images), reports/run.json and reports/clusters.json
+(the cluster names evaluate matched); writes models/gatcluster.onnx with the
 preprocessing contract in its metadata, and logs it (with signature and input example), params.yaml
 and dvc.lock to the model's MLflow run.
 """
@@ -14,12 +15,13 @@ import json
 import mlflow
 import numpy as np
 import onnx
-import torch
 from _common import (
+    CLUSTERS_FILE,
     DATASET_DIR,
     PARAMS_FILE,
     REPORT_RUN_FILE,
     ROOT,
+    StageError,
     read_params,
     relative,
     run_stage,
@@ -34,10 +36,7 @@ from gatcluster.data.prepare import prepare_images
 from gatcluster.data.sources import ROOT_SOURCES
 from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
 from gatcluster.data.views import clean_view
-from gatcluster.evaluation import cluster_names
 from gatcluster.export import ExportMismatch, check_parity, export_onnx, onnx_session
-from gatcluster.inference import predict_clusters
-from gatcluster.metrics import cluster_scores
 from gatcluster.model import GATCluster
 from gatcluster.model_file import load_model
 from gatcluster.tracking import active_run, git_state, reopen_run
@@ -49,15 +48,21 @@ PARITY_BATCHES = (1, 7)
 ORT_REQUIREMENT = "onnxruntime-gpu==1.31.1"
 
 
-def names_of_clusters(
-    model: GATCluster, trained: Params, dataset: ImageDataset, images: torch.Tensor
-) -> list[str]:
-    """Matched class names when the data has labels, else `cluster <k>`."""
-    k = trained.model.num_clusters
-    if dataset.labels is None:
-        return [f"cluster {i}" for i in range(k)]
-    pred = predict_clusters(model, images, 500, trained.data.grayscale, torch.device("cpu")).numpy()
-    return cluster_names(cluster_scores(pred, dataset.labels), k, dataset.classes)
+def read_cluster_names(num_clusters: int) -> list[str]:
+    """The cluster names the evaluate stage matched (reports/clusters.json), one per cluster."""
+    try:
+        table = json.loads(CLUSTERS_FILE.read_text())
+        names = [str(row["name"]) for row in table]
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise StageError(
+            f"cannot read {relative(CLUSTERS_FILE)} ({err}): run `dvc repro evaluate` first"
+        ) from err
+    if len(names) != num_clusters:
+        raise StageError(
+            f"{relative(CLUSTERS_FILE)} names {len(names)} clusters but the model has {num_clusters}: "
+            "run `dvc repro evaluate` first"
+        )
+    return names
 
 
 def contract(model: GATCluster, trained: Params, dataset: ImageDataset, names: list[str]) -> dict[str, str]:
@@ -110,7 +115,7 @@ def main() -> None:
     tags = run_tags(read_manifest(DATASET_DIR)["checksum"], "cpu")
     run_id = reopen_run(tracking.client, REPORT_RUN_FILE, tracking.experiment_id, "export", tags)
     with active_run(tracking.client, run_id):
-        names = names_of_clusters(model, trained, dataset, images)
+        names = read_cluster_names(trained.model.num_clusters)
         export_onnx(model, ONNX_FILE, params.export.opset, contract(model, trained, dataset, names))
         for size in PARITY_BATCHES:
             check_parity(model, ONNX_FILE, clean_view(images[:size], data.grayscale))

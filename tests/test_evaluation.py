@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from gatcluster.evaluation import NO_LABELS, cluster_names, confusion_rows, metrics_report
+from gatcluster.evaluation import (
+    NO_LABELS,
+    cluster_names,
+    cluster_table,
+    confusion_rows,
+    metrics_report,
+    named_clusters,
+)
 from gatcluster.metrics import cluster_scores
 
 PRED = np.array([2, 2, 0, 0, 0, 2])
@@ -34,3 +41,16 @@ def test_clusters_are_named_by_their_matched_class():
         "actual": "dog",
         "predicted": "cat",
     }
+
+
+def test_cluster_table_names_and_counts_every_cluster():
+    names = named_clusters(PRED, TRUE, 3, ["cat", "dog"])
+    assert cluster_table(PRED, names) == [
+        {"cluster": 0, "name": "dog", "size": 3},
+        {"cluster": 1, "name": "cluster 1", "size": 0},
+        {"cluster": 2, "name": "cat", "size": 3},
+    ]
+
+
+def test_unlabelled_clusters_are_named_by_their_id():
+    assert named_clusters(PRED, None, 3, []) == ["cluster 0", "cluster 1", "cluster 2"]

@@ -123,6 +123,8 @@ def test_evaluate_writes_metrics_confusion_and_attention(project):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1797 and set(rows[0]) == {"actual", "predicted"}
     assert (project / "reports" / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    clusters = json.loads((project / "reports" / "clusters.json").read_text())
+    assert {str(c["cluster"]): c["size"] for c in clusters} == metrics["cluster_sizes"]
     shown = dvc(project, "metrics", "show", "--json")
     assert f"{metrics['acc']}"[:5] in shown
 
@@ -132,7 +134,9 @@ def test_export_writes_a_checked_onnx_model_with_metadata(project):
 
     meta = read_metadata(project / "models" / "gatcluster.onnx")
     assert meta["gatcluster.source"] == "digits" and meta["gatcluster.input_size"] == "32"
-    assert len(json.loads(meta["gatcluster.cluster_names"])) == 10
+    clusters = json.loads((project / "reports" / "clusters.json").read_text())
+    assert json.loads(meta["gatcluster.cluster_names"]) == [c["name"] for c in clusters]
+    assert len(clusters) == 10
 
 
 def test_one_finished_mlflow_run_holds_the_whole_model(project):
