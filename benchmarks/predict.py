@@ -28,10 +28,11 @@ from PIL import Image
 
 from gatcluster.config import Params
 from gatcluster.data.bundled import load_mnist5k
+from gatcluster.data.walk import walk_files
 from gatcluster.export import export_onnx
 from gatcluster.model import GATCluster
 from gatcluster.model_file import load_model
-from gatcluster.predict import batches, open_session, read_contract, walk_inputs
+from gatcluster.predict import batches, open_session, read_contract
 
 ROOT = Path(__file__).resolve().parents[1]
 GAT = Path(sys.executable).parent / "gat"
@@ -58,7 +59,7 @@ def decode_all(folder: Path, model_path: Path, batch: int) -> tuple[list[np.ndar
     """Decode and fit every file the way `gat predict` does; the batches and the seconds taken."""
     contract = read_contract(model_path)
     tic = time.perf_counter()
-    arrays = [b for _, b, _ in batches(walk_inputs([folder]), contract, batch) if b is not None]
+    arrays = [b for _, b, _ in batches(walk_files([folder]), contract, batch) if b is not None]
     return arrays, time.perf_counter() - tic
 
 

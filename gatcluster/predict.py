@@ -18,6 +18,7 @@ import torch
 
 from gatcluster.data.images import FIT_RULE, IMAGE_SUFFIXES, ImageDecodeError, fit_image, load_image
 from gatcluster.data.prepare import fit_size
+from gatcluster.data.walk import SkippedFile
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before onnxruntime is imported anywhere
 REQUIRED_KEYS = ("gatcluster.input_size", "gatcluster.channels", "gatcluster.num_clusters")
@@ -41,14 +42,6 @@ class Contract:
     num_clusters: int
     cluster_names: list[str]
     metadata: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An input that could not be clustered, and why."""
-
-    path: Path
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -124,41 +117,6 @@ def fit_to_contract(array: np.ndarray, contract: Contract) -> np.ndarray:
     return fitted.float().div(255.0).numpy()
 
 
-def walk_inputs(paths: Iterable[Path]) -> Iterator[Path | Skipped]:
-    """Files under `paths` (recursively, sorted), following each symlinked folder once."""
-    seen: set[Path] = set()
-    for path in paths:
-        if path.is_dir():
-            yield from _walk_folder(path, seen)
-        elif path.is_file():
-            yield path
-        else:
-            yield Skipped(path, "no such file or folder" if not path.is_symlink() else "broken symlink")
-
-
-def _walk_folder(folder: Path, seen: set[Path]) -> Iterator[Path | Skipped]:
-    real = folder.resolve()
-    if real in seen:
-        return  # a symlink loop or a folder reached twice
-    seen.add(real)
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError as err:
-        yield Skipped(folder, f"unreadable folder ({err.strerror})")
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            yield from _walk_folder(entry, seen)
-        elif entry.is_file():
-            yield entry
-        elif entry.is_symlink():
-            yield Skipped(entry, "broken symlink")
-        else:
-            yield Skipped(entry, "not a regular file")
-
-
 def looks_like_image(path: Path) -> bool:
     """An image suffix, or (for other names) image content; non-images with other names are ignored."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -168,24 +126,24 @@ def looks_like_image(path: Path) -> bool:
     return is_image_file(path)
 
 
-def decode(path: Path, contract: Contract) -> np.ndarray | Skipped:
+def decode(path: Path, contract: Contract) -> np.ndarray | SkippedFile:
     """The model input for one file, or why it was skipped."""
     try:
         return fit_to_contract(load_image(path, contract.channels), contract)
     except ImageDecodeError as err:
-        return Skipped(path, str(err))
+        return SkippedFile(path, str(err))
     except OSError as err:
-        return Skipped(path, f"unreadable ({err.strerror or err})")
+        return SkippedFile(path, f"unreadable ({err.strerror or err})")
 
 
 def batches(
-    files: Iterable[Path | Skipped], contract: Contract, size: int
-) -> Iterator[tuple[list[Path], np.ndarray | None, list[Skipped]]]:
+    files: Iterable[Path | SkippedFile], contract: Contract, size: int
+) -> Iterator[tuple[list[Path], np.ndarray | None, list[SkippedFile]]]:
     """(paths, float batch, skipped) groups of up to `size` decoded images, as files stream by."""
     paths, arrays, skipped = [], [], []
     for item in files:
-        result = item if isinstance(item, Skipped) else decode(item, contract)
-        if isinstance(result, Skipped):
+        result = item if isinstance(item, SkippedFile) else decode(item, contract)
+        if isinstance(result, SkippedFile):
             skipped.append(result)
             continue
         paths.append(item)

@@ -14,19 +14,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gatcluster.data.walk import SkippedFile, walk_files
 from gatcluster.outputs import TableWriter, format_for
 from gatcluster.predict import (
     Contract,
     DeviceError,
     ModelFileError,
     Prediction,
-    Skipped,
     batches,
     looks_like_image,
     open_session,
     predict_batch,
     read_contract,
-    walk_inputs,
 )
 
 EXIT_OK, EXIT_NOTHING, EXIT_SOME_SKIPPED = 0, 1, 3
@@ -52,14 +51,14 @@ class Tally:
 
     clustered: int = 0
     ignored: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
     sizes: dict[int, int] = field(default_factory=dict)
 
 
-def image_inputs(paths: list[Path], tally: Tally) -> Iterator[Path | Skipped]:
+def image_inputs(paths: list[Path], tally: Tally) -> Iterator[Path | SkippedFile]:
     """Walked inputs that are images by suffix or content; other files are counted as ignored."""
-    for item in walk_inputs(paths):
-        if isinstance(item, Skipped) or looks_like_image(item):
+    for item in walk_files(paths):
+        if isinstance(item, SkippedFile) or looks_like_image(item):
             yield item
         else:
             tally.ignored += 1

@@ -14,8 +14,9 @@ from pathlib import Path
 from _common import DATASET_DIR, ROOT, StageError, read_params, relative, run_stage
 
 from gatcluster.config import DataConfig
-from gatcluster.data.sources import ROOT_SOURCES, SkippedFile, load_source
+from gatcluster.data.sources import ROOT_SOURCES, load_source
 from gatcluster.data.store import write_dataset
+from gatcluster.data.walk import SkippedFile
 
 RAW_CACHE = ROOT / "data" / "raw"
 SHOWN_SKIPS = 5

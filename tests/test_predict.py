@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -11,18 +10,17 @@ import torch
 from PIL import Image
 
 from gatcluster.data.prepare import prepare_images
+from gatcluster.data.walk import walk_files
 from gatcluster.inference import predict_clusters
 from gatcluster.predict import (
     DeviceError,
     ModelFileError,
-    Skipped,
     batches,
     fit_to_contract,
     open_session,
     predict_batch,
     providers_for,
     read_contract,
-    walk_inputs,
 )
 
 
@@ -73,7 +71,7 @@ def test_onnx_clusters_equal_pytorch_clusters_on_digit_files(tmp_path, trained_o
     contract = read_contract(path)
     session, _ = open_session(path, "cpu")
     onnx_clusters = []
-    for batch_paths, batch, skipped in batches(walk_inputs([tmp_path / "digits"]), contract, 64):
+    for batch_paths, batch, skipped in batches(walk_files([tmp_path / "digits"]), contract, 64):
         assert not skipped
         onnx_clusters += [p.cluster for p in predict_batch(session, contract, batch_paths, batch)]
     images = prepare_images(digits_dataset.images[:200], 32, "resize", True)
@@ -85,22 +83,3 @@ def test_fit_to_contract_pads_like_training(trained_onnx):
     contract = dataclasses.replace(read_contract(trained_onnx[2]), resize_rule="pad")
     padded = fit_to_contract(np.full((28, 28, 1), 255, np.uint8), contract)
     assert padded.shape == (1, 32, 32) and padded[0, 2:30, 2:30].min() == 1.0 and padded[0, 0].max() == 0.0
-
-
-def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
-    (tmp_path / "b" / "c").mkdir(parents=True)
-    (tmp_path / "b" / "c" / "x.png").write_bytes(b"1")
-    (tmp_path / "a.png").write_bytes(b"1")
-    (tmp_path / ".hidden.png").write_bytes(b"1")
-    os.symlink(tmp_path, tmp_path / "b" / "loop")
-    os.symlink(tmp_path / "gone", tmp_path / "b" / "dangling.png")
-    os.mkfifo(tmp_path / "pipe.png")
-    items = list(walk_inputs([tmp_path, tmp_path / "missing.jpg"]))
-    files = [i.name for i in items if not isinstance(i, Skipped)]
-    reasons = {i.path.name: i.reason for i in items if isinstance(i, Skipped)}
-    assert files == ["a.png", "x.png"]
-    assert reasons == {
-        "dangling.png": "broken symlink",
-        "pipe.png": "not a regular file",
-        "missing.jpg": "no such file or folder",
-    }

@@ -13,16 +13,14 @@ Image trees (ImageNet subsets, `folder`) decode every file with `images.load_ima
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 import shutil
 import tarfile
 import tempfile
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +28,7 @@ from gatcluster.data import formats
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.images import ImageDecodeError, fit_image, load_image
 from gatcluster.data.store import DatasetError, ImageDataset
+from gatcluster.data.walk import SkippedFile, walk_files
 
 IMAGENET_WNIDS = {  # method.md §9; the position in the tuple is the class index
     "imagenet10": (
@@ -72,13 +71,6 @@ LAYOUTS = {
     "cifar100-20": Layout(".", "cifar-100-python", formats.CIFAR100_FILES, formats.read_cifar100_20),
     "stl10": Layout(".", "stl10_binary", formats.STL10_FILES, formats.read_stl10),
 }
-
-
-class SkippedFile(NamedTuple):
-    """A file an image source left out, and why ("not an image", "truncated", ...)."""
-
-    path: Path
-    reason: str
 
 
 def load_source(
@@ -161,8 +153,10 @@ def load_folder(root: Path, size: int, channels: int) -> tuple[ImageDataset, lis
 
     Labelled by first-level sub-folder (classes sorted) when every image sits in one; else unlabelled.
     """
-    files = list(_walk_files(root))
+    found = list(walk_files([root]))
+    files = [item for item in found if not isinstance(item, SkippedFile)]
     images, kept, skipped = _decode_all([(path, i) for i, path in enumerate(files)], size, channels)
+    skipped = [item for item in found if isinstance(item, SkippedFile)] + skipped
     if not len(images):
         note = f" ({len(skipped)} skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
         raise DatasetError(f"no images found under {root}{note}")
@@ -235,22 +229,6 @@ def _extract(archive: Path, dest: Path) -> None:
 
 def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
-
-
-def _walk_files(root: Path) -> Iterator[Path]:
-    """Files under `root` in sorted order, following symlinked folders once each (no loops)."""
-    seen = {os.path.realpath(root)}
-
-    def first_visit(path: str) -> bool:
-        real = os.path.realpath(path)
-        new = real not in seen
-        seen.add(real)
-        return new
-
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        visible = (d for d in dirnames if not d.startswith("."))
-        dirnames[:] = sorted(d for d in visible if first_visit(os.path.join(dirpath, d)))
-        yield from (Path(dirpath, name) for name in sorted(filenames) if not name.startswith("."))
 
 
 def _decode_all(

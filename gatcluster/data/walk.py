@@ -1,0 +1,53 @@
+"""Finding image files: one recursive walk for the `folder` source and `gat predict`.
+
+Entries are visited in sorted order, hidden ones (a leading dot) are ignored, symlinked folders
+are followed once each (so loops end), and what cannot be read is reported, not raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+
+class SkippedFile(NamedTuple):
+    """An input left out, and why ("broken symlink", "truncated image", ...)."""
+
+    path: Path
+    reason: str
+
+
+def walk_files(paths: Iterable[Path]) -> Iterator[Path | SkippedFile]:
+    """Files under `paths` (folders recursively, sorted); missing paths come back as SkippedFile."""
+    seen: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            yield from _walk_folder(path, seen)
+        elif path.is_file():
+            yield path
+        else:
+            yield SkippedFile(path, "broken symlink" if path.is_symlink() else "no such file or folder")
+
+
+def _walk_folder(folder: Path, seen: set[Path]) -> Iterator[Path | SkippedFile]:
+    real = folder.resolve()
+    if real in seen:
+        return  # a symlink loop or a folder reached twice
+    seen.add(real)
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        yield SkippedFile(folder, f"unreadable folder ({err.strerror})")
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            yield from _walk_folder(entry, seen)
+        elif entry.is_file():
+            yield entry
+        elif entry.is_symlink():
+            yield SkippedFile(entry, "broken symlink")
+        else:
+            yield SkippedFile(entry, "not a regular file")

@@ -1,0 +1,26 @@
+"""The file walk shared by the folder source and `gat predict`: order, hidden files, links, odd entries."""
+
+from __future__ import annotations
+
+import os
+
+from gatcluster.data.walk import SkippedFile, walk_files
+
+
+def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
+    (tmp_path / "b" / "c").mkdir(parents=True)
+    (tmp_path / "b" / "c" / "x.png").write_bytes(b"1")
+    (tmp_path / "a.png").write_bytes(b"1")
+    (tmp_path / ".hidden.png").write_bytes(b"1")
+    os.symlink(tmp_path, tmp_path / "b" / "loop")
+    os.symlink(tmp_path / "gone", tmp_path / "b" / "dangling.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    items = list(walk_files([tmp_path, tmp_path / "missing.jpg"]))
+    files = [i.name for i in items if not isinstance(i, SkippedFile)]
+    reasons = {i.path.name: i.reason for i in items if isinstance(i, SkippedFile)}
+    assert files == ["a.png", "x.png"]
+    assert reasons == {
+        "dangling.png": "broken symlink",
+        "pipe.png": "not a regular file",
+        "missing.jpg": "no such file or folder",
+    }
