@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -69,6 +70,16 @@ def print_table(name: str, runs: list[dict], seeds: list[int]) -> None:
     print(f"{name:<11} mean    {cells}  {s['seconds'][0]:7.1f} s/run")
 
 
+def cpu_model() -> str:
+    """The CPU's model name: seeded runs repeat exactly only on the same CPU and thread count."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """key=value pairs with YAML-typed values."""
     return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
@@ -84,9 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = replace_params(load_params(args.params), parse_overrides(args.set))
-    print(
-        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads"
-    )
+    print(f"# {cpu_model()}, torch {torch.__version__}, {args.threads} threads")
     print(f"# source {params.data.source}, overrides {args.set or 'none'}")
     gat = [run_gatcluster(params, s) for s in args.seeds]
     km = [run_kmeans(params.data.source, s, params.model.num_clusters) for s in args.seeds]
