@@ -209,6 +209,15 @@ def test_exp_run_with_one_changed_param_is_tracked_beside_the_others(project):
     assert tagged[0].info.status == "FINISHED"
 
 
+def default_sigint() -> None:
+    """Let the child take Ctrl-C even when this process ignores it.
+
+    A shell starts background jobs (`cmd &`) with SIGINT ignored, and an ignored signal stays
+    ignored across exec, so the stage would never see the test's SIGINT.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path):
     root = copy_project(tmp_path)
     quick = {"iterations": 20, "large_batch": 100, "eval_every": 0}  # ~0.5 s per iteration
@@ -220,6 +229,7 @@ def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tm
         env=stage_env(root),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
     checkpoint = root / "checkpoints" / "train" / "last.pt"
     while not checkpoint.exists() and train.poll() is None:
