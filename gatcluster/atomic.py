@@ -6,11 +6,13 @@ no temporary file behind, so readers never see half-written checkpoints, reports
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -35,3 +37,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON (with a final newline) to `path` atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

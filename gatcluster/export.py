@@ -8,7 +8,6 @@ travels in the model's metadata, so a predictor needs nothing but the `.onnx` fi
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import onnx
 import torch
 from torch import nn
 
+from gatcluster.atomic import atomic_path
 from gatcluster.model import GATCluster
 
 OUTPUT_NAMES = ("probs", "att_map", "features")
@@ -62,9 +62,8 @@ def export_onnx(model: GATCluster, path: Path, opset: int, metadata: dict[str, s
         graph = onnx.load(str(raw))
         onnx.helper.set_model_props(graph, {k: str(v) for k, v in metadata.items()})
         onnx.checker.check_model(graph, full_check=True)
-        final = Path(tmp) / "final.onnx"
+    with atomic_path(path) as final:
         onnx.save(graph, str(final))
-        os.replace(final, path)
 
 
 def onnx_session(path: Path):

@@ -19,7 +19,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from gatcluster.atomic import write_text_atomic
+from gatcluster.atomic import write_json_atomic
 
 MAX_BATCH = 100  # MLflow's log_batch limit on params (and a sensible chunk for metrics)
 ORIGINAL_RUN_TAG = "gatcluster.original_run_id"
@@ -140,8 +140,7 @@ def active_run(client: MlflowClient, run_id: str) -> Iterator[str]:
 
 def write_run_file(path: Path, run_id: str, exp_id: str, extra: dict[str, str] | None = None) -> None:
     """The run hand-off file (e.g. models/run.json) that later stages reopen."""
-    content = {"run_id": run_id, "experiment_id": exp_id, **(extra or {})}
-    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
+    write_json_atomic(path, {"run_id": run_id, "experiment_id": exp_id, **(extra or {})})
 
 
 def read_run_file(path: Path) -> dict[str, str] | None:

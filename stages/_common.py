@@ -1,4 +1,4 @@
-"""What every stage script shares: project paths, params loading, error exits, atomic writes.
+"""What every stage script shares: project paths, params loading, error exits.
 
 Stages are the only code that reads params.yaml and environment variables and chooses paths;
 the library receives values and paths.
@@ -6,19 +6,17 @@ the library receives values and paths.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 # Telemetry of every dependency off unless the user turned it on explicitly.
 for _name in ("DVC_NO_ANALYTICS", "ORT_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEMETRY"):
     os.environ.setdefault(_name, "1")
 
-from gatcluster.atomic import write_text_atomic  # noqa: E402
 from gatcluster.config import Params, ParamsError, load_params  # noqa: E402
 from gatcluster.data.store import DatasetError  # noqa: E402
 
@@ -67,8 +65,3 @@ def exit_with(message: str, code: int) -> NoReturn:
     """Print `message` on stderr and exit with `code`."""
     print(message, file=sys.stderr)
     raise SystemExit(code)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write `data` as indented JSON, atomically."""
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

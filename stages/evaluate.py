@@ -24,12 +24,10 @@ from _common import (
     read_params,
     relative,
     run_stage,
-    write_json_atomic,
-    write_text_atomic,
 )
 from _tracking import open_tracking, run_tags
 
-from gatcluster.atomic import atomic_path
+from gatcluster.atomic import atomic_path, write_json_atomic, write_text_atomic
 from gatcluster.checkpoint import CheckpointError
 from gatcluster.config import Params
 from gatcluster.data.prepare import prepare_images

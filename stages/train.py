@@ -26,11 +26,10 @@ from _common import (
     read_params,
     relative,
     run_stage,
-    write_json_atomic,
-    write_text_atomic,
 )
 from _tracking import Tracking, open_tracking, run_tags
 
+from gatcluster.atomic import write_json_atomic, write_text_atomic
 from gatcluster.checkpoint import CheckpointError
 from gatcluster.config import Params, flatten_params
 from gatcluster.data.prepare import prepare_images

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gatcluster.atomic import atomic_path, write_text_atomic
+from gatcluster.atomic import atomic_path, write_json_atomic, write_text_atomic
 
 
 def test_completed_block_renames_onto_the_target_in_a_new_folder(tmp_path):
@@ -32,3 +32,9 @@ def test_write_text_atomic_replaces_the_content(tmp_path):
     write_text_atomic(target, "one")
     write_text_atomic(target, "two")
     assert target.read_text() == "two" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_write_json_atomic_writes_indented_json_with_a_final_newline(tmp_path):
+    target = tmp_path / "run.json"
+    write_json_atomic(target, {"run_id": "abc"})
+    assert target.read_text() == '{\n  "run_id": "abc"\n}\n'
