@@ -64,6 +64,8 @@ class ModelConfig:
     fea_dim: int | None = field(default=None, metadata=_range(2, 4096))
     theta_layout: str = field(default="paper", metadata=_choices("paper", "code"))
     att_lambda: float = field(default=0.05, metadata=_range(0.0, 10.0, lo_open=True))
+    num_heads: int = field(default=1, metadata=_range(1, 32))
+    overcluster: int = field(default=0, metadata=_range(0, 10000))
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ class TrainConfig:
     loss_weights: LossWeights = field(default_factory=LossWeights)
     kmeans_n_init: int = field(default=20, metadata=_range(1))
     guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
+    ema_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    confidence: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    sinkhorn_iters: int = field(default=1, metadata=_range(1, 1000))
+    views: int = field(default=1, metadata=_range(1, 64))
 
 
 @dataclass(frozen=True)
@@ -287,4 +293,17 @@ def _check_consistency(params: Params) -> None:
     if train.sub_batch > train.large_batch:
         raise ParamsError(
             f"train.sub_batch ({train.sub_batch}) must be <= train.large_batch ({train.large_batch})"
+        )
+    if train.sub_batch % train.views:
+        raise ParamsError(
+            f"train.sub_batch ({train.sub_batch}) must be a multiple of train.views ({train.views}): "
+            "each sub-batch holds sub_batch / views images in views augmented views each"
+        )
+    if train.ema_decay >= 1.0:
+        raise ParamsError(f"train.ema_decay must be < 1 (0 turns the EMA copy off), got {train.ema_decay}")
+    model = params.model
+    if model.overcluster and model.overcluster <= model.num_clusters:
+        raise ParamsError(
+            f"model.overcluster must be 0 (off) or more than model.num_clusters ({model.num_clusters}), "
+            f"got {model.overcluster}"
         )

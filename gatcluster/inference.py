@@ -50,6 +50,27 @@ def chunked_outputs(
     return HeadOutput(*(torch.cat(column) for column in zip(*parts, strict=True)))
 
 
+def chunked_head_probs(
+    model: GATCluster,
+    images: torch.Tensor,
+    chunk: int,
+    grayscale: bool,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> list[torch.Tensor]:
+    """Eval-mode global-head probabilities of every head (`forward_heads` order), on the CPU."""
+    model.eval()
+    parts = []
+    with torch.no_grad(), autocast_for(device, amp):
+        for start in range(0, len(images), chunk):
+            x = clean_view(images[start : start + chunk].to(device), grayscale)
+            parts.append(
+                [out.probs.float().cpu() for out in model.forward_heads(model_input(x, channels_last))]
+            )
+    return [torch.cat(column) for column in zip(*parts, strict=True)]
+
+
 def predict_clusters(
     model: GATCluster,
     images: torch.Tensor,

@@ -27,10 +27,17 @@ class Targets(NamedTuple):
     relation_labels: torch.Tensor  # (L,) k-means cluster of each image; r_ij = [label_i == label_j]
 
 
-def balanced_target(probs: torch.Tensor, eps: float = TARGET_EPS) -> torch.Tensor:
-    """b_ik ∝ P_ik / Σ_l P_lk, rows renormalised: pushes towards balanced clusters."""
-    b = probs / (probs.sum(dim=0, keepdim=True) + eps)
-    return b / (b.sum(dim=1, keepdim=True) + eps)
+def balanced_target(probs: torch.Tensor, eps: float = TARGET_EPS, sweeps: int = 1) -> torch.Tensor:
+    """b_ik ∝ P_ik / Σ_l P_lk, rows renormalised: pushes towards balanced clusters.
+
+    That is one Sinkhorn-Knopp sweep (columns, then rows). More `sweeps` repeat it, so the column
+    sums approach |L|/K: an equal share of the batch for every cluster (SeLa, SwAV).
+    """
+    b = probs
+    for _ in range(sweeps):
+        b = b / (b.sum(dim=0, keepdim=True) + eps)
+        b = b / (b.sum(dim=1, keepdim=True) + eps)
+    return b
 
 
 def sharpened_target(probs: torch.Tensor, eps: float = TARGET_EPS) -> torch.Tensor:
@@ -60,18 +67,42 @@ def relation_labels(
 
 
 def compute_targets(
-    probs: torch.Tensor, num_clusters: int, n_init: int, seed: int, min_ratio: float
+    probs: torch.Tensor,
+    num_clusters: int,
+    n_init: int,
+    seed: int,
+    min_ratio: float,
+    sinkhorn_iters: int = 1,
 ) -> Targets:
     """All targets for one large batch from its clean probabilities P."""
     probs = probs.float()
     t = sharpened_target(probs)
     labels = relation_labels(t, num_clusters, n_init, seed, min_ratio).to(probs.device)
-    return Targets(balanced_target(probs), t, labels)
+    return Targets(balanced_target(probs, sweeps=sinkhorn_iters), t, labels)
 
 
-def invariance_loss(probs: torch.Tensor, balanced: torch.Tensor) -> torch.Tensor:
-    """−mean_i ⟨p'_i, b_i⟩: −1 only when both are the same one-hot."""
-    return -(probs * balanced).sum(dim=1).mean()
+def confident_mask(sharpened: torch.Tensor, threshold: float) -> torch.Tensor | None:
+    """Images whose sharpened target's largest entry reaches `threshold`; None when 0 (off)."""
+    if threshold <= 0:
+        return None
+    return sharpened.max(dim=1).values >= threshold
+
+
+def _none_selected(probs: torch.Tensor) -> torch.Tensor:
+    """A zero loss that keeps the graph (no image passed the confidence mask)."""
+    return probs.sum() * 0.0
+
+
+def invariance_loss(
+    probs: torch.Tensor, balanced: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """−mean_i ⟨p'_i, b_i⟩ (over the masked images): −1 only when both are the same one-hot."""
+    agreement = (probs * balanced).sum(dim=1)
+    if mask is not None:
+        if not mask.any():
+            return _none_selected(probs)
+        agreement = agreement[mask]
+    return -agreement.mean()
 
 
 def entropy_loss(probs: torch.Tensor) -> torch.Tensor:
@@ -80,34 +111,53 @@ def entropy_loss(probs: torch.Tensor) -> torch.Tensor:
     return (mean * mean.log()).sum()
 
 
-def separability_loss(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def separability_loss(
+    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """BCE between clamped cosine similarities and same-cluster relations.
 
-    Over the lower triangle including the diagonal: n(n+1)/2 pairs (528 for 32 images).
+    Over the lower triangle including the diagonal: n(n+1)/2 pairs (528 for 32 images); with a
+    mask, only the pairs whose two images are both selected.
     """
     unit = F.normalize(probs, dim=1)
     sim = (unit @ unit.T).clamp(0.0, 1.0)  # (B, B)
     relation = (labels[:, None] == labels[None, :]).to(sim.dtype)
     rows, cols = torch.tril_indices(len(probs), len(probs), device=probs.device)
+    if mask is not None:
+        both = mask[rows] & mask[cols]
+        if not both.any():
+            return _none_selected(probs)
+        rows, cols = rows[both], cols[both]
     return F.binary_cross_entropy(sim[rows, cols], relation[rows, cols])
 
 
-def attention_loss(att_probs: torch.Tensor, sharpened: torch.Tensor) -> torch.Tensor:
-    """Elementwise BCE between attention-head probabilities and sharpened targets."""
+def attention_loss(
+    att_probs: torch.Tensor, sharpened: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Elementwise BCE between attention-head probabilities and sharpened targets (masked rows)."""
+    if mask is not None:
+        if not mask.any():
+            return _none_selected(att_probs)
+        att_probs, sharpened = att_probs[mask], sharpened[mask]
     return F.binary_cross_entropy(att_probs, sharpened)
 
 
 class GATClusterLoss(nn.Module):
-    """Weighted sum of the losses; returns the total and each term (float32, outside autocast)."""
+    """Weighted sum of the losses; returns the total and each term (float32, outside autocast).
+
+    With `confidence` > 0, invariance and attention see only the images whose sharpened target is
+    at least that confident, and separability only the pairs of them; the entropy terms see all.
+    """
 
     TERMS = ("invariance", "entropy", "entropy_att", "separability", "attention")
 
-    def __init__(self, weights: dict[str, float]) -> None:
+    def __init__(self, weights: dict[str, float], confidence: float = 0.0) -> None:
         super().__init__()
         missing = set(self.TERMS) - set(weights)
         if missing:
             raise ValueError(f"loss weights missing: {sorted(missing)}")
         self.weights = {k: float(weights[k]) for k in self.TERMS}
+        self.confidence = confidence
 
     def forward(
         self,
@@ -118,13 +168,14 @@ class GATClusterLoss(nn.Module):
         labels: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         probs, att_probs = probs.float(), att_probs.float()
+        mask = confident_mask(sharpened, self.confidence)
         with torch.autocast(device_type=probs.device.type, enabled=False):
             terms = {
-                "invariance": invariance_loss(probs, balanced),
+                "invariance": invariance_loss(probs, balanced, mask),
                 "entropy": entropy_loss(probs),
                 "entropy_att": entropy_loss(att_probs),
-                "separability": separability_loss(probs, labels),
-                "attention": attention_loss(att_probs, sharpened),
+                "separability": separability_loss(probs, labels, mask),
+                "attention": attention_loss(att_probs, sharpened, mask),
             }
         total = sum(self.weights[k] * v for k, v in terms.items())
         return total, terms

@@ -28,6 +28,7 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
     try:
         params = params_from_dict(state["params"])
         model = GATCluster(params.model, int(state["in_channels"]))
+        model.keep_head(0)  # a saved model holds only its selected head
         model.load_state_dict(state["model"])
     except (KeyError, ParamsError, RuntimeError) as err:
         raise CheckpointError(f"{path} is not a gatcluster model file ({err}): train it again") from err

@@ -23,9 +23,11 @@ import torch
 from gatcluster.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from gatcluster.config import Params, params_to_dict
 from gatcluster.data.views import augmented_view
+from gatcluster.ema import ema_copy, ema_update
+from gatcluster.head_selection import best_head, head_losses
 from gatcluster.inference import (
     autocast_for,
-    chunked_outputs,
+    chunked_head_probs,
     model_input,
     preserved_batchnorm_stats,
     reestimate_batchnorm,
@@ -38,7 +40,7 @@ LogFn = Callable[[int, dict[str, float]], None]
 log = logging.getLogger(__name__)
 
 # Purposes of derived random streams: one independent stream each per (seed, iteration).
-EPOCH_ORDER, AUG_VIEW, SHUFFLE, KMEANS = range(4)
+EPOCH_ORDER, AUG_VIEW, SHUFFLE, KMEANS, SELECTION = range(5)
 # Params that do not change what training computes: a checkpoint stays valid across them.
 NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device"}
 
@@ -59,6 +61,9 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from: int = 0  # iterations already done in the checkpoint that was resumed
     seconds: float = 0.0
+    head_losses: list[float] = field(default_factory=list)  # selection loss per head (several heads)
+    selected_head: int = 0
+    head_predictions: list[np.ndarray] = field(default_factory=list)  # cluster per image, per head
 
 
 def derived_seed(seed: int, iteration: int, purpose: int) -> int:
@@ -154,68 +159,114 @@ class Trainer:
         if self.cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
-        self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights))
+        self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights), self.cfg.confidence)
+        # The EMA copy computes the targets and is the trained model in the end (None: off).
+        self.teacher = ema_copy(self.model) if self.cfg.ema_decay > 0 else None
         fp16 = self.cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
 
-    def compute_targets(self, batch: torch.Tensor, iteration: int) -> Targets:
-        """Step 1: clean-view targets of the large batch (eval mode, no gradients, in chunks)."""
+    @property
+    def output_model(self) -> GATCluster:
+        """The network that computes targets and is returned: the EMA copy when it is on."""
+        return self.teacher if self.teacher is not None else self.model
+
+    def head_targets(self, batch: torch.Tensor, seed: int) -> tuple[list[torch.Tensor], list[Targets]]:
+        """Clean probabilities and targets of every head for `batch` (eval mode, in chunks)."""
+        cfg, model = self.cfg, self.output_model
+        probs = chunked_head_probs(
+            model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.amp, cfg.channels_last
+        )
+        sizes = [self.params.model.num_clusters] * model.num_heads + [self.params.model.overcluster] * (
+            len(probs) - model.num_heads
+        )
+        targets = [
+            compute_targets(
+                p, k, cfg.kmeans_n_init, (seed + h) % (2**31), cfg.guard_min_ratio, cfg.sinkhorn_iters
+            )
+            for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
+        ]
+        return probs, [Targets(*(t.to(self.device) for t in tg)) for tg in targets]
+
+    def compute_targets(self, batch: torch.Tensor, iteration: int) -> list[Targets]:
+        """Step 1: clean-view targets of the large batch for every head (eval mode, no gradients)."""
         cfg = self.cfg
         if cfg.bn_reestimate:
             reestimate_batchnorm(
-                self.model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
+                self.output_model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
             )
-        out = chunked_outputs(
-            self.model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.amp, cfg.channels_last
-        )
-        if not torch.isfinite(out.probs).all():
+        seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
+        probs, targets = self.head_targets(batch, seed)
+        if not all(torch.isfinite(p).all() for p in probs):
             raise TrainingDiverged(
                 f"non-finite predictions in the target pass of iteration {iteration + 1}. "
                 "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
             )
-        seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
-        k = self.params.model.num_clusters
-        targets = compute_targets(out.probs, k, cfg.kmeans_n_init, seed, cfg.guard_min_ratio)
-        self.target_stats = target_diagnostics(out.probs, targets, k)
-        return Targets(*(t.to(self.device) for t in targets))
+        self.target_stats = target_diagnostics(probs[0], targets[0], self.params.model.num_clusters)
+        return targets
 
-    def train_on(self, batch: torch.Tensor, targets: Targets, iteration: int) -> dict[str, float]:
-        """Step 2: R repeats × ⌊L/B⌋ augmented sub-batches, one Adam step each; mean losses."""
-        cfg, aug = self.cfg, self.params.augment
+    def augmented_views(self, batch: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
+        """`train.views` independent augmented views of the large batch, each (L, C, S, S)."""
+        return [
+            augmented_view(batch, self.params.augment, self.grayscale, gen) for _ in range(self.cfg.views)
+        ]
+
+    def train_on(self, batch: torch.Tensor, targets: list[Targets], iteration: int) -> dict[str, float]:
+        """Step 2: R repeats × ⌊L·V/B⌋ augmented sub-batches, one Adam step each; mean losses.
+
+        A sub-batch holds B/V images in V views each (V = `train.views`), so its size stays B.
+        """
+        cfg = self.cfg
         aug_gen = derived_generator(self.params.seed, iteration, AUG_VIEW)
         shuffle_gen = derived_generator(self.params.seed, iteration, SHUFFLE)
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
-        steps = 0
-        view = augmented_view(batch, aug, self.grayscale, aug_gen)  # (L, C, S, S)
+        steps, per_step = 0, cfg.sub_batch // cfg.views
+        views = self.augmented_views(batch, aug_gen)
         for repeat in range(cfg.repeats):
             if cfg.resample_aug_per_repeat and repeat > 0:
-                view = augmented_view(batch, aug, self.grayscale, aug_gen)
+                views = self.augmented_views(batch, aug_gen)
             order = torch.randperm(len(batch), generator=shuffle_gen).to(self.device)
-            for start in range(0, len(order) - cfg.sub_batch + 1, cfg.sub_batch):
-                idx = order[start : start + cfg.sub_batch]
-                terms = self.optimizer_step(view[idx], targets, idx)
+            for start in range(0, len(order) - per_step + 1, per_step):
+                idx = order[start : start + per_step]
+                x = views[0][idx] if cfg.views == 1 else torch.cat([v[idx] for v in views])
+                terms = self.optimizer_step(x, targets, idx.repeat(cfg.views))
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
                 steps += 1
         return {key: float(value) / steps for key, value in sums.items()}
 
-    def optimizer_step(self, x: torch.Tensor, targets: Targets, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One Adam step on one augmented sub-batch; returns detached loss terms."""
+    def optimizer_step(
+        self, x: torch.Tensor, targets: list[Targets], idx: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One Adam step on one augmented sub-batch, every head's loss summed; detached terms.
+
+        `loss/<term>` are means over the heads; `loss/head<h>` each head's total (several heads).
+        """
         with autocast_for(self.device, self.cfg.amp):
-            out = self.model(model_input(x, self.cfg.channels_last))
-        total, terms = self.loss_fn(
-            out.probs,
-            out.att_probs,
-            targets.balanced[idx],
-            targets.sharpened[idx],
-            targets.relation_labels[idx],
-        )
+            outs = self.model.forward_heads(model_input(x, self.cfg.channels_last))
+        totals, head_terms = [], []
+        for out, t in zip(outs, targets, strict=True):
+            loss, terms = self.loss_fn(
+                out.probs, out.att_probs, t.balanced[idx], t.sharpened[idx], t.relation_labels[idx]
+            )
+            totals.append(loss)
+            head_terms.append(terms)
+        total = totals[0]
+        for loss in totals[1:]:
+            total = total + loss
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return {"loss/total": total.detach(), **{f"loss/{k}": v.detach() for k, v in terms.items()}}
+        if self.teacher is not None:
+            ema_update(self.teacher, self.model, self.cfg.ema_decay)
+        logged = {"loss/total": total.detach()}
+        for key in head_terms[0]:
+            values = [t[key].detach() for t in head_terms]
+            logged[f"loss/{key}"] = values[0] if len(values) == 1 else torch.stack(values).mean()
+        if len(totals) > 1:
+            logged.update({f"loss/head{h}": loss.detach() for h, loss in enumerate(totals)})
+        return logged
 
     def run_iteration(self, iteration: int) -> dict[str, float]:
         """One outer iteration: targets on a fresh large batch, then training on it."""
@@ -232,36 +283,65 @@ class Trainer:
         return {**losses, **self.target_stats, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def finalize(self) -> None:
-        """Fit BatchNorm statistics to the clean data set (when re-estimation is on)."""
+        """Fit BatchNorm statistics of the output model to the clean data set (when that is on)."""
+        model = self.output_model
         if self.cfg.bn_reestimate:
             cfg = self.cfg
             reestimate_batchnorm(
-                self.model, self.images, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
+                model, self.images, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
             )
-        self.model.eval()
+        model.eval()
+
+    def head_probs(self) -> list[torch.Tensor]:
+        """Clean probabilities of every head of the output model over the whole data set."""
+        cfg = self.cfg
+        return chunked_head_probs(
+            self.output_model,
+            self.images,
+            cfg.target_chunk,
+            self.grayscale,
+            self.device,
+            cfg.amp,
+            cfg.channels_last,
+        )
 
     def evaluate(self, labels: np.ndarray) -> dict[str, float]:
         """Monitoring only (never used to select a model): ACC / NMI / ARI on the data set.
 
-        BatchNorm statistics are put back afterwards, so monitoring cannot change training.
+        Scores of the first head; with several heads also `acc/head<h>` of each. BatchNorm
+        statistics are put back afterwards, so monitoring cannot change training.
         """
-        with preserved_batchnorm_stats(self.model):
+        with preserved_batchnorm_stats(self.output_model):
             self.finalize()
-            out = chunked_outputs(
-                self.model,
-                self.images,
-                self.cfg.target_chunk,
-                self.grayscale,
-                self.device,
-                self.cfg.amp,
-                self.cfg.channels_last,
+            probs = self.head_probs()[: self.output_model.num_heads]
+        scores = cluster_scores(probs[0].argmax(1).numpy(), labels)
+        metrics = {"acc": scores.acc, "nmi": scores.nmi, "ari": scores.ari}
+        if len(probs) > 1:
+            metrics.update(
+                {f"acc/head{h}": cluster_scores(p.argmax(1).numpy(), labels).acc for h, p in enumerate(probs)}
             )
-        scores = cluster_scores(out.probs.argmax(1).numpy(), labels)
-        return {"acc": scores.acc, "nmi": scores.nmi, "ari": scores.ari}
+        return metrics
+
+    def select_head(self) -> list[float]:
+        """Keep the K-cluster head with the lowest loss on a fixed clean batch; each head's loss.
+
+        Nothing happens with one head. The batch and its augmented view come from the seed alone.
+        """
+        model, cfg = self.output_model, self.cfg
+        if model.num_heads == 1:
+            return []
+        gen = derived_generator(self.params.seed, 0, SELECTION)
+        idx = torch.randperm(len(self.images), generator=gen)[: cfg.large_batch]
+        batch = self.images[idx.to(self.device)]
+        _, targets = self.head_targets(batch, derived_seed(self.params.seed, 0, SELECTION) % (2**31))
+        view = augmented_view(batch, self.params.augment, self.grayscale, gen)
+        losses = head_losses(model, view, targets, self.loss_fn, cfg.sub_batch, cfg.amp, cfg.channels_last)
+        model.keep_head(best_head(losses))
+        return losses
 
     def state(self, iterations_done: int, history: list[dict[str, float]]) -> dict:
         """Everything a resume needs, in weights-only-loadable types."""
-        return {
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "iteration": iterations_done,
@@ -270,10 +350,15 @@ class Trainer:
             "history": history,
             "scaler": self.scaler.state_dict(),
         }
+        if self.teacher is not None:
+            state["ema"] = self.teacher.state_dict()
+        return state
 
     def load_state(self, state: dict) -> None:
-        """Restore model, optimizer and RNG states from a checkpoint."""
+        """Restore model, EMA copy, optimizer and RNG states from a checkpoint."""
         self.model.load_state_dict(state["model"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"])
         if state.get("scaler"):
@@ -342,4 +427,12 @@ def fit(
         ):
             save_checkpoint(trainer.state(step, history), checkpoint)
     trainer.finalize()
-    return FitResult(trainer.model, history, done, time.perf_counter() - started)
+    result = FitResult(trainer.output_model, history, done)
+    if trainer.output_model.num_heads > 1:
+        result.head_predictions = [
+            p.argmax(1).numpy() for p in trainer.head_probs()[: trainer.output_model.num_heads]
+        ]
+        result.head_losses = trainer.select_head()
+        result.selected_head = best_head(result.head_losses)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -135,6 +135,9 @@ def summary(result: FitResult, params: Params) -> dict[str, float]:
         values = [row[key] for row in result.history if key in row]
         if values:
             out[key] = values[-1]
+    if result.head_losses:  # several heads: which one was kept, and every head's selection loss
+        out["selected_head"] = result.selected_head
+        out.update({f"head{h}_selection_loss": loss for h, loss in enumerate(result.head_losses)})
     return out
 
 

@@ -79,3 +79,18 @@ def test_missing_and_malformed_files(tmp_path):
         load_params(bad)
     bad.write_text("")
     assert load_params(bad) == Params()  # an empty file means all defaults
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train.views": 3}, r"train.sub_batch \(128\) must be a multiple of train.views \(3\)"),
+        ({"train.ema_decay": 1.0}, "train.ema_decay must be < 1"),
+        ({"model.overcluster": 10}, r"model.overcluster must be 0 \(off\) or more than model.num_clusters"),
+        ({"model.num_heads": 0}, "model.num_heads must be >= 1"),
+        ({"train.sinkhorn_iters": 0}, "train.sinkhorn_iters must be >= 1"),
+    ],
+)
+def test_trainer_switches_are_validated(overrides, message):
+    with pytest.raises(ParamsError, match=message):
+        replace_params(Params(), overrides)

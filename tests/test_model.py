@@ -108,3 +108,30 @@ def test_fea_dim_defaults_to_the_number_of_clusters():
     wide = GATCluster(ModelConfig(num_clusters=6, fea_dim=20, width_mult=0.125), in_channels=1).eval()
     with torch.no_grad():
         assert wide(torch.rand(1, 1, 32, 32)).features.shape == (1, 20)
+
+
+def test_extra_heads_share_the_backbone_and_keep_head_leaves_one():
+    cfg = ModelConfig(num_clusters=6, width_mult=0.125, num_heads=3, overcluster=18)
+    torch.manual_seed(0)
+    model = GATCluster(cfg, in_channels=1).eval()
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        outs = model.forward_heads(x)
+        assert [o.probs.shape[1] for o in outs] == [6, 6, 6, 18]
+        assert model.num_heads == 3
+        assert not torch.allclose(outs[0].probs, outs[1].probs)  # each head has its own weights
+        model.keep_head(2)
+        assert model.num_heads == 1 and len(model.forward_heads(x)) == 1
+        assert torch.equal(model(x).probs, outs[2].probs)
+    assert not any(k.startswith(("extra_heads", "overcluster_heads")) for k in model.state_dict())
+
+
+def test_one_head_network_draws_the_same_weights_as_before_the_switches():
+    # Extra heads are built after the first, so a one-head model's init does not move.
+    torch.manual_seed(0)
+    one = GATCluster(ModelConfig(width_mult=0.125), in_channels=1)
+    torch.manual_seed(0)
+    many = GATCluster(ModelConfig(width_mult=0.125, num_heads=2, overcluster=20), in_channels=1)
+    many.keep_head(0)
+    assert one.state_dict().keys() == many.state_dict().keys()
+    assert all(torch.equal(v, many.state_dict()[k]) for k, v in one.state_dict().items())

@@ -32,3 +32,15 @@ def test_foreign_file_is_a_clear_error(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "model.pt")
     with pytest.raises(CheckpointError, match="not a gatcluster model file"):
         load_model(tmp_path / "model.pt")
+
+
+def test_a_model_trained_with_several_heads_is_saved_and_loaded_with_one(tmp_path):
+    params = replace_params(Params(), {"model.num_heads": 3, "model.overcluster": 30})
+    model = GATCluster(params.model, in_channels=1)
+    model.keep_head(1)
+    save_model(model, params, tmp_path / "model.pt")
+    loaded, _ = load_model(tmp_path / "model.pt")
+    assert loaded.num_heads == 1 and not loaded.overcluster_heads
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x).probs, model.eval()(x).probs, atol=1e-6)

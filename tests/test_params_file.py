@@ -66,6 +66,15 @@ def test_faithful_preset_is_the_authors_schedule():
     assert params.model.theta_layout == "code" and t.iterations == 6000
 
 
+@pytest.mark.parametrize("name", ["faithful", "stl10", "imagenet10", "imagenet-dogs15"])
+def test_paper_presets_turn_every_trainer_addition_off(name):
+    params = replace_params(Params(), {"model.num_heads": 4, "train.ema_decay": 0.99, "train.views": 2})
+    params = replace_params(params, preset_overrides(name))
+    t, m = params.train, params.model
+    assert (m.num_heads, m.overcluster) == (1, 0)
+    assert (t.ema_decay, t.confidence, t.sinkhorn_iters, t.views) == (0.0, 0.0, 1, 1)
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_each_preset_trains_one_iteration_on_fixture_images(name, digits_dataset):
     # Real digits, resized to the preset's input size; the preset's model, losses and augmentation.

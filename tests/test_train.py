@@ -180,3 +180,109 @@ def test_training_never_reads_labels(digit_images, digits_dataset, bn_reestimate
     shuffled = fit(params, digit_images, np.random.default_rng(0).permutation(digits_dataset.labels))
     assert states_equal(with_labels.model.state_dict(), shuffled.model.state_dict())
     assert states_equal(with_labels.model.state_dict(), unlabelled.model.state_dict())
+
+
+# Every label-free switch of the trainer at its "off" value, and on.
+SWITCHES_OFF = {
+    "model.num_heads": 1,
+    "model.overcluster": 0,
+    "train.ema_decay": 0.0,
+    "train.confidence": 0.0,
+    "train.sinkhorn_iters": 1,
+    "train.views": 1,
+}
+SWITCHES_ON = {
+    "model.num_heads": 3,
+    "model.fea_dim": 16,
+    "model.overcluster": 20,
+    "train.ema_decay": 0.9,
+    "train.confidence": 0.12,
+    "train.sinkhorn_iters": 3,
+    "train.views": 2,
+}
+# Losses of the two iterations below as computed by the trainer before the switches existed
+# (commit dee5866, this CI machine's CPU, 2 threads). Other CPUs differ in the last bits only.
+BEFORE_SWITCHES = [
+    {"total": -8.372317, "invariance": -0.099973, "entropy": -2.29073, "separability": 4.218187},
+    {"total": -9.585397, "invariance": -0.100436, "entropy": -2.291111, "separability": 3.043775},
+]
+
+
+def test_switches_off_reproduce_the_trainer_before_them(digit_images):
+    params = tiny_params(**{"train.iterations": 2, "train.large_batch": 300}, **SWITCHES_OFF)
+    result = fit(params, digit_images)
+    for row, expected in zip(result.history, BEFORE_SWITCHES, strict=True):
+        for term, value in expected.items():
+            assert row[f"loss/{term}"] == pytest.approx(value, abs=1e-4), term
+    weight_sum = sum(
+        float(v.double().sum()) for v in result.model.state_dict().values() if v.is_floating_point()
+    )
+    assert weight_sum == pytest.approx(484.950343, abs=1e-3)
+
+
+SWITCH_BASE = {"train.iterations": 2, "train.large_batch": 300, "train.eval_every": 0}
+
+
+@pytest.fixture(scope="module")
+def switches_off_history(digit_images) -> list[dict]:
+    return without_time(fit(tiny_params(**SWITCH_BASE), digit_images).history)
+
+
+@pytest.mark.parametrize("switch", sorted(set(SWITCHES_ON) - {"model.fea_dim"}))
+def test_each_switch_on_changes_training(digit_images, switches_off_history, switch):
+    changed = fit(tiny_params(**SWITCH_BASE, **{switch: SWITCHES_ON[switch]}), digit_images)
+    assert without_time(changed.history) != switches_off_history
+
+
+def all_switches_params(**overrides) -> Params:
+    return tiny_params(**{"train.large_batch": 300, **SWITCHES_ON, **overrides})
+
+
+def test_resume_is_bit_identical_with_every_switch_on(digit_images, tmp_path):
+    params = all_switches_params(**{"train.iterations": 3, "train.checkpoint_every": 1})
+    whole = fit(params, digit_images, checkpoint=tmp_path / "a" / "last.pt")
+
+    def stop_at_two(step, metrics):
+        if step == 2:
+            raise Interrupt
+
+    ckpt = tmp_path / "b" / "last.pt"
+    with pytest.raises(Interrupt):
+        fit(params, digit_images, log_fn=stop_at_two, checkpoint=ckpt)
+    assert "ema" in load_checkpoint(ckpt)
+    resumed = fit(params, digit_images, checkpoint=ckpt)
+    assert resumed.resumed_from == 1
+    assert without_time(resumed.history) == without_time(whole.history)
+    assert states_equal(resumed.model.state_dict(), whole.model.state_dict())
+    assert resumed.head_losses == whole.head_losses and resumed.selected_head == whole.selected_head
+
+
+def test_labels_never_influence_training_or_head_selection(digit_images, digits_dataset):
+    params = all_switches_params(**{"train.iterations": 2, "train.eval_every": 1})
+    with_labels = fit(params, digit_images, digits_dataset.labels)
+    shuffled = fit(params, digit_images, np.random.default_rng(0).permutation(digits_dataset.labels))
+    unlabelled = fit(params, digit_images)
+    for other in (shuffled, unlabelled):
+        assert states_equal(with_labels.model.state_dict(), other.model.state_dict())
+        assert other.head_losses == with_labels.head_losses
+        assert other.selected_head == with_labels.selected_head
+    assert {"acc/head0", "acc/head1", "acc/head2"} <= with_labels.history[-1].keys()  # monitoring only
+
+
+def test_the_lowest_loss_head_is_kept_alone(digit_images, tmp_path):
+    import onnx
+
+    from gatcluster.export import check_parity, export_onnx
+
+    result = fit(all_switches_params(**{"train.iterations": 2}), digit_images)
+    assert len(result.head_losses) == 3 and len(result.head_predictions) == 3
+    assert result.selected_head == int(np.argmin(result.head_losses))
+    model = result.model
+    assert model.num_heads == 1 and not model.overcluster_heads
+    pred = predict_clusters(model, digit_images, 500, True, CPU).numpy()
+    assert np.array_equal(pred, result.head_predictions[result.selected_head])
+    export_onnx(model, tmp_path / "m.onnx", 18, {})
+    weights = sum(np.prod(t.dims) for t in onnx.load(tmp_path / "m.onnx").graph.initializer)
+    one_head = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
+    assert weights <= one_head  # the other heads' weights are not in the file
+    check_parity(model, tmp_path / "m.onnx", digit_images[:7].float().div(255))

@@ -1,4 +1,10 @@
-"""GATCluster: backbone + Gaussian-attention head behind a timm-like interface."""
+"""GATCluster: backbone + Gaussian-attention head(s) behind a timm-like interface.
+
+`model.num_heads` > 1 puts several cluster heads on one backbone (each trained on its own
+targets); `model.overcluster` adds an auxiliary head with more clusters than K. Both exist only
+during training: `keep_head` reduces the network to the one selected head, which is what is saved
+and exported. With one head and no over-clustering the network is exactly the paper's.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from gatcluster.model.head import GaussianAttentionHead, HeadOutput
 
 
 class GATCluster(nn.Module):
-    """One network that clusters images: argmax of the global head's probabilities."""
+    """One network that clusters images: argmax of the (selected) global head's probabilities."""
 
     def __init__(self, cfg: ModelConfig, in_channels: int) -> None:
         super().__init__()
@@ -19,24 +25,49 @@ class GATCluster(nn.Module):
         fea_dim = cfg.fea_dim or cfg.num_clusters
         self.input_size = spec.input_size
         self.in_channels = in_channels
+
+        def make_head(num_clusters: int) -> GaussianAttentionHead:
+            return GaussianAttentionHead(
+                fea_dim,
+                num_clusters,
+                spec.map_size,
+                feature_relu=spec.feature_relu,
+                att_conv=spec.att_conv,
+                theta_layout=cfg.theta_layout,
+                att_lambda=cfg.att_lambda,
+            )
+
         self.backbone = build_backbone(cfg.backbone, in_channels, fea_dim, cfg.width_mult)
-        self.head = GaussianAttentionHead(
-            fea_dim,
-            cfg.num_clusters,
-            spec.map_size,
-            feature_relu=spec.feature_relu,
-            att_conv=spec.att_conv,
-            theta_layout=cfg.theta_layout,
-            att_lambda=cfg.att_lambda,
-        )
+        self.head = make_head(cfg.num_clusters)
+        # Created after the first head, so a one-head model draws the same initial weights as before.
+        self.extra_heads = nn.ModuleList(make_head(cfg.num_clusters) for _ in range(cfg.num_heads - 1))
+        self.overcluster_heads = nn.ModuleList([make_head(cfg.overcluster)] if cfg.overcluster else [])
+
+    @property
+    def num_heads(self) -> int:
+        """The number of K-cluster heads (candidates for selection)."""
+        return 1 + len(self.extra_heads)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C_in, H, W) -> backbone map (B, C, S, S)."""
         return self.backbone(x)
 
     def forward_head(self, fmap: torch.Tensor) -> HeadOutput:
-        """Backbone map -> (f, p, h, q, a)."""
+        """Backbone map -> (f, p, h, q, a) of the first head."""
         return self.head(fmap)
+
+    def forward_heads(self, x: torch.Tensor) -> list[HeadOutput]:
+        """Outputs of every head: the K-cluster heads in order, then the over-clustering head."""
+        fmap = self.forward_features(x)
+        heads = [self.head, *self.extra_heads, *self.overcluster_heads]
+        return [head(fmap) for head in heads]
+
+    def keep_head(self, index: int) -> None:
+        """Keep only K-cluster head `index` (as `head`); drop the others and the over-clustering head."""
+        heads = [self.head, *self.extra_heads]
+        self.head = heads[index]
+        self.extra_heads = nn.ModuleList()
+        self.overcluster_heads = nn.ModuleList()
 
     def forward(self, x: torch.Tensor) -> HeadOutput:
         return self.forward_head(self.forward_features(x))

@@ -1,0 +1,133 @@
+"""Screening of the trainer's label-free switches: named configurations × seeds, in one run.
+
+Each configuration is a set of params overrides on top of params.yaml (plus `--set` overrides for
+all of them, e.g. a shorter budget). Runs go in parallel worker processes with a fixed number of
+torch threads each (2 cores: `--jobs 2 --threads 1`), results are appended to a JSON-lines file as
+they finish, and the table prints mean and worst ACC, mean wall time and, where several heads were
+trained, the ACC of the head chosen without labels beside the best head's (labels are used here
+only to score, after training).
+
+    .venv/bin/python benchmarks/ablation.py --configs baseline ema sinkhorn --seeds 0 1 2 \\
+        --set train.iterations=100 --jobs 2 --threads 1 --out reports/ablation.jsonl
+    .venv/bin/python benchmarks/ablation.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Every switch of issue 9 alone against today's trainer, and the combinations screened.
+CONFIGS: dict[str, dict] = {
+    "baseline": {},
+    "ema": {"train.ema_decay": 0.99},
+    "sinkhorn": {"train.sinkhorn_iters": 3},
+    "confidence": {"train.confidence": 0.5},
+    "heads": {"model.num_heads": 5, "model.fea_dim": 32},
+    "overcluster": {"model.overcluster": 50, "model.fea_dim": 32},
+    "views": {"train.views": 2, "train.repeats": 1},
+    "views-r2": {"train.views": 2},
+}
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """key=value pairs with YAML-typed values."""
+    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def run_one(params_file: str, overrides: dict, seed: int, threads: int) -> dict:
+    """Train one configuration with one seed on the CPU; scores of the final (selected) model."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from gatcluster.config import load_params, replace_params
+    from gatcluster.data.bundled import BUNDLED_SOURCES
+    from gatcluster.data.prepare import prepare_images
+    from gatcluster.inference import predict_clusters
+    from gatcluster.metrics import cluster_scores
+    from gatcluster.train import fit
+
+    fixed = {"seed": seed, "train.device": "cpu", "train.checkpoint_every": 0, "train.eval_every": 0}
+    params = replace_params(load_params(Path(params_file)), {**overrides, **fixed})
+    tic = time.perf_counter()
+    data = BUNDLED_SOURCES[params.data.source]()
+    images = prepare_images(data.images, params.data.image_size, data.resize_rule, params.data.grayscale)
+    result = fit(params, images)
+    pred = predict_clusters(result.model, images, 500, params.data.grayscale, torch.device("cpu"))
+    out = {**cluster_scores(pred.numpy(), data.labels).as_dict(), "seconds": time.perf_counter() - tic}
+    if result.head_predictions:
+        head_accs = [cluster_scores(p, data.labels).acc for p in result.head_predictions]
+        out.update(selected_head=result.selected_head, head_accs=head_accs, best_head_acc=max(head_accs))
+    return out
+
+
+def summary_line(name: str, runs: list[dict]) -> str:
+    """Mean and worst ACC, mean NMI, mean time; selected vs best head where heads were chosen."""
+    accs = [r["acc"] for r in runs]
+    nmi, seconds = statistics.fmean(r["nmi"] for r in runs), statistics.fmean(r["seconds"] for r in runs)
+    line = (
+        f"{name:<16} n={len(runs)}  ACC mean {statistics.fmean(accs):.3f}  worst {min(accs):.3f}  "
+        f"NMI {nmi:.3f}  {seconds:6.1f} s"
+    )
+    if all("best_head_acc" in r for r in runs):
+        best = statistics.fmean(r["best_head_acc"] for r in runs)
+        line += f"  selected-head ACC {statistics.fmean(accs):.3f} vs best head {best:.3f}"
+    return line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every config"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (worker processes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--out", type=Path, help="append one JSON line per finished run here")
+    parser.add_argument("--list", action="store_true", help="print the named configurations and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, overrides in CONFIGS.items():
+            print(f"{name:<16} {overrides or 'params.yaml as it is'}")
+        return
+    common = parse_overrides(args.set)
+    print(
+        f"# configs {args.configs}, seeds {args.seeds}, overrides {args.set or 'none'}, "
+        f"{args.jobs} jobs × {args.threads} threads"
+    )
+    results: dict[str, list[dict]] = {name: [] for name in args.configs}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        futures = {
+            pool.submit(run_one, str(args.params), {**CONFIGS[name], **common}, seed, args.threads): (
+                name,
+                seed,
+            )
+            for name in args.configs
+            for seed in args.seeds
+        }
+        for future in as_completed(futures):
+            name, seed = futures[future]
+            run = {"config": name, "seed": seed, **future.result()}
+            results[name].append(run)
+            print(f"  {name:<16} seed {seed}  ACC {run['acc']:.3f}  {run['seconds']:6.1f} s", flush=True)
+            if args.out:
+                with args.out.open("a") as fh:
+                    fh.write(json.dumps({**run, "overrides": {**CONFIGS[name], **common}}) + "\n")
+    for name in args.configs:
+        print(summary_line(name, results[name]))
+
+
+if __name__ == "__main__":
+    main()
