@@ -34,6 +34,8 @@ CONFIGS: dict[str, dict] = {
     "confidence": {"train.confidence": 0.5},
     "heads": {"model.num_heads": 5, "model.fea_dim": 32},
     "overcluster": {"model.overcluster": 50, "model.fea_dim": 32},
+    "heads-over": {"model.num_heads": 5, "model.overcluster": 50, "model.fea_dim": 32},
+    "fp32": {"train.amp": False},
     "views": {"train.views": 2, "train.repeats": 1},
     "views-r2": {"train.views": 2},
 }

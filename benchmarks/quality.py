@@ -6,6 +6,7 @@ Prints ACC / NMI / ARI per run and mean ± std, with wall time per run (data loa
 
     .venv/bin/python benchmarks/quality.py                 # seeds 0 1 2, 2 threads
     .venv/bin/python benchmarks/quality.py --seeds 0 --set train.iterations=20
+    .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --compare-off   # also every addition off
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 import yaml
 from sklearn.cluster import KMeans
 
-from gatcluster.config import load_params, replace_params
+from gatcluster.config import ADDITIONS_OFF, load_params, replace_params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.inference import predict_clusters
@@ -64,10 +65,10 @@ def print_table(name: str, runs: list[dict], seeds: list[int]) -> None:
     """Per-seed lines and the mean ± std line of one method."""
     for seed, r in zip(seeds, runs, strict=True):
         scores = f"ACC {r['acc']:.3f}  NMI {r['nmi']:.3f}  ARI {r['ari']:.3f}"
-        print(f"{name:<11} seed {seed}  {scores}  {r['seconds']:7.1f} s")
+        print(f"{name:<13} seed {seed}  {scores}  {r['seconds']:7.1f} s")
     s = summarize(runs)
     cells = "  ".join(f"{k.upper()} {m:.3f} ± {sd:.3f}" for k, (m, sd) in s.items() if k != "seconds")
-    print(f"{name:<11} mean    {cells}  {s['seconds'][0]:7.1f} s/run")
+    print(f"{name:<13} mean    {cells}  {s['seconds'][0]:7.1f} s/run")
 
 
 def cpu_model() -> str:
@@ -92,17 +93,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument(
+        "--compare-off",
+        action="store_true",
+        help="also train with every trainer addition off (the paper's trainer with these params)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = replace_params(load_params(args.params), parse_overrides(args.set))
     print(f"# {cpu_model()}, torch {torch.__version__}, {args.threads} threads")
     print(f"# source {params.data.source}, overrides {args.set or 'none'}")
     gat = [run_gatcluster(params, s) for s in args.seeds]
+    off = (
+        [run_gatcluster(replace_params(params, ADDITIONS_OFF), s) for s in args.seeds]
+        if args.compare_off
+        else []
+    )
     km = [run_kmeans(params.data.source, s, params.model.num_clusters) for s in args.seeds]
     print_table("GATCluster", gat, args.seeds)
+    if off:
+        print_table("additions off", off, args.seeds)
+        ratio = summarize(gat)["seconds"][0] / summarize(off)["seconds"][0]
+        print(f"# time ratio GATCluster / additions off: {ratio:.2f}")
     print_table("k-means", km, args.seeds)
     if args.out:
-        args.out.write_text(json.dumps({"seeds": args.seeds, "gatcluster": gat, "kmeans": km}, indent=2))
+        results = {"seeds": args.seeds, "gatcluster": gat, "additions_off": off, "kmeans": km}
+        args.out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

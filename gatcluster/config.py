@@ -30,6 +30,16 @@ SOURCES = (
 )
 BACKBONES = ("small32", "stl96", "imagenet128")
 BACKBONE_INPUT_SIZE = {"small32": 32, "stl96": 96, "imagenet128": 128}
+# The label-free additions to the paper's trainer at their "off" values: the trainer before them.
+ADDITIONS_OFF = {
+    "train.amp": False,  # on the CPU the earlier trainer ran in float32 whatever train.amp said
+    "model.num_heads": 1,
+    "model.overcluster": 0,
+    "train.ema_decay": 0.0,
+    "train.confidence": 0.0,
+    "train.sinkhorn_iters": 1,
+    "train.views": 1,
+}
 
 
 class ParamsError(ValueError):

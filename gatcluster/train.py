@@ -170,15 +170,24 @@ class Trainer:
         """The network that computes targets and is returned: the EMA copy when it is on."""
         return self.teacher if self.teacher is not None else self.model
 
-    def head_targets(self, batch: torch.Tensor, seed: int) -> tuple[list[torch.Tensor], list[Targets]]:
-        """Clean probabilities and targets of every head for `batch` (eval mode, in chunks)."""
+    def head_targets(
+        self, batch: torch.Tensor, seed: int, where: str
+    ) -> tuple[list[torch.Tensor], list[Targets]]:
+        """Clean probabilities and targets of every head for `batch` (eval mode, in chunks).
+
+        Non-finite predictions stop training with a message naming `where` they appeared.
+        """
         cfg, model = self.cfg, self.output_model
         probs = chunked_head_probs(
             model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.amp, cfg.channels_last
         )
-        sizes = [self.params.model.num_clusters] * model.num_heads + [self.params.model.overcluster] * (
-            len(probs) - model.num_heads
-        )
+        if not all(torch.isfinite(p).all() for p in probs):
+            raise TrainingDiverged(
+                f"non-finite predictions in {where}. "
+                "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
+            )
+        sizes = [self.params.model.num_clusters] * model.num_heads
+        sizes += [self.params.model.overcluster] * (len(probs) - model.num_heads)
         targets = [
             compute_targets(
                 p, k, cfg.kmeans_n_init, (seed + h) % (2**31), cfg.guard_min_ratio, cfg.sinkhorn_iters
@@ -192,15 +201,16 @@ class Trainer:
         cfg = self.cfg
         if cfg.bn_reestimate:
             reestimate_batchnorm(
-                self.output_model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
+                self.output_model,
+                batch,
+                cfg.target_chunk,
+                self.grayscale,
+                self.device,
+                cfg.channels_last,
+                cfg.amp,
             )
         seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
-        probs, targets = self.head_targets(batch, seed)
-        if not all(torch.isfinite(p).all() for p in probs):
-            raise TrainingDiverged(
-                f"non-finite predictions in the target pass of iteration {iteration + 1}. "
-                "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
-            )
+        probs, targets = self.head_targets(batch, seed, f"the target pass of iteration {iteration + 1}")
         self.target_stats = target_diagnostics(probs[0], targets[0], self.params.model.num_clusters)
         return targets
 
@@ -289,7 +299,7 @@ class Trainer:
             cfg = self.cfg
             reestimate_batchnorm(
                 model, self.images, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
-            )
+            )  # in float32: the model is used in float32 from here on (evaluation, export)
         model.eval()
 
     def head_probs(self) -> list[torch.Tensor]:
@@ -333,7 +343,8 @@ class Trainer:
         gen = derived_generator(self.params.seed, 0, SELECTION)
         idx = torch.randperm(len(self.images), generator=gen)[: cfg.large_batch]
         batch = self.images[idx.to(self.device)]
-        _, targets = self.head_targets(batch, derived_seed(self.params.seed, 0, SELECTION) % (2**31))
+        seed = derived_seed(self.params.seed, 0, SELECTION) % (2**31)
+        _, targets = self.head_targets(batch, seed, "the head-selection pass")
         view = augmented_view(batch, self.params.augment, self.grayscale, gen)
         losses = head_losses(model, view, targets, self.loss_fn, cfg.sub_batch, cfg.amp, cfg.channels_last)
         model.keep_head(best_head(losses))

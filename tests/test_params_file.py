@@ -72,7 +72,7 @@ def test_paper_presets_turn_every_trainer_addition_off(name):
     params = replace_params(params, preset_overrides(name))
     t, m = params.train, params.model
     assert (m.num_heads, m.overcluster) == (1, 0)
-    assert (t.ema_decay, t.confidence, t.sinkhorn_iters, t.views) == (0.0, 0.0, 1, 1)
+    assert (t.ema_decay, t.confidence, t.sinkhorn_iters, t.views, t.amp) == (0.0, 0.0, 1, 1, False)
 
 
 @pytest.mark.parametrize("name", PRESETS)

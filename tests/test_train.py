@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gatcluster.checkpoint import load_checkpoint
-from gatcluster.config import Params, replace_params
+from gatcluster.config import ADDITIONS_OFF, Params, replace_params
 from gatcluster.data.prepare import prepare_images
 from gatcluster.inference import predict_clusters
 from gatcluster.metrics import cluster_scores
@@ -183,15 +183,9 @@ def test_training_never_reads_labels(digit_images, digits_dataset, bn_reestimate
 
 
 # Every label-free switch of the trainer at its "off" value, and on.
-SWITCHES_OFF = {
-    "model.num_heads": 1,
-    "model.overcluster": 0,
-    "train.ema_decay": 0.0,
-    "train.confidence": 0.0,
-    "train.sinkhorn_iters": 1,
-    "train.views": 1,
-}
+SWITCHES_OFF = ADDITIONS_OFF
 SWITCHES_ON = {
+    "train.amp": True,
     "model.num_heads": 3,
     "model.fea_dim": 16,
     "model.overcluster": 20,
@@ -209,7 +203,7 @@ BEFORE_SWITCHES = [
 
 
 def test_switches_off_reproduce_the_trainer_before_them(digit_images):
-    params = tiny_params(**{"train.iterations": 2, "train.large_batch": 300}, **SWITCHES_OFF)
+    params = tiny_params(**{"train.iterations": 2, "train.large_batch": 300, **SWITCHES_OFF})
     result = fit(params, digit_images)
     for row, expected in zip(result.history, BEFORE_SWITCHES, strict=True):
         for term, value in expected.items():
@@ -225,12 +219,12 @@ SWITCH_BASE = {"train.iterations": 2, "train.large_batch": 300, "train.eval_ever
 
 @pytest.fixture(scope="module")
 def switches_off_history(digit_images) -> list[dict]:
-    return without_time(fit(tiny_params(**SWITCH_BASE), digit_images).history)
+    return without_time(fit(tiny_params(**SWITCH_BASE, **SWITCHES_OFF), digit_images).history)
 
 
 @pytest.mark.parametrize("switch", sorted(set(SWITCHES_ON) - {"model.fea_dim"}))
 def test_each_switch_on_changes_training(digit_images, switches_off_history, switch):
-    changed = fit(tiny_params(**SWITCH_BASE, **{switch: SWITCHES_ON[switch]}), digit_images)
+    changed = fit(tiny_params(**{**SWITCH_BASE, **SWITCHES_OFF, switch: SWITCHES_ON[switch]}), digit_images)
     assert without_time(changed.history) != switches_off_history
 
 

@@ -1,0 +1,124 @@
+"""Where one outer iteration's time goes, and training images/s, with and without bf16 autocast.
+
+Times each phase of the two-step trainer on mnist5k with params.yaml (CPU): BatchNorm re-estimation
+on the clean large batch, the target forward pass, the targets (k-means with its restarts), the
+augmented view, and the R·⌊L/B⌋ optimizer steps. "Training images/s" counts the images of the
+optimizer steps (R·⌊L·V/B⌋·B per iteration) over the whole iteration's time, targets included.
+
+    .venv/bin/python benchmarks/train_speed.py                 # 2 threads, 5 iterations, amp off/on
+    .venv/bin/python benchmarks/train_speed.py --iterations 3 --set model.num_heads=5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import yaml
+
+from gatcluster.config import Params, load_params, replace_params
+from gatcluster.data.bundled import BUNDLED_SOURCES
+from gatcluster.data.prepare import prepare_images
+from gatcluster.inference import chunked_head_probs, cpu_has_native_bf16, reestimate_batchnorm
+from gatcluster.losses import compute_targets
+from gatcluster.train import AUG_VIEW, Trainer, derived_generator, large_batch_indices
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(phases: dict[str, float], name: str, fn, *args):
+    """Run fn(*args), adding its wall time to phases[name]; its result."""
+    tic = time.perf_counter()
+    result = fn(*args)
+    phases[name] += time.perf_counter() - tic
+    return result
+
+
+def head_sizes(params: Params, num_outputs: int) -> list[int]:
+    """Clusters of each head output: K for the K-cluster heads, then the over-clustering head."""
+    m = params.model
+    return [m.num_clusters] * m.num_heads + [m.overcluster] * (num_outputs - m.num_heads)
+
+
+def profile(params: Params, images: torch.Tensor, iterations: int) -> dict[str, float]:
+    """Mean seconds per iteration of each phase (after one warm-up iteration)."""
+    t = params.train
+    trainer = Trainer(params, images, torch.device("cpu"))
+    trainer.run_iteration(0)  # warm-up: first-call costs of oneDNN kernels
+    model, args = trainer.output_model, (t.target_chunk, params.data.grayscale, torch.device("cpu"))
+    phases: dict[str, float] = defaultdict(float)
+    for it in range(1, iterations + 1):
+        batch = images[large_batch_indices(len(images), t.large_batch, it, params.seed)]
+        if t.bn_reestimate:
+            timed(
+                phases,
+                "BatchNorm re-estimation",
+                reestimate_batchnorm,
+                model,
+                batch,
+                *args,
+                t.channels_last,
+                t.amp,
+            )
+        probs = timed(
+            phases, "target forward pass", chunked_head_probs, model, batch, *args, t.amp, t.channels_last
+        )
+        targets = [
+            timed(
+                phases,
+                "targets incl. k-means",
+                compute_targets,
+                p,
+                k,
+                t.kmeans_n_init,
+                it,
+                t.guard_min_ratio,
+                t.sinkhorn_iters,
+            )
+            for p, k in zip(probs, head_sizes(params, len(probs)), strict=True)
+        ]
+        gen = derived_generator(params.seed, it, AUG_VIEW)
+        timed(phases, "augmented views", trainer.augmented_views, batch, gen)
+        timed(phases, "optimizer steps", trainer.train_on, batch, targets, it)
+    phases["optimizer steps"] -= phases["augmented views"]  # train_on draws its views too
+    return {k: v / iterations for k, v in phases.items()}
+
+
+def training_images(params: Params) -> int:
+    """Images seen by the optimizer steps of one outer iteration."""
+    t = params.train
+    per_step = t.sub_batch // t.views
+    return t.repeats * (t.large_batch // per_step) * t.sub_batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.set)}
+    base = replace_params(load_params(args.params), {**overrides, "train.device": "cpu"})
+    data = BUNDLED_SOURCES[base.data.source]()
+    images = prepare_images(data.images, base.data.image_size, data.resize_rule, base.data.grayscale)
+    print(f"# {args.threads} threads, torch {torch.__version__}, native CPU bf16: {cpu_has_native_bf16()}")
+    print(f"# source {base.data.source}, overrides {args.set or 'none'}, {args.iterations} iterations each")
+    for amp in (False, True):
+        params = replace_params(base, {"train.amp": amp})
+        phases = profile(params, images, args.iterations)
+        total = sum(phases.values())
+        print(
+            f"train.amp={str(amp).lower()}: {total:.2f} s/iteration, "
+            f"{training_images(params) / total:.0f} training images/s"
+        )
+        for name, seconds in phases.items():
+            print(f"  {name:<40} {seconds * 1000:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
