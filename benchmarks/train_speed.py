@@ -24,7 +24,8 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.inference import chunked_head_probs, cpu_has_native_bf16, reestimate_batchnorm
 from gatcluster.losses import compute_targets
-from gatcluster.train import AUG_VIEW, Trainer, derived_generator, large_batch_indices
+from gatcluster.streams import AUG_VIEW, derived_generator, large_batch_indices
+from gatcluster.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,6 @@ from a checkpoint ends bit-identical to an uninterrupted one on the CPU.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gatcluster.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from gatcluster.checkpoint import restore_rng_state, rng_state, save_checkpoint
 from gatcluster.config import Params, params_to_dict
 from gatcluster.data.views import augmented_view
 from gatcluster.ema import ema_copy, ema_update
@@ -35,14 +33,21 @@ from gatcluster.inference import (
 from gatcluster.losses import GATClusterLoss, Targets, compute_targets
 from gatcluster.metrics import cluster_scores
 from gatcluster.model import GATCluster
+from gatcluster.resume import try_resume
+from gatcluster.streams import (
+    AUG_VIEW,
+    KMEANS,
+    SELECTION,
+    SHUFFLE,
+    derived_generator,
+    derived_seed,
+    large_batch_indices,
+    lr_at,
+    seed_everything,
+)
 
 LogFn = Callable[[int, dict[str, float]], None]
 log = logging.getLogger(__name__)
-
-# Purposes of derived random streams: one independent stream each per (seed, iteration).
-EPOCH_ORDER, AUG_VIEW, SHUFFLE, KMEANS, SELECTION = range(5)
-# Params that do not change what training computes: a checkpoint stays valid across them.
-NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,25 +71,6 @@ class FitResult:
     head_predictions: list[np.ndarray] = field(default_factory=list)  # cluster per image, per head
 
 
-def derived_seed(seed: int, iteration: int, purpose: int) -> int:
-    """An independent 63-bit seed for one random stream of one iteration."""
-    return int(np.random.SeedSequence([seed, iteration, purpose]).generate_state(2, np.uint64)[0] >> 1)
-
-
-def derived_generator(seed: int, iteration: int, purpose: int) -> torch.Generator:
-    """A CPU torch.Generator seeded for one random stream of one iteration."""
-    return torch.Generator().manual_seed(derived_seed(seed, iteration, purpose))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch, numpy and random (model init and anything outside the derived streams)."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def resolve_device(name: str) -> torch.device:
     """`auto` -> CUDA when usable, else CPU; `cuda` without a GPU is an error."""
     if name == "cuda" and not torch.cuda.is_available():
@@ -92,49 +78,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def large_batch_indices(n: int, size: int, iteration: int, seed: int) -> torch.Tensor:
-    """Indices of iteration `iteration`'s large batch: the next `size` of seeded epoch permutations.
-
-    With n <= size the large batch is all n images (in that iteration's epoch order).
-    """
-    if n <= size:
-        return torch.randperm(n, generator=derived_generator(seed, iteration, EPOCH_ORDER))
-    start, parts, taken = iteration * size, [], 0
-    while taken < size:
-        epoch, offset = divmod(start + taken, n)
-        perm = torch.randperm(n, generator=derived_generator(seed, epoch, EPOCH_ORDER))
-        part = perm[offset : offset + size - taken]
-        parts.append(part)
-        taken += len(part)
-    return torch.cat(parts)
-
-
-def lr_at(iteration: int, total: int, base_lr: float, schedule: str) -> float:
-    """Learning rate of an outer iteration: constant, or cosine decay to 0 over `total`."""
-    if schedule == "cosine":
-        return base_lr * 0.5 * (1 + math.cos(math.pi * iteration / total))
-    return base_lr
-
-
-def training_params(params: Params) -> dict:
-    """The params that decide what training computes (for checkpoint compatibility)."""
-    raw = params_to_dict(params)
-    train = {k: v for k, v in raw["train"].items() if k not in NON_TRAINING_KEYS}
-    return {
-        "seed": raw["seed"],
-        "data": raw["data"],
-        "model": raw["model"],
-        "train": train,
-        "augment": raw["augment"],
-    }
-
-
-def params_digest(params: Params) -> str:
-    """A short sha256 of `training_params`: equal digests mean a checkpoint can be resumed."""
-    text = json.dumps(training_params(params), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def target_diagnostics(probs: torch.Tensor, targets: Targets, num_clusters: int) -> dict[str, float]:
@@ -171,7 +114,7 @@ class Trainer:
         return self.teacher if self.teacher is not None else self.model
 
     def head_targets(
-        self, batch: torch.Tensor, seed: int, where: str
+        self, batch: torch.Tensor, seed: int, where: str, amp: bool
     ) -> tuple[list[torch.Tensor], list[Targets]]:
         """Clean probabilities and targets of every head for `batch` (eval mode, in chunks).
 
@@ -179,7 +122,7 @@ class Trainer:
         """
         cfg, model = self.cfg, self.output_model
         probs = chunked_head_probs(
-            model, batch, cfg.target_chunk, self.grayscale, self.device, cfg.amp, cfg.channels_last
+            model, batch, cfg.target_chunk, self.grayscale, self.device, amp, cfg.channels_last
         )
         if not all(torch.isfinite(p).all() for p in probs):
             raise TrainingDiverged(
@@ -210,7 +153,8 @@ class Trainer:
                 cfg.amp,
             )
         seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
-        probs, targets = self.head_targets(batch, seed, f"the target pass of iteration {iteration + 1}")
+        where = f"the target pass of iteration {iteration + 1}"
+        probs, targets = self.head_targets(batch, seed, where, cfg.amp)
         self.target_stats = target_diagnostics(probs[0], targets[0], self.params.model.num_clusters)
         return targets
 
@@ -303,7 +247,10 @@ class Trainer:
         model.eval()
 
     def head_probs(self) -> list[torch.Tensor]:
-        """Clean probabilities of every head of the output model over the whole data set."""
+        """Clean probabilities of every head of the output model over the whole data set.
+
+        In float32, as the trained model is evaluated and exported.
+        """
         cfg = self.cfg
         return chunked_head_probs(
             self.output_model,
@@ -311,7 +258,7 @@ class Trainer:
             cfg.target_chunk,
             self.grayscale,
             self.device,
-            cfg.amp,
+            False,
             cfg.channels_last,
         )
 
@@ -344,9 +291,10 @@ class Trainer:
         idx = torch.randperm(len(self.images), generator=gen)[: cfg.large_batch]
         batch = self.images[idx.to(self.device)]
         seed = derived_seed(self.params.seed, 0, SELECTION) % (2**31)
-        _, targets = self.head_targets(batch, seed, "the head-selection pass")
+        # In float32, as the selected head will be used.
+        _, targets = self.head_targets(batch, seed, "the head-selection pass", amp=False)
         view = augmented_view(batch, self.params.augment, self.grayscale, gen)
-        losses = head_losses(model, view, targets, self.loss_fn, cfg.sub_batch, cfg.amp, cfg.channels_last)
+        losses = head_losses(model, view, targets, self.loss_fn, cfg.sub_batch, False, cfg.channels_last)
         model.keep_head(best_head(losses))
         return losses
 
@@ -374,30 +322,6 @@ class Trainer:
         restore_rng_state(state["rng"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-
-
-def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dict[str, float]]]:
-    """Load a compatible checkpoint: (iterations done, history); (0, []) when there is none."""
-    if checkpoint is None or not checkpoint.is_file():
-        return 0, []
-    state = load_checkpoint(checkpoint)
-    saved = state.get("params")
-    if not isinstance(saved, dict) or training_params_from_dict(saved) != training_params(trainer.params):
-        log.warning("checkpoint %s was made with other params: starting from scratch", checkpoint)
-        return 0, []
-    trainer.load_state(state)
-    log.info("resuming from %s after iteration %d", checkpoint, state["iteration"])
-    return int(state["iteration"]), list(state.get("history", []))
-
-
-def training_params_from_dict(raw: dict) -> dict | None:
-    """`training_params` of a params dict stored in a checkpoint, or None if it is not valid."""
-    from gatcluster.config import ParamsError, params_from_dict
-
-    try:
-        return training_params(params_from_dict(raw))
-    except ParamsError:
-        return None
 
 
 def fit(

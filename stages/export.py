@@ -39,8 +39,8 @@ from gatcluster.data.views import clean_view
 from gatcluster.export import ExportMismatch, check_parity, export_onnx, onnx_session
 from gatcluster.model import GATCluster
 from gatcluster.model_file import load_model
+from gatcluster.resume import params_digest
 from gatcluster.tracking import active_run, git_state, reopen_run
-from gatcluster.train import params_digest
 
 MODEL_FILE = ROOT / "models" / "model.pt"
 ONNX_FILE = ROOT / "models" / "gatcluster.onnx"

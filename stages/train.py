@@ -36,6 +36,7 @@ from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
 from gatcluster.model_file import save_model
 from gatcluster.progress import LogFn, ProgressLogger, combine_loggers
+from gatcluster.resume import params_digest
 from gatcluster.tracking import (
     active_run,
     log_metrics,
@@ -51,7 +52,6 @@ from gatcluster.train import (
     TrainingDiverged,
     TrainingSetupError,
     fit,
-    params_digest,
     resolve_device,
 )
 

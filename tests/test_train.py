@@ -13,13 +13,12 @@ from gatcluster.config import ADDITIONS_OFF, Params, replace_params
 from gatcluster.data.prepare import prepare_images
 from gatcluster.inference import predict_clusters
 from gatcluster.metrics import cluster_scores
+from gatcluster.streams import large_batch_indices, lr_at
 from gatcluster.train import (
     Trainer,
     TrainingDiverged,
     TrainingSetupError,
     fit,
-    large_batch_indices,
-    lr_at,
     resolve_device,
 )
 
