@@ -9,6 +9,8 @@ gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlf
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -127,9 +129,47 @@ def project_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(main_worktree_root(Path.cwd()))
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port (binding it fails)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def interrupt_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop like Ctrl-C (`kill PID`, systemd and schedulers send SIGTERM)."""
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(cmd: list[str]) -> int:
+    """Run a server command as this process's child and stop it with us.
+
+    The server gets its own process group (MLflow starts worker processes), and Ctrl-C or SIGTERM
+    sent to this process stops the whole group, so no server outlives `gat` holding the port.
+    """
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
+    server = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
 @app.command(epilog="Example: gat ui --port 5001")
 def ui(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
     host: Annotated[
         str, typer.Option(help="Interface; keep 127.0.0.1 unless you mean to share it.")
     ] = "127.0.0.1",
@@ -137,7 +177,9 @@ def ui(
         str | None, typer.Option(help="MLflow store; default: MLFLOW_TRACKING_URI or ./mlflow.db")
     ] = None,
 ) -> None:
-    """Open the MLflow UI on the project's store (Ctrl-C stops it)."""
+    """Open the MLflow UI on the project's store (Ctrl-C or SIGTERM stops it and its server)."""
+    if port_in_use(host, port):
+        raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_NOTHING)
     uri = backend_store_uri or project_tracking_uri()
     typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", err=True)
     cmd = [
@@ -152,11 +194,7 @@ def ui(
         "--port",
         str(port),
     ]
-    try:
-        code = subprocess.call(cmd)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    raise typer.Exit(serve_until_stopped(cmd))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +28,25 @@ MODEL_RUN_FILE = ROOT / "models" / "run.json"  # train -> evaluate: the MLflow r
 REPORT_RUN_FILE = ROOT / "reports" / "run.json"  # evaluate -> export: the run actually used
 CLUSTERS_FILE = ROOT / "reports" / "clusters.json"  # evaluate -> export: name and size per cluster
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 
 class StageError(RuntimeError):
     """A problem the user can fix (a setting, a missing input); reported without a traceback."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, systemd, Kubernetes, batch schedulers): handled exactly like Ctrl-C."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """SIGTERM handler: unwind like Ctrl-C, so runs are closed and checkpoints kept."""
+    raise Terminated
+
+
+def interrupt_exit_code(err: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM: what a shell reports for either signal."""
+    return EXIT_TERMINATED if isinstance(err, Terminated) else EXIT_INTERRUPTED
 
 
 def read_params() -> Params:
@@ -48,17 +63,18 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
     """Run `main`, turning user errors into a one-line message and an exit code, not a traceback.
 
     ParamsError and StageError exit 2 (usage), DatasetError and `failures` exit 1,
-    Ctrl-C exits 130; anything else is a bug and keeps its traceback.
+    Ctrl-C exits 130 and SIGTERM 143; anything else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
         main()
     except (ParamsError, StageError) as err:
         exit_with(f"error: {err}", EXIT_USAGE)
     except (DatasetError, *failures) as err:
         exit_with(f"error: {err}", EXIT_FAILED)
-    except KeyboardInterrupt:
-        exit_with("interrupted", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as err:
+        exit_with("interrupted", interrupt_exit_code(err))
 
 
 def exit_with(message: str, code: int) -> NoReturn:

@@ -17,12 +17,12 @@ import os
 import torch
 from _common import (
     DATASET_DIR,
-    EXIT_INTERRUPTED,
     MODEL_RUN_FILE,
     PARAMS_FILE,
     ROOT,
     StageError,
     exit_with,
+    interrupt_exit_code,
     read_params,
     relative,
     run_stage,
@@ -155,8 +155,8 @@ def main() -> None:
             tracking.client.log_artifact(run_id, str(PARAMS_FILE))
             result = train(params, dataset, metric_logger(tracking.client, run_id))
             write_outputs(result, params, tracking, run_id)
-    except KeyboardInterrupt:
-        exit_with(interrupted_message(), EXIT_INTERRUPTED)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the run is KILLED, the checkpoint kept
+        exit_with(interrupted_message(), interrupt_exit_code(err))
 
 
 def write_outputs(result: FitResult, params: Params, tracking: Tracking, run_id: str) -> None:

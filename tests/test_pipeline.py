@@ -218,7 +218,8 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path, sig, code):
     root = copy_project(tmp_path)
     quick = {"iterations": 20, "large_batch": 100, "eval_every": 0}  # ~0.5 s per iteration
     write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
@@ -234,9 +235,9 @@ def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tm
     checkpoint = root / "checkpoints" / "train" / "last.pt"
     while not checkpoint.exists() and train.poll() is None:
         time.sleep(0.2)
-    train.send_signal(signal.SIGINT)
+    train.send_signal(sig)
     _, err = train.communicate(timeout=120)
-    assert train.returncode == 130 and b"resume" in err and b"Traceback" not in err
+    assert train.returncode == code and b"resume" in err and b"Traceback" not in err
     client, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["KILLED"]
     done = run(root, sys.executable, "stages/train.py")
