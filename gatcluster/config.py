@@ -169,11 +169,25 @@ def load_params(path: Path) -> Params:
     """Read a params.yaml file into `Params`; a missing or malformed file is a `ParamsError`."""
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
+    return params_from_text(path.read_text(), str(path))
+
+
+def params_from_text(text: str, where: str = "params.yaml") -> Params:
+    """Parse and validate params.yaml text; a YAML syntax error is a one-line `ParamsError`."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path} is not valid YAML: {err}") from err
+        raise ParamsError(
+            f"{where} is not valid YAML ({yaml_error_summary(err)}): fix it and run again"
+        ) from err
     return params_from_dict(raw)
+
+
+def yaml_error_summary(err: yaml.YAMLError) -> str:
+    """Where and what a YAML error is, in one line (PyYAML's own message spans several)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 
 def params_from_dict(raw: Any) -> Params:

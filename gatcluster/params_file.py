@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from gatcluster.config import Params, ParamsError, params_from_dict
+from gatcluster.config import Params, ParamsError, params_from_text
 
 # "  key: value   # comment" -> indent, key, value, comment (a '#' inside brackets is not expected)
 LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_\-]+):(?P<value>[^#]*?)(?P<comment>\s*#.*)?$")
@@ -89,5 +89,6 @@ def replace_value(line: str, match: re.Match, value: Any) -> str:
 
 def apply_overrides(text: str, overrides: dict[str, Any]) -> tuple[str, Params]:
     """New params.yaml text and its validated Params; nothing is written here."""
+    params_from_text(text)  # a file that is already broken is reported as it is
     new_text = set_values(text, overrides)
-    return new_text, params_from_dict(yaml.safe_load(new_text) or {})
+    return new_text, params_from_text(new_text)

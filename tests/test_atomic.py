@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
-from gatcluster.atomic import atomic_path, write_json_atomic, write_text_atomic
+from gatcluster.atomic import atomic_path, make_temp_dir, write_json_atomic, write_text_atomic
+from gatcluster.data.store import write_dataset
 
 
 def test_completed_block_renames_onto_the_target_in_a_new_folder(tmp_path):
@@ -38,3 +42,26 @@ def test_write_json_atomic_writes_indented_json_with_a_final_newline(tmp_path):
     target = tmp_path / "run.json"
     write_json_atomic(target, {"run_id": "abc"})
     assert target.read_text() == '{\n  "run_id": "abc"\n}\n'
+
+
+@pytest.fixture
+def umask():
+    """Set a umask for one test and put the old one back."""
+    saved = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(saved)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_get_ordinary_permissions_from_the_umask(tmp_path, umask, mask, mode):
+    umask(mask)
+    write_text_atomic(tmp_path / "report.txt", "x")
+    assert stat.S_IMODE((tmp_path / "report.txt").stat().st_mode) == mode
+
+
+def test_dataset_folders_get_ordinary_permissions(tmp_path, umask, digits_dataset):
+    umask(0o022)
+    write_dataset(digits_dataset, tmp_path / "dataset")
+    assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "dataset" / "images.npy").stat().st_mode) == 0o644
+    assert make_temp_dir(tmp_path, ".x-").stat().st_mode & 0o777 == 0o755

@@ -50,6 +50,16 @@ def test_unknown_preset_is_a_usage_error_that_changes_nothing(tmp_path):
     assert params.read_text() == (ROOT / "params.yaml").read_text()
 
 
+def test_preset_on_broken_yaml_is_one_line_that_changes_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    broken = (ROOT / "params.yaml").read_text().replace("  lr: 0.002", "  lr: [0.002", 1)
+    params.write_text(broken)
+    result = runner.invoke(app, ["preset", "mnist", "--params", str(params)])
+    assert result.exit_code == 2 and "is not valid YAML (line" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert params.read_text() == broken
+
+
 def test_missing_params_file_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["preset", "mnist", "--params", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "not found" in result.stderr

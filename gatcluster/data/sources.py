@@ -16,7 +16,6 @@ import gzip
 import pickle
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gatcluster.atomic import make_temp_dir
 from gatcluster.data import formats
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.images import ImageDecodeError, fit_image, load_image
@@ -209,7 +209,7 @@ def _download(name: str, root: Path, url: str, archive: Path, md5: str) -> None:
 def _extract(archive: Path, dest: Path) -> None:
     """Unpack a .tar.gz (or gunzip a .gz) into `dest` via a temporary folder moved into place,
     so an interrupted extraction never leaves files that look complete."""
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
+    tmp = make_temp_dir(dest, ".extract-")
     try:
         if archive.name.endswith((".tar.gz", ".tgz")):
             with tarfile.open(archive) as tar:

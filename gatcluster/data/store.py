@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from gatcluster.atomic import make_temp_dir
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -64,7 +65,7 @@ def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
         "checksum": dataset_checksum(dataset.images, dataset.labels),
     }
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir.parent, f".{out_dir.name}-")
     try:
         np.save(tmp / "images.npy", dataset.images)
         if dataset.labels is not None:
