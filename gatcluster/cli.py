@@ -110,14 +110,21 @@ def predict(
     attention_dir: Annotated[Path | None, typer.Option(help="Write attention-map overlays here.")] = None,
 ) -> None:
     """Cluster image files through the ONNX model; a table of clusters and probabilities."""
+    from gatcluster.outputs import OutputFormatError, format_for
     from gatcluster.predict_run import PredictOptions, run_predict
 
     if device not in ("auto", "cpu", "cuda"):
         raise fail(f"--device must be auto, cpu or cuda; got {device!r}")
-    if fmt is not None and fmt not in ("csv", "jsonl", "parquet"):
-        raise fail(f"--format must be csv, jsonl or parquet; got {fmt!r}")
+    if out is not None and out.is_dir():
+        raise fail(f"--out {out} is a folder: give a file name, e.g. --out {out / 'clusters.csv'}")
+    try:
+        fmt = format_for(out, fmt)
+    except OutputFormatError as err:
+        raise fail(str(err)) from err
     if fmt == "parquet" and out is None:
         raise fail("Parquet output needs --out FILE (it is a binary format)")
+    if attention_dir is not None and attention_dir.exists() and not attention_dir.is_dir():
+        raise fail(f"--attention-dir {attention_dir} is a file: give a folder")
     options = PredictOptions(model, out, fmt, batch_size, device, threads, attention_dir)
     raise typer.Exit(run_predict(paths, options))
 

@@ -1,7 +1,8 @@
 """Prediction tables written as they stream: CSV, JSON Lines or Parquet, atomically.
 
 A file output is written to a temporary file beside it and renamed into place only when the run
-completes, so an interrupted `gat predict` never leaves a half-written table.
+completes, so an interrupted `gat predict` never leaves a half-written table. Nothing is written
+until the first row: a run that clusters no image leaves no table (not even a header).
 """
 
 from __future__ import annotations
@@ -26,13 +27,32 @@ SUFFIX_FORMATS = {
 }
 
 
+class OutputFormatError(ValueError):
+    """The output format cannot be told from --out, or --out and --format disagree."""
+
+
 def format_for(path: Path | None, requested: str | None) -> str:
-    """The output format: as requested, else from the file suffix, else CSV."""
-    if requested:
-        return requested
+    """The output format: from --out's suffix and/or --format; CSV on stdout by default.
+
+    A known suffix that contradicts --format, or a suffix that names no format without --format
+    (`.json`, `.xlsx`, none), is an `OutputFormatError`: a file never holds another format than its
+    name says.
+    """
+    if requested is not None and requested not in FORMATS:
+        raise OutputFormatError(f"--format must be one of {', '.join(FORMATS)}; got {requested!r}")
     if path is None:
-        return "csv"
-    return SUFFIX_FORMATS.get(path.suffix.lower(), "csv")
+        return requested or "csv"
+    by_suffix = SUFFIX_FORMATS.get(path.suffix.lower())
+    if by_suffix and requested and by_suffix != requested:
+        raise OutputFormatError(
+            f"--out {path.name} is {by_suffix} by its name but --format is {requested}: make them agree"
+        )
+    if by_suffix is None and requested is None:
+        known = ", ".join(SUFFIX_FORMATS)
+        raise OutputFormatError(
+            f"cannot tell the table format from --out {path.name}: name it {known}, or pass --format"
+        )
+    return by_suffix or requested
 
 
 def columns(num_clusters: int) -> list[str]:
@@ -59,6 +79,10 @@ class TableWriter:
         self.rows = 0
 
     def __enter__(self) -> TableWriter:
+        return self
+
+    def _open(self) -> None:
+        """Start the table at the first row: the temporary file (or stdout) and the header."""
         if self.path is not None:
             self.tmp = self.atomic.enter_context(atomic_path(self.path))
         if self.fmt != "parquet":
@@ -66,12 +90,13 @@ class TableWriter:
             self.csv = csv.writer(self.stream, lineterminator="\n") if self.fmt == "csv" else None
             if self.csv:
                 self.csv.writerow(self.names)
-        return self
 
     def write(self, predictions: list[Prediction]) -> None:
         """Append rows for `predictions`."""
         if not predictions:
             return
+        if self.rows == 0:
+            self._open()
         self.rows += len(predictions)
         if self.fmt == "csv":
             self.csv.writerows(row(p) for p in predictions)
@@ -93,19 +118,8 @@ class TableWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.parquet is not None:
             self.parquet.close()
-        elif self.fmt == "parquet" and exc_type is None:
-            self._write_empty_parquet()
         if self.stream is not None and self.stream is not sys.stdout:
             self.stream.close()
         elif self.stream is sys.stdout:
             sys.stdout.flush()
         self.atomic.__exit__(exc_type, exc, tb)
-
-    def _write_empty_parquet(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        fields = [
-            pa.field(n, pa.string() if n in ("path", "cluster_name") else pa.float64()) for n in self.names
-        ]
-        pq.write_table(pa.Table.from_pylist([], schema=pa.schema(fields)), str(self.tmp))

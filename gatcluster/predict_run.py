@@ -1,21 +1,30 @@
 """The run loop of `gat predict`: stream files -> batches -> ONNX Runtime -> table, with a summary.
 
 Exit codes (pipeline.md): 0 every input clustered; 3 some inputs skipped (each listed with its
-reason); 1 nothing could be clustered (no images, unusable model, no GPU for --device cuda).
+reason); 1 nothing could be clustered (no images, unusable model, no GPU for --device cuda) or an
+output could not be written (checked before any image is read, and again while writing).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from gatcluster.data.walk import SkippedFile, walk_files
-from gatcluster.outputs import TableWriter, format_for
+from gatcluster.outputs import TableWriter
 from gatcluster.predict import (
     Contract,
     DeviceError,
@@ -30,6 +39,10 @@ from gatcluster.predict import (
 
 EXIT_OK, EXIT_NOTHING, EXIT_SOME_SKIPPED = 0, 1, 3
 SHOWN_SKIPS = 20
+CLUSTER_COLUMNS = (
+    "columns: cluster = the model's output index; cluster_name = the name stored in the model "
+    "(the class that cluster matched at evaluation, or 'cluster <k>' for unlabelled training data)"
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,7 @@ class PredictOptions:
 
     model: Path
     out: Path | None
-    fmt: str | None
+    fmt: str
     batch_size: int
     device: str
     threads: int | None
@@ -74,9 +87,10 @@ def write_attention(predictions: list[Prediction], folder: Path, offset: int) ->
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, p in enumerate(predictions, start=offset):
-        image = torch.from_numpy(np.ascontiguousarray(load_image(p.path, 3))).permute(2, 0, 1)
+        # Copies: decoded images and ONNX Runtime outputs are read-only arrays, which torch warns about.
+        image = torch.from_numpy(np.array(load_image(p.path, 3))).permute(2, 0, 1)
         scale = max(1, 256 // max(image.shape[1:]))
-        overlay = attention_overlay(image, torch.from_numpy(p.att_map), scale=scale)
+        overlay = attention_overlay(image, torch.from_numpy(np.array(p.att_map)), scale=scale)
         overlay.save(folder / f"{i:06d}_c{p.cluster}_{p.path.stem[:60]}.png")
 
 
@@ -85,14 +99,16 @@ def cluster_all(
 ) -> Tally:
     """Stream every input through the model into the output table; the tally."""
     tally = Tally()
-    fmt = format_for(opts.out, opts.fmt)
+    inputs = list(image_inputs(paths, tally))  # paths only (cheap): the bar gets a total and an ETA
+    total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
     columns = [TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns.append(TimeRemainingColumn())
     with (
-        TableWriter(opts.out, fmt, contract.num_clusters) as table,
+        TableWriter(opts.out, opts.fmt, contract.num_clusters) as table,
         Progress(*columns, console=console) as bar,
     ):
-        task = bar.add_task("predict", total=None)
-        for batch_paths, batch, skipped in batches(image_inputs(paths, tally), contract, opts.batch_size):
+        task = bar.add_task("predict", total=total)
+        for batch_paths, batch, skipped in batches(iter(inputs), contract, opts.batch_size):
             tally.skipped += skipped
             if batch is None:
                 continue
@@ -105,6 +121,21 @@ def cluster_all(
                 tally.sizes[p.cluster] = tally.sizes.get(p.cluster, 0) + 1
             bar.update(task, advance=len(predictions))
     return tally
+
+
+def check_outputs_writable(opts: PredictOptions) -> None:
+    """Create the output folders and prove they take a file, before any image is read (OSError)."""
+    folders = [opts.out.parent] if opts.out is not None else []
+    folders += [opts.attention_dir] if opts.attention_dir is not None else []
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+
+
+def write_error(err: OSError) -> str:
+    """One line for a failed write: which path and why."""
+    return f"error: cannot write {err.filename or 'the output'}: {err.strerror or err}"
 
 
 def print_summary(tally: Tally, seconds: float, provider: str, console: Console) -> None:
@@ -133,9 +164,17 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
         console.print(f"error: {err}", highlight=False, markup=False)
         return EXIT_NOTHING
     started = time.perf_counter()
-    tally = cluster_all(paths, opts, contract, session, console)
+    try:
+        check_outputs_writable(opts)
+        tally = cluster_all(paths, opts, contract, session, console)
+    except OSError as err:  # the table is written atomically: a failed write leaves no file
+        console.print(write_error(err), highlight=False, markup=False)
+        return EXIT_NOTHING
     print_summary(tally, time.perf_counter() - started, provider, console)
     if tally.clustered == 0:
-        console.print("error: no image could be clustered", highlight=False)
+        console.print("error: no image could be clustered; no table written", highlight=False)
         return EXIT_NOTHING
+    if opts.out is not None:
+        console.print(f"wrote {tally.clustered} rows to {opts.out}", highlight=False, markup=False)
+    console.print(CLUSTER_COLUMNS, highlight=False)
     return EXIT_SOME_SKIPPED if tally.skipped else EXIT_OK

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from gatcluster import __version__
+from gatcluster.atomic import current_umask
 from gatcluster.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,12 +195,46 @@ def test_attention_overlays_are_written(tmp_path, trained_onnx, digits_dataset):
     ]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 0 and len(list((tmp_path / "att").glob("*.png"))) == 3
+    assert "cluster_name = the name stored in the model" in result.stderr
 
 
-def test_nothing_to_cluster_exits_1(tmp_path, trained_onnx):
+@pytest.mark.parametrize("where", ["empty", "missing"])
+def test_nothing_to_cluster_exits_1_and_writes_no_table(tmp_path, trained_onnx, where):
     (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["predict", str(tmp_path / "empty"), "--model", str(trained_onnx[2])])
-    assert result.exit_code == 1 and "no image could be clustered" in result.stderr
+    out = tmp_path / "p.csv"
+    args = ["predict", str(tmp_path / where), "--model", str(trained_onnx[2]), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "no image could be clustered; no table written" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "flag", "message"),
+    [
+        ("x.json", None, "cannot tell the table format from --out x.json"),
+        ("x.xlsx", None, "cannot tell the table format from --out x.xlsx"),
+        ("y.csv", "jsonl", "y.csv is csv by its name but --format is jsonl"),
+        ("folder", None, "is a folder: give a file name"),
+    ],
+)
+def test_output_name_problems_are_usage_errors_before_any_work(tmp_path, trained_onnx, out, flag, message):
+    (tmp_path / "folder").mkdir()
+    args = ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--out", str(tmp_path / out)]
+    result = runner.invoke(app, [*args, *(["--format", flag] if flag else [])])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--out", "--attention-dir"])
+def test_an_unwritable_output_is_one_line_before_any_image_is_read(
+    tmp_path, trained_onnx, digits_dataset, option
+):
+    digits_folder(tmp_path / "d", digits_dataset.images[:3])
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / "a-file" / ("p.csv" if option == "--out" else "att")  # below a file: unwritable
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), option, str(target)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "error: cannot write" in result.stderr and "a-file" in result.stderr
+    assert "Traceback" not in result.output and "images in" not in result.stderr  # nothing was clustered
 
 
 @pytest.mark.parametrize(
@@ -238,9 +274,13 @@ def test_installed_script_predicts_and_writes_atomically(tmp_path, trained_onnx,
     gat = Path(sys.executable).parent / "gat"
     out = tmp_path / "p.csv"
     cmd = [str(gat), "predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*cmd, "--attention-dir", str(tmp_path / "att")], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert len(out.read_text().splitlines()) == 5
+    assert "Warning" not in done.stderr  # no library warnings in a normal run
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~current_umask()
 
 
 def test_installed_script_lists_every_bad_input_and_exits_3(tmp_path, trained_onnx):

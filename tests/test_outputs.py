@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gatcluster.outputs import TableWriter, columns, format_for
+from gatcluster.outputs import OutputFormatError, TableWriter, columns, format_for
 from gatcluster.predict import Prediction
 
 
@@ -19,10 +19,26 @@ def predictions(n: int) -> list[Prediction]:
     ]
 
 
-def test_format_comes_from_the_flag_then_the_suffix():
-    assert format_for(None, None) == "csv" and format_for(Path("a.parquet"), None) == "parquet"
-    assert format_for(Path("a.ndjson"), None) == "jsonl" and format_for(Path("a.csv"), "jsonl") == "jsonl"
+def test_format_comes_from_the_suffix_or_the_flag():
+    assert format_for(None, None) == "csv" and format_for(None, "jsonl") == "jsonl"  # stdout
+    assert format_for(Path("a.parquet"), None) == "parquet" and format_for(Path("a.ndjson"), None) == "jsonl"
+    assert format_for(Path("a.CSV"), "csv") == "csv" and format_for(Path("table"), "jsonl") == "jsonl"
     assert columns(2) == ["path", "cluster", "cluster_name", "confidence", "p_0", "p_1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "message"),
+    [
+        ("y.csv", "jsonl", "y.csv is csv by its name but --format is jsonl"),
+        ("x.json", None, "cannot tell the table format from --out x.json"),
+        ("x.xlsx", None, "cannot tell the table format from --out x.xlsx"),
+        ("clusters", None, "cannot tell the table format from --out clusters"),
+        ("x.csv", "xlsx", "--format must be one of csv, jsonl, parquet"),
+    ],
+)
+def test_unknown_or_clashing_formats_are_errors(name, flag, message):
+    with pytest.raises(OutputFormatError, match=message):
+        format_for(Path(name), flag)
 
 
 def test_interrupted_write_leaves_no_file(tmp_path):
@@ -46,12 +62,14 @@ def test_an_existing_file_is_replaced_only_on_success(tmp_path):
     assert [r["cluster_name"] for r in rows] == ["c0", "c1"]
 
 
-def test_empty_parquet_is_still_a_readable_table(tmp_path):
-    import pyarrow.parquet as pq
-
-    with TableWriter(tmp_path / "p.parquet", "parquet", 2):
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_no_rows_write_no_table(tmp_path, fmt, capsys):
+    with TableWriter(tmp_path / f"p.{fmt}", fmt, 2) as table:
+        table.write([])
+    assert list(tmp_path.iterdir()) == []
+    with TableWriter(None, "csv", 2):
         pass
-    assert pq.read_table(tmp_path / "p.parquet").column_names == columns(2)
+    assert capsys.readouterr().out == ""  # not even a header on stdout
 
 
 def test_parquet_needs_a_file():
