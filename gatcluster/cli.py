@@ -3,6 +3,7 @@
 gat predict photos/ --model models/gatcluster.onnx --out clusters.csv
 gat info models/gatcluster.onnx
 gat preset stl10                write the STL-10 preset into ./params.yaml (comments kept)
+gat check                       validate ./params.yaml against the data (the pipeline's first stage)
 gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 """
 
@@ -78,6 +79,31 @@ def preset(
         raise fail(str(err)) from err
     params.write_text(text)
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
+
+
+@app.command(epilog="Example: gat check && dvc repro")
+def check(
+    params: Annotated[Path, typer.Option(help="The params file to check.")] = Path("params.yaml"),
+) -> None:
+    """Check params.yaml against the data, as the pipeline's first stage does (nothing is written)."""
+    from gatcluster.config import ParamsError, load_params
+    from gatcluster.data.store import PROJECT_DATASET_DIR
+    from gatcluster.preflight import check_data_size, expected_count, resolve_data_root
+
+    if not params.is_file():
+        raise fail(f"{params} not found: run this in the project folder or pass --params")
+    project = params.resolve().parent
+    try:
+        loaded = load_params(params)
+        count, where = expected_count(
+            loaded, project / PROJECT_DATASET_DIR, resolve_data_root(loaded.data, project)
+        )
+        if count is not None:
+            check_data_size(loaded, count, where)
+    except ParamsError as err:
+        raise fail(str(err)) from err
+    shown = count if count is not None else "?"
+    typer.echo(f"{params} is valid ({where}: {shown} images)")
 
 
 @app.command(epilog="Example: gat info models/gatcluster.onnx")

@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from gatcluster.atomic import write_json_atomic
+from gatcluster.run_liveness import process_tags
 
 MAX_BATCH = 100  # MLflow's log_batch limit on params (and a sensible chunk for metrics)
 ORIGINAL_RUN_TAG = "gatcluster.original_run_id"
@@ -125,7 +126,12 @@ def run_exists(client: MlflowClient, run_id: str) -> bool:
 
 @contextmanager
 def active_run(client: MlflowClient, run_id: str) -> Iterator[str]:
-    """Mark the run RUNNING; on exit FINISHED, KILLED on Ctrl-C, FAILED on any error (then re-raise)."""
+    """Mark the run RUNNING; on exit FINISHED, KILLED on Ctrl-C, FAILED on any error (then re-raise).
+
+    The run is tagged with this process (host, pid, boot id), so a run left RUNNING by a process
+    that died without a word is recognised and closed by the next stage (`close_dead_runs`).
+    """
+    set_tags(client, run_id, process_tags())
     client.update_run(run_id, status="RUNNING")
     try:
         yield run_id

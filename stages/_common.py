@@ -19,11 +19,11 @@ for _name in ("DVC_NO_ANALYTICS", "ORT_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEM
     os.environ.setdefault(_name, "1")
 
 from gatcluster.config import Params, ParamsError, load_params  # noqa: E402
-from gatcluster.data.store import DatasetError  # noqa: E402
+from gatcluster.data.store import PROJECT_DATASET_DIR, DatasetError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = ROOT / "params.yaml"
-DATASET_DIR = ROOT / "data" / "dataset"
+DATASET_DIR = ROOT / PROJECT_DATASET_DIR
 MODEL_RUN_FILE = ROOT / "models" / "run.json"  # train -> evaluate: the MLflow run of the model
 REPORT_RUN_FILE = ROOT / "reports" / "run.json"  # evaluate -> export: the run actually used
 CLUSTERS_FILE = ROOT / "reports" / "clusters.json"  # evaluate -> export: name and size per cluster

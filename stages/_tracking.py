@@ -6,6 +6,7 @@ so `dvc exp run --temp/--queue` (which run in a copy under .dvc/tmp/exps) land t
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -14,7 +15,10 @@ from _common import ROOT
 from mlflow.tracking import MlflowClient
 
 from gatcluster.config import Params
+from gatcluster.run_liveness import close_dead_runs
 from gatcluster.tracking import default_tracking_uri, experiment_id, git_state, main_worktree_root
+
+log = logging.getLogger("tracking")
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,10 @@ def open_tracking(params: Params) -> Tracking:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(main_root)
     client = MlflowClient(tracking_uri=uri)
     name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
-    return Tracking(client, experiment_id(client, name, main_root / "mlartifacts"), uri)
+    tracking = Tracking(client, experiment_id(client, name, main_root / "mlartifacts"), uri)
+    for run_id in close_dead_runs(client, tracking.experiment_id):
+        log.warning("closed MLflow run %s as KILLED: its process had ended without closing it", run_id)
+    return tracking
 
 
 def run_tags(data_checksum: str, device: str) -> dict[str, str]:

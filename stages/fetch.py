@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from _common import DATASET_DIR, ROOT, StageError, read_params, relative, run_stage
+from _common import DATASET_DIR, ROOT, read_params, relative, run_stage
 
 from gatcluster.config import DataConfig
-from gatcluster.data.sources import ROOT_SOURCES, load_source
+from gatcluster.data.sources import load_source
 from gatcluster.data.store import write_dataset
 from gatcluster.data.walk import SkippedFile
+from gatcluster.preflight import check_data_size, resolve_data_root
 
 RAW_CACHE = ROOT / "data" / "raw"
 SHOWN_SKIPS = 5
@@ -25,16 +26,8 @@ log = logging.getLogger("fetch")
 
 
 def data_root(data: DataConfig) -> Path | None:
-    """data.root as a path (relative ones against the project root); StageError when required but unset."""
-    if data.root is None:
-        if data.source in ROOT_SOURCES:
-            raise StageError(f"data.source {data.source} needs data.root: the folder holding its images")
-        return None
-    root = Path(data.root).expanduser()
-    root = root if root.is_absolute() else ROOT / root
-    if data.source in ROOT_SOURCES and not root.is_dir():
-        raise StageError(f"data.root {root} is not a folder (data.source {data.source} reads images there)")
-    return root
+    """data.root as a path (relative ones against the project root); PreflightError when unusable."""
+    return resolve_data_root(data, ROOT)
 
 
 def report_skipped(skipped: list[SkippedFile]) -> None:
@@ -50,10 +43,12 @@ def report_skipped(skipped: list[SkippedFile]) -> None:
 
 def main() -> None:
     """Fetch the configured source and write it to data/dataset/."""
-    data = read_params().data
+    params = read_params()
+    data = params.data
     channels = 1 if data.grayscale else 3
     dataset, skipped = load_source(data.source, data_root(data), data.image_size, channels, RAW_CACHE)
     report_skipped(skipped)
+    check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing anything
     manifest = write_dataset(dataset, DATASET_DIR)
     shape = "x".join(str(d) for d in manifest["image_shape"])
     print(

@@ -62,6 +62,17 @@ def test_preset_on_broken_yaml_is_one_line_that_changes_nothing(tmp_path):
     assert params.read_text() == broken
 
 
+def test_check_validates_params_against_the_data_size(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    result = runner.invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 0 and "is valid (the size of mnist5k: 5000 images)" in result.stdout
+    params.write_text(params.read_text().replace("  large_batch: 1000", "  large_batch: 6000", 1))
+    params.write_text(params.read_text().replace("  sub_batch: 128", "  sub_batch: 5500", 1))
+    result = runner.invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 2 and "has 5000 images, fewer than train.sub_batch (5500)" in result.stderr
+
+
 def test_missing_params_file_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["preset", "mnist", "--params", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "not found" in result.stderr

@@ -179,6 +179,13 @@ def test_forced_rerun_resumes_from_the_checkpoint(project):
     [
         ("train.py", {"train": {"lr": -1}}, "train.lr"),
         ("fetch.py", {"data": {"source": "folder"}}, "needs data.root"),
+        ("check.py", {"data": {"source": "folder"}}, "needs data.root"),
+        ("check.py", {"train": {"lr_rate": 1}}, "unknown key train.lr_rate"),
+        (
+            "check.py",
+            {"data": {"source": "digits"}, "train": {"sub_batch": 1900, "large_batch": 2000}},
+            "the size of digits has 1797 images, fewer than train.sub_batch (1900)",
+        ),
     ],
 )
 def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path, script, overrides, expected):
@@ -188,6 +195,44 @@ def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path, script, overri
     assert done.returncode == 2
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_fetch_of_too_few_images_stops_before_writing(tmp_path):
+    from PIL import Image
+
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        Image.new("L", (20, 20), 40 * i).save(tmp_path / "imgs" / f"{i}.png")
+    write_params(tmp_path, {"data": {"source": "folder", "root": "imgs"}, "train": {"sub_batch": 2}})
+    done = run(tmp_path, sys.executable, "stages/fetch.py")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "data.source folder has 3 images, fewer than model.num_clusters (10)" in done.stderr
+    assert not (tmp_path / "data" / "dataset").exists()
+
+
+def test_a_bad_param_stops_repro_before_any_output_is_deleted(project, tmp_path):
+    clone = tmp_path / "clone"
+    shutil.copytree(project, clone, symlinks=True)
+    outputs = [
+        "data/dataset/images.npy",
+        "models/model.pt",
+        "models/gatcluster.onnx",
+        "reports/train/history.csv",
+        "reports/train/summary.json",
+        "reports/metrics.json",
+    ]
+    before = {name: (clone / name).read_bytes() for name in outputs}
+    cases = [
+        ({"train": {"lr_rate": 0.1}}, "unknown key train.lr_rate"),
+        ({"train": {"sub_batch": 1900, "large_batch": 2000}}, "fewer than train.sub_batch (1900)"),
+    ]
+    for train, message in cases:
+        write_params(clone, {**TINY, "train": {**TINY["train"], **train["train"]}})
+        done = run(clone, str(BIN / "dvc"), "repro")
+        assert done.returncode != 0 and message in done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert {name: (clone / name).read_bytes() for name in outputs} == before
 
 
 def test_train_without_fetched_data_says_to_fetch(tmp_path):
@@ -245,3 +290,24 @@ def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tm
     client, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
     assert json.loads((root / "reports" / "train" / "summary.json").read_text())["resumed_from"] >= 1
+
+
+def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
+    root = copy_project(tmp_path)
+    quick = {"iterations": 20, "large_batch": 100, "eval_every": 0}
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
+    assert run(root, sys.executable, "stages/fetch.py").returncode == 0
+    train = subprocess.Popen([sys.executable, "stages/train.py"], cwd=root, env=stage_env(root))
+    checkpoint = root / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.2)
+    train.kill()  # SIGKILL: no handler runs, the run stays RUNNING
+    train.wait(timeout=60)
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["RUNNING"]
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick, "iterations": 2, "lr": 0.003}})
+    done = run(root, sys.executable, "stages/train.py")  # other params: a new run, not a resume
+    assert done.returncode == 0, done.stderr
+    assert "closed MLflow run" in done.stderr
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]

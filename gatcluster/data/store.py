@@ -18,6 +18,7 @@ from gatcluster.atomic import make_temp_dir
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+PROJECT_DATASET_DIR = Path("data") / "dataset"  # where the pipeline keeps it, relative to the project
 
 
 class DatasetError(RuntimeError):
