@@ -41,8 +41,13 @@ class OnnxOutputs(nn.Module):
         return out.probs, out.att_map, out.features
 
 
-def export_onnx(model: GATCluster, path: Path, opset: int, metadata: dict[str, str]) -> None:
-    """Write `model` as one ONNX file (weights inside) with `metadata`, checked by onnx.checker."""
+def export_onnx(
+    model: GATCluster, path: Path, opset: int, metadata: dict[str, str], verbose: bool = False
+) -> None:
+    """Write `model` as one ONNX file (weights inside) with `metadata`, checked by onnx.checker.
+
+    The exporter's progress lines ("[torch.onnx] Obtain model graph ...") appear only when `verbose`.
+    """
     wrapper = OnnxOutputs(model.eval()).eval()
     example = torch.rand(2, model.in_channels, model.input_size, model.input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +63,7 @@ def export_onnx(model: GATCluster, path: Path, opset: int, metadata: dict[str, s
             opset_version=opset,
             external_data=False,
             dynamo=True,
+            verbose=verbose,
         )
         graph = onnx.load(str(raw))
         onnx.helper.set_model_props(graph, {k: str(v) for k, v in metadata.items()})

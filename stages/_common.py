@@ -54,6 +54,11 @@ def read_params() -> Params:
     return load_params(PARAMS_FILE)
 
 
+def verbose_requested() -> bool:
+    """GAT_VERBOSE=1: let libraries print their progress and INFO lines (quiet by default)."""
+    return os.environ.get("GAT_VERBOSE", "") == "1"
+
+
 def relative(path: Path) -> str:
     """`path` relative to the project root when inside it, for short messages."""
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)

@@ -25,6 +25,7 @@ from _common import (
     read_params,
     relative,
     run_stage,
+    verbose_requested,
 )
 from _tracking import Tracking, open_tracking, run_tags
 from mlflow.models import infer_signature
@@ -116,7 +117,8 @@ def main() -> None:
     run_id = reopen_run(tracking.client, REPORT_RUN_FILE, tracking.experiment_id, "export", tags)
     with active_run(tracking.client, run_id):
         names = read_cluster_names(trained.model.num_clusters)
-        export_onnx(model, ONNX_FILE, params.export.opset, contract(model, trained, dataset, names))
+        metadata = contract(model, trained, dataset, names)
+        export_onnx(model, ONNX_FILE, params.export.opset, metadata, verbose=verbose_requested())
         for size in PARITY_BATCHES:
             check_parity(model, ONNX_FILE, clean_view(images[:size], data.grayscale))
         example = clean_view(images[:2], data.grayscale).numpy()

@@ -170,8 +170,19 @@ def write_outputs(result: FitResult, params: Params, tracking: Tracking, run_id:
         tracking.client, run_id, {f"train/{k}": v for k, v in scores.items()}, params.train.iterations
     )
     shown = "".join(f", {k} {scores[k]:.3f}" for k in SUMMARY_METRICS if k in scores)
-    done = f"trained {params.train.iterations} iterations in {result.seconds:.1f} s{shown}"
-    print(f"{done} -> {relative(MODEL_FILE)} (MLflow run {run_id})")
+    print(f"{what_was_trained(result, params)}{shown} -> {relative(MODEL_FILE)} (MLflow run {run_id})")
+
+
+def what_was_trained(result: FitResult, params: Params) -> str:
+    """An honest summary: fresh training, a resumed one, or a checkpoint that was already complete."""
+    total, done = params.train.iterations, result.resumed_from
+    if done >= total:
+        return f"nothing left to train: the checkpoint held all {total} iterations"
+    if done:
+        return (
+            f"resumed after iteration {done}: trained iterations {done + 1}-{total} in {result.seconds:.1f} s"
+        )
+    return f"trained {total} iterations in {result.seconds:.1f} s"
 
 
 if __name__ == "__main__":

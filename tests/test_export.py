@@ -42,3 +42,11 @@ def test_dynamic_batch_axis_and_output_shapes(exported):
     probs, att, features = session.run(list(OUTPUT_NAMES), {"image": images.numpy()})
     assert probs.shape == (7, 10) and att.shape == (7, 4, 4) and features.shape == (7, 10)
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_export_is_quiet_unless_asked(tmp_path, capsys):
+    model = GATCluster(ModelConfig(width_mult=0.125), in_channels=1).eval()
+    export_onnx(model, tmp_path / "quiet.onnx", 18, {})
+    assert "[torch.onnx]" not in capsys.readouterr().out
+    export_onnx(model, tmp_path / "loud.onnx", 18, {}, verbose=True)
+    assert "[torch.onnx]" in capsys.readouterr().out

@@ -168,7 +168,8 @@ def test_changing_a_train_param_reruns_train_only(project):
 
 
 def test_forced_rerun_resumes_from_the_checkpoint(project):
-    dvc(project, "repro", "--force", "--single-item", "train")
+    out = dvc(project, "repro", "--force", "--single-item", "train")
+    assert "nothing left to train: the checkpoint held all 2 iterations" in out
     summary = json.loads((project / "reports" / "train" / "summary.json").read_text())
     assert summary["resumed_from"] == 2 and "acc" in summary
     assert len(read_history(project)) == 2
