@@ -117,7 +117,7 @@ def reestimate_batchnorm(
     with torch.no_grad(), autocast_for(device, amp):
         for start in range(0, len(images), chunk):
             x = clean_view(images[start : start + chunk].to(device), grayscale)
-            model(model_input(x, channels_last))
+            model.forward_heads(model_input(x, channels_last))  # every head's BatchNorm layers too
     for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)

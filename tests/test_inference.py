@@ -66,3 +66,16 @@ def test_preserved_statistics_come_back_after_reestimation():
         model.eval()
         assert not torch.equal(model.backbone[1].running_mean, before["backbone.1.running_mean"])
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items()) and model.training
+
+
+def test_reestimation_reaches_every_head():
+    # Extra and over-clustering heads have BatchNorm layers of their own: a forward through the
+    # first head only would leave them reset (mean 0, variance 1) and their predictions garbage.
+    torch.manual_seed(0)
+    model = GATCluster(ModelConfig(width_mult=0.125, num_heads=2, overcluster=20), in_channels=1)
+    _, images = model_and_images()
+    reestimate_batchnorm(model, images, 20, True, CPU)
+    for head in (model.extra_heads[0], model.overcluster_heads[0]):
+        bn = head.feature_conv[1]
+        assert int(bn.num_batches_tracked) == 3  # 60 images in chunks of 20
+        assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
