@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -44,6 +46,17 @@ CONFIGS: dict[str, dict] = {
 def parse_overrides(pairs: list[str]) -> dict:
     """key=value pairs with YAML-typed values."""
     return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def stop_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the benchmark process is gone (killed, Ctrl-C), leaving no orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_one(params_file: str, overrides: dict, seed: int, threads: int) -> dict:
@@ -110,7 +123,9 @@ def main() -> None:
     )
     results: dict[str, list[dict]] = {name: [] for name in args.configs}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=context, initializer=stop_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = {
             pool.submit(run_one, str(args.params), {**CONFIGS[name], **common}, seed, args.threads): (
                 name,
