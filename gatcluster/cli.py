@@ -63,6 +63,7 @@ def preset(
     params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
 ) -> None:
     """List the presets, or write one into params.yaml (only the values it sets change)."""
+    from gatcluster.atomic import write_text_atomic
     from gatcluster.config import ParamsError
     from gatcluster.params_file import apply_overrides, preset_description, preset_names, preset_overrides
 
@@ -77,7 +78,10 @@ def preset(
         text, _ = apply_overrides(params.read_text(), overrides)
     except ParamsError as err:
         raise fail(str(err)) from err
-    params.write_text(text)
+    try:
+        write_text_atomic(params, text)
+    except OSError as err:
+        raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_NOTHING) from err
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
 
 

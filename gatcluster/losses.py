@@ -7,12 +7,14 @@ k-means relation labels for separability. Losses see the sub-batch outputs p', q
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 TARGET_EPS = 1e-5
@@ -59,7 +61,10 @@ def relation_labels(
     if n < num_clusters:
         return torch.arange(n)
     kmeans = KMeans(n_clusters=num_clusters, n_init=n_init, random_state=seed)
-    labels = kmeans.fit_predict(points)
+    with warnings.catch_warnings():
+        # Fewer distinct points than K (early, near-uniform targets): the guard below handles it.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = kmeans.fit_predict(points)
     counts = np.bincount(labels, minlength=num_clusters)
     if (counts > 0).sum() < num_clusters or counts.min() < min_ratio * n / num_clusters:
         return torch.arange(n)
