@@ -38,6 +38,14 @@ def model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
+def clean_chunks(
+    images: torch.Tensor, chunk: int, grayscale: bool, device: torch.device, channels_last: bool
+) -> Iterator[torch.Tensor]:
+    """Model-ready clean float batches of `chunk` uint8 images each, on `device`."""
+    for start in range(0, len(images), chunk):
+        yield model_input(clean_view(images[start : start + chunk].to(device), grayscale), channels_last)
+
+
 def chunked_outputs(
     model: GATCluster,
     images: torch.Tensor,
@@ -51,10 +59,8 @@ def chunked_outputs(
     model.eval()
     parts = []
     with torch.no_grad(), autocast_for(device, amp):
-        for start in range(0, len(images), chunk):
-            x = clean_view(images[start : start + chunk].to(device), grayscale)
-            out = model(model_input(x, channels_last))
-            parts.append([t.float().cpu() for t in out])
+        for x in clean_chunks(images, chunk, grayscale, device, channels_last):
+            parts.append([t.float().cpu() for t in model(x)])
     return HeadOutput(*(torch.cat(column) for column in zip(*parts, strict=True)))
 
 
@@ -71,11 +77,8 @@ def chunked_head_probs(
     model.eval()
     parts = []
     with torch.no_grad(), autocast_for(device, amp):
-        for start in range(0, len(images), chunk):
-            x = clean_view(images[start : start + chunk].to(device), grayscale)
-            parts.append(
-                [out.probs.float().cpu() for out in model.forward_heads(model_input(x, channels_last))]
-            )
+        for x in clean_chunks(images, chunk, grayscale, device, channels_last):
+            parts.append([out.probs.float().cpu() for out in model.forward_heads(x)])
     return [torch.cat(column) for column in zip(*parts, strict=True)]
 
 
@@ -115,9 +118,8 @@ def reestimate_batchnorm(
     was_training = model.training
     model.train()
     with torch.no_grad(), autocast_for(device, amp):
-        for start in range(0, len(images), chunk):
-            x = clean_view(images[start : start + chunk].to(device), grayscale)
-            model.forward_heads(model_input(x, channels_last))  # every head's BatchNorm layers too
+        for x in clean_chunks(images, chunk, grayscale, device, channels_last):
+            model.forward_heads(x)  # every head's BatchNorm layers too
     for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
