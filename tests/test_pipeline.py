@@ -224,16 +224,16 @@ def test_a_bad_param_stops_repro_before_any_output_is_deleted(project, tmp_path)
         "reports/metrics.json",
     ]
     before = {name: (clone / name).read_bytes() for name in outputs}
-    cases = [
-        ({"train": {"lr_rate": 0.1}}, "unknown key train.lr_rate"),
-        ({"train": {"sub_batch": 1900, "large_batch": 2000}}, "fewer than train.sub_batch (1900)"),
-    ]
-    for train, message in cases:
-        write_params(clone, {**TINY, "train": {**TINY["train"], **train["train"]}})
-        done = run(clone, str(BIN / "dvc"), "repro")
-        assert done.returncode != 0 and message in done.stdout + done.stderr
-        assert "Traceback" not in done.stdout + done.stderr
-        assert {name: (clone / name).read_bytes() for name in outputs} == before
+    # Valid keys and types, impossible for the data: only the check against the data set catches it
+    # (a typo is caught by the same stage: test_bad_params_exit_with_a_message_not_a_traceback).
+    write_params(clone, {**TINY, "train": {**TINY["train"], "sub_batch": 1900, "large_batch": 2000}})
+    done = run(clone, str(BIN / "dvc"), "repro")
+    output = done.stdout + done.stderr
+    assert (
+        done.returncode != 0 and "fewer than train.sub_batch (1900)" in output and "Traceback" not in output
+    )
+    assert "Running stage 'train'" not in output
+    assert {name: (clone / name).read_bytes() for name in outputs} == before
 
 
 def test_train_without_fetched_data_says_to_fetch(tmp_path):
@@ -286,6 +286,8 @@ def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tm
     assert train.returncode == code and b"resume" in err and b"Traceback" not in err
     client, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["KILLED"]
+    if sig != signal.SIGINT:
+        return  # both signals take the same path from here: resuming is checked once
     done = run(root, sys.executable, "stages/train.py")
     assert done.returncode == 0, done.stderr
     client, runs = mlflow_runs(root)
