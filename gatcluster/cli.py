@@ -9,11 +9,13 @@ gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlf
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -49,12 +51,22 @@ def show_version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=show_version, is_eager=True, help="Show the version and exit."),
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show library warnings and INFO lines (quiet by default).")
+    ] = False,
 ) -> None:
     """GATCluster: cluster unlabelled images with one network."""
+    ctx.obj = {"verbose": verbose}
+    if verbose:
+        os.environ["GAT_VERBOSE"] = "1"  # what the pipeline's stages read
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    else:
+        warnings.filterwarnings("ignore")  # library warnings; our own messages are printed, not warned
 
 
 @app.command(epilog="Example: gat preset stl10 && dvc exp run -n stl10")
@@ -128,6 +140,7 @@ def info(model: Annotated[Path, typer.Argument(help="A gatcluster .onnx file.")]
     "  gat predict a.png b.jpg --model m.onnx --format jsonl --attention-dir att/"
 )
 def predict(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (scanned recursively).")],
     model: Annotated[Path, typer.Option(help="The exported .onnx model.")] = Path("models/gatcluster.onnx"),
     out: Annotated[Path | None, typer.Option(help="Write the table here (default: stdout).")] = None,
@@ -155,7 +168,8 @@ def predict(
         raise fail("Parquet output needs --out FILE (it is a binary format)")
     if attention_dir is not None and attention_dir.exists() and not attention_dir.is_dir():
         raise fail(f"--attention-dir {attention_dir} is a file: give a folder")
-    options = PredictOptions(model, out, fmt, batch_size, device, threads, attention_dir)
+    verbose = bool(ctx.obj and ctx.obj.get("verbose"))
+    options = PredictOptions(model, out, fmt, batch_size, device, threads, attention_dir, verbose)
     raise typer.Exit(run_predict(paths, options))
 
 

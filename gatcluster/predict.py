@@ -90,11 +90,15 @@ def providers_for(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def open_session(path: Path, device: str, threads: int | None = None):
-    """An ONNX Runtime session and the provider that actually runs it."""
+ORT_VERBOSE, ORT_ERRORS_ONLY = 1, 3  # ONNX Runtime log severities: info, error
+
+
+def open_session(path: Path, device: str, threads: int | None = None, verbose: bool = False):
+    """An ONNX Runtime session and the provider that actually runs it (errors-only logs unless `verbose`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.log_severity_level = ORT_VERBOSE if verbose else ORT_ERRORS_ONLY
     if threads:
         options.intra_op_num_threads = threads
     try:

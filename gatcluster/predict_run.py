@@ -56,6 +56,7 @@ class PredictOptions:
     device: str
     threads: int | None
     attention_dir: Path | None
+    verbose: bool = False
 
 
 @dataclass
@@ -159,7 +160,7 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
     console = Console(stderr=True, soft_wrap=True)  # paths and reasons stay on one line each
     try:
         contract = read_contract(opts.model)
-        session, provider = open_session(opts.model, opts.device, opts.threads)
+        session, provider = open_session(opts.model, opts.device, opts.threads, opts.verbose)
     except (ModelFileError, DeviceError) as err:
         console.print(f"error: {err}", highlight=False, markup=False)
         return EXIT_NOTHING

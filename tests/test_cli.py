@@ -78,6 +78,13 @@ def test_missing_params_file_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "not found" in result.stderr
 
 
+def test_verbose_is_a_global_option(tmp_path, trained_onnx, digits_dataset):
+    digits_folder(tmp_path / "d", digits_dataset.images[:2])
+    args = ["--verbose", "predict", str(tmp_path / "d"), "--model", str(trained_onnx[2])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3  # header + 2 rows
+
+
 def test_installed_script_runs():
     gat = Path(sys.executable).parent / "gat"
     done = subprocess.run([str(gat), "--version"], capture_output=True, text=True, timeout=60)

@@ -83,3 +83,12 @@ def test_fit_to_contract_pads_like_training(trained_onnx):
     contract = dataclasses.replace(read_contract(trained_onnx[2]), resize_rule="pad")
     padded = fit_to_contract(np.full((28, 28, 1), 255, np.uint8), contract)
     assert padded.shape == (1, 32, 32) and padded[0, 2:30, 2:30].min() == 1.0 and padded[0, 0].max() == 0.0
+
+
+def test_onnx_runtime_logs_errors_only_unless_verbose(trained_onnx):
+    from gatcluster.predict import ORT_ERRORS_ONLY, ORT_VERBOSE, open_session
+
+    quiet, _ = open_session(trained_onnx[2], "cpu")
+    loud, _ = open_session(trained_onnx[2], "cpu", verbose=True)
+    assert quiet.get_session_options().log_severity_level == ORT_ERRORS_ONLY
+    assert loud.get_session_options().log_severity_level == ORT_VERBOSE
