@@ -14,14 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from gatcluster.data.walk import SkippedFile, walk_files
 from gatcluster.outputs import TableWriter
@@ -36,6 +29,7 @@ from gatcluster.predict import (
     predict_batch,
     read_contract,
 )
+from gatcluster.progress import count_columns
 
 EXIT_OK, EXIT_NOTHING, EXIT_SOME_SKIPPED = 0, 1, 3
 SHOWN_SKIPS = 20
@@ -102,11 +96,9 @@ def cluster_all(
     tally = Tally()
     inputs = list(image_inputs(paths, tally))  # paths only (cheap): the bar gets a total and an ETA
     total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
-    columns = [TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    columns.append(TimeRemainingColumn())
     with (
         TableWriter(opts.out, opts.fmt, contract.num_clusters) as table,
-        Progress(*columns, console=console) as bar,
+        Progress(*count_columns(), console=console) as bar,
     ):
         task = bar.add_task("predict", total=total)
         for batch_paths, batch, skipped in batches(iter(inputs), contract, opts.batch_size):

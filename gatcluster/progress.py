@@ -23,6 +23,12 @@ LogFn = Callable[[int, dict[str, float]], None]
 SHOWN_METRICS = {"loss/total": "loss", "acc": "acc"}
 
 
+def count_columns() -> list:
+    """The columns of every bar of a countable job: name, bar, done/total, elapsed, remaining."""
+    name = TextColumn("{task.description}")
+    return [name, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+
+
 class ProgressLogger:
     """A progress bar on stderr that a training run advances through its log callback.
 
@@ -33,13 +39,7 @@ class ProgressLogger:
         self.total = total
         self._shown: dict[str, float] = {}
         self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            console=Console(stderr=True),
+            *count_columns(), TextColumn("{task.fields[metrics]}"), console=Console(stderr=True)
         )
         self._task = self._progress.add_task(description, total=total, metrics="")
 
