@@ -1,22 +1,21 @@
 """Presets and in-place edits of params.yaml that keep its comments and layout.
 
 A preset is a partial params mapping shipped in `gatcluster/presets/<name>.yaml`. Applying one
-rewrites only the value part of the lines it names, then validates the result as a whole, so a
-preset can never leave an invalid params.yaml behind.
+rewrites only the values it names (a ruamel.yaml round trip: comments and layout stay), then
+validates the result as a whole, so a preset can never leave an invalid params.yaml behind.
 """
 
 from __future__ import annotations
 
-import re
+import io
 from importlib import resources
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
 
 from gatcluster.config import Params, ParamsError, params_from_text
-
-# "  key: value   # comment" -> indent, key, value, comment (a '#' inside brackets is not expected)
-LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_\-]+):(?P<value>[^#]*?)(?P<comment>\s*#.*)?$")
 
 
 def preset_names() -> list[str]:
@@ -51,40 +50,48 @@ def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def yaml_value(value: Any) -> str:
-    """One value in YAML flow style (lists inline, null for None)."""
-    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+def round_trip_yaml() -> YAML:
+    """A ruamel.yaml round-trip codec that keeps comments, their columns, and `null` spelled out."""
+    codec = YAML()
+    codec.width = 4096  # never fold a long comment line
+    codec.indent(mapping=2, sequence=4, offset=2)
+    codec.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return codec
+
+
+def yaml_node(value: Any) -> Any:
+    """A value as ruamel should write it in params.yaml: lists inline ([0.7, 1.3]), as the file has them."""
+    if isinstance(value, list | tuple):
+        seq = CommentedSeq(value)
+        seq.fa.set_flow_style()
+        return seq
+    return value
 
 
 def set_values(text: str, overrides: dict[str, Any]) -> str:
-    """`text` (params.yaml) with the value of each dotted key replaced in place.
+    """`text` (params.yaml) with the value of each dotted key replaced in place, comments kept.
 
-    Keys must already be in the file, one per line; a ParamsError names any that are not.
+    Keys must already be in the file; a ParamsError names any that are not.
     """
-    lines, path, done = text.splitlines(keepends=True), [], set()
-    for i, line in enumerate(lines):
-        match = LINE.match(line.rstrip("\n"))
-        if not match:
+    codec = round_trip_yaml()
+    document = codec.load(text)
+    missing = []
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = document
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            missing.append(dotted)
             continue
-        depth = len(match["indent"]) // 2
-        path = [*path[:depth], match["key"]]
-        dotted = ".".join(path)
-        if dotted in overrides:
-            lines[i] = replace_value(line, match, overrides[dotted])
-            done.add(dotted)
-    missing = sorted(set(overrides) - done)
+        node[leaf] = yaml_node(value)
     if missing:
-        raise ParamsError(f"params file has no line for {', '.join(missing)}: add the key(s) first")
-    return "".join(lines)
-
-
-def replace_value(line: str, match: re.Match, value: Any) -> str:
-    """The line with its value replaced; the comment stays in its column where it fits."""
-    head = f"{match['indent']}{match['key']}: {yaml_value(value)}"
-    if not match["comment"]:
-        return head + "\n"
-    column = line.index("#", len(match["indent"]) + len(match["key"]))
-    return f"{head.ljust(column - 1)} {match['comment'].strip()}\n"
+        raise ParamsError(f"params file has no line for {', '.join(sorted(missing))}: add the key(s) first")
+    out = io.StringIO()
+    codec.dump(document, out)
+    return out.getvalue()
 
 
 def apply_overrides(text: str, overrides: dict[str, Any]) -> tuple[str, Params]:

@@ -46,9 +46,31 @@ def test_values_change_in_place_with_their_comments():
     assert yaml.safe_load(new)["train"]["lr"] == 0.01
 
 
+def test_a_preset_rewrites_only_the_lines_of_its_keys():
+    # Round-trip edit: every line whose key the preset does not name stays byte-identical.
+    text = (ROOT / "params.yaml").read_text()
+    overrides = preset_overrides("faithful")
+    new_text, _ = apply_overrides(text, overrides)
+    old_lines, new_lines = text.splitlines(), new_text.splitlines()
+    assert len(old_lines) == len(new_lines)
+    changed = [new for old, new in zip(old_lines, new_lines, strict=True) if old != new]
+    leaves = {key.rsplit(".", 1)[1] for key in overrides}
+    assert changed and all(line.split(":")[0].strip() in leaves for line in changed)
+    width_line = "  width_mult: 1.0             # channel multiplier of the backbone (0.25 -> 16/32/64)"
+    assert width_line in new_lines
+
+
+def test_null_and_lists_are_written_as_the_file_spells_them():
+    text = "data:\n  root: /x   # where\naugment:\n  scale: [0.7, 1.3]\n"
+    new = set_values(text, {"data.root": None, "augment.scale": (0.5, 1.5)})
+    assert new == "data:\n  root: null # where\naugment:\n  scale: [0.5, 1.5]\n"
+
+
 def test_unknown_keys_and_presets_are_clear_errors():
     with pytest.raises(ParamsError, match="no line for train.nope"):
         set_values("train:\n  lr: 1\n", {"train.nope": 1})
+    with pytest.raises(ParamsError, match="no line for nope.lr"):
+        set_values("train:\n  lr: 1\n", {"nope.lr": 1})
     with pytest.raises(ParamsError, match="unknown preset 'stl-10'; available: cifar10"):
         preset_overrides("stl-10")
 
