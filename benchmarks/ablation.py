@@ -67,18 +67,21 @@ def run_one(params_file: str, overrides: dict, seed: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from gatcluster.config import load_params, replace_params
+    from gatcluster.config.params import load_params, replace_params
     from gatcluster.data.bundled import BUNDLED_SOURCES
     from gatcluster.data.prepare import prepare_images
-    from gatcluster.inference import predict_clusters
-    from gatcluster.metrics import cluster_scores
-    from gatcluster.train import fit
+    from gatcluster.data.store import fit_dataset
+    from gatcluster.evaluation.metrics import cluster_scores
+    from gatcluster.training.fit import fit
+    from gatcluster.training.passes import predict_clusters
 
     fixed = {"seed": seed, "train.device": "cpu", "train.checkpoint_every": 0, "train.eval_every": 0}
     params = replace_params(load_params(Path(params_file)), {**overrides, **fixed})
     tic = time.perf_counter()
     data = BUNDLED_SOURCES[params.data.source]()
-    images = prepare_images(data.images, params.data.image_size, data.resize_rule, params.data.grayscale)
+    images = prepare_images(
+        fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
+    )
     result = fit(params, images)
     pred = predict_clusters(result.model, images, 500, params.data.grayscale, torch.device("cpu"))
     out = {**cluster_scores(pred.numpy(), data.labels).as_dict(), "seconds": time.perf_counter() - tic}

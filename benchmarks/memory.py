@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from gatcluster.config import load_params, replace_params
+from gatcluster.config.params import load_params, replace_params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
-from gatcluster.train import fit
+from gatcluster.data.store import fit_dataset
+from gatcluster.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,9 @@ def measure(params_path: Path, large_batch: int, iterations: int, threads: int) 
         {"train.large_batch": large_batch, "train.iterations": iterations, "train.checkpoint_every": 0},
     )
     data = BUNDLED_SOURCES[params.data.source]()
-    images = prepare_images(data.images, params.data.image_size, data.resize_rule, params.data.grayscale)
+    images = prepare_images(
+        fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
+    )
     if len(images) < large_batch:
         raise SystemExit(f"{params.data.source} has {len(images)} images, fewer than L = {large_batch}")
     fit(params, images)

@@ -26,13 +26,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gatcluster.config import Params
+from gatcluster.config.params import Params
 from gatcluster.data.bundled import load_mnist5k
 from gatcluster.data.walk import walk_files
-from gatcluster.export import export_onnx
 from gatcluster.model import GATCluster
-from gatcluster.model_file import load_model
-from gatcluster.predict import batches, open_session, read_contract
+from gatcluster.model.model_file import load_model
+from gatcluster.serving.contract import ModelContract, read_contract
+from gatcluster.serving.onnx_export import export_onnx
+from gatcluster.serving.onnx_predict import batches, model_input, open_session
 
 ROOT = Path(__file__).resolve().parents[1]
 GAT = Path(sys.executable).parent / "gat"
@@ -56,10 +57,11 @@ def write_pngs(folder: Path, count: int) -> None:
 
 
 def decode_all(folder: Path, model_path: Path, batch: int) -> tuple[list[np.ndarray], float]:
-    """Decode and fit every file the way `gat predict` does; the batches and the seconds taken."""
+    """Decode, fit and view every file the way `gat predict` does; the model inputs and the seconds taken."""
     contract = read_contract(model_path)
     tic = time.perf_counter()
-    arrays = [b for _, b, _ in batches(walk_files([folder]), contract, batch) if b is not None]
+    fitted = (b for _, b, _ in batches(walk_files([folder]), contract, batch) if b is not None)
+    arrays = [model_input(b, contract) for b in fitted]
     return arrays, time.perf_counter() - tic
 
 
@@ -130,8 +132,8 @@ def main() -> None:
         tmp = Path(tmp)
         onnx_path = tmp / "gatcluster.onnx"
         k = model.head.global_classifier[-1].out_features
-        meta = {"gatcluster.input_size": "32", "gatcluster.channels": "1", "gatcluster.resize_rule": "pad"}
-        export_onnx(model, onnx_path, 18, {**meta, "gatcluster.num_clusters": str(k)})
+        contract = ModelContract(32, 1, "pad", k, tuple(f"cluster {i}" for i in range(k)), "mnist5k")
+        export_onnx(model, onnx_path, 18, contract.to_metadata())
         small, large = (tmp / f"png{n}" for n in args.sizes)
         write_pngs(small, args.sizes[0])
         write_pngs(large, args.sizes[1])

@@ -24,12 +24,13 @@ import torch
 import yaml
 from sklearn.cluster import KMeans
 
-from gatcluster.config import ADDITIONS_OFF, load_params, replace_params
+from gatcluster.config.params import ADDITIONS_OFF, load_params, replace_params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
-from gatcluster.inference import predict_clusters
-from gatcluster.metrics import cluster_scores
-from gatcluster.train import fit
+from gatcluster.data.store import fit_dataset
+from gatcluster.evaluation.metrics import cluster_scores
+from gatcluster.training.fit import fit
+from gatcluster.training.passes import predict_clusters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,9 @@ def run_gatcluster(params, seed: int) -> dict:
     tic = time.perf_counter()
     data = BUNDLED_SOURCES[params.data.source]()
     params = replace_params(params, {"seed": seed, "train.device": "cpu", "train.checkpoint_every": 0})
-    images = prepare_images(data.images, params.data.image_size, data.resize_rule, params.data.grayscale)
+    images = prepare_images(
+        fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
+    )
     result = fit(params, images)
     pred = predict_clusters(result.model, images, 500, params.data.grayscale, torch.device("cpu"))
     seconds = time.perf_counter() - tic

@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 import yaml
 
-from gatcluster.config import Params, load_params, replace_params
+from gatcluster.config.params import Params, load_params, replace_params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
-from gatcluster.inference import chunked_head_probs, cpu_has_native_bf16, reestimate_batchnorm
-from gatcluster.losses import compute_targets
-from gatcluster.streams import AUG_VIEW, derived_generator, large_batch_indices
-from gatcluster.train import Trainer
+from gatcluster.data.store import fit_dataset
+from gatcluster.training.losses import compute_targets
+from gatcluster.training.passes import chunked_head_probs, cpu_has_native_bf16, reestimate_batchnorm
+from gatcluster.training.streams import AUG_VIEW, derived_generator, large_batch_indices
+from gatcluster.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +107,9 @@ def main() -> None:
     overrides = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.set)}
     base = replace_params(load_params(args.params), {**overrides, "train.device": "cpu"})
     data = BUNDLED_SOURCES[base.data.source]()
-    images = prepare_images(data.images, base.data.image_size, data.resize_rule, base.data.grayscale)
+    images = prepare_images(
+        fit_dataset(data, base.data.image_size).images, base.data.image_size, base.data.grayscale
+    )
     print(f"# {args.threads} threads, torch {torch.__version__}, native CPU bf16: {cpu_has_native_bf16()}")
     print(f"# source {base.data.source}, overrides {args.set or 'none'}, {args.iterations} iterations each")
     for amp in (False, True):

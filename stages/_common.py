@@ -1,4 +1,4 @@
-"""What every stage script shares: project paths, params loading, error exits.
+"""What every stage script shares: the project layout, params loading, error exits.
 
 Stages are the only code that reads params.yaml and environment variables and chooses paths;
 the library receives values and paths.
@@ -14,25 +14,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-# Telemetry of every dependency off unless the user turned it on explicitly.
-for _name in ("DVC_NO_ANALYTICS", "ORT_DISABLE_TELEMETRY", "MLFLOW_DISABLE_TELEMETRY"):
-    os.environ.setdefault(_name, "1")
+from gatcluster.telemetry import telemetry_off
 
-from gatcluster.config import Params, ParamsError, load_params  # noqa: E402
-from gatcluster.data.store import PROJECT_DATASET_DIR, DatasetError  # noqa: E402
+telemetry_off()  # before MLflow, ONNX Runtime or DVC are imported by a stage
+
+from gatcluster.config.params import Params, ParamsError, load_params  # noqa: E402
+from gatcluster.data.store import DatasetError  # noqa: E402
+from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE  # noqa: E402
+from gatcluster.pipeline.errors import StageError  # noqa: E402
+from gatcluster.pipeline.layout import ProjectLayout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS_FILE = ROOT / "params.yaml"
-DATASET_DIR = ROOT / PROJECT_DATASET_DIR
-MODEL_RUN_FILE = ROOT / "models" / "run.json"  # train -> evaluate: the MLflow run of the model
-REPORT_RUN_FILE = ROOT / "reports" / "run.json"  # evaluate -> export: the run actually used
-CLUSTERS_FILE = ROOT / "reports" / "clusters.json"  # evaluate -> export: name and size per cluster
+LAYOUT = ProjectLayout(ROOT)
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
-
-
-class StageError(RuntimeError):
-    """A problem the user can fix (a setting, a missing input); reported without a traceback."""
+__all__ = [
+    "LAYOUT",
+    "ROOT",
+    "StageError",
+    "exit_with",
+    "interrupt_exit_code",
+    "read_params",
+    "run_stage",
+    "verbose_requested",
+]
 
 
 class Terminated(KeyboardInterrupt):
@@ -51,17 +55,12 @@ def interrupt_exit_code(err: KeyboardInterrupt) -> int:
 
 def read_params() -> Params:
     """The validated params of this project's params.yaml."""
-    return load_params(PARAMS_FILE)
+    return load_params(LAYOUT.params_file)
 
 
 def verbose_requested() -> bool:
     """GAT_VERBOSE=1: let libraries print their progress and INFO lines (quiet by default)."""
     return os.environ.get("GAT_VERBOSE", "") == "1"
-
-
-def relative(path: Path) -> str:
-    """`path` relative to the project root when inside it, for short messages."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...] = ()) -> None:

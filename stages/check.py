@@ -2,30 +2,21 @@
 
 Usage: python stages/check.py   (reads every key of params.yaml; `gat check` runs the same checks)
 
-Every other stage depends on its output, so a bad param stops `dvc repro` here, before DVC deletes
-the previous model, curves and reports. Writes reports/check.json (the same content whenever the
-params are valid, so a passing check never re-runs the stages after it).
+A bad param stops `dvc repro` here, before DVC deletes the previous model, curves and reports.
+The work is `gatcluster.pipeline.check_stage.run_check`; this script reads params.yaml.
 """
 
 from __future__ import annotations
 
-from _common import DATASET_DIR, ROOT, read_params, run_stage
-from fetch import data_root
+from _common import LAYOUT, read_params, run_stage
 
-from gatcluster.atomic import write_json_atomic
-from gatcluster.preflight import PreflightError, check_data_size, expected_count
-
-CHECK_FILE = ROOT / "reports" / "check.json"
+from gatcluster.config.preflight import PreflightError
+from gatcluster.pipeline.check_stage import run_check
 
 
 def main() -> None:
     """Validate params.yaml (schema, then data size where it is known) and record that it passed."""
-    params = read_params()
-    count, where = expected_count(params, DATASET_DIR, data_root(params.data))
-    if count is not None:
-        check_data_size(params, count, where)
-    write_json_atomic(CHECK_FILE, {"params": "valid"})
-    print(f"params.yaml is valid ({where}: {count if count is not None else '?'} images)")
+    print(run_check(read_params(), LAYOUT))
 
 
 if __name__ == "__main__":

@@ -6,19 +6,17 @@ every test process uses two threads, the count of the CI machine.
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
 import torch
 
 from gatcluster.data.bundled import load_digits, load_mnist5k
-from gatcluster.data.store import ImageDataset
+from gatcluster.data.store import ImageDataset, fit_dataset
+from gatcluster.telemetry import telemetry_off
 
 TEST_THREADS = 2
 
 torch.set_num_threads(TEST_THREADS)
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+telemetry_off()
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +34,11 @@ def mnist5k_dataset() -> ImageDataset:
 @pytest.fixture(scope="session")
 def trained_onnx(tmp_path_factory, digits_dataset):
     """A GATCluster trained for 2 iterations on digits, exported to ONNX: (model, params, path)."""
-    from gatcluster.config import Params, replace_params
+    from gatcluster.config.params import Params, replace_params
     from gatcluster.data.prepare import prepare_images
-    from gatcluster.export import export_onnx
-    from gatcluster.train import fit
+    from gatcluster.serving.contract import ModelContract
+    from gatcluster.serving.onnx_export import export_onnx
+    from gatcluster.training.fit import fit
 
     overrides = {
         "data.source": "digits",
@@ -48,17 +47,10 @@ def trained_onnx(tmp_path_factory, digits_dataset):
         "train.sub_batch": 64,
     }
     params = replace_params(Params(), {**overrides, "train.device": "cpu", "train.checkpoint_every": 0})
-    images = prepare_images(digits_dataset.images, 32, digits_dataset.resize_rule, True)
+    images = prepare_images(fit_dataset(digits_dataset, 32).images, 32, True)
     model = fit(params, images).model.eval()
     path = tmp_path_factory.mktemp("model") / "gatcluster.onnx"
-    names = [f"digit-{i}" for i in range(10)]
-    meta = {
-        "gatcluster.input_size": "32",
-        "gatcluster.channels": "1",
-        "gatcluster.resize_rule": digits_dataset.resize_rule,
-        "gatcluster.num_clusters": "10",
-        "gatcluster.cluster_names": json.dumps(names),
-        "gatcluster.source": "digits",
-    }
-    export_onnx(model, path, 18, meta)
+    names = tuple(f"digit-{i}" for i in range(10))
+    contract = ModelContract(32, 1, digits_dataset.resize_rule, 10, names, source="digits")
+    export_onnx(model, path, 18, contract.to_metadata())
     return model, params, path

@@ -1,16 +1,14 @@
-"""Decode arbitrary image files into uint8 arrays: the ONE preprocessing path for files.
+"""Decode arbitrary image files into uint8 arrays: the one decoder for image files.
 
-The `folder` and ImageNet sources use it now and `gat predict` will, so a file becomes the same
-array at training and at prediction time. The choices are listed in `PREPROCESSING` (and cited in
-the ONNX metadata):
+The `folder` and ImageNet sources and `gat predict` use it (then `fit.fit_images`), so a file
+becomes the same array at training and at prediction time. The choices are listed in
+`PREPROCESSING` (and cited in the ONNX model contract):
 - EXIF orientation is applied first, so a phone photo is upright as it is displayed.
 - Transparent pixels are composited on black, the colour the `pad` rule and digit backgrounds use;
   a transparent sprite then looks like a digit on a dark background rather than on white.
 - 16-bit greyscale is scaled by 255/65535 (not clipped, which would turn most of it white).
 - CMYK goes to RGB by Pillow's plain conversion (embedded ICC profiles are ignored).
 - Greyscale output is ITU-R 601-2 luma, the weights `prepare.LUMA_WEIGHTS` uses.
-- `fit_image` resizes the shorter side to the target (Pillow bilinear, antialiased when shrinking)
-  and centre-crops the longer side: no distortion of the aspect ratio and no padding.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-FIT_RULE = "shorter-side-bilinear-centre-crop"
 ALPHA_BACKGROUND = (0, 0, 0)
 PREPROCESSING = {
     "orientation": "exif",
@@ -28,7 +25,6 @@ PREPROCESSING = {
     "sixteen_bit": "scale-255/65535",
     "cmyk": "pillow-convert",
     "grayscale": "itu-r-601-2-luma",
-    "fit": FIT_RULE,
 }
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -50,14 +46,6 @@ def load_image(path: Path, channels: int) -> np.ndarray:
     image = _open_decoded(Path(path))
     array = np.asarray(_to_mode(image, _MODES[channels]), dtype=np.uint8)
     return np.ascontiguousarray(array.reshape(*array.shape[:2], channels))
-
-
-def fit_image(array: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (H, W, C) -> (size, size, C): shorter side resized to `size` (bilinear), centre crop."""
-    channels = array.shape[2]
-    image = Image.fromarray(array[..., 0] if channels == 1 else array)
-    fitted = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR, centering=(0.5, 0.5))
-    return np.asarray(fitted, dtype=np.uint8).reshape(size, size, channels)
 
 
 def is_image_file(path: Path) -> bool:

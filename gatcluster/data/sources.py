@@ -6,8 +6,9 @@ official URLs and md5 sums come from torchvision's own dataset classes; a `Mirro
 torchvision's dataset classes, so an already-extracted offline copy in torchvision's layout works
 without network and CIFAR-100's coarse labels are available.
 
-Image trees (ImageNet subsets, `folder`) decode every file with `images.load_image`, fit it with
-`images.fit_image`, and skip unreadable files with a reason instead of failing.
+Image trees (ImageNet subsets, `folder`) decode every file in colour with `images.load_image` (a
+grayscale model converts after the colour jitter, as the authors' pipeline does), fit it with
+`fit.fit_images` (FIT_RULE), and skip unreadable files with a reason instead of failing.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import numpy as np
 from gatcluster.atomic import make_temp_dir
 from gatcluster.data import formats
 from gatcluster.data.bundled import BUNDLED_SOURCES
-from gatcluster.data.images import ImageDecodeError, fit_image, load_image
+from gatcluster.data.fit import FIT_RULE, fit_images
+from gatcluster.data.images import ImageDecodeError, load_image
 from gatcluster.data.store import DatasetError, ImageDataset
 from gatcluster.data.walk import SkippedFile, walk_files
 
-IMAGENET_WNIDS = {  # method.md §9; the position in the tuple is the class index
+IMAGENET_WNIDS = {  # docs/method.md §9; the position in the tuple is the class index
     "imagenet10": (
         *("n02056570", "n02085936", "n02128757", "n02690373", "n02692877"),
         *("n03095699", "n04254680", "n04285008", "n04467665", "n07747607"),
@@ -41,6 +43,7 @@ IMAGENET_WNIDS = {  # method.md §9; the position in the tuple is the class inde
         *("n02105412", "n02105855", "n02107142", "n02110958", "n02112137"),
     ),
 }
+TREE_CHANNELS = 3  # image files are stored in colour; hue jitter needs it, grayscale models convert later
 ROOT_SOURCES = (*IMAGENET_WNIDS, "folder")
 
 
@@ -77,14 +80,14 @@ def load_source(
     source: str,
     root: Path | None,
     image_size: int,
-    channels: int,
     cache_dir: Path,
     mirror: Mirror | None = None,
 ) -> tuple[ImageDataset, list[SkippedFile]]:
     """Any source of config.SOURCES, with the files an image tree skipped.
 
     Download sources read `root` (an offline copy) when given, else download into `cache_dir`.
-    Image trees need `root` and are stored fitted to image_size × image_size × channels.
+    Image trees need `root` and come fitted to image_size × image_size, in colour; the other sources
+    come as they are published (`store.fit_dataset` fits them by their rule).
     """
     if source in BUNDLED_SOURCES:
         return BUNDLED_SOURCES[source](), []
@@ -95,8 +98,8 @@ def load_source(
     if root is None or not root.is_dir():
         raise DatasetError(f"source {source} needs data.root to name an existing folder, got {root}")
     if source == "folder":
-        return load_folder(root, image_size, channels)
-    return load_imagenet_subset(source, root, image_size, channels)
+        return load_folder(root, image_size)
+    return load_imagenet_subset(source, root, image_size)
 
 
 def official_mirror(name: str) -> Mirror:
@@ -128,40 +131,38 @@ def load_torchvision_source(
         raise DatasetError(f"{folder} holds a damaged {name} copy ({err}); delete it, fetch again") from err
 
 
-def load_imagenet_subset(
-    name: str, root: Path, size: int, channels: int
-) -> tuple[ImageDataset, list[SkippedFile]]:
+def load_imagenet_subset(name: str, root: Path, size: int) -> tuple[ImageDataset, list[SkippedFile]]:
     """ImageNet-10 / ImageNet-Dogs-15 from an ImageNet train tree root/<wnid>/*.JPEG.
 
-    Class index = position of the wnid in method.md §9's list; images fitted to size × size.
+    Class index = position of the wnid in docs/method.md §9's list; images fitted to size × size.
     """
     wnids = IMAGENET_WNIDS[name]
     missing = [wnid for wnid in wnids if not (root / wnid).is_dir()]
     if missing:
         raise DatasetError(f"{root} lacks the {name} class folder(s) {', '.join(missing)}")
     files = [(path, label) for label, wnid in enumerate(wnids) for path in _visible_files(root / wnid)]
-    images, labels, skipped = _decode_all(files, size, channels)
+    images, labels, skipped = _decode_all(files, size)
     found = set(labels.tolist())
     empty = [wnid for label, wnid in enumerate(wnids) if label not in found]
     if empty:
         raise DatasetError(f"no readable images for {name} class(es) {', '.join(empty)} under {root}")
-    return ImageDataset(images, labels, list(wnids), name, "resize"), skipped
+    return ImageDataset(images, labels, list(wnids), name, FIT_RULE), skipped
 
 
-def load_folder(root: Path, size: int, channels: int) -> tuple[ImageDataset, list[SkippedFile]]:
+def load_folder(root: Path, size: int) -> tuple[ImageDataset, list[SkippedFile]]:
     """Every decodable image under `root` (recursive, hidden entries ignored), fitted to size × size.
 
     Labelled by first-level sub-folder (classes sorted) when every image sits in one; else unlabelled.
     """
     found = list(walk_files([root]))
     files = [item for item in found if not isinstance(item, SkippedFile)]
-    images, kept, skipped = _decode_all([(path, i) for i, path in enumerate(files)], size, channels)
+    images, kept, skipped = _decode_all([(path, i) for i, path in enumerate(files)], size)
     skipped = [item for item in found if isinstance(item, SkippedFile)] + skipped
     if not len(images):
         note = f" ({len(skipped)} skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
         raise DatasetError(f"no images found under {root}{note}")
     labels, classes = _folder_labels(root, [files[i] for i in kept])
-    return ImageDataset(images, labels, classes, "folder", "resize"), skipped
+    return ImageDataset(images, labels, classes, "folder", FIT_RULE), skipped
 
 
 def _fetch_archives(name: str, root: Path, layout: Layout, mirror: Mirror, download: bool) -> None:
@@ -231,16 +232,14 @@ def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
 
 
-def _decode_all(
-    files: list[tuple[Path, int]], size: int, channels: int
-) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
-    """Decode and fit each file: (N, size, size, channels) images, the tags of the kept files, skips."""
-    images = np.empty((len(files), size, size, channels), dtype=np.uint8)  # one buffer, no stacking copy
+def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
+    """Decode and fit each file: (N, size, size, 3) images, the tags of the kept files, skips."""
+    images = np.empty((len(files), size, size, TREE_CHANNELS), dtype=np.uint8)  # one buffer, no stacking copy
     tags: list[int] = []
     skipped: list[SkippedFile] = []
     for path, tag in files:
         try:
-            images[len(tags)] = fit_image(load_image(path, channels), size)
+            images[len(tags)] = fit_images(load_image(path, TREE_CHANNELS)[None], size, FIT_RULE)[0]
         except ImageDecodeError as err:
             skipped.append(SkippedFile(path, str(err)))
             continue

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from gatcluster.atomic import make_temp_dir
+from gatcluster.data.fit import fit_images
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -27,9 +28,10 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """Images as uint8 (N, H, W, C), optional int64 labels (N,), class names, and how to fit them.
+    """Images as uint8 (N, H, W, C), optional int64 labels (N,), class names, and how they are fitted.
 
-    resize_rule: "pad" (zero-pad centred to the model input, e.g. 28 -> 32) or "resize" (bilinear).
+    resize_rule: the `data.fit` rule that maps this source's images to the model input (applied by
+    `fit_dataset` at fetch; image trees are fitted by it as their files are decoded).
     """
 
     images: np.ndarray
@@ -42,6 +44,11 @@ class ImageDataset:
     def has_labels(self) -> bool:
         """Whether ground-truth labels exist (the `folder` source may have none)."""
         return self.labels is not None
+
+
+def fit_dataset(dataset: ImageDataset, size: int) -> ImageDataset:
+    """`dataset` with its images fitted to size × size by its own rule (a no-op when they already are)."""
+    return replace(dataset, images=fit_images(dataset.images, size, dataset.resize_rule))
 
 
 def dataset_checksum(images: np.ndarray, labels: np.ndarray | None) -> str:
@@ -62,7 +69,7 @@ def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
         "image_shape": list(dataset.images.shape[1:]),
         "classes": list(dataset.classes),
         "has_labels": dataset.has_labels,
-        "resize_rule": dataset.resize_rule,
+        "resize_rule": dataset.resize_rule,  # applied: the images are stored at the model input size
         "checksum": dataset_checksum(dataset.images, dataset.labels),
     }
     out_dir.parent.mkdir(parents=True, exist_ok=True)

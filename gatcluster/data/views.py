@@ -1,4 +1,4 @@
-"""The clean and augmented views of a batch (method.md §5), batched on the tensor's device.
+"""The clean and augmented views of a batch (docs/method.md §5), batched on the tensor's device.
 
 Augmented view, in the authors' order: horizontal flip -> colour jitter (brightness, contrast, hue)
 -> random affine (rotation, translation, scale, x-shear) -> grayscale. Parameters are drawn per
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from gatcluster.config import AugmentConfig
+from gatcluster.config.params import AugmentConfig
 from gatcluster.data.prepare import to_grayscale
 
 
@@ -49,9 +49,11 @@ def jitter_brightness_contrast(
 
 
 def jitter_hue(x: torch.Tensor, hue: float, gen: torch.Generator) -> torch.Tensor:
-    """Shift the hue of each RGB image by a factor in [−hue, hue]; a no-op on gray images."""
-    if hue <= 0 or x.shape[1] != 3:
+    """Shift the hue of each RGB image by a factor in [−hue, hue]; grey images are refused, not ignored."""
+    if hue <= 0:
         return x
+    if x.shape[1] != 3:
+        raise ValueError(f"hue jitter needs colour images, got {x.shape[1]} channel(s): set augment.hue: 0")
     factors = _uniform(len(x), -hue, hue, gen).tolist()
     return torch.stack([TF.adjust_hue(img, f) for img, f in zip(x, factors, strict=True)])
 

@@ -1,4 +1,4 @@
-"""VGG-style backbones that map an image to a C×S×S label-feature map (method.md §2).
+"""VGG-style backbones that map an image to a C×S×S label-feature map (docs/method.md §2).
 
 `stl96` and `imagenet128` are the authors' networks (3×3 convs without padding); `small32` is this
 project's variant for 28/32-px images (padding 1, a 4×4 map). A width multiplier scales 64/128/256.

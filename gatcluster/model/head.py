@@ -1,4 +1,4 @@
-"""The Gaussian-attention head: global branch, attention parameters, Gaussian map (method.md §2)."""
+"""The Gaussian-attention head: global branch, attention parameters, Gaussian map (docs/method.md §2)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gatcluster.config import ModelConfig
+from gatcluster.config.params import ModelConfig
 from gatcluster.model.backbone import BACKBONE_SPECS, build_backbone
 from gatcluster.model.head import GaussianAttentionHead, HeadOutput
 

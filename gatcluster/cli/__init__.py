@@ -1,0 +1,1 @@
+"""The `gat` command line."""

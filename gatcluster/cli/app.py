@@ -1,0 +1,249 @@
+"""The `gat` command line: cluster image folders, inspect models, presets, the MLflow UI.
+
+gat predict photos/ --model models/gatcluster.onnx --out clusters.csv
+gat info models/gatcluster.onnx
+gat preset stl10                write the STL-10 preset into ./params.yaml (comments kept)
+gat check                       validate ./params.yaml against the data (the pipeline's first stage)
+gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gatcluster import __version__
+from gatcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
+from gatcluster.telemetry import telemetry_off
+
+telemetry_off()  # before MLflow or ONNX Runtime are imported by a command
+
+app = typer.Typer(
+    help="GATCluster: cluster unlabelled images with one network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print `message` on stderr; the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def show_version(value: bool) -> None:
+    """--version: print the version and stop."""
+    if value:
+        typer.echo(f"gatcluster {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show library warnings and INFO lines (quiet by default).")
+    ] = False,
+) -> None:
+    """GATCluster: cluster unlabelled images with one network."""
+    ctx.obj = {"verbose": verbose}
+    if verbose:
+        os.environ["GAT_VERBOSE"] = "1"  # what the pipeline's stages read
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    else:
+        warnings.filterwarnings("ignore")  # library warnings; our own messages are printed, not warned
+
+
+@app.command(epilog="Example: gat preset stl10 && dvc exp run -n stl10")
+def preset(
+    name: Annotated[str | None, typer.Argument(help="Preset to apply; omit to list them.")] = None,
+    params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
+) -> None:
+    """List the presets, or write one into params.yaml (only the values it sets change)."""
+    from gatcluster.atomic import write_text_atomic
+    from gatcluster.config.params import ParamsError
+    from gatcluster.config.params_edit import (
+        apply_overrides,
+        preset_description,
+        preset_names,
+        preset_overrides,
+    )
+
+    if name is None:
+        for known in preset_names():
+            typer.echo(f"{known:<16} {preset_description(known)}")
+        return
+    if not params.is_file():
+        raise fail(f"{params} not found: run this in the project folder or pass --params")
+    try:
+        overrides = preset_overrides(name)
+        text, _ = apply_overrides(params.read_text(), overrides)
+    except ParamsError as err:
+        raise fail(str(err)) from err
+    try:
+        write_text_atomic(params, text)
+    except OSError as err:
+        raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
+    typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
+
+
+@app.command(epilog="Example: gat check && dvc repro")
+def check(
+    params: Annotated[Path, typer.Option(help="The params file to check.")] = Path("params.yaml"),
+) -> None:
+    """Check params.yaml against the data, as the pipeline's first stage does (nothing is written)."""
+    from gatcluster.config.params import ParamsError, load_params
+    from gatcluster.pipeline.check_stage import check_against_data
+    from gatcluster.pipeline.layout import ProjectLayout
+
+    if not params.is_file():
+        raise fail(f"{params} not found: run this in the project folder or pass --params")
+    try:
+        checked = check_against_data(load_params(params), ProjectLayout(params.resolve().parent))
+    except ParamsError as err:
+        raise fail(str(err)) from err
+    typer.echo(f"{params} is {checked}")
+
+
+@app.command(epilog="Example: gat info models/gatcluster.onnx")
+def info(model: Annotated[Path, typer.Argument(help="A gatcluster .onnx file.")]) -> None:
+    """Print the preprocessing contract and provenance stored in a model."""
+    from gatcluster.serving.contract import ModelFileError, read_contract
+
+    try:
+        contract = read_contract(model)
+    except ModelFileError as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    for key, value in sorted(contract.to_metadata().items()):
+        typer.echo(f"{key.removeprefix('gatcluster.')}: {value}")
+
+
+@app.command(
+    epilog="Examples:\n\n  gat predict photos/ --model models/gatcluster.onnx --out clusters.csv\n\n"
+    "  gat predict a.png b.jpg --model m.onnx --format jsonl --attention-dir att/"
+)
+def predict(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (scanned recursively).")],
+    model: Annotated[Path, typer.Option(help="The exported .onnx model.")] = Path("models/gatcluster.onnx"),
+    out: Annotated[Path | None, typer.Option(help="Write the table here (default: stdout).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv | jsonl | parquet (default: from --out)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime call.")] = 64,
+    device: Annotated[str, typer.Option(help="auto (CUDA when usable) | cpu | cuda")] = "auto",
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for ONNX Runtime.")] = None,
+    attention_dir: Annotated[Path | None, typer.Option(help="Write attention-map overlays here.")] = None,
+) -> None:
+    """Cluster image files through the ONNX model; a table of clusters and probabilities."""
+    from gatcluster.cli.predict_command import PredictOptions, run_predict
+    from gatcluster.serving.outputs import OutputFormatError, format_for
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise fail(f"--device must be auto, cpu or cuda; got {device!r}")
+    if out is not None and out.is_dir():
+        raise fail(f"--out {out} is a folder: give a file name, e.g. --out {out / 'clusters.csv'}")
+    try:
+        fmt = format_for(out, fmt)
+    except OutputFormatError as err:
+        raise fail(str(err)) from err
+    if fmt == "parquet" and out is None:
+        raise fail("Parquet output needs --out FILE (it is a binary format)")
+    if attention_dir is not None and attention_dir.exists() and not attention_dir.is_dir():
+        raise fail(f"--attention-dir {attention_dir} is a file: give a folder")
+    verbose = bool(ctx.obj and ctx.obj.get("verbose"))
+    options = PredictOptions(model, out, fmt, batch_size, device, threads, attention_dir, verbose)
+    raise typer.Exit(run_predict(paths, options))
+
+
+def project_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else the SQLite store of the git project around the current folder."""
+    from gatcluster.tracking.mlflow_runs import resolve_tracking_uri
+
+    return resolve_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd())
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port (binding it fails)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def interrupt_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop like Ctrl-C (`kill PID`, systemd and schedulers send SIGTERM)."""
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(cmd: list[str]) -> int:
+    """Run a server command as this process's child and stop it with us.
+
+    The server gets its own process group (MLflow starts worker processes), and Ctrl-C or SIGTERM
+    sent to this process stops the whole group, so no server outlives `gat` holding the port.
+    """
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
+    server = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+@app.command(epilog="Example: gat ui --port 5001")
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
+    host: Annotated[
+        str, typer.Option(help="Interface; keep 127.0.0.1 unless you mean to share it.")
+    ] = "127.0.0.1",
+    backend_store_uri: Annotated[
+        str | None, typer.Option(help="MLflow store; default: MLFLOW_TRACKING_URI or ./mlflow.db")
+    ] = None,
+) -> None:
+    """Open the MLflow UI on the project's store (Ctrl-C or SIGTERM stops it and its server)."""
+    if port_in_use(host, port):
+        raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
+    uri = backend_store_uri or project_tracking_uri()
+    typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", err=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    raise typer.Exit(serve_until_stopped(cmd))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,170 @@
+"""The run loop of `gat predict`: stream files -> batches -> ONNX Runtime -> table, with a summary.
+
+Exit codes (gatcluster/exit_codes.py): 0 every input clustered; 3 some inputs skipped (each listed
+with its reason); 1 nothing could be clustered (no images, unusable model, no GPU for --device cuda)
+or an output could not be written (checked before any image is read, and again while writing).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+
+from gatcluster.cli.progress import count_columns
+from gatcluster.data.walk import SkippedFile, walk_files
+from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
+from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
+from gatcluster.serving.onnx_predict import (
+    DeviceError,
+    Prediction,
+    batches,
+    looks_like_image,
+    open_session,
+    predict_batch,
+)
+from gatcluster.serving.outputs import TableWriter
+
+SHOWN_SKIPS = 20
+CLUSTER_COLUMNS = (
+    "columns: cluster = the model's output index; cluster_name = the name stored in the model "
+    "(the class that cluster matched at evaluation, or 'cluster <k>' for unlabelled training data)"
+)
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `gat predict` was asked to do."""
+
+    model: Path
+    out: Path | None
+    fmt: str
+    batch_size: int
+    device: str
+    threads: int | None
+    attention_dir: Path | None
+    verbose: bool = False
+
+
+@dataclass
+class Tally:
+    """Counts for the summary."""
+
+    clustered: int = 0
+    ignored: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    sizes: dict[int, int] = field(default_factory=dict)
+
+
+def image_inputs(paths: list[Path], tally: Tally) -> Iterator[Path | SkippedFile]:
+    """Walked inputs that are images by suffix or content; other files are counted as ignored."""
+    for item in walk_files(paths):
+        if isinstance(item, SkippedFile) or looks_like_image(item):
+            yield item
+        else:
+            tally.ignored += 1
+
+
+def write_attention(predictions: list[Prediction], folder: Path, offset: int) -> None:
+    """An overlay PNG per image, on the fitted image the model saw: <index>_<cluster>_<file stem>.png."""
+    import numpy as np
+    import torch
+
+    from gatcluster.evaluation.pictures import attention_overlay
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(predictions, start=offset):
+        # Copies: batch slices and ONNX Runtime outputs are read-only arrays, which torch warns about.
+        image = torch.from_numpy(np.array(p.image)).permute(2, 0, 1)
+        scale = max(1, 256 // max(image.shape[1:]))
+        overlay = attention_overlay(image, torch.from_numpy(np.array(p.att_map)), scale=scale)
+        overlay.save(folder / f"{i:06d}_c{p.cluster}_{p.path.stem[:60]}.png")
+
+
+def cluster_all(
+    paths: list[Path], opts: PredictOptions, contract: ModelContract, session, console: Console
+) -> Tally:
+    """Stream every input through the model into the output table; the tally."""
+    tally = Tally()
+    inputs = list(image_inputs(paths, tally))  # paths only (cheap): the bar gets a total and an ETA
+    total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
+    with (
+        TableWriter(opts.out, opts.fmt, contract.num_clusters) as table,
+        Progress(*count_columns(), console=console) as bar,
+    ):
+        task = bar.add_task("predict", total=total)
+        for batch_paths, batch, skipped in batches(iter(inputs), contract, opts.batch_size):
+            tally.skipped += skipped
+            if batch is None:
+                continue
+            predictions = predict_batch(session, contract, batch_paths, batch)
+            if opts.attention_dir is not None:
+                write_attention(predictions, opts.attention_dir, tally.clustered)
+            table.write(predictions)
+            tally.clustered += len(predictions)
+            for p in predictions:
+                tally.sizes[p.cluster] = tally.sizes.get(p.cluster, 0) + 1
+            bar.update(task, advance=len(predictions))
+    return tally
+
+
+def check_outputs_writable(opts: PredictOptions) -> None:
+    """Create the output folders and prove they take a file, before any image is read (OSError)."""
+    folders = [opts.out.parent] if opts.out is not None else []
+    folders += [opts.attention_dir] if opts.attention_dir is not None else []
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+
+
+def write_error(err: OSError) -> str:
+    """One line for a failed write: which path and why."""
+    return f"error: cannot write {err.filename or 'the output'}: {err.strerror or err}"
+
+
+def print_summary(tally: Tally, seconds: float, provider: str, console: Console) -> None:
+    """Images, clusters, skipped (each with its reason), images/s and the provider that ran."""
+    rate = tally.clustered / seconds if seconds > 0 else 0.0
+    used = ", ".join(f"{k}: {n}" for k, n in sorted(tally.sizes.items()))
+    console.print(
+        f"{tally.clustered} images in {len(tally.sizes)} clusters ({used or 'none'}); "
+        f"{len(tally.skipped)} skipped; {tally.ignored} non-image files ignored; "
+        f"{rate:.1f} images/s on {provider}",
+        highlight=False,
+    )
+    for item in tally.skipped[:SHOWN_SKIPS]:
+        console.print(f"skipped {item.path}: {item.reason}", highlight=False, markup=False)
+    if len(tally.skipped) > SHOWN_SKIPS:
+        console.print(f"... and {len(tally.skipped) - SHOWN_SKIPS} more skipped", highlight=False)
+
+
+def run_predict(paths: list[Path], opts: PredictOptions) -> int:
+    """Run `gat predict`; the exit code. Messages go to stderr, the table to stdout or --out."""
+    console = Console(stderr=True, soft_wrap=True)  # paths and reasons stay on one line each
+    try:
+        contract = read_contract(opts.model)
+        session, provider = open_session(opts.model, opts.device, opts.threads, opts.verbose)
+    except (ModelFileError, DeviceError) as err:
+        console.print(f"error: {err}", highlight=False, markup=False)
+        return EXIT_FAILED
+    started = time.perf_counter()
+    try:
+        check_outputs_writable(opts)
+        tally = cluster_all(paths, opts, contract, session, console)
+    except OSError as err:  # the table is written atomically: a failed write leaves no file
+        console.print(write_error(err), highlight=False, markup=False)
+        return EXIT_FAILED
+    print_summary(tally, time.perf_counter() - started, provider, console)
+    if tally.clustered == 0:
+        console.print("error: no image could be clustered; no table written", highlight=False)
+        return EXIT_FAILED
+    if opts.out is not None:
+        console.print(f"wrote {tally.clustered} rows to {opts.out}", highlight=False, markup=False)
+    console.print(CLUSTER_COLUMNS, highlight=False)
+    return EXIT_SOME_SKIPPED if tally.skipped else EXIT_OK

@@ -1,0 +1,248 @@
+"""Settings: a params mapping (params.yaml) -> frozen dataclasses.
+
+Unknown keys, wrong types and out-of-range values raise `ParamsError` naming the key and what is
+allowed, before any work starts. The dataclass field names are the params.yaml keys, so one name
+holds end to end (`train.lr` = `TrainConfig.lr` = MLflow param `train.lr`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SOURCES = (
+    "mnist5k",
+    "digits",
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "cifar100-20",
+    "stl10",
+    "imagenet10",
+    "imagenet-dogs15",
+    "folder",
+)
+# The params each pipeline stage uses (its `params:` in dvc.yaml) and logs to its MLflow run.
+STAGE_PARAMS = {
+    "train": ("seed", "data", "model", "train", "augment", "mlflow"),
+    "evaluate": ("seed", "evaluate"),
+    "export": ("export",),
+}
+# Sources published in greyscale: colour jitter (hue) has no colour to act on there.
+GREYSCALE_SOURCES = ("mnist5k", "digits", "mnist", "fashion-mnist")
+BACKBONES = ("small32", "stl96", "imagenet128")
+BACKBONE_INPUT_SIZE = {"small32": 32, "stl96": 96, "imagenet128": 128}
+# The label-free additions to the paper's trainer at their "off" values: the trainer before them.
+ADDITIONS_OFF = {
+    "train.amp": False,  # on the CPU the earlier trainer ran in float32 whatever train.amp said
+    "model.num_heads": 1,
+    "model.overcluster": 0,
+    "train.ema_decay": 0.0,
+    "train.confidence": 0.0,
+    "train.sinkhorn_iters": 1,
+    "train.views": 1,
+}
+
+
+class ParamsError(ValueError):
+    """A params value is unknown, of the wrong type or out of range."""
+
+
+def _choices(*values: str) -> dict:
+    return {"choices": values}
+
+
+def _range(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> dict:
+    return {"min": lo, "max": hi, "min_open": lo_open}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and the model input they are fitted to."""
+
+    source: str = field(default="mnist5k", metadata=_choices(*SOURCES))
+    root: str | None = None
+    image_size: int = field(default=32, metadata=_range(8, 1024))
+    grayscale: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Backbone and Gaussian-attention head (docs/method.md §2)."""
+
+    backbone: str = field(default="small32", metadata=_choices(*BACKBONES))
+    width_mult: float = field(default=0.25, metadata=_range(0.0, 8.0, lo_open=True))
+    num_clusters: int = field(default=10, metadata=_range(2, 1000))
+    fea_dim: int | None = field(default=None, metadata=_range(2, 4096))
+    theta_layout: str = field(default="paper", metadata=_choices("paper", "code"))
+    att_lambda: float = field(default=0.05, metadata=_range(0.0, 10.0, lo_open=True))
+    num_heads: int = field(default=1, metadata=_range(1, 32))
+    overcluster: int = field(default=0, metadata=_range(0, 10000))
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the five loss terms (docs/method.md §3: 5 / 3 / 3 / 1 / 5)."""
+
+    invariance: float = field(default=5.0, metadata=_range(0.0))
+    entropy: float = field(default=3.0, metadata=_range(0.0))
+    entropy_att: float = field(default=3.0, metadata=_range(0.0))
+    separability: float = field(default=1.0, metadata=_range(0.0))
+    attention: float = field(default=5.0, metadata=_range(0.0))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The two-step trainer (docs/method.md §4)."""
+
+    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
+    iterations: int = field(default=200, metadata=_range(1))
+    large_batch: int = field(default=1000, metadata=_range(2))
+    sub_batch: int = field(default=128, metadata=_range(2))
+    repeats: int = field(default=2, metadata=_range(1))
+    target_chunk: int = field(default=200, metadata=_range(1))
+    resample_aug_per_repeat: bool = False
+    lr: float = field(default=2e-3, metadata=_range(0.0, 10.0, lo_open=True))
+    lr_schedule: str = field(default="cosine", metadata=_choices("constant", "cosine"))
+    bn_reestimate: bool = True
+    amp: bool = True
+    channels_last: bool = True
+    checkpoint_every: int = field(default=10, metadata=_range(0))
+    eval_every: int = field(default=25, metadata=_range(0))
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    kmeans_n_init: int = field(default=20, metadata=_range(1))
+    guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
+    ema_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    confidence: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    sinkhorn_iters: int = field(default=1, metadata=_range(1, 1000))
+    views: int = field(default=1, metadata=_range(1, 64))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of the augmented view (docs/method.md §5)."""
+
+    flip: bool = False
+    brightness: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    contrast: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    hue: float = field(default=0.0, metadata=_range(0.0, 0.5))
+    degrees: float = field(default=20.0, metadata=_range(0.0, 180.0))
+    translate: float = field(default=0.15, metadata=_range(0.0, 1.0))
+    scale: tuple[float, float] = (0.7, 1.3)
+    shear: float = field(default=20.0, metadata=_range(0.0, 89.0))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The evaluate stage."""
+
+    attention_samples: int = field(default=32, metadata=_range(1, 1024))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The ONNX export stage."""
+
+    opset: int = field(default=18, metadata=_range(13, 23))
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """MLflow tracking; experiment None means `gatcluster-<source>`."""
+
+    experiment: str | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every setting of a run, one block per pipeline stage."""
+
+    seed: int = field(default=0, metadata=_range(0, 2**31 - 1))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+
+def load_params(path: Path) -> Params:
+    """Read a params.yaml file into `Params`; a missing or malformed file is a `ParamsError`."""
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    return params_from_text(path.read_text(), str(path))
+
+
+def params_from_text(text: str, where: str = "params.yaml") -> Params:
+    """Parse and validate params.yaml text; a YAML syntax error is a one-line `ParamsError`."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(
+            f"{where} is not valid YAML ({yaml_error_summary(err)}): fix it and run again"
+        ) from err
+    return params_from_dict(raw)
+
+
+def yaml_error_summary(err: yaml.YAMLError) -> str:
+    """Where and what a YAML error is, in one line (PyYAML's own message spans several)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+def params_from_dict(raw: Any) -> Params:
+    """Validate a nested mapping and build `Params`; unknown keys and bad values raise."""
+    from gatcluster.config.validation import build_section, check_consistency  # it imports this module
+
+    params = build_section(Params, raw, "")
+    check_consistency(params)
+    return params
+
+
+def params_to_dict(params: Params) -> dict[str, Any]:
+    """The nested plain-dict form of `params` (tuples become lists), as in params.yaml."""
+    return _plain(dataclasses.asdict(params))
+
+
+def flatten_params(params: Params, sections: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Dotted keys to values, e.g. {"train.lr": 0.001}: the MLflow param names (only `sections` if given)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                flat[name] = value
+
+    walk(params_to_dict(params), "")
+    if sections is None:
+        return flat
+    return {key: value for key, value in flat.items() if key.split(".")[0] in sections}
+
+
+def replace_params(params: Params, overrides: dict[str, Any]) -> Params:
+    """A copy of `params` with dotted-key overrides applied and validated again."""
+    raw = params_to_dict(params)
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return params_from_dict(raw)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

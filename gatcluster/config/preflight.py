@@ -1,0 +1,92 @@
+"""Params checked against the data before any stage deletes an output (the `check` stage, `gat check`).
+
+`dvc repro` deletes a stage's outputs before running it, so a setting that cannot work must stop
+the pipeline in its first stage, not in `train` after the previous model and curves are gone.
+The schema (keys, types, ranges) is `config.py`'s; this module adds what depends on the data:
+enough images for the sub-batch and for K clusters.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gatcluster.config.params import DataConfig, Params, ParamsError
+from gatcluster.data.sources import ROOT_SOURCES
+from gatcluster.data.store import MANIFEST
+from gatcluster.data.walk import SkippedFile, walk_files
+
+# Images per source as fetched (train+test where the paper uses both; docs/method.md §6, §9).
+KNOWN_SIZES = {
+    "mnist5k": 5000,
+    "digits": 1797,
+    "mnist": 70000,
+    "fashion-mnist": 70000,
+    "cifar10": 60000,
+    "cifar100-20": 60000,
+    "stl10": 13000,
+    "imagenet10": 13000,
+    "imagenet-dogs15": 19500,
+}
+
+
+class PreflightError(ParamsError):
+    """The params cannot work with this data; the message says what to change."""
+
+
+def resolve_data_root(data: DataConfig, project_root: Path) -> Path | None:
+    """data.root as a path (relative ones against the project root); an error when required but unusable."""
+    if data.root is None:
+        if data.source in ROOT_SOURCES:
+            raise PreflightError(f"data.source {data.source} needs data.root: the folder holding its images")
+        return None
+    root = Path(data.root).expanduser()
+    root = root if root.is_absolute() else project_root / root
+    if data.source in ROOT_SOURCES and not root.is_dir():
+        raise PreflightError(
+            f"data.root {root} is not a folder (data.source {data.source} reads images there)"
+        )
+    return root
+
+
+def fetched_count(params: Params, dataset_dir: Path) -> int | None:
+    """Images in the fetched data set when it is of the configured source, else None."""
+    manifest = dataset_dir / MANIFEST
+    if not manifest.is_file():
+        return None
+    info = json.loads(manifest.read_text())
+    same = (
+        info.get("source") == params.data.source
+        and info.get("image_shape", [None])[-1] == params.data.image_size
+    )
+    return int(info["count"]) if same and params.data.source != "folder" else None
+
+
+def folder_file_count(root: Path) -> int:
+    """Files under an image folder (an upper bound of its images; unreadable ones drop at fetch)."""
+    return sum(1 for item in walk_files([root]) if not isinstance(item, SkippedFile))
+
+
+def expected_count(params: Params, dataset_dir: Path, data_root: Path | None) -> tuple[int | None, str]:
+    """How many images training will see, and where that number comes from (None: unknown yet)."""
+    count = fetched_count(params, dataset_dir)
+    if count is not None:
+        return count, f"the fetched {params.data.source} data"
+    if params.data.source == "folder" and data_root is not None:
+        return folder_file_count(data_root), f"the image folder {data_root}"
+    return KNOWN_SIZES.get(params.data.source), f"the size of {params.data.source}"
+
+
+def check_data_size(params: Params, count: int, where: str) -> None:
+    """PreflightError when `count` images cannot fill a sub-batch or give K clusters."""
+    t, k = params.train, params.model.num_clusters
+    if count < t.sub_batch:
+        raise PreflightError(
+            f"{where} has {count} images, fewer than train.sub_batch ({t.sub_batch}): "
+            "lower train.sub_batch or add images"
+        )
+    if count < k:
+        raise PreflightError(
+            f"{where} has {count} images, fewer than model.num_clusters ({k}): "
+            "lower model.num_clusters or add images"
+        )

@@ -1,0 +1,114 @@
+"""Validation of a params mapping: types, ranges and choices per field, then cross-field rules.
+
+`params.params_from_dict` calls `build_section` on the nested mapping and `check_consistency` on
+the result; every problem is a `ParamsError` naming the dotted key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from gatcluster.config.params import BACKBONE_INPUT_SIZE, GREYSCALE_SOURCES, Params, ParamsError
+
+
+def build_section(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "params"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must be a mapping of keys to values, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"unknown key {prefix}{unknown[0]}: allowed keys in {where} are {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, fld in fields.items():
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], f"{prefix}{name}", fld.metadata)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, meta: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return build_section(hint, value, f"{key}.")
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return _convert_pair(value, key)
+    value = _check_type(hint, value, key)
+    _check_metadata(value, key, meta)
+    return value
+
+
+def _check_type(hint: Any, value: Any, key: str) -> Any:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    raise ParamsError(f"{key} must be {names[hint]}, got {value!r}")
+
+
+def _check_metadata(value: Any, key: str, meta: Any) -> None:
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ParamsError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and (value < lo or (meta.get("min_open") and value == lo)):
+        bound = f"> {lo}" if meta.get("min_open") else f">= {lo}"
+        raise ParamsError(f"{key} must be {bound}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ParamsError(f"{key} must be <= {hi}, got {value!r}")
+
+
+def _convert_pair(value: Any, key: str) -> tuple[float, float]:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not ok or not 0 < value[0] <= value[1]:
+        raise ParamsError(f"{key} must be a pair [low, high] with 0 < low <= high, got {value!r}")
+    return (float(value[0]), float(value[1]))
+
+
+def check_consistency(params: Params) -> None:
+    expected = BACKBONE_INPUT_SIZE[params.model.backbone]
+    if params.data.image_size != expected:
+        raise ParamsError(
+            f"data.image_size must be {expected} for model.backbone {params.model.backbone}, "
+            f"got {params.data.image_size}"
+        )
+    train = params.train
+    if train.sub_batch > train.large_batch:
+        raise ParamsError(
+            f"train.sub_batch ({train.sub_batch}) must be <= train.large_batch ({train.large_batch})"
+        )
+    if train.sub_batch % train.views:
+        raise ParamsError(
+            f"train.sub_batch ({train.sub_batch}) must be a multiple of train.views ({train.views}): "
+            "each sub-batch holds sub_batch / views images in views augmented views each"
+        )
+    if params.augment.hue > 0 and params.data.source in GREYSCALE_SOURCES:
+        raise ParamsError(
+            f"augment.hue ({params.augment.hue}) shifts colours, but data.source {params.data.source} "
+            "is greyscale: set augment.hue: 0"
+        )
+    if train.ema_decay >= 1.0:
+        raise ParamsError(f"train.ema_decay must be < 1 (0 turns the EMA copy off), got {train.ema_decay}")
+    model = params.model
+    if model.overcluster and model.overcluster <= model.num_clusters:
+        raise ParamsError(
+            f"model.overcluster must be 0 (off) or more than model.num_clusters ({model.num_clusters}), "
+            f"got {model.overcluster}"
+        )

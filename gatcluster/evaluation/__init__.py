@@ -1,0 +1,1 @@
+"""Evaluation: clustering metrics, the report of a trained model, attention pictures."""

@@ -1,0 +1,61 @@
+"""Evaluation of a trained model on its data set: cluster sizes, label metrics, confusion rows.
+
+Transductive, as in the paper: the model is scored on the images it clustered. Without labels,
+the label metrics are absent and the report says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gatcluster.evaluation.metrics import ClusteringScores, cluster_scores
+
+NO_LABELS = "not available: the data set has no labels"
+
+
+def cluster_sizes(pred: np.ndarray, num_clusters: int) -> dict[str, int]:
+    """Images per cluster id, every cluster listed (empty ones as 0)."""
+    counts = np.bincount(pred, minlength=num_clusters)
+    return {str(k): int(n) for k, n in enumerate(counts)}
+
+
+def metrics_report(pred: np.ndarray, labels: np.ndarray | None, num_clusters: int) -> dict:
+    """What `reports/metrics.json` holds: counts, sizes, and ACC/NMI/ARI when labels exist."""
+    report: dict = {
+        "num_images": int(len(pred)),
+        "num_clusters": num_clusters,
+        "non_empty_clusters": int(len(np.unique(pred))),
+        "cluster_sizes": cluster_sizes(pred, num_clusters),
+    }
+    if labels is None:
+        report["label_metrics"] = NO_LABELS
+        return report
+    scores = cluster_scores(pred, labels)
+    report.update(scores.as_dict())
+    return report
+
+
+def cluster_names(scores: ClusteringScores, num_clusters: int, classes: list[str]) -> list[str]:
+    """A readable name per cluster: its matched class, or `cluster <k>` when it matched none."""
+    matched = {k: c for k, c in scores.mapping.items() if 0 <= c < len(classes)}
+    return [classes[matched[k]] if k in matched else f"cluster {k}" for k in range(num_clusters)]
+
+
+def named_clusters(
+    pred: np.ndarray, labels: np.ndarray | None, num_clusters: int, classes: list[str]
+) -> list[str]:
+    """Cluster names of a prediction: matched class names with labels, else `cluster <k>`."""
+    if labels is None:
+        return [f"cluster {k}" for k in range(num_clusters)]
+    return cluster_names(cluster_scores(pred, labels), num_clusters, classes)
+
+
+def cluster_table(pred: np.ndarray, names: list[str]) -> list[dict]:
+    """One record per cluster: id, name and number of images (what `reports/clusters.json` holds)."""
+    sizes = np.bincount(pred, minlength=len(names))
+    return [{"cluster": k, "name": name, "size": int(sizes[k])} for k, name in enumerate(names)]
+
+
+def confusion_rows(pred: np.ndarray, labels: np.ndarray, names: list[str], classes: list[str]) -> list[dict]:
+    """One row per image, {"actual": class, "predicted": matched cluster name}, for `dvc plots`."""
+    return [{"actual": classes[y], "predicted": names[c]} for c, y in zip(pred, labels, strict=True)]

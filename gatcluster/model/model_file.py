@@ -1,0 +1,35 @@
+"""The trained-model file (`models/model.pt`): weights, params and input channels in one file.
+
+Written atomically and loadable with `torch.load(..., weights_only=True)`, like checkpoints;
+everything needed to rebuild the network travels with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gatcluster.config.params import Params, ParamsError, params_from_dict, params_to_dict
+from gatcluster.model import GATCluster
+from gatcluster.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def save_model(model: GATCluster, params: Params, path: Path) -> None:
+    """Write the weights (on the CPU), the params and the input channels to `path`."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    payload = {"model": state, "params": params_to_dict(params), "in_channels": model.in_channels}
+    save_checkpoint(payload, path)
+
+
+def load_model(path: Path) -> tuple[GATCluster, Params]:
+    """The network in eval mode on the CPU and the params it was trained with."""
+    if not path.is_file():
+        raise CheckpointError(f"no model file at {path}: run the train stage first (dvc repro)")
+    state = load_checkpoint(path)
+    try:
+        params = params_from_dict(state["params"])
+        model = GATCluster(params.model, int(state["in_channels"]))
+        model.keep_head(0)  # a saved model holds only its selected head
+        model.load_state_dict(state["model"])
+    except (KeyError, ParamsError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a gatcluster model file ({err}): train it again") from err
+    return model.eval(), params

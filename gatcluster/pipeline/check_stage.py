@@ -1,0 +1,30 @@
+"""The `check` stage: the whole params.yaml against the data, before any stage deletes an output.
+
+Every other stage depends on its output, reports/check.json, whose content is the same whenever the
+params are valid, so a passing check never re-runs the stages after it.
+"""
+
+from __future__ import annotations
+
+from gatcluster.atomic import write_json_atomic
+from gatcluster.config.params import Params
+from gatcluster.config.preflight import check_data_size, expected_count, resolve_data_root
+from gatcluster.pipeline.layout import ProjectLayout
+
+
+def check_against_data(params: Params, layout: ProjectLayout) -> str:
+    """Check the data size where it is known (the schema was checked on loading); what was checked.
+
+    `gat check` runs this too (and writes nothing); PreflightError says what is wrong.
+    """
+    count, where = expected_count(params, layout.dataset_dir, resolve_data_root(params.data, layout.root))
+    if count is not None:
+        check_data_size(params, count, where)
+    return f"valid ({where}: {count if count is not None else '?'} images)"
+
+
+def run_check(params: Params, layout: ProjectLayout) -> str:
+    """The stage: check, then record that the params passed; the report line."""
+    checked = check_against_data(params, layout)
+    write_json_atomic(layout.check_file, {"params": "valid"})
+    return f"params.yaml is {checked}"

@@ -1,0 +1,101 @@
+"""The `evaluate` stage: score the trained model on its data set and draw its attention maps.
+
+Reads models/model.pt, models/run.json and data/dataset/; writes reports/metrics.json (cluster
+sizes, and ACC / NMI / ARI when the data has labels), reports/clusters.json (name and size of each
+cluster: its matched class when the data has labels), reports/confusion.csv (matched clusters vs
+classes, for `dvc plots`), reports/attention.png (attention maps over sample images) and
+reports/run.json, and adds them, with the evaluate params, to the model's MLflow run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import torch
+
+from gatcluster.atomic import atomic_path, write_json_atomic, write_text_atomic
+from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
+from gatcluster.data.prepare import prepare_images
+from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
+from gatcluster.evaluation.pictures import attention_grid
+from gatcluster.evaluation.report import cluster_table, confusion_rows, metrics_report, named_clusters
+from gatcluster.model import GATCluster
+from gatcluster.model.model_file import load_model
+from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.tracking import open_tracking, run_tags
+from gatcluster.tracking.mlflow_runs import (
+    active_run,
+    log_metrics,
+    log_stage_params,
+    reopen_run,
+    write_run_file,
+)
+from gatcluster.training.passes import chunked_outputs
+
+CHUNK = 500
+REPORT_FILES = ("metrics.json", "clusters.json", "confusion.csv", "attention.png")
+
+
+def confusion_csv(rows: list[dict]) -> str:
+    """CSV text with columns actual, predicted (header only when there are no labels)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["actual", "predicted"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def scores_text(report: dict) -> str:
+    """ACC / NMI / ARI of a metrics report, or why they are absent."""
+    if "acc" not in report:
+        return report["label_metrics"]
+    return f"ACC {report['acc']:.3f}  NMI {report['nmi']:.3f}  ARI {report['ari']:.3f}"
+
+
+def sample_indices(n: int, count: int, seed: int) -> torch.Tensor:
+    """`count` image indices drawn without replacement, fixed by `seed`."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: min(count, n)]
+
+
+def write_reports(
+    model: GATCluster, trained: Params, dataset: ImageDataset, params: Params, layout: ProjectLayout
+) -> dict:
+    """Predict every image and write the four report files; the metrics report."""
+    data, k, reports = trained.data, trained.model.num_clusters, layout.reports_dir
+    images = prepare_images(dataset.images, data.image_size, data.grayscale)
+    out = chunked_outputs(model, images, CHUNK, data.grayscale, torch.device("cpu"))
+    pred = out.probs.argmax(1).numpy()
+    report = metrics_report(pred, dataset.labels, k)
+    write_json_atomic(reports / "metrics.json", report)
+    names = named_clusters(pred, dataset.labels, k, dataset.classes)
+    write_json_atomic(layout.clusters_file, cluster_table(pred, names))
+    rows = [] if dataset.labels is None else confusion_rows(pred, dataset.labels, names, dataset.classes)
+    write_text_atomic(reports / "confusion.csv", confusion_csv(rows))
+    idx = sample_indices(len(images), params.evaluate.attention_samples, params.seed)
+    with atomic_path(reports / "attention.png") as tmp:
+        attention_grid(images[idx], out.att_map[idx]).save(tmp, format="PNG")
+    return report
+
+
+def run_evaluate(params: Params, layout: ProjectLayout, tracking_uri: str | None, exp_name: str) -> str:
+    """The whole stage, in the model's MLflow run; the one-line report."""
+    model, trained = load_model(layout.model_file)
+    dataset = read_dataset(layout.dataset_dir)
+    tracking = open_tracking(trained, layout.root, tracking_uri)
+    tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], "cpu", exp_name)
+    run_id = reopen_run(tracking.client, layout.model_run_file, tracking.experiment_id, "evaluate", tags)
+    write_run_file(layout.report_run_file, run_id, tracking.experiment_id)
+    with active_run(tracking.client, run_id):
+        log_stage_params(tracking.client, run_id, flatten_params(params, STAGE_PARAMS["evaluate"]))
+        report = write_reports(model, trained, dataset, params, layout)
+        numbers = {k: v for k, v in report.items() if isinstance(v, int | float)}
+        log_metrics(tracking.client, run_id, numbers, trained.train.iterations)
+        for name in REPORT_FILES:
+            tracking.client.log_artifact(run_id, str(layout.reports_dir / name), "reports")
+    used = f"{report['non_empty_clusters']}/{report['num_clusters']} clusters"
+    attention = f"attention maps of {min(len(dataset.images), params.evaluate.attention_samples)} images"
+    return (
+        f"evaluated {report['num_images']} images in {used}: {scores_text(report)}; {attention} "
+        f"-> {layout.relative(layout.reports_dir)}/ (MLflow run {run_id})"
+    )

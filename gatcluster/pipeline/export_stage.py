@@ -1,0 +1,110 @@
+"""The `export` stage: the trained model as one ONNX file, checked against PyTorch, logged to MLflow.
+
+Reads models/model.pt, data/dataset/ (parity-check images), reports/run.json and
+reports/clusters.json (the cluster names evaluate matched); writes models/gatcluster.onnx with the
+model contract (`serving/contract.py`) in its metadata, and logs it (with signature and input
+example), the export params, params.yaml and dvc.lock to the model's MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import onnx
+from mlflow.models import infer_signature
+
+from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
+from gatcluster.data.prepare import prepare_images
+from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
+from gatcluster.data.views import clean_view
+from gatcluster.model import GATCluster
+from gatcluster.model.model_file import load_model
+from gatcluster.pipeline.errors import StageError
+from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
+from gatcluster.serving.contract import ModelContract
+from gatcluster.serving.onnx_export import check_parity, export_onnx, onnx_session
+from gatcluster.tracking.mlflow_runs import active_run, git_state, log_stage_params, reopen_run
+from gatcluster.training.resume import params_digest
+
+PARITY_BATCHES = (1, 7)
+ORT_REQUIREMENT = "onnxruntime-gpu==1.31.1"
+
+
+def read_cluster_names(layout: ProjectLayout, num_clusters: int) -> list[str]:
+    """The cluster names the evaluate stage matched (reports/clusters.json), one per cluster."""
+    path = layout.relative(layout.clusters_file)
+    try:
+        table = json.loads(layout.clusters_file.read_text())
+        names = [str(row["name"]) for row in table]
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise StageError(f"cannot read {path} ({err}): run `dvc repro evaluate` first") from err
+    if len(names) != num_clusters:
+        raise StageError(
+            f"{path} names {len(names)} clusters but the model has {num_clusters}: "
+            "run `dvc repro evaluate` first"
+        )
+    return names
+
+
+def model_contract(
+    model: GATCluster, trained: Params, dataset: ImageDataset, names: list[str], layout: ProjectLayout
+) -> ModelContract:
+    """The model contract (preprocessing, clusters, provenance) stored in the ONNX metadata."""
+    commit, dirty = git_state(layout.root)
+    return ModelContract(
+        input_size=model.input_size,
+        channels=model.in_channels,
+        resize_rule=dataset.resize_rule,  # the rule fetch applied, as the manifest says
+        num_clusters=trained.model.num_clusters,
+        cluster_names=tuple(names),
+        source=dataset.source,
+        git_commit=commit + ("-dirty" if dirty else ""),
+        params_digest=params_digest(trained),
+    )
+
+
+def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: ProjectLayout) -> None:
+    """The ONNX model with signature and input example, params.yaml and dvc.lock, in the run."""
+    session = onnx_session(layout.onnx_file)
+    outputs = dict(
+        zip([o.name for o in session.get_outputs()], session.run(None, {"image": example}), strict=True)
+    )
+    mlflow.set_tracking_uri(tracking.uri)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.onnx.log_model(
+            onnx.load(str(layout.onnx_file)),
+            name="model",
+            signature=infer_signature(example, outputs),
+            input_example=example,
+            pip_requirements=[ORT_REQUIREMENT, "onnx"],
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+        for path in (layout.params_file, layout.dvc_lock):
+            if path.is_file():
+                mlflow.log_artifact(str(path))
+
+
+def run_export(
+    params: Params, layout: ProjectLayout, tracking_uri: str | None, exp_name: str, verbose: bool
+) -> str:
+    """Export, check parity at batch 1 and 7 on real images, log to the model's run; the report."""
+    model, trained = load_model(layout.model_file)
+    dataset = read_dataset(layout.dataset_dir)
+    data = trained.data
+    images = prepare_images(dataset.images, data.image_size, data.grayscale)
+    tracking = open_tracking(trained, layout.root, tracking_uri)
+    tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], "cpu", exp_name)
+    run_id = reopen_run(tracking.client, layout.report_run_file, tracking.experiment_id, "export", tags)
+    with active_run(tracking.client, run_id):
+        log_stage_params(tracking.client, run_id, flatten_params(params, STAGE_PARAMS["export"]))
+        names = read_cluster_names(layout, trained.model.num_clusters)
+        metadata = model_contract(model, trained, dataset, names, layout).to_metadata()
+        export_onnx(model, layout.onnx_file, params.export.opset, metadata, verbose=verbose)
+        for size in PARITY_BATCHES:
+            check_parity(model, layout.onnx_file, clean_view(images[:size], data.grayscale))
+        log_model(tracking, run_id, clean_view(images[:2], data.grayscale).numpy(), layout)
+    onnx_file = layout.relative(layout.onnx_file)
+    return f"exported {onnx_file} (parity checked at batch {PARITY_BATCHES}; MLflow run {run_id})"

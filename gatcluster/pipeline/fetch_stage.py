@@ -1,0 +1,49 @@
+"""The `fetch` stage: load `data.source`, fit it to the model input once, store it at data/dataset/.
+
+Download sources are cached under data/raw/ (git-ignored) unless data.root names an offline copy;
+image trees (imagenet10, imagenet-dogs15, folder) are read from data.root. Images are fitted to
+data.image_size here by the source's rule (`data/fit.py`) and stored in colour where the source
+has colour; later stages never resize. The data size is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gatcluster.config.params import Params
+from gatcluster.config.preflight import check_data_size, resolve_data_root
+from gatcluster.data.sources import load_source
+from gatcluster.data.store import fit_dataset, write_dataset
+from gatcluster.data.walk import SkippedFile
+from gatcluster.pipeline.layout import ProjectLayout
+
+SHOWN_SKIPS = 5
+
+log = logging.getLogger("fetch")
+
+
+def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout) -> None:
+    """Warn about files left out of an image tree: the count and the first few with reasons."""
+    if not skipped:
+        return
+    log.warning("skipped %d unreadable or non-image files:", len(skipped))
+    for item in skipped[:SHOWN_SKIPS]:
+        log.warning("  %s: %s", layout.relative(item.path), item.reason)
+    if len(skipped) > SHOWN_SKIPS:
+        log.warning("  ... and %d more", len(skipped) - SHOWN_SKIPS)
+
+
+def run_fetch(params: Params, layout: ProjectLayout) -> str:
+    """Fetch the configured source, fit it, write it to data/dataset/; the one-line report."""
+    data = params.data
+    root = resolve_data_root(data, layout.root)
+    dataset, skipped = load_source(data.source, root, data.image_size, layout.raw_cache)
+    report_skipped(skipped, layout)
+    check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing anything
+    manifest = write_dataset(fit_dataset(dataset, data.image_size), layout.dataset_dir)
+    shape = "x".join(str(d) for d in manifest["image_shape"])
+    return (
+        f"fetched {data.source}: {manifest['count']} images of {shape} ({manifest['resize_rule']}), "
+        f"{len(manifest['classes'])} classes -> {layout.relative(layout.dataset_dir)} "
+        f"(sha256 {manifest['checksum'][:12]})"
+    )

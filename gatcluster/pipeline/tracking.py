@@ -1,0 +1,55 @@
+"""MLflow set-up of the pipeline stages: the project's store, one experiment per data set, run tags.
+
+The store is `MLFLOW_TRACKING_URI` when the stage script passes one, else the SQLite file of the
+main worktree, so `dvc exp run --temp/--queue` (which run in a copy under .dvc/tmp/exps) land there too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from mlflow.tracking import MlflowClient
+
+from gatcluster.config.params import Params
+from gatcluster.tracking.liveness import close_dead_runs
+from gatcluster.tracking.mlflow_runs import experiment_id, git_state, main_worktree_root, resolve_tracking_uri
+
+log = logging.getLogger("tracking")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """A client on the project's store and the experiment of this run's data set."""
+
+    client: MlflowClient
+    experiment_id: str
+    uri: str
+
+
+def open_tracking(params: Params, project_root: Path, uri_override: str | None) -> Tracking:
+    """Connect to the store, get (or create) the experiment for `params`, close runs of dead processes."""
+    main_root = main_worktree_root(project_root)
+    uri = resolve_tracking_uri(uri_override, project_root)
+    client = MlflowClient(tracking_uri=uri)
+    name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
+    tracking = Tracking(client, experiment_id(client, name, main_root / "mlartifacts"), uri)
+    for run_id in close_dead_runs(client, tracking.experiment_id):
+        log.warning("closed MLflow run %s as KILLED: its process had ended without closing it", run_id)
+    return tracking
+
+
+def run_tags(project_root: Path, data_checksum: str, device: str, exp_name: str) -> dict[str, str]:
+    """Tags of every run: code version, DVC experiment name, data, device, torch version."""
+    commit, dirty = git_state(project_root)
+    return {
+        "mlflow.source.git.commit": commit,
+        "git.commit": commit,
+        "git.dirty": str(dirty).lower(),
+        "dvc.exp_name": exp_name,
+        "data.checksum": data_checksum,
+        "device": device,
+        "torch.version": torch.__version__,
+    }

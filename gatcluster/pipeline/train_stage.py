@@ -1,0 +1,154 @@
+"""The `train` stage: fit GATCluster on the fetched data set under one MLflow run, write the model and curves.
+
+Writes models/model.pt, models/run.json (its MLflow run), reports/train/history.csv and
+reports/train/summary.json; logs the training params, per-iteration metrics and tags. Checkpoints
+go to checkpoints/train/last.pt, outside DVC's outputs, so running again after an interruption
+resumes in the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from gatcluster.atomic import write_json_atomic, write_text_atomic
+from gatcluster.cli.progress import LogFn, ProgressLogger, combine_loggers
+from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
+from gatcluster.data.prepare import prepare_images
+from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
+from gatcluster.model.model_file import save_model
+from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
+from gatcluster.tracking.mlflow_runs import (
+    active_run,
+    log_metrics,
+    log_stage_params,
+    metric_logger,
+    read_run_file,
+    run_exists,
+    start_run,
+    write_run_file,
+)
+from gatcluster.training.fit import FitResult, fit, resolve_device
+from gatcluster.training.resume import params_digest
+
+SUMMARY_METRICS = ("acc", "nmi", "ari")
+
+
+def load_dataset(params: Params, layout: ProjectLayout) -> ImageDataset:
+    """The fetched data set, checked to be the configured source."""
+    dataset = read_dataset(layout.dataset_dir)
+    if dataset.source != params.data.source:
+        raise DatasetError(
+            f"{layout.relative(layout.dataset_dir)} holds {dataset.source!r} but data.source is "
+            f"{params.data.source!r}: run the fetch stage first (dvc repro)"
+        )
+    return dataset
+
+
+def train(params: Params, dataset: ImageDataset, log_fn: LogFn, checkpoint: Path) -> FitResult:
+    """Fit on the data set with a progress bar beside `log_fn`; resumes from `checkpoint`."""
+    data = params.data
+    images = prepare_images(dataset.images, data.image_size, data.grayscale)
+    with ProgressLogger(params.train.iterations, "train") as bar:
+        result = fit(params, images, dataset.labels, combine_loggers(bar, log_fn), checkpoint)
+        bar(params.train.iterations, result.history[-1] if result.history else {})  # also when resumed
+    return result
+
+
+def interrupted_message(layout: ProjectLayout) -> str:
+    """What Ctrl-C leaves behind and how to go on."""
+    checkpoint = layout.checkpoint
+    kept = (
+        f"{layout.relative(checkpoint)} is kept" if checkpoint.is_file() else "no checkpoint was written yet"
+    )
+    return f"interrupted: {kept}; run the train stage again (dvc repro) to resume"
+
+
+def training_run(
+    tracking: Tracking, params: Params, tags: dict[str, str], layout: ProjectLayout, run_name: str
+) -> str:
+    """The MLflow run of this model: the interrupted run when its checkpoint is resumed, else new."""
+    info = read_run_file(layout.checkpoint_run_file)
+    digest = params_digest(params)
+    resumable = layout.checkpoint.is_file() and info is not None and info.get("params_digest") == digest
+    if resumable and run_exists(tracking.client, info["run_id"]):
+        return info["run_id"]
+    run_id = start_run(tracking.client, tracking.experiment_id, run_name, tags)
+    write_run_file(layout.checkpoint_run_file, run_id, tracking.experiment_id, {"params_digest": digest})
+    return run_id
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    """One row per iteration: step, then every metric seen (in first-seen order); gaps left empty."""
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    columns = ["step", *(c for c in columns if c != "step")]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def summary(result: FitResult, params: Params) -> dict[str, float]:
+    """Run length, time and resume point, with the last monitoring scores when there were any."""
+    out = {
+        "iterations": params.train.iterations,
+        "seconds": round(result.seconds, 2),
+        "resumed_from": result.resumed_from,
+    }
+    for key in SUMMARY_METRICS:
+        values = [row[key] for row in result.history if key in row]
+        if values:
+            out[key] = values[-1]
+    if result.head_losses:  # several heads: which one was kept, and every head's selection loss
+        out["selected_head"] = result.selected_head
+        out.update({f"head{h}_selection_loss": loss for h, loss in enumerate(result.head_losses)})
+    return out
+
+
+def what_was_trained(result: FitResult, params: Params) -> str:
+    """An honest summary: fresh training, a resumed one, or a checkpoint that was already complete."""
+    total, done = params.train.iterations, result.resumed_from
+    if done >= total:
+        return f"nothing left to train: the checkpoint held all {total} iterations"
+    if done:
+        return (
+            f"resumed after iteration {done}: trained iterations {done + 1}-{total} in {result.seconds:.1f} s"
+        )
+    return f"trained {total} iterations in {result.seconds:.1f} s"
+
+
+def write_outputs(
+    result: FitResult, params: Params, tracking: Tracking, run_id: str, layout: ProjectLayout
+) -> str:
+    """The model, its run file, the curves and the summary (to MLflow too); the one-line report."""
+    save_model(result.model, params, layout.model_file)
+    write_run_file(layout.model_run_file, run_id, tracking.experiment_id)
+    write_text_atomic(layout.train_reports_dir / "history.csv", history_csv(result.history))
+    scores = summary(result, params)
+    write_json_atomic(layout.train_reports_dir / "summary.json", scores)
+    log_metrics(
+        tracking.client, run_id, {f"train/{k}": v for k, v in scores.items()}, params.train.iterations
+    )
+    shown = "".join(f", {k} {scores[k]:.3f}" for k in SUMMARY_METRICS if k in scores)
+    model = layout.relative(layout.model_file)
+    return f"{what_was_trained(result, params)}{shown} -> {model} (MLflow run {run_id})"
+
+
+def run_train(params: Params, layout: ProjectLayout, tracking_uri: str | None, exp_name: str) -> str:
+    """The whole stage: data, MLflow run (resumed or new), training, outputs; the one-line report.
+
+    `exp_name` is the DVC experiment's name ("" outside `dvc exp run`): the run's name and a tag.
+    """
+    dataset = load_dataset(params, layout)
+    tracking = open_tracking(params, layout.root, tracking_uri)
+    device = str(resolve_device(params.train.device))
+    tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], device, exp_name)
+    run_id = training_run(tracking, params, tags, layout, exp_name or "train")
+    with active_run(tracking.client, run_id):
+        log_stage_params(tracking.client, run_id, flatten_params(params, STAGE_PARAMS["train"]))
+        tracking.client.log_artifact(run_id, str(layout.params_file))
+        result = train(params, dataset, metric_logger(tracking.client, run_id), layout.checkpoint)
+        return write_outputs(result, params, tracking, run_id, layout)

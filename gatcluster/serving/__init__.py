@@ -1,0 +1,1 @@
+"""Serving: ONNX export, the model contract, ONNX Runtime prediction and prediction tables."""

@@ -1,0 +1,112 @@
+"""The model contract: what an exported gatcluster ONNX model promises whoever runs it.
+
+It travels as the ONNX file's metadata, so a predictor needs nothing but the `.onnx` file. This
+module alone names the metadata keys: export writes them with `to_metadata`, `gat predict` and
+`gat info` read and validate them with `read_contract`, tests build them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from gatcluster.data.fit import RULES
+from gatcluster.data.images import PREPROCESSING
+
+PREFIX = "gatcluster."
+NORMALIZATION = "x / 255 (no mean/std)"
+REQUIRED = ("input_size", "channels", "num_clusters", "resize_rule")
+
+
+class ModelFileError(RuntimeError):
+    """The model file is missing, unreadable, or not a gatcluster ONNX model."""
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """Preprocessing and clusters of a model (what predict needs) and its provenance (what info shows).
+
+    Input: decode in colour (`data.images`), fit by `resize_rule` (`data.fit`) to input_size,
+    x / 255, luma when `channels` is 1 (`data.views.clean_view`), NCHW float32.
+    """
+
+    input_size: int
+    channels: int
+    resize_rule: str
+    num_clusters: int
+    cluster_names: tuple[str, ...]
+    source: str = ""
+    git_commit: str = ""
+    params_digest: str = ""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.input_size < 1:
+            problems.append(f"input_size {self.input_size} is not positive")
+        if self.channels not in (1, 3):
+            problems.append(f"channels {self.channels} is neither 1 nor 3")
+        if self.resize_rule not in RULES:
+            problems.append(f"resize_rule {self.resize_rule!r} is none of {', '.join(RULES)}")
+        if len(self.cluster_names) != self.num_clusters:
+            problems.append(f"{len(self.cluster_names)} cluster names for {self.num_clusters} clusters")
+        if problems:
+            raise ModelFileError("invalid model contract: " + "; ".join(problems))
+
+    @property
+    def grayscale(self) -> bool:
+        """Whether the model takes one luma channel."""
+        return self.channels == 1
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ONNX metadata properties (string values) that carry this contract."""
+        fields = {
+            "input_size": str(self.input_size),
+            "channels": str(self.channels),
+            "color": "grayscale" if self.grayscale else "rgb",
+            "normalization": NORMALIZATION,
+            "resize_rule": self.resize_rule,
+            "preprocessing": json.dumps(PREPROCESSING),
+            "num_clusters": str(self.num_clusters),
+            "cluster_names": json.dumps(list(self.cluster_names)),
+            "source": self.source,
+            "git_commit": self.git_commit,
+            "params_digest": self.params_digest,
+        }
+        return {PREFIX + key: value for key, value in fields.items()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], origin: str = "the model") -> ModelContract:
+        """The contract in `metadata`; ModelFileError naming what is missing or invalid."""
+        meta = {k.removeprefix(PREFIX): v for k, v in metadata.items() if k.startswith(PREFIX)}
+        missing = [PREFIX + key for key in REQUIRED if key not in meta]
+        if missing:
+            raise ModelFileError(f"{origin} is not a gatcluster model (metadata lacks {', '.join(missing)})")
+        try:
+            k = int(meta["num_clusters"])
+            names = json.loads(meta.get("cluster_names", "null")) or [f"cluster {i}" for i in range(k)]
+            return cls(
+                input_size=int(meta["input_size"]),
+                channels=int(meta["channels"]),
+                resize_rule=meta["resize_rule"],
+                num_clusters=k,
+                cluster_names=tuple(str(name) for name in names),
+                source=meta.get("source", ""),
+                git_commit=meta.get("git_commit", ""),
+                params_digest=meta.get("params_digest", ""),
+            )
+        except (ValueError, TypeError) as err:  # int() or JSON of a damaged value
+            raise ModelFileError(f"{origin} has unreadable gatcluster metadata ({err})") from err
+
+
+def read_contract(path: Path) -> ModelContract:
+    """The contract of the ONNX model at `path`; ModelFileError when it is absent or not ours."""
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError, OSError, ValueError for bad files
+        raise ModelFileError(f"{path} is not a readable ONNX model ({type(err).__name__})") from err
+    return ModelContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))

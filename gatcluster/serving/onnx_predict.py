@@ -1,0 +1,134 @@
+"""Cluster image files through an exported ONNX model with ONNX Runtime, streaming.
+
+Everything needed comes from the `.onnx` file: the model contract in its metadata and the graph.
+Each file is decoded once, by the same functions as the data sources (decode in colour, fit by the
+model's rule), and becomes the model input by the training clean view; batches are formed as
+files stream by, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gatcluster.data.fit import fit_images
+from gatcluster.data.images import IMAGE_SUFFIXES, ImageDecodeError, load_image
+from gatcluster.data.prepare import to_tensor_nchw
+from gatcluster.data.views import clean_view
+from gatcluster.data.walk import SkippedFile
+from gatcluster.serving.contract import ModelContract, ModelFileError
+from gatcluster.telemetry import telemetry_off
+
+telemetry_off()  # before onnxruntime is imported anywhere
+DECODE_CHANNELS = 3  # files are decoded in colour, as fetch stores image trees; the view converts
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used here."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The cluster of one image, its confidence, every cluster's probability, and what the model saw."""
+
+    path: Path
+    cluster: int
+    name: str
+    confidence: float
+    probs: list[float]
+    att_map: np.ndarray
+    image: np.ndarray  # the fitted uint8 (S, S, 3) image, for attention overlays without decoding again
+
+
+def cuda_usable() -> bool:
+    """Whether a CUDA GPU really works here (ONNX Runtime lists CUDA even without one)."""
+    return torch.cuda.is_available()
+
+
+def providers_for(device: str) -> list[str]:
+    """ONNX Runtime providers for `device` (auto|cpu|cuda); DeviceError for cuda without a GPU."""
+    if device == "cuda" and not cuda_usable():
+        raise DeviceError("--device cuda but no usable CUDA GPU here: use --device auto or cpu")
+    if device == "cpu" or (device == "auto" and not cuda_usable()):
+        return ["CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+ORT_VERBOSE, ORT_ERRORS_ONLY = 1, 3  # ONNX Runtime log severities: info, error
+
+
+def open_session(path: Path, device: str, threads: int | None = None, verbose: bool = False):
+    """An ONNX Runtime session and the provider that actually runs it (errors-only logs unless `verbose`)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = ORT_VERBOSE if verbose else ORT_ERRORS_ONLY
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers_for(device))
+    except DeviceError:
+        raise
+    except Exception as err:  # ORT raises its own Fail / InvalidGraph types
+        raise ModelFileError(f"ONNX Runtime cannot load {path}: {str(err).splitlines()[0]}") from err
+    return session, session.get_providers()[0]
+
+
+def model_input(fitted: np.ndarray, contract: ModelContract) -> np.ndarray:
+    """Fitted uint8 (N, S, S, 3) -> the float32 (N, C, S, S) model input: the training clean view."""
+    return clean_view(to_tensor_nchw(fitted), contract.grayscale).numpy()
+
+
+def looks_like_image(path: Path) -> bool:
+    """An image suffix, or (for other names) image content; non-images with other names are ignored."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    from gatcluster.data.images import is_image_file
+
+    return is_image_file(path)
+
+
+def decode(path: Path, contract: ModelContract) -> np.ndarray | SkippedFile:
+    """One file decoded once and fitted by the model's rule, uint8 (S, S, 3); or why it was skipped."""
+    try:
+        image = load_image(path, DECODE_CHANNELS)
+        return fit_images(image[None], contract.input_size, contract.resize_rule)[0]
+    except ImageDecodeError as err:
+        return SkippedFile(path, str(err))
+    except OSError as err:
+        return SkippedFile(path, f"unreadable ({err.strerror or err})")
+
+
+def batches(
+    files: Iterable[Path | SkippedFile], contract: ModelContract, size: int
+) -> Iterator[tuple[list[Path], np.ndarray | None, list[SkippedFile]]]:
+    """(paths, fitted uint8 batch, skipped) groups of up to `size` decoded images, as files stream by."""
+    paths, arrays, skipped = [], [], []
+    for item in files:
+        result = item if isinstance(item, SkippedFile) else decode(item, contract)
+        if isinstance(result, SkippedFile):
+            skipped.append(result)
+            continue
+        paths.append(item)
+        arrays.append(result)
+        if len(arrays) == size:
+            yield paths, np.stack(arrays), skipped
+            paths, arrays, skipped = [], [], []
+    if arrays or skipped:
+        yield paths, (np.stack(arrays) if arrays else None), skipped
+
+
+def predict_batch(
+    session, contract: ModelContract, paths: list[Path], fitted: np.ndarray
+) -> list[Prediction]:
+    """Run one batch of fitted images; a Prediction per image."""
+    probs, att_maps = session.run(["probs", "att_map"], {"image": model_input(fitted, contract)})[:2]
+    clusters = probs.argmax(axis=1)
+    return [
+        Prediction(p, int(c), contract.cluster_names[c], float(row[c]), row.tolist(), att, image)
+        for p, c, row, att, image in zip(paths, clusters, probs, att_maps, fitted, strict=True)
+    ]

@@ -1,0 +1,1 @@
+"""Tracking: MLflow runs of the pipeline and the closing of runs whose process died."""

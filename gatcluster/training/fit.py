@@ -1,0 +1,99 @@
+"""Training entry point: `fit(params, images, ...)` runs the trainer to the end, with resume.
+
+`Trainer` (trainer.py) does one outer iteration at a time; `fit` loops over them, logs, writes
+checkpoints, resumes from a compatible one, and selects one head at the end (without labels).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gatcluster.config.params import Params
+from gatcluster.model import GATCluster
+from gatcluster.training.checkpoint import save_checkpoint
+from gatcluster.training.head_selection import best_head
+from gatcluster.training.resume import try_resume
+from gatcluster.training.trainer import Trainer
+
+LogFn = Callable[[int, dict[str, float]], None]
+
+
+class TrainingSetupError(ValueError):
+    """The params cannot run on this data or machine (too few images, no GPU); says what to change."""
+
+
+@dataclass
+class FitResult:
+    """The trained model and what happened while training it."""
+
+    model: GATCluster
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int = 0  # iterations already done in the checkpoint that was resumed
+    seconds: float = 0.0
+    head_losses: list[float] = field(default_factory=list)  # selection loss per head (several heads)
+    selected_head: int = 0
+    head_predictions: list[np.ndarray] = field(default_factory=list)  # cluster per image, per head
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> CUDA when usable, else CPU; `cuda` without a GPU is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingSetupError("train.device is cuda but no CUDA GPU is usable here: use auto or cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def fit(
+    params: Params,
+    images: torch.Tensor,
+    labels: np.ndarray | None = None,
+    log_fn: LogFn | None = None,
+    checkpoint: Path | None = None,
+) -> FitResult:
+    """Train GATCluster on uint8 images (N, C, S, S); resume from `checkpoint` when compatible.
+
+    `labels` only feed the periodic monitoring metrics (`train.eval_every`); they never choose
+    the model. `log_fn(iteration, metrics)` receives each iteration's mean losses (1-based step).
+    """
+    if len(images) < params.train.sub_batch:
+        raise TrainingSetupError(
+            f"the data set has {len(images)} images, fewer than train.sub_batch ({params.train.sub_batch}): "
+            "lower train.sub_batch or add images"
+        )
+    device = resolve_device(params.train.device)
+    trainer = Trainer(params, images, device)
+    done, history = try_resume(trainer, checkpoint)
+    started, cfg = time.perf_counter(), params.train
+    for iteration in range(done, cfg.iterations):
+        tic = time.perf_counter()
+        metrics = trainer.run_iteration(iteration)
+        metrics["seconds"] = time.perf_counter() - tic
+        step = iteration + 1
+        if labels is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.iterations):
+            metrics.update(trainer.evaluate(labels))
+        history.append({"step": step, **metrics})
+        if log_fn is not None:
+            log_fn(step, metrics)
+        if (
+            checkpoint is not None
+            and cfg.checkpoint_every
+            and (step % cfg.checkpoint_every == 0 or step == cfg.iterations)
+        ):
+            save_checkpoint(trainer.state(step, history), checkpoint)
+    trainer.finalize()
+    result = FitResult(trainer.output_model, history, done)
+    if trainer.output_model.num_heads > 1:
+        result.head_predictions = [
+            p.argmax(1).numpy() for p in trainer.head_probs()[: trainer.output_model.num_heads]
+        ]
+        result.head_losses = trainer.select_head()
+        result.selected_head = best_head(result.head_losses)
+    result.seconds = time.perf_counter() - started
+    return result

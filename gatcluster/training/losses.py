@@ -1,0 +1,186 @@
+"""The four self-learning losses of GATCluster and the targets they learn from (docs/method.md §3).
+
+Targets come from the clean probabilities P (|L| × K) of a large batch, computed without gradients:
+balanced targets for transformation invariance, sharpened targets for the attention head, and
+k-means relation labels for separability. Losses see the sub-batch outputs p', q'.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from torch import nn
+
+TARGET_EPS = 1e-5
+ENTROPY_CLAMP = 1e-5
+
+
+class Targets(NamedTuple):
+    """Dataset-level targets for the images of one large batch."""
+
+    balanced: torch.Tensor  # b: (L, K)
+    sharpened: torch.Tensor  # t: (L, K)
+    relation_labels: torch.Tensor  # (L,) k-means cluster of each image; r_ij = [label_i == label_j]
+
+
+def balanced_target(probs: torch.Tensor, eps: float = TARGET_EPS, sweeps: int = 1) -> torch.Tensor:
+    """b_ik ∝ P_ik / Σ_l P_lk, rows renormalised: pushes towards balanced clusters.
+
+    That is one Sinkhorn-Knopp sweep (columns, then rows). More `sweeps` repeat it, so the column
+    sums approach |L|/K: an equal share of the batch for every cluster (SeLa, SwAV).
+    """
+    b = probs
+    for _ in range(sweeps):
+        b = b / (b.sum(dim=0, keepdim=True) + eps)
+        b = b / (b.sum(dim=1, keepdim=True) + eps)
+    return b
+
+
+def sharpened_target(probs: torch.Tensor, eps: float = TARGET_EPS) -> torch.Tensor:
+    """t_ik ∝ P_ik² / Σ_l P_lk, rows renormalised (DEC's auxiliary distribution)."""
+    t = probs**2 / (probs.sum(dim=0, keepdim=True) + eps)
+    return t / (t.sum(dim=1, keepdim=True) + eps)
+
+
+def relation_labels(
+    sharpened: torch.Tensor, num_clusters: int, n_init: int, seed: int, min_ratio: float
+) -> torch.Tensor:
+    """k-means cluster labels of the sharpened targets, or one label per image if degenerate.
+
+    The guard: fewer than K non-empty clusters, or one with < min_ratio·|L|/K members, makes
+    every pair "different" (the identity relation), as in the authors' code.
+    """
+    n = sharpened.shape[0]
+    points = sharpened.detach().cpu().double().numpy()
+    if n < num_clusters:
+        return torch.arange(n)
+    kmeans = KMeans(n_clusters=num_clusters, n_init=n_init, random_state=seed)
+    with warnings.catch_warnings():
+        # Fewer distinct points than K (early, near-uniform targets): the guard below handles it.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = kmeans.fit_predict(points)
+    counts = np.bincount(labels, minlength=num_clusters)
+    if (counts > 0).sum() < num_clusters or counts.min() < min_ratio * n / num_clusters:
+        return torch.arange(n)
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def compute_targets(
+    probs: torch.Tensor,
+    num_clusters: int,
+    n_init: int,
+    seed: int,
+    min_ratio: float,
+    sinkhorn_iters: int = 1,
+) -> Targets:
+    """All targets for one large batch from its clean probabilities P."""
+    probs = probs.float()
+    t = sharpened_target(probs)
+    labels = relation_labels(t, num_clusters, n_init, seed, min_ratio).to(probs.device)
+    return Targets(balanced_target(probs, sweeps=sinkhorn_iters), t, labels)
+
+
+def confident_mask(sharpened: torch.Tensor, threshold: float) -> torch.Tensor | None:
+    """Images whose sharpened target's largest entry reaches `threshold`; None when 0 (off)."""
+    if threshold <= 0:
+        return None
+    return sharpened.max(dim=1).values >= threshold
+
+
+def _none_selected(probs: torch.Tensor) -> torch.Tensor:
+    """A zero loss that keeps the graph (no image passed the confidence mask)."""
+    return probs.sum() * 0.0
+
+
+def invariance_loss(
+    probs: torch.Tensor, balanced: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """−mean_i ⟨p'_i, b_i⟩ (over the masked images): −1 only when both are the same one-hot."""
+    agreement = (probs * balanced).sum(dim=1)
+    if mask is not None:
+        if not mask.any():
+            return _none_selected(probs)
+        agreement = agreement[mask]
+    return -agreement.mean()
+
+
+def entropy_loss(probs: torch.Tensor) -> torch.Tensor:
+    """Σ_k p̄_k log p̄_k of the sub-batch mean; −log K at a uniform mean (balanced clusters)."""
+    mean = probs.mean(dim=0).clamp(min=ENTROPY_CLAMP)
+    return (mean * mean.log()).sum()
+
+
+def separability_loss(
+    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """BCE between clamped cosine similarities and same-cluster relations.
+
+    Over the lower triangle including the diagonal: n(n+1)/2 pairs (528 for 32 images); with a
+    mask, only the pairs whose two images are both selected.
+    """
+    unit = F.normalize(probs, dim=1)
+    sim = (unit @ unit.T).clamp(0.0, 1.0)  # (B, B)
+    relation = (labels[:, None] == labels[None, :]).to(sim.dtype)
+    rows, cols = torch.tril_indices(len(probs), len(probs), device=probs.device)
+    if mask is not None:
+        both = mask[rows] & mask[cols]
+        if not both.any():
+            return _none_selected(probs)
+        rows, cols = rows[both], cols[both]
+    return F.binary_cross_entropy(sim[rows, cols], relation[rows, cols])
+
+
+def attention_loss(
+    att_probs: torch.Tensor, sharpened: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Elementwise BCE between attention-head probabilities and sharpened targets (masked rows)."""
+    if mask is not None:
+        if not mask.any():
+            return _none_selected(att_probs)
+        att_probs, sharpened = att_probs[mask], sharpened[mask]
+    return F.binary_cross_entropy(att_probs, sharpened)
+
+
+class GATClusterLoss(nn.Module):
+    """Weighted sum of the losses; returns the total and each term (float32, outside autocast).
+
+    With `confidence` > 0, invariance and attention see only the images whose sharpened target is
+    at least that confident, and separability only the pairs of them; the entropy terms see all.
+    """
+
+    TERMS = ("invariance", "entropy", "entropy_att", "separability", "attention")
+
+    def __init__(self, weights: dict[str, float], confidence: float = 0.0) -> None:
+        super().__init__()
+        missing = set(self.TERMS) - set(weights)
+        if missing:
+            raise ValueError(f"loss weights missing: {sorted(missing)}")
+        self.weights = {k: float(weights[k]) for k in self.TERMS}
+        self.confidence = confidence
+
+    def forward(
+        self,
+        probs: torch.Tensor,
+        att_probs: torch.Tensor,
+        balanced: torch.Tensor,
+        sharpened: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        probs, att_probs = probs.float(), att_probs.float()
+        mask = confident_mask(sharpened, self.confidence)
+        with torch.autocast(device_type=probs.device.type, enabled=False):
+            terms = {
+                "invariance": invariance_loss(probs, balanced, mask),
+                "entropy": entropy_loss(probs),
+                "entropy_att": entropy_loss(att_probs),
+                "separability": separability_loss(probs, labels, mask),
+                "attention": attention_loss(att_probs, sharpened, mask),
+            }
+        total = sum(self.weights[k] * v for k, v in terms.items())
+        return total, terms

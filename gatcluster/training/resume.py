@@ -1,0 +1,65 @@
+"""Resuming training: which params a checkpoint must share, and loading a compatible one.
+
+A checkpoint is resumed only when every param that decides what training computes is equal;
+params that do not (checkpoint and monitoring intervals, device) may change in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gatcluster.config.params import Params, ParamsError, params_from_dict, params_to_dict
+from gatcluster.training.checkpoint import load_checkpoint
+
+if TYPE_CHECKING:
+    from gatcluster.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+# Params that do not change what training computes: a checkpoint stays valid across them.
+NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device"}
+
+
+def training_params(params: Params) -> dict:
+    """The params that decide what training computes (for checkpoint compatibility)."""
+    raw = params_to_dict(params)
+    train = {k: v for k, v in raw["train"].items() if k not in NON_TRAINING_KEYS}
+    return {
+        "seed": raw["seed"],
+        "data": raw["data"],
+        "model": raw["model"],
+        "train": train,
+        "augment": raw["augment"],
+    }
+
+
+def params_digest(params: Params) -> str:
+    """A short sha256 of `training_params`: equal digests mean a checkpoint can be resumed."""
+    text = json.dumps(training_params(params), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dict[str, float]]]:
+    """Load a compatible checkpoint: (iterations done, history); (0, []) when there is none."""
+    if checkpoint is None or not checkpoint.is_file():
+        return 0, []
+    state = load_checkpoint(checkpoint)
+    saved = state.get("params")
+    if not isinstance(saved, dict) or training_params_from_dict(saved) != training_params(trainer.params):
+        log.warning("checkpoint %s was made with other params: starting from scratch", checkpoint)
+        return 0, []
+    trainer.load_state(state)
+    log.info("resuming from %s after iteration %d", checkpoint, state["iteration"])
+    return int(state["iteration"]), list(state.get("history", []))
+
+
+def training_params_from_dict(raw: dict) -> dict | None:
+    """`training_params` of a params dict stored in a checkpoint, or None if it is not valid."""
+    try:
+        return training_params(params_from_dict(raw))
+    except ParamsError:
+        return None

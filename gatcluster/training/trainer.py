@@ -1,0 +1,292 @@
+"""The two-step, memory-efficient GATCluster trainer (docs/method.md §4).
+
+One outer iteration: draw a large batch L, compute dataset-level targets on its clean view
+(eval mode, no gradients, in chunks), then train on R shuffles of L in sub-batches of B augmented
+images. Every random draw comes from a generator derived from (seed, iteration), so a run resumed
+from a checkpoint ends bit-identical to an uninterrupted one on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from gatcluster.config.params import Params, params_to_dict
+from gatcluster.data.views import augmented_view
+from gatcluster.evaluation.metrics import cluster_scores
+from gatcluster.model import GATCluster
+from gatcluster.training.checkpoint import restore_rng_state, rng_state
+from gatcluster.training.ema import ema_copy, ema_update
+from gatcluster.training.head_selection import best_head, head_losses
+from gatcluster.training.losses import GATClusterLoss, Targets, compute_targets
+from gatcluster.training.passes import (
+    autocast_for,
+    chunked_head_probs,
+    model_input,
+    preserved_batchnorm_stats,
+    reestimate_batchnorm,
+)
+from gatcluster.training.streams import (
+    AUG_VIEW,
+    KMEANS,
+    SELECTION,
+    SHUFFLE,
+    derived_generator,
+    derived_seed,
+    large_batch_indices,
+    lr_at,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def target_diagnostics(probs: torch.Tensor, targets: Targets, num_clusters: int) -> dict[str, float]:
+    """Label-free health signs of a target pass: the guard fired; the largest clean cluster's share."""
+    sizes = torch.bincount(probs.argmax(dim=1), minlength=num_clusters)
+    return {
+        "targets/guard_fired": float(targets.relation_labels.max().item() >= num_clusters),
+        "targets/largest_cluster": sizes.max().item() / len(probs),
+    }
+
+
+class Trainer:
+    """Holds the model, optimizer and loss of one run; `fit` drives it."""
+
+    def __init__(self, params: Params, images: torch.Tensor, device: torch.device) -> None:
+        self.params, self.cfg, self.device = params, params.train, device
+        self.images = images.to(device)  # uint8 (N, C, S, S), the model-input-sized data set
+        self.grayscale = params.data.grayscale
+        seed_everything(params.seed)
+        in_channels = 1 if self.grayscale else 3
+        self.model = GATCluster(params.model, in_channels).to(device)
+        if self.cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights), self.cfg.confidence)
+        # The EMA copy computes the targets and is the trained model in the end (None: off).
+        self.teacher = ema_copy(self.model) if self.cfg.ema_decay > 0 else None
+        fp16 = self.cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+
+    @property
+    def output_model(self) -> GATCluster:
+        """The network that computes targets and is returned: the EMA copy when it is on."""
+        return self.teacher if self.teacher is not None else self.model
+
+    def head_targets(
+        self, batch: torch.Tensor, seed: int, where: str, amp: bool
+    ) -> tuple[list[torch.Tensor], list[Targets]]:
+        """Clean probabilities and targets of every head for `batch` (eval mode, in chunks).
+
+        Non-finite predictions stop training with a message naming `where` they appeared.
+        """
+        cfg, model = self.cfg, self.output_model
+        probs = chunked_head_probs(
+            model, batch, cfg.target_chunk, self.grayscale, self.device, amp, cfg.channels_last
+        )
+        if not all(torch.isfinite(p).all() for p in probs):
+            raise TrainingDiverged(
+                f"non-finite predictions in {where}. "
+                "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
+            )
+        sizes = [self.params.model.num_clusters] * model.num_heads
+        sizes += [self.params.model.overcluster] * (len(probs) - model.num_heads)
+        targets = [
+            compute_targets(
+                p, k, cfg.kmeans_n_init, (seed + h) % (2**31), cfg.guard_min_ratio, cfg.sinkhorn_iters
+            )
+            for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
+        ]
+        return probs, [Targets(*(t.to(self.device) for t in tg)) for tg in targets]
+
+    def compute_targets(self, batch: torch.Tensor, iteration: int) -> list[Targets]:
+        """Step 1: clean-view targets of the large batch for every head (eval mode, no gradients)."""
+        cfg = self.cfg
+        if cfg.bn_reestimate:
+            reestimate_batchnorm(
+                self.output_model,
+                batch,
+                cfg.target_chunk,
+                self.grayscale,
+                self.device,
+                cfg.channels_last,
+                cfg.amp,
+            )
+        seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
+        where = f"the target pass of iteration {iteration + 1}"
+        probs, targets = self.head_targets(batch, seed, where, cfg.amp)
+        self.target_stats = target_diagnostics(probs[0], targets[0], self.params.model.num_clusters)
+        return targets
+
+    def augmented_views(self, batch: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
+        """`train.views` independent augmented views of the large batch, each (L, C, S, S)."""
+        return [
+            augmented_view(batch, self.params.augment, self.grayscale, gen) for _ in range(self.cfg.views)
+        ]
+
+    def train_on(self, batch: torch.Tensor, targets: list[Targets], iteration: int) -> dict[str, float]:
+        """Step 2: R repeats × ⌊L·V/B⌋ augmented sub-batches, one Adam step each; mean losses.
+
+        A sub-batch holds B/V images in V views each (V = `train.views`), so its size stays B.
+        """
+        cfg = self.cfg
+        aug_gen = derived_generator(self.params.seed, iteration, AUG_VIEW)
+        shuffle_gen = derived_generator(self.params.seed, iteration, SHUFFLE)
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        steps, per_step = 0, cfg.sub_batch // cfg.views
+        views = self.augmented_views(batch, aug_gen)
+        for repeat in range(cfg.repeats):
+            if cfg.resample_aug_per_repeat and repeat > 0:
+                views = self.augmented_views(batch, aug_gen)
+            order = torch.randperm(len(batch), generator=shuffle_gen).to(self.device)
+            for start in range(0, len(order) - per_step + 1, per_step):
+                idx = order[start : start + per_step]
+                x = views[0][idx] if cfg.views == 1 else torch.cat([v[idx] for v in views])
+                terms = self.optimizer_step(x, targets, idx.repeat(cfg.views))
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                steps += 1
+        return {key: float(value) / steps for key, value in sums.items()}
+
+    def optimizer_step(
+        self, x: torch.Tensor, targets: list[Targets], idx: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One Adam step on one augmented sub-batch, every head's loss summed; detached terms.
+
+        `loss/<term>` are means over the heads; `loss/head<h>` each head's total (several heads).
+        """
+        with autocast_for(self.device, self.cfg.amp):
+            outs = self.model.forward_heads(model_input(x, self.cfg.channels_last))
+        totals, head_terms = [], []
+        for out, t in zip(outs, targets, strict=True):
+            loss, terms = self.loss_fn(
+                out.probs, out.att_probs, t.balanced[idx], t.sharpened[idx], t.relation_labels[idx]
+            )
+            totals.append(loss)
+            head_terms.append(terms)
+        total = totals[0]
+        for loss in totals[1:]:
+            total = total + loss
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.teacher is not None:
+            ema_update(self.teacher, self.model, self.cfg.ema_decay)
+        logged = {"loss/total": total.detach()}
+        for key in head_terms[0]:
+            values = [t[key].detach() for t in head_terms]
+            logged[f"loss/{key}"] = values[0] if len(values) == 1 else torch.stack(values).mean()
+        if len(totals) > 1:
+            logged.update({f"loss/head{h}": loss.detach() for h, loss in enumerate(totals)})
+        return logged
+
+    def run_iteration(self, iteration: int) -> dict[str, float]:
+        """One outer iteration: targets on a fresh large batch, then training on it."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(iteration, self.cfg.iterations, self.cfg.lr, self.cfg.lr_schedule)
+        idx = large_batch_indices(len(self.images), self.cfg.large_batch, iteration, self.params.seed)
+        batch = self.images[idx.to(self.device)]
+        losses = self.train_on(batch, self.compute_targets(batch, iteration), iteration)
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise TrainingDiverged(
+                f"non-finite loss in iteration {iteration + 1}: {losses}. "
+                "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
+            )
+        return {**losses, **self.target_stats, "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def finalize(self) -> None:
+        """Fit BatchNorm statistics of the output model to the clean data set (when that is on)."""
+        model = self.output_model
+        if self.cfg.bn_reestimate:
+            cfg = self.cfg
+            reestimate_batchnorm(
+                model, self.images, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
+            )  # in float32: the model is used in float32 from here on (evaluation, export)
+        model.eval()
+
+    def head_probs(self) -> list[torch.Tensor]:
+        """Clean probabilities of every head of the output model over the whole data set.
+
+        In float32, as the trained model is evaluated and exported.
+        """
+        cfg = self.cfg
+        return chunked_head_probs(
+            self.output_model,
+            self.images,
+            cfg.target_chunk,
+            self.grayscale,
+            self.device,
+            False,
+            cfg.channels_last,
+        )
+
+    def evaluate(self, labels: np.ndarray) -> dict[str, float]:
+        """Monitoring only (never used to select a model): ACC / NMI / ARI on the data set.
+
+        Scores of the first head; with several heads also `acc/head<h>` of each. BatchNorm
+        statistics are put back afterwards, so monitoring cannot change training.
+        """
+        with preserved_batchnorm_stats(self.output_model):
+            self.finalize()
+            probs = self.head_probs()[: self.output_model.num_heads]
+        scores = cluster_scores(probs[0].argmax(1).numpy(), labels)
+        metrics = {"acc": scores.acc, "nmi": scores.nmi, "ari": scores.ari}
+        if len(probs) > 1:
+            metrics.update(
+                {f"acc/head{h}": cluster_scores(p.argmax(1).numpy(), labels).acc for h, p in enumerate(probs)}
+            )
+        return metrics
+
+    def select_head(self) -> list[float]:
+        """Keep the K-cluster head with the lowest loss on a fixed clean batch; each head's loss.
+
+        Nothing happens with one head. The batch and its augmented view come from the seed alone.
+        """
+        model, cfg = self.output_model, self.cfg
+        if model.num_heads == 1:
+            return []
+        gen = derived_generator(self.params.seed, 0, SELECTION)
+        idx = torch.randperm(len(self.images), generator=gen)[: cfg.large_batch]
+        batch = self.images[idx.to(self.device)]
+        seed = derived_seed(self.params.seed, 0, SELECTION) % (2**31)
+        # In float32, as the selected head will be used.
+        _, targets = self.head_targets(batch, seed, "the head-selection pass", amp=False)
+        view = augmented_view(batch, self.params.augment, self.grayscale, gen)
+        losses = head_losses(model, view, targets, self.loss_fn, cfg.sub_batch, False, cfg.channels_last)
+        model.keep_head(best_head(losses))
+        return losses
+
+    def state(self, iterations_done: int, history: list[dict[str, float]]) -> dict:
+        """Everything a resume needs, in weights-only-loadable types."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "iteration": iterations_done,
+            "rng": rng_state(),
+            "params": params_to_dict(self.params),
+            "history": history,
+            "scaler": self.scaler.state_dict(),
+        }
+        if self.teacher is not None:
+            state["ema"] = self.teacher.state_dict()
+        return state
+
+    def load_state(self, state: dict) -> None:
+        """Restore model, EMA copy, optimizer and RNG states from a checkpoint."""
+        self.model.load_state_dict(state["model"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng_state(state["rng"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])

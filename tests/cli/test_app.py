@@ -1,0 +1,321 @@
+"""The `gat` app through CliRunner and the installed script: version, presets, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gatcluster import __version__
+from gatcluster.atomic import current_umask
+from gatcluster.cli.app import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"gatcluster {__version__}"
+
+
+def test_preset_list_names_each_preset():
+    result = runner.invoke(app, ["preset"])
+    assert result.exit_code == 0
+    assert "stl10" in result.stdout and "faithful" in result.stdout and "ImageNet-10" in result.stdout
+
+
+def test_preset_rewrites_params_in_place(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    result = runner.invoke(app, ["preset", "stl10", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    data = yaml.safe_load(params.read_text())
+    assert data["data"]["source"] == "stl10" and data["model"]["backbone"] == "stl96"
+    assert "# K, the number of clusters" in params.read_text()
+
+
+def test_unknown_preset_is_a_usage_error_that_changes_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    result = runner.invoke(app, ["preset", "nope", "--params", str(params)])
+    assert result.exit_code == 2 and "unknown preset 'nope'" in result.stderr
+    assert params.read_text() == (ROOT / "params.yaml").read_text()
+
+
+def test_preset_on_broken_yaml_is_one_line_that_changes_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    broken = (ROOT / "params.yaml").read_text().replace("  lr: 0.002", "  lr: [0.002", 1)
+    params.write_text(broken)
+    result = runner.invoke(app, ["preset", "mnist", "--params", str(params)])
+    assert result.exit_code == 2 and "is not valid YAML (line" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert params.read_text() == broken
+
+
+def test_check_validates_params_against_the_data_size(tmp_path):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    result = runner.invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 0 and "is valid (the size of mnist5k: 5000 images)" in result.stdout
+    params.write_text(params.read_text().replace("  large_batch: 1000", "  large_batch: 6000", 1))
+    params.write_text(params.read_text().replace("  sub_batch: 128", "  sub_batch: 5500", 1))
+    result = runner.invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 2 and "has 5000 images, fewer than train.sub_batch (5500)" in result.stderr
+
+
+def test_missing_params_file_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["preset", "mnist", "--params", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2 and "not found" in result.stderr
+
+
+def test_verbose_is_a_global_option(tmp_path, trained_onnx, digits_dataset):
+    digits_folder(tmp_path / "d", digits_dataset.images[:2])
+    args = ["--verbose", "predict", str(tmp_path / "d"), "--model", str(trained_onnx[2])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3  # header + 2 rows
+
+
+def test_installed_script_runs():
+    gat = Path(sys.executable).parent / "gat"
+    done = subprocess.run([str(gat), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and __version__ in done.stdout
+
+
+# --- gat predict / gat info ---------------------------------------------------------------------
+
+
+def make_bad_inputs(folder: Path) -> dict[str, str]:
+    """Every awkward input the CLI must survive; {file name: expected skip reason} of the bad ones."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(folder / "photo with space.jpg")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray((rng.integers(0, 65535, (20, 20))).astype(np.uint16)).save(folder / "deep16.png")
+    Image.fromarray(rgb).convert("P").save(folder / "palette.png")
+    Image.fromarray(np.dstack([rgb, rng.integers(0, 255, (40, 30), dtype=np.uint8)])).save(
+        folder / "alpha.png"
+    )
+    Image.fromarray(rgb[..., 0]).save(folder / "gray.png")
+    Image.fromarray(rgb[..., 0]).save(folder / "ünïcødé 数字.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(folder / "rotated.jpg", exif=exif)
+    Image.new("L", (3000, 2000), 128).save(folder / "large.png")
+    (folder / "sub" / "empty").mkdir(parents=True)
+    os.symlink(folder, folder / "sub" / "loop")
+    Image.fromarray(rgb).save(
+        folder / "noext", format="PNG"
+    )  # an image without an extension: found by content
+    (folder / "notes.txt").write_text("not an image, not an image name: ignored")
+    good = (folder / "photo with space.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "zero.png").write_bytes(b"")
+    (folder / "text.png").write_text("hello")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    return {"truncated.jpg": "truncated", "zero.png": "empty", "text.png": "not an image", "corrupt.png": ""}
+
+
+def digits_folder(folder: Path, images) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(images):
+        Image.fromarray(img[..., 0]).save(folder / f"{i:04d}.png")
+    return sorted(folder.iterdir())
+
+
+def test_predict_every_bad_input_is_listed_and_the_rest_clustered(tmp_path, trained_onnx):
+    bad = make_bad_inputs(tmp_path / "in")
+    out = tmp_path / "preds.csv"
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "in"), "--model", str(trained_onnx[2]), "--out", str(out)]
+    )
+    assert result.exit_code == 3, result.output
+    for name, reason in bad.items():
+        assert f"skipped {tmp_path / 'in' / name}: {reason}" in result.stderr
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    clustered = {Path(r["path"]).name for r in rows}
+    expected = {"photo with space.jpg", "cmyk.jpg", "deep16.png", "palette.png", "alpha.png", "gray.png"}
+    assert expected | {"ünïcødé 数字.png", "rotated.jpg", "large.png", "noext"} == clustered
+    assert "1 non-image files ignored" in result.stderr and "on CPUExecutionProvider" in result.stderr
+    assert abs(sum(float(rows[0][f"p_{k}"]) for k in range(10)) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_each_output_format_parses_back(tmp_path, trained_onnx, digits_dataset, fmt):
+    digits_folder(tmp_path / "d", digits_dataset.images[:10])
+    out = tmp_path / f"preds.{fmt}"
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        rows = list(csv.DictReader(out.open()))
+    elif fmt == "jsonl":
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 10 and {"path", "cluster", "cluster_name", "confidence", "p_9"} <= set(rows[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d", out.name])  # no temp file left
+
+
+def test_stdout_table_and_jsonl_format(tmp_path, trained_onnx, digits_dataset):
+    digits_folder(tmp_path / "d", digits_dataset.images[:5])
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--format", "jsonl"]
+    )
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 5 and rows[0]["cluster_name"].startswith("digit-")
+
+
+def test_predict_equals_the_pytorch_model_on_bundled_digits(tmp_path, trained_onnx, digits_dataset):
+    import torch
+
+    from gatcluster.data.fit import fit_images
+    from gatcluster.data.prepare import prepare_images
+    from gatcluster.training.passes import predict_clusters
+
+    model, _, path = trained_onnx
+    digits_folder(tmp_path / "d", digits_dataset.images[:300])
+    result = runner.invoke(app, ["predict", str(tmp_path / "d"), "--model", str(path), "--batch-size", "32"])
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    images = prepare_images(fit_images(digits_dataset.images[:300], 32, "resize"), 32, True)
+    expected = predict_clusters(model, images, 100, True, torch.device("cpu")).tolist()
+    assert [int(r["cluster"]) for r in rows] == expected
+
+
+def test_attention_overlays_are_written(tmp_path, trained_onnx, digits_dataset):
+    digits_folder(tmp_path / "d", digits_dataset.images[:3])
+    args = [
+        "predict",
+        str(tmp_path / "d"),
+        "--model",
+        str(trained_onnx[2]),
+        "--attention-dir",
+        str(tmp_path / "att"),
+    ]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0 and len(list((tmp_path / "att").glob("*.png"))) == 3
+    assert "cluster_name = the name stored in the model" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["empty", "missing"])
+def test_nothing_to_cluster_exits_1_and_writes_no_table(tmp_path, trained_onnx, where):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "p.csv"
+    args = ["predict", str(tmp_path / where), "--model", str(trained_onnx[2]), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "no image could be clustered; no table written" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "flag", "message"),
+    [
+        ("x.json", None, "cannot tell the table format from --out x.json"),
+        ("x.xlsx", None, "cannot tell the table format from --out x.xlsx"),
+        ("y.csv", "jsonl", "y.csv is csv by its name but --format is jsonl"),
+        ("folder", None, "is a folder: give a file name"),
+    ],
+)
+def test_output_name_problems_are_usage_errors_before_any_work(tmp_path, trained_onnx, out, flag, message):
+    (tmp_path / "folder").mkdir()
+    args = ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--out", str(tmp_path / out)]
+    result = runner.invoke(app, [*args, *(["--format", flag] if flag else [])])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--out", "--attention-dir"])
+def test_an_unwritable_output_is_one_line_before_any_image_is_read(
+    tmp_path, trained_onnx, digits_dataset, option
+):
+    digits_folder(tmp_path / "d", digits_dataset.images[:3])
+    (tmp_path / "a-file").write_text("x")
+    target = tmp_path / "a-file" / ("p.csv" if option == "--out" else "att")  # below a file: unwritable
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), option, str(target)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "error: cannot write" in result.stderr and "a-file" in result.stderr
+    assert "Traceback" not in result.output and "images in" not in result.stderr  # nothing was clustered
+
+
+@pytest.mark.parametrize(
+    ("model_bytes", "message"), [(None, "model file not found"), (b"junk", "not a readable ONNX model")]
+)
+def test_missing_or_corrupt_model_is_one_line(tmp_path, model_bytes, message):
+    model = tmp_path / "m.onnx"
+    if model_bytes is not None:
+        model.write_bytes(model_bytes)
+    result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model)])
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_usage_errors_exit_2(tmp_path, trained_onnx):
+    assert runner.invoke(app, ["predict", str(tmp_path), "--format", "xml"]).exit_code == 2
+    assert runner.invoke(app, ["predict", "--model", str(trained_onnx[2])]).exit_code == 2  # no PATH
+    assert runner.invoke(app, ["predict", str(tmp_path), "--batch-size", "0"]).exit_code == 2
+    no_file = runner.invoke(app, ["predict", str(tmp_path), "--format", "parquet"])
+    assert no_file.exit_code == 2 and "Parquet output needs --out" in no_file.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a usable GPU")
+def test_device_cuda_without_gpu_is_a_clear_error(tmp_path, trained_onnx):
+    result = runner.invoke(
+        app, ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--device", "cuda"]
+    )
+    assert result.exit_code == 1 and "no usable CUDA GPU" in result.stderr
+
+
+def test_info_prints_the_contract(trained_onnx):
+    result = runner.invoke(app, ["info", str(trained_onnx[2])])
+    assert result.exit_code == 0 and "input_size: 32" in result.stdout and "source: digits" in result.stdout
+
+
+def test_installed_script_predicts_and_writes_atomically(tmp_path, trained_onnx, digits_dataset):
+    digits_folder(tmp_path / "d", digits_dataset.images[:4])
+    gat = Path(sys.executable).parent / "gat"
+    out = tmp_path / "p.csv"
+    cmd = [str(gat), "predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--out", str(out)]
+    done = subprocess.run(
+        [*cmd, "--attention-dir", str(tmp_path / "att")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == 5
+    assert "Warning" not in done.stderr  # no library warnings in a normal run
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~current_umask()
+
+
+def test_installed_script_lists_every_bad_input_and_exits_3(tmp_path, trained_onnx):
+    bad = make_bad_inputs(tmp_path / "in")
+    gat = Path(sys.executable).parent / "gat"
+    cmd = [
+        str(gat),
+        "predict",
+        str(tmp_path / "in"),
+        "--model",
+        str(trained_onnx[2]),
+        "--out",
+        str(tmp_path / "p.jsonl"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    for name, reason in bad.items():
+        assert f"skipped {tmp_path / 'in' / name}: {reason}" in done.stderr
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 10

@@ -1,0 +1,114 @@
+"""`gat ui` serves the MLflow UI on the project's store; headless Chromium renders it and finds the run.
+
+The browser check is skipped (with the reason) where no Chromium is installed; CI installs it
+(.ci/run). `gat ui` owns its server: stopping it frees the port; a busy port is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from gatcluster.tracking.mlflow_runs import default_tracking_uri, experiment_id, start_run
+
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
+)
+pytestmark = pytest.mark.e2e
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium here (CI installs it: apt-get install chromium)"
+)
+GAT = Path(sys.executable).parent / "gat"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"MLflow UI did not answer at {url}")
+
+
+@pytest.fixture
+def ui_server(tmp_path):
+    uri = default_tracking_uri(tmp_path)
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = experiment_id(client, "gatcluster-digits", tmp_path / "mlartifacts")
+    run_id = start_run(client, exp_id, "ui-check-run", {})
+    client.set_terminated(run_id)
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen([str(GAT), "ui", "--port", str(port)], env=env, start_new_session=True)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health")
+        yield port, exp_id
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # mlflow ui starts worker processes: stop the group
+        server.wait(timeout=30)
+
+
+@needs_chromium
+def test_ui_lists_the_run(ui_server):
+    port, exp_id = ui_server
+    url = f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    cmd += ["--virtual-time-budget=20000", "--dump-dom", url]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
+    assert "ui-check-run" in dom
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_stopping_gat_ui_stops_its_server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": default_tracking_uri(tmp_path)}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    gat = subprocess.Popen([str(GAT), "ui", "--port", str(port)], env=env, start_new_session=True)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health")
+        gat.send_signal(signal.SIGTERM)  # `kill PID`: to gat alone, not to its process group
+        assert gat.wait(timeout=60) == 0
+        deadline = time.monotonic() + 30
+        while listening(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not listening(port)
+    finally:
+        if gat.poll() is None:
+            os.killpg(gat.pid, signal.SIGKILL)
+
+
+def test_a_busy_port_is_an_error_with_a_hint(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "MLFLOW_TRACKING_URI": default_tracking_uri(tmp_path)}
+        done = subprocess.run(
+            [str(GAT), "ui", "--port", str(port)], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr and "MLflow UI on" not in done.stderr

@@ -1,0 +1,116 @@
+"""params.yaml -> frozen dataclasses: defaults agree, bad values stop before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gatcluster.config.params import (
+    STAGE_PARAMS,
+    Params,
+    ParamsError,
+    flatten_params,
+    load_params,
+    params_from_dict,
+    params_to_dict,
+    replace_params,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_project_params_yaml_equals_the_dataclass_defaults():
+    assert load_params(ROOT / "params.yaml") == Params()
+
+
+def test_params_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Params().train.lr = 1.0  # type: ignore[misc]
+
+
+def test_flat_names_are_the_dotted_params_keys():
+    flat = flatten_params(Params())
+    assert flat["train.lr"] == Params().train.lr
+    assert flat["train.loss_weights.invariance"] == 5.0 and flat["augment.scale"] == [0.7, 1.3]
+    assert "train" not in flat
+
+
+def test_dict_round_trip_and_overrides():
+    params = replace_params(Params(), {"train.lr": 0.01, "augment.scale": [0.9, 1.1], "seed": 3})
+    assert params.train.lr == 0.01 and params.augment.scale == (0.9, 1.1) and params.seed == 3
+    assert params_from_dict(params_to_dict(params)) == params
+
+
+def test_integers_are_accepted_where_numbers_are_expected():
+    assert replace_params(Params(), {"train.lr": 1}).train.lr == 1.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train.lr_rate": 0.1}, "unknown key train.lr_rate"),
+        ({"trian.lr": 0.1}, "unknown key trian"),
+        ({"train.lr": "fast"}, "train.lr must be a number"),
+        ({"train.iterations": 2.5}, "train.iterations must be an integer"),
+        ({"train.amp": "yes"}, "train.amp must be true or false"),
+        ({"train.lr": 0}, "train.lr must be > 0"),
+        ({"train.iterations": 0}, "train.iterations must be >= 1"),
+        ({"augment.brightness": 2}, "augment.brightness must be <= 1"),
+        ({"train.device": "gpu"}, "train.device must be one of auto, cpu, cuda"),
+        ({"model.theta_layout": "x"}, "model.theta_layout must be one of paper, code"),
+        ({"augment.scale": [1.2, 0.8]}, r"augment.scale must be a pair \[low, high\]"),
+        ({"data.image_size": 28}, "data.image_size must be 32 for model.backbone small32"),
+        ({"train.sub_batch": 2000}, r"train.sub_batch \(2000\) must be <= train.large_batch"),
+        ({"train": 3}, "train must be a mapping"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(overrides, message):
+    with pytest.raises(ParamsError, match=message):
+        replace_params(Params(), overrides)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    bad.write_text("")
+    assert load_params(bad) == Params()  # an empty file means all defaults
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train.views": 3}, r"train.sub_batch \(128\) must be a multiple of train.views \(3\)"),
+        ({"train.ema_decay": 1.0}, "train.ema_decay must be < 1"),
+        ({"model.overcluster": 10}, r"model.overcluster must be 0 \(off\) or more than model.num_clusters"),
+        ({"model.num_heads": 0}, "model.num_heads must be >= 1"),
+        ({"train.sinkhorn_iters": 0}, "train.sinkhorn_iters must be >= 1"),
+    ],
+)
+def test_trainer_switches_are_validated(overrides, message):
+    with pytest.raises(ParamsError, match=message):
+        replace_params(Params(), overrides)
+
+
+def test_hue_on_a_greyscale_source_is_refused_not_ignored():
+    with pytest.raises(
+        ParamsError, match="augment.hue .* data.source mnist5k is greyscale: set augment.hue: 0"
+    ):
+        replace_params(Params(), {"augment.hue": 0.1})
+    assert replace_params(Params(), {"augment.hue": 0.1, "data.source": "cifar10"}).augment.hue == 0.1
+
+
+def test_each_stage_logs_exactly_the_params_dvc_yaml_gives_it():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for stage, sections in STAGE_PARAMS.items():
+        assert tuple(stages[stage]["params"]) == sections, stage
+    flat = flatten_params(Params(), STAGE_PARAMS["export"])
+    assert flat == {"export.opset": 18}
+    assert "train.lr" in flatten_params(Params(), STAGE_PARAMS["train"])
+    assert not any(k.startswith("evaluate.") for k in flatten_params(Params(), STAGE_PARAMS["train"]))

@@ -1,0 +1,63 @@
+"""Params against the data: sizes known before fetch, the fetched count, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gatcluster.config.params import Params, ParamsError, replace_params
+from gatcluster.config.preflight import (
+    PreflightError,
+    check_data_size,
+    expected_count,
+    resolve_data_root,
+)
+
+
+def params(**overrides) -> Params:
+    return replace_params(Params(), overrides)
+
+
+def test_known_sources_are_counted_before_fetch(tmp_path):
+    assert expected_count(params(), tmp_path / "none", None) == (5000, "the size of mnist5k")
+    assert expected_count(params(**{"data.source": "digits"}), tmp_path, None)[0] == 1797
+
+
+def test_the_fetched_data_counts_when_it_is_the_configured_source(tmp_path):
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"source": "mnist5k", "count": 123, "image_shape": [1, 32, 32]})
+    )
+    assert expected_count(params(), tmp_path, None) == (123, "the fetched mnist5k data")
+    other = params(**{"data.source": "digits"})
+    assert expected_count(other, tmp_path, None)[0] == 1797  # a stale data set of another source
+
+
+def test_an_image_folder_is_counted_by_its_files(tmp_path):
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    for name in ("1.png", "2.png", "a/3.jpg", ".hidden.png"):
+        (tmp_path / "imgs" / name).write_bytes(b"x")
+    folder = params(**{"data.source": "folder", "data.root": "imgs"})
+    root = resolve_data_root(folder.data, tmp_path)
+    assert root == tmp_path / "imgs"
+    assert expected_count(folder, tmp_path / "none", root)[0] == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "count", "message"),
+    [
+        ({"train.sub_batch": 64}, 63, "has 63 images, fewer than train.sub_batch \\(64\\)"),
+        ({"train.sub_batch": 2}, 3, "has 3 images, fewer than model.num_clusters \\(10\\)"),
+    ],
+)
+def test_too_few_images_name_the_param_to_change(overrides, count, message):
+    with pytest.raises(PreflightError, match=message):
+        check_data_size(params(**overrides), count, "the data")
+    check_data_size(params(**overrides), 1000, "the data")  # enough: no error
+
+
+def test_a_missing_or_wrong_data_root_is_a_params_error(tmp_path):
+    with pytest.raises(ParamsError, match="needs data.root"):
+        resolve_data_root(params(**{"data.source": "folder"}).data, tmp_path)
+    with pytest.raises(ParamsError, match="is not a folder"):
+        resolve_data_root(params(**{"data.source": "folder", "data.root": "nope"}).data, tmp_path)

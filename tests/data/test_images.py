@@ -1,0 +1,168 @@
+"""Decoding arbitrary image files: modes, alpha, 16-bit, EXIF orientation, bad files, fitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gatcluster.data.images import (
+    PREPROCESSING,
+    ImageDecodeError,
+    is_image_file,
+    load_image,
+)
+
+
+def saved(image: Image.Image, path, **kwargs):
+    image.save(path, **kwargs)
+    return path
+
+
+def noise_rgb(h: int = 40, w: int = 60) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_round_trip_is_exact(tmp_path, channels):
+    image = noise_rgb()
+    array = load_image(saved(image, tmp_path / "x.png"), channels)
+    expected = np.asarray(image if channels == 3 else image.convert("L"))
+    assert array.dtype == np.uint8 and array.shape == (40, 60, channels)
+    assert np.array_equal(array.reshape(expected.shape), expected)
+
+
+def test_grayscale_to_rgb_replicates_and_back_is_identity(tmp_path):
+    grey = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16))
+    path = saved(grey, tmp_path / "g.png")
+    rgb, luma = load_image(path, 3), load_image(path, 1)
+    assert np.array_equal(rgb[..., 0], rgb[..., 2]) and np.array_equal(rgb[..., 1], np.asarray(grey))
+    assert np.array_equal(luma[..., 0], np.asarray(grey))
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
+    path = saved(Image.fromarray(values), tmp_path / "deep.png")
+    assert Image.open(path).mode.startswith("I")  # really stored and reopened as 16-bit
+    assert load_image(path, 1)[0, :, 0].tolist() == [0, 1, 128, 255]
+
+
+def test_palette_with_transparency_composites_on_black(tmp_path):
+    image = Image.new("P", (4, 4), 0)
+    image.putpalette([255, 255, 255, 255, 0, 0] + [0] * 762)
+    image.putpixel((1, 1), 1)
+    path = saved(image, tmp_path / "p.png", transparency=0)  # palette entry 0 (white) transparent
+    array = load_image(path, 3)
+    assert array[0, 0].tolist() == [0, 0, 0] and array[1, 1].tolist() == [255, 0, 0]
+
+
+def test_rgba_alpha_is_composited_on_black(tmp_path):
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[0, 0] = (200, 100, 50, 255)  # opaque: kept
+    rgba[0, 1] = (200, 100, 50, 0)  # transparent: black
+    rgba[1, 0] = (200, 100, 50, 128)  # half: about half the colour
+    array = load_image(saved(Image.fromarray(rgba, "RGBA"), tmp_path / "a.png"), 3)
+    assert array[0, 0].tolist() == [200, 100, 50] and array[0, 1].tolist() == [0, 0, 0]
+    assert np.allclose(array[1, 0], [100, 50, 25], atol=1)
+
+
+def test_la_stays_grey_and_composites_on_black(tmp_path):
+    la = Image.merge("LA", [Image.new("L", (3, 3), 200), Image.new("L", (3, 3), 0)])
+    la.putpixel((0, 0), (200, 255))
+    array = load_image(saved(la, tmp_path / "la.png"), 1)
+    assert array.shape == (3, 3, 1) and array[0, 0, 0] == 200 and array[1, 1, 0] == 0
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path):
+    path = saved(Image.new("CMYK", (8, 8), (255, 0, 0, 0)), tmp_path / "cmyk.jpg", quality=95)
+    assert Image.open(path).mode == "CMYK"
+    assert np.allclose(load_image(path, 3)[4, 4], [0, 255, 255], atol=3)  # pure cyan
+
+
+def test_one_bit_image_gives_0_and_255(tmp_path):
+    image = Image.new("1", (4, 4), 0)
+    image.putpixel((2, 1), 1)
+    array = load_image(saved(image, tmp_path / "bw.png"), 1)
+    assert array[1, 2, 0] == 255 and array.sum() == 255
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    pixels[:8, :8] = 255  # white block at the stored top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = saved(Image.fromarray(pixels), tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    array = load_image(path, 1)
+    assert array.shape == (40, 20, 1)  # portrait after rotation
+    assert array[:8, -8:].mean() > 200 and array[:8, :8].mean() < 50  # top-left went to top-right
+
+
+def corrupt_png(path):
+    """A valid PNG whose compressed pixel data is overwritten in the middle."""
+    noise_rgb().save(path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = b"\xab" * 64
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("hello, I am text"), "not an image"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40), "not an image"),
+        (corrupt_png, "corrupt"),
+    ],
+    ids=["zero-byte", "text-named-png", "png-signature-only", "corrupt-png-data"],
+)
+def test_bad_files_raise_with_a_short_reason(tmp_path, make, reason):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(ImageDecodeError, match=reason) as err:
+        load_image(path, 3)
+    assert isinstance(err.value, ValueError)
+    if reason != "corrupt":  # verify() reads headers only: bad pixel data still passes it
+        assert not is_image_file(path)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_truncated_files_are_reported(tmp_path, suffix):
+    whole = saved(noise_rgb(), tmp_path / f"whole{suffix}")
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        load_image(cut, 3)
+
+
+def test_missing_file_and_folder_are_decode_errors(tmp_path):
+    with pytest.raises(ImageDecodeError, match="cannot read"):
+        load_image(tmp_path / "nope.png", 1)
+    with pytest.raises(ImageDecodeError, match="cannot read"):
+        load_image(tmp_path, 1)
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    path = saved(Image.new("L", (40, 40)), tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels > 2 × limit: Pillow's error
+    with pytest.raises(ImageDecodeError, match="too large"):
+        load_image(path, 1)
+
+
+def test_unicode_and_space_names(tmp_path):
+    path = saved(noise_rgb(5, 7), tmp_path / "ünï cödé 图像 .png")
+    assert load_image(path, 3).shape == (5, 7, 3) and is_image_file(path)
+
+
+def test_content_decides_not_the_suffix(tmp_path):
+    path = saved(noise_rgb(5, 7), tmp_path / "picture.data", format="PNG")
+    assert is_image_file(path) and load_image(path, 1).shape == (5, 7, 1)
+
+
+def test_channels_other_than_1_or_3_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="channels"):
+        load_image(saved(noise_rgb(), tmp_path / "x.png"), 4)
+
+
+def test_preprocessing_contract_names_the_decoding_choices():
+    assert PREPROCESSING["alpha"] == "composite-on-black" and PREPROCESSING["orientation"] == "exif"

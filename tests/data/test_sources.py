@@ -1,0 +1,390 @@
+"""External sources: downloads from a local HTTP mirror, offline copies, ImageNet trees, image folders.
+
+Every archive is built here in the real file formats (idx, CIFAR pickles, STL-10 binaries) with a
+few images, served by `http.server` on 127.0.0.1; no test touches the real hosts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import io
+import pickle
+import socket
+import struct
+import tarfile
+import threading
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gatcluster.data import formats
+from gatcluster.data.fit import FIT_RULE
+from gatcluster.data.sources import (
+    IMAGENET_WNIDS,
+    Mirror,
+    load_folder,
+    load_imagenet_subset,
+    load_source,
+    load_torchvision_source,
+    official_mirror,
+)
+from gatcluster.data.store import DatasetError
+
+RNG = np.random.default_rng(0)
+
+
+# ---------- a local HTTP mirror ----------
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def log_message(self, *args) -> None:
+        QuietHandler.requests.append(self.path)
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """(folder served, base URL); requests recorded in QuietHandler.requests."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    served = tmp_path / "served"
+    served.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(served)))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    QuietHandler.requests = []
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"  # nothing listens there any more: connection refused
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# ---------- fake archives in the real layouts ----------
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    return struct.pack(f">I{array.ndim}I", 0x0800 + array.ndim, *array.shape) + array.tobytes()
+
+
+def write_mnist_gz(folder: Path, counts: dict[str, int]) -> dict[str, str]:
+    """train/t10k idx files gzipped; image n has pixel (1, 2) = n + 1; returns file -> md5."""
+    md5s = {}
+    for split, count in counts.items():
+        images = np.zeros((count, 28, 28), dtype=np.uint8)
+        images[:, 1, 2] = np.arange(1, count + 1)
+        labels = np.arange(count, dtype=np.uint8) % 10
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            path = folder / f"{split}-{kind}-ubyte.gz"
+            path.write_bytes(gzip.compress(idx_bytes(array)))
+            md5s[path.name] = md5(path)
+    return md5s
+
+
+def tar_gz(path: Path, files: dict[str, bytes]) -> str:
+    """Write a .tar.gz holding `files` (name -> content); returns its md5."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return md5(path)
+
+
+def cifar_rows(count: int) -> np.ndarray:
+    """(count, 3072) rows: R plane 10, G plane 20, B plane 30, and R at (row 1, col 2) = 200."""
+    planes = np.zeros((count, 3, 32, 32), dtype=np.uint8)
+    planes[:, 0], planes[:, 1], planes[:, 2] = 10, 20, 30
+    planes[:, 0, 1, 2] = 200
+    return planes.reshape(count, -1)
+
+
+def cifar10_files(per_batch: int = 2) -> dict[str, bytes]:
+    batch = {"data": cifar_rows(per_batch), "labels": [i % 10 for i in range(per_batch)]}
+    files = {f"cifar-10-batches-py/{name}": pickle.dumps(batch) for name in formats.CIFAR10_FILES[:-1]}
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    files["cifar-10-batches-py/batches.meta"] = pickle.dumps({"label_names": names})
+    return files
+
+
+def cifar100_files() -> dict[str, bytes]:
+    """Keys as bytes (how Python 3 reads the official files with encoding="bytes")."""
+
+    def split(count: int) -> bytes:
+        coarse = [i % 20 for i in range(count)]
+        fine = [99 - c for c in coarse]  # differs from coarse: the reader must pick coarse_labels
+        return pickle.dumps({b"data": cifar_rows(count), b"coarse_labels": coarse, b"fine_labels": fine})
+
+    meta = {b"coarse_label_names": [f"super{i}".encode() for i in range(20)], b"fine_label_names": []}
+    return {
+        "cifar-100-python/train": split(5),
+        "cifar-100-python/test": split(3),
+        "cifar-100-python/meta": pickle.dumps(meta),
+    }
+
+
+def stl10_split(count: int) -> tuple[bytes, bytes]:
+    """Column-major planes: byte c*9216 + col*96 + row; image n has R(row 1, col 5) = 100 + n."""
+    raw = np.zeros((count, 3 * 96 * 96), dtype=np.uint8)
+    raw[:, 0 * 9216 + 5 * 96 + 1] = 100 + np.arange(count)
+    labels = (np.arange(count) % 10 + 1).astype(np.uint8)  # 1-based on disk
+    return raw.tobytes(), labels.tobytes()
+
+
+def stl10_files() -> dict[str, bytes]:
+    files = {"stl10_binary/class_names.txt": "\n".join(f"class{i}" for i in range(10)).encode() + b"\n"}
+    for split, count in (("train", 3), ("test", 2)):
+        files[f"stl10_binary/{split}_X.bin"], files[f"stl10_binary/{split}_y.bin"] = stl10_split(count)
+    return files
+
+
+def extracted(root: Path, files: dict[str, bytes]) -> Path:
+    """An offline copy: the archive's files already extracted under root."""
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    return root
+
+
+# ---------- downloads ----------
+
+
+def test_official_mirror_is_torchvisions():
+    cifar = official_mirror("cifar10")
+    assert cifar.base_url == "https://www.cs.toronto.edu/~kriz/"
+    assert cifar.md5s == {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"}
+    assert len(official_mirror("fashion-mnist").md5s) == 4
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_mnist_layouts_download_verify_and_read(tmp_path, server, name):
+    served, url = server
+    mirror = Mirror(url, write_mnist_gz(served, {"train": 5, "t10k": 3}))
+    dataset = load_torchvision_source(name, tmp_path / "raw", mirror=mirror)
+    assert dataset.images.shape == (8, 28, 28, 1) and dataset.resize_rule == "pad"
+    assert dataset.images[:, 1, 2, 0].tolist() == [1, 2, 3, 4, 5, 1, 2, 3]  # train first, then test
+    assert dataset.labels.tolist() == [0, 1, 2, 3, 4, 0, 1, 2] and len(dataset.classes) == 10
+    assert dataset.classes[0] == ("0" if name == "mnist" else "T-shirt/top")
+    folder = "MNIST" if name == "mnist" else "FashionMNIST"
+    assert (tmp_path / "raw" / folder / "raw" / "t10k-images-idx3-ubyte").is_file()  # torchvision layout
+    assert len(QuietHandler.requests) >= 4
+
+
+def test_second_load_reads_the_extracted_files_without_network(tmp_path, server):
+    served, url = server
+    mirror = Mirror(url, write_mnist_gz(served, {"train": 2, "t10k": 1}))
+    load_torchvision_source("mnist", tmp_path, mirror=mirror)
+    before = len(QuietHandler.requests)
+    again = load_torchvision_source("mnist", tmp_path, mirror=Mirror(closed_port_url(), mirror.md5s))
+    assert len(again.images) == 3 and len(QuietHandler.requests) == before
+
+
+def test_cifar10_train_and_test_batches_combined(tmp_path, server):
+    served, url = server
+    mirror = Mirror(
+        url, {"cifar-10-python.tar.gz": tar_gz(served / "cifar-10-python.tar.gz", cifar10_files())}
+    )
+    dataset = load_torchvision_source("cifar10", tmp_path, mirror=mirror)
+    assert dataset.images.shape == (12, 32, 32, 3) and dataset.resize_rule == "resize"
+    assert dataset.images[0, 0, 0].tolist() == [10, 20, 30] and dataset.images[0, 1, 2, 0] == 200
+    assert dataset.labels.tolist() == [0, 1] * 6 and dataset.classes[9] == "truck"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".extract")]
+
+
+def test_cifar100_20_uses_coarse_labels(tmp_path, server):
+    served, url = server
+    mirror = Mirror(
+        url, {"cifar-100-python.tar.gz": tar_gz(served / "cifar-100-python.tar.gz", cifar100_files())}
+    )
+    dataset = load_torchvision_source("cifar100-20", tmp_path, mirror=mirror)
+    assert dataset.images.shape == (8, 32, 32, 3)
+    assert dataset.labels.tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert dataset.classes == [f"super{i}" for i in range(20)]
+
+
+def test_stl10_train_and_test_in_column_major_order(tmp_path, server):
+    served, url = server
+    mirror = Mirror(url, {"stl10_binary.tar.gz": tar_gz(served / "stl10_binary.tar.gz", stl10_files())})
+    dataset = load_torchvision_source("stl10", tmp_path, mirror=mirror)
+    assert dataset.images.shape == (5, 96, 96, 3) and dataset.resize_rule == "resize"
+    assert dataset.images[:, 1, 5, 0].tolist() == [100, 101, 102, 100, 101]  # (row 1, col 5), not (5, 1)
+    assert dataset.images[:, 5, 1, 0].tolist() == [0] * 5
+    assert dataset.labels.tolist() == [0, 1, 2, 0, 1] and dataset.classes[3] == "class3"
+
+
+def test_md5_mismatch_is_refused_and_nothing_is_extracted(tmp_path, server):
+    served, url = server
+    tar_gz(served / "cifar-10-python.tar.gz", cifar10_files())
+    with pytest.raises(DatasetError, match="md5"):
+        load_torchvision_source("cifar10", tmp_path, mirror=Mirror(url, {"cifar-10-python.tar.gz": "0" * 32}))
+    assert not (tmp_path / "cifar-10-python.tar.gz").exists()
+    assert not (tmp_path / "cifar-10-batches-py").exists()
+
+
+def test_offline_without_a_copy_says_how_to_provide_the_data(tmp_path):
+    mirror = Mirror(closed_port_url(), {"cifar-10-python.tar.gz": "0" * 32})
+    with pytest.raises(DatasetError) as err:
+        load_torchvision_source("cifar10", tmp_path / "cache", mirror=mirror)
+    message = str(err.value)
+    assert message.startswith("could not download cifar10") and "set data.root" in message
+    assert str(tmp_path / "cache") in message
+
+
+def test_downloads_off_and_nothing_local(tmp_path):
+    with pytest.raises(DatasetError, match="downloads are off"):
+        load_torchvision_source(
+            "stl10", tmp_path, download=False, mirror=Mirror(closed_port_url(), {"a.tar.gz": "0"})
+        )
+
+
+def test_extracted_offline_copy_needs_no_server(tmp_path):
+    root = extracted(tmp_path / "mirror", cifar10_files(per_batch=1))
+    dataset, skipped = load_source("cifar10", root, 32, tmp_path / "cache", Mirror(closed_port_url(), {}))
+    assert dataset.images.shape == (6, 32, 32, 3) and skipped == [] and not (tmp_path / "cache").exists()
+
+
+def test_local_archive_with_matching_md5_is_extracted_without_network(tmp_path):
+    archive_md5 = tar_gz(tmp_path / "stl10_binary.tar.gz", stl10_files())
+    mirror = Mirror(closed_port_url(), {"stl10_binary.tar.gz": archive_md5})
+    dataset = load_torchvision_source("stl10", tmp_path, download=False, mirror=mirror)
+    assert len(dataset.images) == 5
+
+
+def test_damaged_offline_copy_is_a_dataset_error(tmp_path):
+    files = cifar10_files()
+    files["cifar-10-batches-py/test_batch"] = files["cifar-10-batches-py/test_batch"][:30]
+    root = extracted(tmp_path, files)
+    with pytest.raises(DatasetError, match="damaged cifar10"):
+        load_torchvision_source("cifar10", root, mirror=Mirror(closed_port_url(), {}))
+
+
+def test_bad_idx_header_is_a_dataset_error(tmp_path):
+    folder = tmp_path / "MNIST" / "raw"
+    folder.mkdir(parents=True)
+    for name in formats.MNIST_FILES:
+        (folder / name).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 8)
+    with pytest.raises(DatasetError, match="idx"):
+        load_torchvision_source("mnist", tmp_path, mirror=Mirror(closed_port_url(), {}))
+
+
+# ---------- ImageNet subsets ----------
+
+
+def write_image(path: Path, value: int, size: tuple[int, int] = (12, 9), fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (value, value, value)).save(path, format=fmt)
+    return path
+
+
+def test_imagenet10_from_a_train_tree(tmp_path):
+    wnids = IMAGENET_WNIDS["imagenet10"]
+    for label, wnid in enumerate(wnids):
+        for i in range(2):
+            write_image(tmp_path / wnid / f"{wnid}_{i}.JPEG", 20 * label + 5, fmt="JPEG")
+    (tmp_path / wnids[3] / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (tmp_path / wnids[3] / ".DS_Store").write_bytes(b"junk")
+    (tmp_path / "n99999999").mkdir()  # extra classes in a full ImageNet tree are ignored
+    dataset, skipped = load_imagenet_subset("imagenet10", tmp_path, 16)
+    assert dataset.images.shape == (20, 16, 16, 3) and dataset.classes == list(wnids)
+    assert dataset.resize_rule == FIT_RULE  # what was applied as the files were decoded
+    assert dataset.labels.tolist() == [i // 2 for i in range(20)]
+    assert np.allclose(dataset.images[:, 8, 8, 0], [20 * (i // 2) + 5 for i in range(20)], atol=3)
+    assert [(p.name, r) for p, r in skipped] == [("broken.JPEG", "truncated")]  # .DS_Store: hidden, ignored
+
+
+def test_imagenet_missing_wnids_are_named(tmp_path):
+    wnids = IMAGENET_WNIDS["imagenet-dogs15"]
+    for wnid in wnids[:-2]:
+        write_image(tmp_path / wnid / "a.JPEG", 100, fmt="JPEG")
+    with pytest.raises(DatasetError, match=f"{wnids[-2]}, {wnids[-1]}"):
+        load_imagenet_subset("imagenet-dogs15", tmp_path, 8)
+
+
+def test_imagenet_class_without_readable_images(tmp_path):
+    wnids = IMAGENET_WNIDS["imagenet10"]
+    for wnid in wnids[1:]:
+        write_image(tmp_path / wnid / "a.JPEG", 100, fmt="JPEG")
+    (tmp_path / wnids[0]).mkdir()
+    (tmp_path / wnids[0] / "notes.txt").write_text("empty class")
+    with pytest.raises(DatasetError, match=f"no readable images .* {wnids[0]}"):
+        load_imagenet_subset("imagenet10", tmp_path, 8)
+
+
+# ---------- image folders ----------
+
+
+def test_labelled_folder_with_junk(tmp_path):
+    write_image(tmp_path / "dog" / "b.png", 200)
+    write_image(tmp_path / "dog" / "a.jpg", 190, fmt="JPEG")
+    write_image(tmp_path / "cat" / "ein bild ü.png", 10, size=(30, 5))
+    (tmp_path / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    (tmp_path / "README.txt").write_text("not an image")
+    dataset, skipped = load_folder(tmp_path, 8)
+    assert dataset.images.shape == (3, 8, 8, 3) and dataset.classes == ["cat", "dog"]  # files in colour
+    assert dataset.labels.tolist() == [0, 1, 1] and dataset.source == "folder"
+    assert sorted((p.name, r) for p, r in skipped) == [
+        ("README.txt", "not an image"),
+        ("broken.png", "not an image"),
+    ]
+
+
+def test_images_directly_in_root_make_the_folder_unlabelled(tmp_path):
+    write_image(tmp_path / "top.png", 50)
+    write_image(tmp_path / "sub" / "deep" / "x.png", 60)
+    dataset, skipped = load_folder(tmp_path, 4)
+    assert dataset.labels is None and dataset.classes == [] and dataset.images.shape == (2, 4, 4, 3)
+
+
+def test_symlink_loops_terminate_and_linked_folders_count_once(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write_image(root / "a" / "1.png", 10)
+    write_image(outside / "2.png", 20)
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "b").symlink_to(outside, target_is_directory=True)
+    (root / "c").symlink_to(outside, target_is_directory=True)  # same folder again: read once
+    (root / "a" / "dangling.png").symlink_to(tmp_path / "gone.png")
+    dataset, skipped = load_folder(root, 4)
+    assert len(dataset.images) == 2 and dataset.classes == ["a", "b"]
+    assert [(p.name, r) for p, r in skipped] == [("dangling.png", "broken symlink")]
+
+
+def test_empty_folder_and_junk_only_folder(tmp_path):
+    with pytest.raises(DatasetError, match=f"no images found under {tmp_path}$"):
+        load_folder(tmp_path, 8)
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(DatasetError, match="no images found under .*1 skipped.*notes.txt: not an image"):
+        load_folder(tmp_path, 8)
+
+
+# ---------- the dispatcher ----------
+
+
+def test_load_source_dispatches_bundled_and_tree_sources(tmp_path):
+    digits, skipped = load_source("digits", None, 32, tmp_path)
+    assert digits.images.shape == (1797, 8, 8, 1) and skipped == []
+    write_image(tmp_path / "pics" / "x" / "a.png", 1)
+    folder, _ = load_source("folder", tmp_path / "pics", 32, tmp_path / "cache")
+    assert folder.images.shape == (1, 32, 32, 3) and folder.classes == ["x"]
+
+
+@pytest.mark.parametrize("source", ["folder", "imagenet10"])
+def test_tree_sources_need_an_existing_root(tmp_path, source):
+    with pytest.raises(DatasetError, match="needs data.root"):
+        load_source(source, None, 32, tmp_path)
+    with pytest.raises(DatasetError, match="needs data.root"):
+        load_source(source, tmp_path / "missing", 32, tmp_path)

@@ -1,0 +1,71 @@
+"""The on-disk dataset format: round trip, manifest, checksum, atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gatcluster.data import store
+from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest, write_dataset
+
+
+def small_dataset(labels: bool = True) -> ImageDataset:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 5, 4, 3), dtype=np.uint8)
+    return ImageDataset(images, np.arange(6) % 2 if labels else None, ["a", "b"], "folder", "resize")
+
+
+def test_round_trip_with_manifest(tmp_path):
+    manifest = write_dataset(small_dataset(), tmp_path / "d")
+    back = read_dataset(tmp_path / "d")
+    assert np.array_equal(back.images, small_dataset().images) and back.labels.tolist() == [0, 1] * 3
+    assert (
+        manifest["count"] == 6 and manifest["image_shape"] == [5, 4, 3] and manifest["classes"] == ["a", "b"]
+    )
+    assert read_manifest(tmp_path / "d") == manifest
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_unlabelled_round_trip(tmp_path):
+    write_dataset(small_dataset(labels=False), tmp_path / "d")
+    back = read_dataset(tmp_path / "d")
+    assert back.labels is None and not back.has_labels
+    assert not (tmp_path / "d" / "labels.npy").exists()
+
+
+def test_checksum_mismatch_is_reported(tmp_path):
+    write_dataset(small_dataset(), tmp_path / "d")
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    manifest["checksum"] = "0" * 64
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="checksum"):
+        read_dataset(tmp_path / "d")
+
+
+def test_missing_dataset_says_to_fetch(tmp_path):
+    with pytest.raises(DatasetError, match="run the fetch stage"):
+        read_dataset(tmp_path / "nothing")
+
+
+def test_failed_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
+    write_dataset(small_dataset(), tmp_path / "d")
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(store.np, "save", disk_full)
+    with pytest.raises(OSError):
+        write_dataset(small_dataset(labels=False), tmp_path / "d")
+    monkeypatch.undo()
+    assert read_dataset(tmp_path / "d").labels is not None  # the old, complete copy
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_fit_dataset_applies_the_sources_own_rule_and_keeps_the_rest(mnist5k_dataset):
+    fitted = store.fit_dataset(mnist5k_dataset, 32)
+    assert mnist5k_dataset.resize_rule == "pad" and fitted.images.shape == (5000, 32, 32, 1)
+    assert np.array_equal(fitted.images[:, 2:30, 2:30], mnist5k_dataset.images)  # centred, zero border
+    assert fitted.images[:, :2].max() == 0 and fitted.labels is mnist5k_dataset.labels
+    assert store.fit_dataset(fitted, 32).images is fitted.images  # already fitted: untouched

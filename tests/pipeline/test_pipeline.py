@@ -1,0 +1,326 @@
+"""The DVC pipeline end to end: a real `dvc repro` of fetch -> train -> evaluate -> export in a temp
+git repo, tracked in the project's real SQLite MLflow store.
+
+Tiny settings (digits, 2 iterations of L = 200, B = 32) keep one training run to a few seconds
+with one free core; GAT_THREADS (default 2) sets the stage's torch threads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TINY = {
+    "data": {"source": "digits"},
+    "train": {"iterations": 2, "large_batch": 200, "sub_batch": 32, "eval_every": 1, "checkpoint_every": 1},
+}
+pytestmark = pytest.mark.e2e  # ~50 s with GAT_THREADS=1, ~2 min with 2 threads on a busy 2-core machine
+
+
+def stage_env(project: Path) -> dict[str, str]:
+    """The venv first on PATH (DVC runs `python ...` through the shell), the project's own code."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(project),
+        "DVC_NO_ANALYTICS": "1",
+        "GAT_THREADS": os.environ.get("GAT_THREADS", "2"),
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+
+
+def run(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a command in `project`; output (stdout + stderr) is captured as text."""
+    return subprocess.run(
+        args, cwd=project, env=stage_env(project), capture_output=True, text=True, timeout=600
+    )
+
+
+def dvc(project: Path, *args: str) -> str:
+    """Run the venv's dvc; fail the test with its output when it fails."""
+    done = run(project, str(BIN / "dvc"), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def write_params(project: Path, overrides: dict) -> None:
+    """The repository's params.yaml with nested `overrides` merged in."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for block, values in overrides.items():
+        params[block].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def copy_project(dest: Path) -> Path:
+    """The pipeline's files (stages, package, dvc.yaml, .dvcignore) in a fresh folder."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("stages", "gatcluster"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=skip)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git + DVC repo with the tiny params, after its first `dvc repro`."""
+    root = copy_project(tmp_path_factory.mktemp("pipeline"))
+    write_params(root, TINY)
+    assert run(root, "git", "init", "-q").returncode == 0
+    dvc(root, "init", "-q")
+    dvc(root, "config", "core.analytics", "false")
+    dvc(root, "repro")
+    return root
+
+
+def mlflow_runs(project: Path) -> tuple[MlflowClient, list]:
+    """All runs of the digits experiment in the project's own store."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{project.resolve()}/mlflow.db")
+    experiment = client.get_experiment_by_name("gatcluster-digits")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def read_history(project: Path) -> list[dict[str, str]]:
+    with open(project / "reports" / "train" / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_repro_writes_dataset_model_and_reports(project):
+    manifest = json.loads((project / "data" / "dataset" / "manifest.json").read_text())
+    # Fitted once, at fetch, by the source's rule: 8-px digits stored at the model's 32 px.
+    assert manifest["image_shape"] == [32, 32, 1] and manifest["resize_rule"] == "resize"
+    summary = json.loads((project / "reports" / "train" / "summary.json").read_text())
+    assert summary["iterations"] == 2 and summary["resumed_from"] == 0
+    rows = read_history(project)
+    assert [row["step"] for row in rows] == ["1", "2"]
+    assert rows[-1]["loss/total"] and float(rows[-1]["acc"]) == summary["acc"]  # the last monitoring pass
+    model = torch.load(project / "models" / "model.pt", weights_only=True)
+    assert model["in_channels"] == 1 and model["params"]["data"]["source"] == "digits"
+    assert (project / "checkpoints" / "train" / "last.pt").is_file()
+
+
+def test_evaluate_writes_metrics_confusion_and_attention(project):
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert metrics["num_images"] == 1797 and sum(metrics["cluster_sizes"].values()) == 1797
+    assert {"nmi", "ari", "nmi_arithmetic"} <= metrics.keys()
+    # The monitoring pass at the last iteration and evaluate score the same final model.
+    summary = json.loads((project / "reports" / "train" / "summary.json").read_text())
+    assert metrics["acc"] == pytest.approx(summary["acc"], abs=1e-9)
+    with open(project / "reports" / "confusion.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1797 and set(rows[0]) == {"actual", "predicted"}
+    assert (project / "reports" / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    clusters = json.loads((project / "reports" / "clusters.json").read_text())
+    assert {str(c["cluster"]): c["size"] for c in clusters} == metrics["cluster_sizes"]
+    shown = dvc(project, "metrics", "show", "--json")
+    assert f"{metrics['acc']}"[:5] in shown
+
+
+def test_export_writes_a_checked_onnx_model_with_metadata(project):
+    from gatcluster.serving.onnx_export import read_metadata
+
+    meta = read_metadata(project / "models" / "gatcluster.onnx")
+    assert meta["gatcluster.source"] == "digits" and meta["gatcluster.input_size"] == "32"
+    clusters = json.loads((project / "reports" / "clusters.json").read_text())
+    assert json.loads(meta["gatcluster.cluster_names"]) == [c["name"] for c in clusters]
+    assert len(clusters) == 10
+
+
+def test_one_finished_mlflow_run_holds_the_whole_model(project):
+    client, runs = mlflow_runs(project)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.params["train.iterations"] == "2"
+    # Each stage logged the params it used (evaluate and export reopen the run).
+    assert run.data.params["evaluate.attention_samples"] == "32" and run.data.params["export.opset"] == "18"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss/total")] == [1, 2]
+    assert {"acc", "nmi", "ari", "num_images"} <= run.data.metrics.keys()
+    assert run.data.tags["data.checksum"] and run.data.tags["device"] == "cpu"
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"params.yaml", "dvc.lock", "reports"} <= top
+    logged = client.search_logged_models([run.info.experiment_id])  # MLflow 3: the ONNX model
+    assert [m.name for m in logged if m.source_run_id == run.info.run_id] == ["model"]
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert "reports/attention.png" in reports
+    assert json.loads((project / "models" / "run.json").read_text())["run_id"] == run.info.run_id
+
+
+def test_second_repro_does_nothing(project):
+    assert "Data and pipelines are up to date" in dvc(project, "repro")
+
+
+@pytest.fixture
+def clone(project, tmp_path) -> Path:
+    """A private copy of the built project (git, DVC cache, MLflow store) for a test that changes it."""
+    return Path(shutil.copytree(project, tmp_path / "clone", symlinks=True))
+
+
+def test_changing_a_train_param_reruns_train_only(clone):
+    write_params(clone, {**TINY, "train": {**TINY["train"], "lr": 0.0025}})
+    out = dvc(clone, "repro")
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    assert "Running stage 'fetch'" not in out
+
+
+def test_forced_rerun_resumes_from_the_checkpoint(clone):
+    out = dvc(clone, "repro", "--force", "--single-item", "train")
+    assert "nothing left to train: the checkpoint held all 2 iterations" in out
+    summary = json.loads((clone / "reports" / "train" / "summary.json").read_text())
+    assert summary["resumed_from"] == 2 and "acc" in summary
+    assert len(read_history(clone)) == 2
+
+
+@pytest.mark.parametrize(
+    ("script", "overrides", "expected"),
+    [
+        ("train.py", {"train": {"lr": -1}}, "train.lr"),
+        ("fetch.py", {"data": {"source": "folder"}}, "needs data.root"),
+        ("check.py", {"data": {"source": "folder"}}, "needs data.root"),
+        ("check.py", {"train": {"lr_rate": 1}}, "unknown key train.lr_rate"),
+        (
+            "check.py",
+            {"data": {"source": "digits"}, "train": {"sub_batch": 1900, "large_batch": 2000}},
+            "the size of digits has 1797 images, fewer than train.sub_batch (1900)",
+        ),
+    ],
+)
+def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path, script, overrides, expected):
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(tmp_path, overrides)
+    done = run(tmp_path, sys.executable, f"stages/{script}")
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_fetch_of_too_few_images_stops_before_writing(tmp_path):
+    from PIL import Image
+
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        Image.new("L", (20, 20), 40 * i).save(tmp_path / "imgs" / f"{i}.png")
+    write_params(tmp_path, {"data": {"source": "folder", "root": "imgs"}, "train": {"sub_batch": 2}})
+    done = run(tmp_path, sys.executable, "stages/fetch.py")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "data.source folder has 3 images, fewer than model.num_clusters (10)" in done.stderr
+    assert not (tmp_path / "data" / "dataset").exists()
+
+
+def test_a_bad_param_stops_repro_before_any_output_is_deleted(clone):
+    outputs = [
+        "data/dataset/images.npy",
+        "models/model.pt",
+        "models/gatcluster.onnx",
+        "reports/train/history.csv",
+        "reports/train/summary.json",
+        "reports/metrics.json",
+    ]
+    before = {name: (clone / name).read_bytes() for name in outputs}
+    # Valid keys and types, impossible for the data: only the check against the data set catches it
+    # (a typo is caught by the same stage: test_bad_params_exit_with_a_message_not_a_traceback).
+    write_params(clone, {**TINY, "train": {**TINY["train"], "sub_batch": 1900, "large_batch": 2000}})
+    done = run(clone, str(BIN / "dvc"), "repro")
+    output = done.stdout + done.stderr
+    assert (
+        done.returncode != 0 and "fewer than train.sub_batch (1900)" in output and "Traceback" not in output
+    )
+    assert "Running stage 'train'" not in output
+    assert {name: (clone / name).read_bytes() for name in outputs} == before
+
+
+def test_train_without_fetched_data_says_to_fetch(tmp_path):
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(tmp_path, {})
+    done = run(tmp_path, sys.executable, "stages/train.py")
+    assert done.returncode == 1
+    assert "run the fetch stage first" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_exp_run_with_one_changed_param_is_tracked_beside_the_others(clone):
+    assert run(clone, "git", "add", "-A").returncode == 0
+    assert run(clone, "git", "commit", "-qm", "baseline").returncode == 0
+    dvc(clone, "exp", "run", "--temp", "-n", "lr-3e-3", "-S", "train.lr=0.003")  # in .dvc/tmp/exps
+    assert "lr-3e-3" in dvc(clone, "exp", "show", "--json")
+    client, runs = mlflow_runs(clone)
+    tagged = [r for r in runs if r.data.tags.get("dvc.exp_name") == "lr-3e-3"]
+    assert len(tagged) == 1 and tagged[0].data.params["train.lr"] == "0.003"
+    assert tagged[0].info.status == "FINISHED"
+
+
+def default_sigint() -> None:
+    """Let the child take Ctrl-C even when this process ignores it.
+
+    A shell starts background jobs (`cmd &`) with SIGINT ignored, and an ignored signal stays
+    ignored across exec, so the stage would never see the test's SIGINT.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path, sig, code):
+    root = copy_project(tmp_path)
+    quick = {"iterations": 20, "large_batch": 100, "eval_every": 0}  # ~0.5 s per iteration
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
+    assert run(root, sys.executable, "stages/fetch.py").returncode == 0
+    train = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=root,
+        env=stage_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
+    checkpoint = root / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.2)
+    train.send_signal(sig)
+    _, err = train.communicate(timeout=120)
+    assert train.returncode == code and b"resume" in err and b"Traceback" not in err
+    client, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    if sig != signal.SIGINT:
+        return  # both signals take the same path from here: resuming is checked once
+    done = run(root, sys.executable, "stages/train.py")
+    assert done.returncode == 0, done.stderr
+    client, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
+    assert json.loads((root / "reports" / "train" / "summary.json").read_text())["resumed_from"] >= 1
+
+
+def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
+    root = copy_project(tmp_path)
+    quick = {"iterations": 20, "large_batch": 100, "eval_every": 0}
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
+    assert run(root, sys.executable, "stages/fetch.py").returncode == 0
+    train = subprocess.Popen([sys.executable, "stages/train.py"], cwd=root, env=stage_env(root))
+    checkpoint = root / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.2)
+    train.kill()  # SIGKILL: no handler runs, the run stays RUNNING
+    train.wait(timeout=60)
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["RUNNING"]
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick, "iterations": 2, "lr": 0.003}})
+    done = run(root, sys.executable, "stages/train.py")  # other params: a new run, not a resume
+    assert done.returncode == 0, done.stderr
+    assert "closed MLflow run" in done.stderr
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]

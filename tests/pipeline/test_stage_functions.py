@@ -1,0 +1,89 @@
+"""The stages' library functions, in-process: layout, reports, honest summaries, contract, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gatcluster.config.params import Params, replace_params
+from gatcluster.data.store import DatasetError, ImageDataset, write_dataset
+from gatcluster.pipeline.errors import StageError
+from gatcluster.pipeline.evaluate_stage import confusion_csv, sample_indices, scores_text
+from gatcluster.pipeline.export_stage import read_cluster_names
+from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.train_stage import history_csv, load_dataset, summary, what_was_trained
+from gatcluster.training.fit import FitResult
+
+PARAMS = replace_params(Params(), {"train.iterations": 10})
+
+
+def test_layout_owns_every_pipeline_path_under_its_root(tmp_path):
+    layout = ProjectLayout(tmp_path)
+    assert layout.model_file == tmp_path / "models" / "model.pt"
+    assert layout.dataset_dir == tmp_path / "data" / "dataset"
+    assert layout.checkpoint.parent == tmp_path / "checkpoints" / "train"
+    assert layout.relative(layout.onnx_file) == "models/gatcluster.onnx"
+    assert layout.relative(Path("/elsewhere/x")) == "/elsewhere/x"
+
+
+def test_history_csv_has_a_column_per_metric_and_leaves_gaps_empty():
+    text = history_csv([{"step": 1, "loss/total": -1.5}, {"step": 2, "loss/total": -2.0, "acc": 0.5}])
+    assert text == "step,loss/total,acc\n1,-1.5,\n2,-2.0,0.5\n"
+
+
+def test_summary_keeps_the_last_monitoring_scores_and_the_selected_head():
+    result = FitResult(None, [{"acc": 0.4}, {"acc": 0.6, "nmi": 0.5}], 3, 12.345, [0.2, 0.1], 1)
+    out = summary(result, PARAMS)
+    assert out == {
+        "iterations": 10,
+        "seconds": 12.35,
+        "resumed_from": 3,
+        "acc": 0.6,
+        "nmi": 0.5,
+        "selected_head": 1,
+        "head0_selection_loss": 0.2,
+        "head1_selection_loss": 0.1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("resumed_from", "expected"),
+    [
+        (0, "trained 10 iterations in 4.0 s"),
+        (6, "resumed after iteration 6: trained iterations 7-10 in 4.0 s"),
+        (10, "nothing left to train: the checkpoint held all 10 iterations"),
+    ],
+)
+def test_what_was_trained_tells_fresh_resumed_and_complete_runs_apart(resumed_from, expected):
+    assert what_was_trained(FitResult(None, [], resumed_from, 4.0), PARAMS) == expected
+
+
+def test_train_refuses_data_of_another_source(tmp_path):
+    layout = ProjectLayout(tmp_path)
+    images = np.zeros((20, 32, 32, 1), np.uint8)
+    write_dataset(ImageDataset(images, None, [], "digits", "resize"), layout.dataset_dir)
+    with pytest.raises(DatasetError, match="holds 'digits' but data.source is 'mnist5k'"):
+        load_dataset(PARAMS, layout)
+
+
+def test_cluster_names_must_exist_and_match_the_model(tmp_path):
+    layout = ProjectLayout(tmp_path)
+    with pytest.raises(StageError, match="cannot read reports/clusters.json .*dvc repro evaluate"):
+        read_cluster_names(layout, 3)
+    layout.clusters_file.parent.mkdir(parents=True)
+    layout.clusters_file.write_text(json.dumps([{"name": "a"}, {"name": "b"}]))
+    with pytest.raises(StageError, match="names 2 clusters but the model has 3"):
+        read_cluster_names(layout, 3)
+    assert read_cluster_names(layout, 2) == ["a", "b"]
+
+
+def test_evaluate_texts_and_seeded_samples():
+    assert confusion_csv([]) == "actual,predicted\n"
+    assert scores_text({"label_metrics": "absent: no labels"}) == "absent: no labels"
+    assert scores_text({"acc": 0.5, "nmi": 0.25, "ari": 0.125}) == "ACC 0.500  NMI 0.250  ARI 0.125"
+    first, again = sample_indices(100, 8, 3), sample_indices(100, 8, 3)
+    assert first.tolist() == again.tolist() and len(set(first.tolist())) == 8
+    assert len(sample_indices(5, 8, 3)) == 5

@@ -1,0 +1,49 @@
+"""The model contract: one definition written by export, read and validated by predict and info."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatcluster.data.fit import FIT_RULE
+from gatcluster.serving.contract import ModelContract, ModelFileError
+
+NAMES = ("cat", "dog", "ship")
+
+
+def test_metadata_round_trip_keeps_every_field():
+    contract = ModelContract(96, 3, FIT_RULE, 3, NAMES, "folder", "abc123-dirty", "d1g3st")
+    metadata = contract.to_metadata()
+    assert all(key.startswith("gatcluster.") and isinstance(v, str) for key, v in metadata.items())
+    assert metadata["gatcluster.color"] == "rgb" and metadata["gatcluster.resize_rule"] == FIT_RULE
+    assert ModelContract.from_metadata(metadata) == contract
+
+
+def test_missing_keys_are_named():
+    metadata = ModelContract(32, 1, "pad", 3, NAMES).to_metadata()
+    del metadata["gatcluster.resize_rule"], metadata["gatcluster.channels"]
+    with pytest.raises(
+        ModelFileError, match=r"m\.onnx is not a gatcluster model .*channels, gatcluster\.resize"
+    ):
+        ModelContract.from_metadata(metadata, "m.onnx")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gatcluster.channels": "2"}, "channels 2 is neither 1 nor 3"),
+        ({"gatcluster.resize_rule": "stretch"}, "resize_rule 'stretch' is none of pad, resize"),
+        ({"gatcluster.num_clusters": "4"}, "3 cluster names for 4 clusters"),
+        ({"gatcluster.input_size": "thirty-two"}, "unreadable gatcluster metadata"),
+        ({"gatcluster.cluster_names": "[not json"}, "unreadable gatcluster metadata"),
+    ],
+)
+def test_damaged_values_are_refused_with_the_reason(change, message):
+    metadata = {**ModelContract(32, 1, "pad", 3, NAMES).to_metadata(), **change}
+    with pytest.raises(ModelFileError, match=message):
+        ModelContract.from_metadata(metadata)
+
+
+def test_unnamed_clusters_get_numbered_names():
+    metadata = ModelContract(32, 1, "pad", 3, NAMES).to_metadata()
+    metadata["gatcluster.cluster_names"] = "null"
+    assert ModelContract.from_metadata(metadata).cluster_names == ("cluster 0", "cluster 1", "cluster 2")

@@ -1,0 +1,79 @@
+"""Prediction tables: format choice, rows, and atomic files that an interruption never leaves half done."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gatcluster.serving.onnx_predict import Prediction
+from gatcluster.serving.outputs import OutputFormatError, TableWriter, columns, format_for
+
+
+def predictions(n: int) -> list[Prediction]:
+    return [
+        Prediction(
+            Path(f"img{i}.png"), i % 2, f"c{i % 2}", 0.9, [0.9, 0.1], np.zeros((2, 2)), np.zeros((4, 4, 3))
+        )
+        for i in range(n)
+    ]
+
+
+def test_format_comes_from_the_suffix_or_the_flag():
+    assert format_for(None, None) == "csv" and format_for(None, "jsonl") == "jsonl"  # stdout
+    assert format_for(Path("a.parquet"), None) == "parquet" and format_for(Path("a.ndjson"), None) == "jsonl"
+    assert format_for(Path("a.CSV"), "csv") == "csv" and format_for(Path("table"), "jsonl") == "jsonl"
+    assert columns(2) == ["path", "cluster", "cluster_name", "confidence", "p_0", "p_1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "message"),
+    [
+        ("y.csv", "jsonl", "y.csv is csv by its name but --format is jsonl"),
+        ("x.json", None, "cannot tell the table format from --out x.json"),
+        ("x.xlsx", None, "cannot tell the table format from --out x.xlsx"),
+        ("clusters", None, "cannot tell the table format from --out clusters"),
+        ("x.csv", "xlsx", "--format must be one of csv, jsonl, parquet"),
+    ],
+)
+def test_unknown_or_clashing_formats_are_errors(name, flag, message):
+    with pytest.raises(OutputFormatError, match=message):
+        format_for(Path(name), flag)
+
+
+def test_interrupted_write_leaves_no_file(tmp_path):
+    out = tmp_path / "preds.csv"
+    with pytest.raises(KeyboardInterrupt), TableWriter(out, "csv", 2) as table:
+        table.write(predictions(3))
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_file_is_replaced_only_on_success(tmp_path):
+    out = tmp_path / "preds.csv"
+    out.write_text("old\n")
+    with pytest.raises(RuntimeError), TableWriter(out, "csv", 2) as table:
+        table.write(predictions(1))
+        raise RuntimeError("disk full")
+    assert out.read_text() == "old\n"
+    with TableWriter(out, "csv", 2) as table:
+        table.write(predictions(2))
+    rows = list(csv.DictReader(out.open()))
+    assert [r["cluster_name"] for r in rows] == ["c0", "c1"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_no_rows_write_no_table(tmp_path, fmt, capsys):
+    with TableWriter(tmp_path / f"p.{fmt}", fmt, 2) as table:
+        table.write([])
+    assert list(tmp_path.iterdir()) == []
+    with TableWriter(None, "csv", 2):
+        pass
+    assert capsys.readouterr().out == ""  # not even a header on stdout
+
+
+def test_parquet_needs_a_file():
+    with pytest.raises(ValueError, match="needs --out"):
+        TableWriter(None, "parquet", 2)

@@ -1,0 +1,203 @@
+"""The four losses and their targets on hand-computed inputs (docs/method.md §3)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gatcluster.training.losses import (
+    GATClusterLoss,
+    attention_loss,
+    balanced_target,
+    compute_targets,
+    confident_mask,
+    entropy_loss,
+    invariance_loss,
+    relation_labels,
+    separability_loss,
+    sharpened_target,
+)
+
+K = 10
+
+
+def one_hots(labels: list[int], k: int = K) -> torch.Tensor:
+    return F.one_hot(torch.tensor(labels), k).float()
+
+
+def separated_probs(n_per_cluster: int, k: int = K, seed: int = 0) -> torch.Tensor:
+    """Confident probabilities, n_per_cluster images per cluster."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n_per_cluster * k, k, generator=gen)
+    logits[torch.arange(n_per_cluster * k), torch.arange(k).repeat(n_per_cluster)] += 8.0
+    return logits.softmax(dim=1)
+
+
+def test_invariance_is_minus_one_at_identical_one_hots():
+    p = one_hots([0, 3, 7, 7])
+    assert invariance_loss(p, p).item() == pytest.approx(-1.0)
+    assert invariance_loss(p, one_hots([1, 2, 3, 4])).item() == pytest.approx(0.0)
+
+
+def test_entropy_is_minus_log_k_at_a_uniform_mean():
+    uniform_mean = one_hots(list(range(K)))
+    assert entropy_loss(uniform_mean).item() == pytest.approx(-math.log(K), abs=1e-6)
+    collapsed = one_hots([4] * K)  # all in one cluster: the clamped entropy is ~0
+    assert entropy_loss(collapsed).item() == pytest.approx(9 * 1e-5 * math.log(1e-5), rel=1e-3)
+
+
+def test_separability_averages_over_the_lower_triangle_with_the_diagonal():
+    # All 32 images identical: every cosine is 1. With distinct relation labels, the 32 diagonal
+    # pairs cost 0 and the 496 strictly-lower pairs cost BCE's clamp of 100 each: 496·100 / 528.
+    probs = one_hots([2] * 32)
+    loss = separability_loss(probs, torch.arange(32))
+    assert loss.item() == pytest.approx(496 * 100 / 528, rel=1e-5)
+    assert separability_loss(probs, torch.zeros(32, dtype=torch.long)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_separability_matches_a_pairwise_reference():
+    probs = separated_probs(3, k=4, seed=1)
+    labels = torch.tensor([0, 1, 2, 3] * 3)
+    pairs = []
+    for i in range(len(probs)):
+        for j in range(i + 1):
+            sim = F.cosine_similarity(probs[i], probs[j], dim=0).clamp(0, 1)
+            r = float(labels[i] == labels[j])
+            pairs.append(-(r * sim.clamp_min(1e-44).log() + (1 - r) * (1 - sim).clamp_min(1e-44).log()))
+    reference = torch.stack(pairs).clamp(max=100).mean()
+    assert separability_loss(probs, labels).item() == pytest.approx(reference.item(), rel=1e-4)
+
+
+def test_attention_loss_is_elementwise_bce():
+    q = torch.tensor([[0.8, 0.2], [0.4, 0.6]])
+    t = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    expected = -(math.log(0.8) + math.log(0.8) + 0.5 * math.log(0.4 * 0.6) * 2) / 4
+    assert attention_loss(q, t).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_target_rows_sum_to_one():
+    probs = torch.rand(50, K, generator=torch.Generator().manual_seed(0)).softmax(dim=1)
+    # ε sits in the row sums too (as in the authors' code), so rows fall short of 1 by ~ε / row sum.
+    for target in (balanced_target(probs), sharpened_target(probs)):
+        assert torch.allclose(target.sum(dim=1), torch.ones(50), atol=1e-3)
+    assert torch.allclose(balanced_target(probs, eps=0.0).sum(dim=1), torch.ones(50), atol=1e-6)
+
+
+def test_balanced_target_favours_small_clusters_and_sharpening_sharpens():
+    probs = torch.tensor([[0.6, 0.4]] * 3 + [[0.4, 0.6]])  # cluster 0 carries more mass
+    b = balanced_target(probs)
+    assert b[0, 0] < probs[0, 0]  # mass moves away from the big cluster
+    t = sharpened_target(torch.tensor([[0.7, 0.3], [0.3, 0.7]]))
+    assert t[0, 0] > 0.7 and t[1, 1] > 0.7
+
+
+def test_relation_labels_recover_separated_clusters():
+    probs = separated_probs(20)
+    labels = relation_labels(sharpened_target(probs), K, n_init=5, seed=0, min_ratio=0.1)
+    truth = torch.arange(K).repeat(20)
+    same = labels[:, None] == labels[None, :]
+    assert torch.equal(same, truth[:, None] == truth[None, :])
+
+
+def test_guard_fires_on_a_degenerate_batch():
+    # Every image in one cluster: k-means cannot find K balanced clusters -> identity relations.
+    collapsed = one_hots([3] * 90 + [5] * 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 2 distinct points for K = 10: no ConvergenceWarning noise
+        labels = relation_labels(sharpened_target(collapsed), K, n_init=3, seed=0, min_ratio=0.1)
+    assert torch.equal(labels, torch.arange(100))
+
+
+def test_relation_labels_are_seeded():
+    t = sharpened_target(separated_probs(10, seed=3) * 0.5 + 0.05)
+    a = relation_labels(t, K, n_init=1, seed=7, min_ratio=0.0)
+    assert torch.equal(a, relation_labels(t, K, n_init=1, seed=7, min_ratio=0.0))
+
+
+def test_compute_targets_bundles_all_three():
+    probs = separated_probs(10)
+    targets = compute_targets(probs, K, n_init=3, seed=0, min_ratio=0.1)
+    assert targets.balanced.shape == targets.sharpened.shape == (100, K)
+    assert targets.relation_labels.shape == (100,)
+    assert targets.relation_labels.max() < K  # not the guard's identity
+
+
+def test_total_is_the_weighted_sum_of_the_terms():
+    weights = {"invariance": 5, "entropy": 3, "entropy_att": 3, "separability": 1, "attention": 5}
+    probs = separated_probs(4)
+    att = separated_probs(4, seed=1)
+    targets = compute_targets(probs, K, 2, 0, 0.0)
+    total, terms = GATClusterLoss(weights)(
+        probs, att, targets.balanced, targets.sharpened, targets.relation_labels
+    )
+    assert set(terms) == set(weights)
+    assert total.item() == pytest.approx(sum(weights[k] * terms[k].item() for k in weights), rel=1e-6)
+
+
+def test_missing_loss_weights_are_rejected():
+    with pytest.raises(ValueError, match="attention"):
+        GATClusterLoss({"invariance": 1, "entropy": 1, "entropy_att": 1, "separability": 1})
+
+
+def test_one_sinkhorn_sweep_is_the_papers_balanced_target():
+    probs = separated_probs(5)
+    b = probs / (probs.sum(dim=0, keepdim=True) + 1e-5)
+    assert torch.equal(balanced_target(probs, sweeps=1), b / (b.sum(dim=1, keepdim=True) + 1e-5))
+
+
+def test_sinkhorn_sweeps_equalise_the_column_sums():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(200, K, generator=gen)
+    logits[:, 0] += 2.0  # one cluster takes far more than its share
+    probs = logits.softmax(dim=1)
+    one, many = balanced_target(probs, sweeps=1), balanced_target(probs, sweeps=50)
+    assert one.sum(dim=0).max() / one.sum(dim=0).min() > 1.25  # one sweep: still unequal
+    assert torch.allclose(many.sum(dim=0), torch.full((K,), 200 / K), rtol=1e-3)
+    assert torch.allclose(many.sum(dim=1), torch.ones(200), atol=1e-3)  # ε in every sweep
+
+
+def test_confidence_mask_keeps_targets_at_or_above_the_threshold():
+    sharpened = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.3, 0.7], [0.2, 0.8]])
+    assert confident_mask(sharpened, 0.7).tolist() == [True, False, True, True]
+    assert confident_mask(sharpened, 0.0) is None  # off
+
+
+def test_masked_losses_drop_exactly_the_unconfident_images_and_pairs():
+    probs = separated_probs(2)[:12]
+    gen = torch.Generator().manual_seed(3)
+    sharpened = torch.rand(12, K, generator=gen).softmax(dim=1)
+    balanced = torch.rand(12, K, generator=gen).softmax(dim=1)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2])
+    mask = torch.tensor([True, False] * 6)
+    keep = mask.nonzero().squeeze(1)
+    assert invariance_loss(probs, balanced, mask) == invariance_loss(probs[keep], balanced[keep])
+    assert attention_loss(probs, sharpened, mask) == attention_loss(probs[keep], sharpened[keep])
+    # pairs of two confident images only: the loss of the confident sub-batch alone (the cosine
+    # of near-identical vectors differs in the last bits between the two matrix products)
+    masked = separability_loss(probs, labels, mask)
+    assert torch.allclose(masked, separability_loss(probs[keep], labels[keep]), rtol=1e-4)
+    assert abs(masked - separability_loss(probs, labels)) > 0.1
+    none = torch.zeros(12, dtype=torch.bool)
+    probs.requires_grad_(True)
+    for loss in (invariance_loss(probs, balanced, none), separability_loss(probs, labels, none)):
+        assert loss.item() == 0.0 and loss.requires_grad
+
+
+def test_loss_with_confidence_masks_only_invariance_separability_and_attention():
+    probs = separated_probs(3)
+    targets = compute_targets(probs, K, 2, 0, 0.1)
+    sharp = targets.sharpened
+    threshold = float(sharp.max(dim=1).values.median())
+    weights = {"invariance": 5, "entropy": 3, "entropy_att": 3, "separability": 1, "attention": 5}
+    _, plain = GATClusterLoss(weights)(probs, probs, targets.balanced, sharp, targets.relation_labels)
+    _, masked = GATClusterLoss(weights, threshold)(
+        probs, probs, targets.balanced, sharp, targets.relation_labels
+    )
+    keep = sharp.max(dim=1).values >= threshold
+    assert 0 < keep.sum() < len(keep)
+    assert masked["entropy"] == plain["entropy"] and masked["entropy_att"] == plain["entropy_att"]
+    assert masked["invariance"] == invariance_loss(probs[keep], targets.balanced[keep])
