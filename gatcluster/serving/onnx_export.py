@@ -8,7 +8,10 @@ travels in the model's metadata, so a predictor needs nothing but the `.onnx` fi
 
 from __future__ import annotations
 
+import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,8 @@ OUTPUT_NAMES = ("probs", "att_map", "features")
 INPUT_NAME = "image"
 PROB_ATOL = 1e-4  # absolute tolerance on probabilities
 MAP_RTOL = 1e-3  # relative tolerance on attention maps and features
+# Loggers of the exporter's graph passes: INFO lines such as "Removed 135 unused nodes".
+EXPORTER_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")
 
 
 class ExportMismatch(RuntimeError):
@@ -46,12 +51,13 @@ def export_onnx(
 ) -> None:
     """Write `model` as one ONNX file (weights inside) with `metadata`, checked by onnx.checker.
 
-    The exporter's progress lines ("[torch.onnx] Obtain model graph ...") appear only when `verbose`.
+    The exporter's progress lines ("[torch.onnx] Obtain model graph ...") and its graph passes' INFO
+    log lines appear only when `verbose`.
     """
     wrapper = OnnxOutputs(model.eval()).eval()
     example = torch.rand(2, model.in_channels, model.input_size, model.input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp, exporter_logs(verbose):
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(
             wrapper,
@@ -70,6 +76,21 @@ def export_onnx(
         onnx.checker.check_model(graph, full_check=True)
     with atomic_path(path) as final:
         onnx.save(graph, str(final))
+
+
+@contextmanager
+def exporter_logs(verbose: bool) -> Iterator[None]:
+    """Hold the exporter's loggers at WARNING for the block unless `verbose`; their levels come back after."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    if not verbose:
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def onnx_session(path: Path):
