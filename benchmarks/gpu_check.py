@@ -69,11 +69,13 @@ def device_checks(images: torch.Tensor, source: str) -> None:
     print(f"  cuda vs cpu predictions of one model: {agree:.4f} of images agree")
 
 
-def training_speed(images: torch.Tensor, data, source: str, device: str, iterations: int) -> None:
+def training_speed(
+    images: torch.Tensor, data, source: str, device: str, iterations: int, large_batch: int
+) -> None:
     """ACC and training images/s (targets included) with bf16 autocast on and off."""
     print(f"## training on {device}: {iterations} iterations of the default params")
     for amp in (True, False):
-        params = short_params(source, device, iterations, 1000, amp)
+        params = short_params(source, device, iterations, large_batch, amp)
         tic = time.perf_counter()
         result = fit(params, images)
         seconds = time.perf_counter() - tic
@@ -105,13 +107,14 @@ def main() -> None:
     parser.add_argument("--source", default="mnist5k", choices=sorted(BUNDLED_SOURCES))
     parser.add_argument("--iterations", type=int, default=60, help="iterations of the timed trainings")
     parser.add_argument("--large-batches", type=int, nargs=2, default=[1000, 4000])
+    parser.add_argument("--large-batch", type=int, default=1000, help="L of the timed trainings")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     name = torch.cuda.get_device_name(0) if cuda else "none"
     print(f"# torch {torch.__version__}, CUDA GPU: {name}")
     images, data = load(args.source)
     device_checks(images, args.source)
-    training_speed(images, data, args.source, "cuda" if cuda else "cpu", args.iterations)
+    training_speed(images, data, args.source, "cuda" if cuda else "cpu", args.iterations, args.large_batch)
     cuda_memory(images, args.source, args.large_batches)
 
 

@@ -18,7 +18,17 @@ def test_gpu_check_runs_without_mlflow_dvc_or_onnx(tmp_path):
     for name in ABSENT_ON_A_BARE_BOX:
         (tmp_path / f"{name}.py").write_text(f"raise ImportError('{name} is not on a bare GPU box')\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
-    args = ["--source", "digits", "--iterations", "1", "--large-batches", "200", "400"]
+    args = [
+        "--source",
+        "digits",
+        "--iterations",
+        "1",
+        "--large-batch",
+        "256",
+        "--large-batches",
+        "200",
+        "400",
+    ]
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), *args],
         cwd=tmp_path,

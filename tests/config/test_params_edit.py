@@ -107,9 +107,9 @@ def test_each_preset_trains_one_iteration_on_fixture_images(name, digits_dataset
     from gatcluster.training.fit import fit
 
     params = replace_params(Params(), preset_overrides(name))
-    small = {"train.iterations": 1, "train.large_batch": 32, "train.sub_batch": 16, "train.repeats": 1}
+    small = {"train.iterations": 1, "train.large_batch": 16, "train.sub_batch": 8, "train.repeats": 1}
     small |= {
-        "train.target_chunk": 32,
+        "train.target_chunk": 16,
         "train.device": "cpu",
         "train.checkpoint_every": 0,
         "train.kmeans_n_init": 1,
