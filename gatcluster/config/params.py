@@ -100,6 +100,7 @@ class TrainConfig:
     """The two-step trainer (docs/method.md §4)."""
 
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
+    processes: int = field(default=1, metadata=_range(1, 1024))
     iterations: int = field(default=200, metadata=_range(1))
     large_batch: int = field(default=1000, metadata=_range(2))
     sub_batch: int = field(default=128, metadata=_range(2))

@@ -99,6 +99,12 @@ def check_consistency(params: Params) -> None:
             f"train.sub_batch ({train.sub_batch}) must be a multiple of train.views ({train.views}): "
             "each sub-batch holds sub_batch / views images in views augmented views each"
         )
+    for key in ("large_batch", "sub_batch"):
+        if getattr(train, key) % train.processes:
+            raise ParamsError(
+                f"train.{key} ({getattr(train, key)}) must be a multiple of train.processes "
+                f"({train.processes}): every process takes an equal share of each batch"
+            )
     if params.augment.hue > 0 and params.data.source in GREYSCALE_SOURCES:
         raise ParamsError(
             f"augment.hue ({params.augment.hue}) shifts colours, but data.source {params.data.source} "

@@ -22,8 +22,8 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 
 
 def clean_view(images: torch.Tensor, grayscale: bool) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float [0, 1], grayscale when asked."""
-    x = images.float().div(255.0)
+    """uint8 (N, C, H, W) -> float [0, 1] (torch's default dtype, float32 unless set), grey when asked."""
+    x = images.to(torch.get_default_dtype()).div(255.0)
     return to_grayscale(x) if grayscale else x
 
 

@@ -45,6 +45,11 @@ def classifier(in_dim: int, num_clusters: int) -> nn.Sequential:
     )
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision (autocast) outputs; float64 stays float64 (exactness checks)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 class GaussianAttentionHead(nn.Module):
     """Global and Gaussian-attention cluster heads on a C×S×S backbone map."""
 
@@ -85,9 +90,9 @@ class GaussianAttentionHead(nn.Module):
     def forward(self, fmap: torch.Tensor) -> HeadOutput:
         g = self.feature_conv(fmap)  # (B, C, S, S)
         f = g.mean(dim=(2, 3))  # (B, C)
-        p = self.global_classifier(f).float().softmax(dim=1)  # (B, K)
-        theta = self.attention_params(fmap).float()
+        p = full_precision(self.global_classifier(f)).softmax(dim=1)  # (B, K)
+        theta = full_precision(self.attention_params(fmap))
         a = gaussian_map(theta, self.map_size, self.att_lambda, self.theta_layout)  # (B, S, S)
-        h = (g.float() * a[:, None]).sum(dim=(2, 3))  # (B, C)
-        q = self.att_classifier(h.to(g.dtype)).float().softmax(dim=1)  # (B, K)
+        h = (full_precision(g) * a[:, None]).sum(dim=(2, 3))  # (B, C)
+        q = full_precision(self.att_classifier(h.to(g.dtype))).softmax(dim=1)  # (B, K)
         return HeadOutput(f, p, h, q, a)

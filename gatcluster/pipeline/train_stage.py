@@ -30,6 +30,7 @@ from gatcluster.tracking.mlflow_runs import (
     start_run,
     write_run_file,
 )
+from gatcluster.training.distributed import SINGLE_PROCESS, Ranks
 from gatcluster.training.fit import FitResult, fit, resolve_device
 from gatcluster.training.resume import params_digest
 
@@ -47,14 +48,25 @@ def load_dataset(params: Params, layout: ProjectLayout) -> ImageDataset:
     return dataset
 
 
-def train(params: Params, dataset: ImageDataset, log_fn: LogFn, checkpoint: Path) -> FitResult:
+def train(
+    params: Params, dataset: ImageDataset, log_fn: LogFn, checkpoint: Path, ranks: Ranks = SINGLE_PROCESS
+) -> FitResult:
     """Fit on the data set with a progress bar beside `log_fn`; resumes from `checkpoint`."""
     data = params.data
     images = prepare_images(dataset.images, data.image_size, data.grayscale)
     with ProgressLogger(params.train.iterations, "train") as bar:
-        result = fit(params, images, dataset.labels, combine_loggers(bar, log_fn), checkpoint)
+        result = fit(params, images, dataset.labels, combine_loggers(bar, log_fn), checkpoint, ranks)
         bar(params.train.iterations, result.history[-1] if result.history else {})  # also when resumed
     return result
+
+
+def train_quietly(params: Params, layout: ProjectLayout, ranks: Ranks) -> str:
+    """A rank other than 0: train its share, without labels, progress bar, files or tracking."""
+    data = params.data
+    dataset = load_dataset(params, layout)
+    images = prepare_images(dataset.images, data.image_size, data.grayscale)
+    fit(params, images, None, None, layout.checkpoint, ranks)
+    return ""
 
 
 def interrupted_message(layout: ProjectLayout) -> str:
@@ -137,18 +149,29 @@ def write_outputs(
     return f"{what_was_trained(result, params)}{shown} -> {model} (MLflow run {run_id})"
 
 
-def run_train(params: Params, layout: ProjectLayout, tracking_uri: str | None, exp_name: str) -> str:
+def run_train(
+    params: Params,
+    layout: ProjectLayout,
+    tracking_uri: str | None,
+    exp_name: str,
+    ranks: Ranks = SINGLE_PROCESS,
+) -> str:
     """The whole stage: data, MLflow run (resumed or new), training, outputs; the one-line report.
 
     `exp_name` is the DVC experiment's name ("" outside `dvc exp run`): the run's name and a tag.
+    Under torchrun every rank calls this; rank 0 alone owns the MLflow run and writes files
+    (the others return "").
     """
+    if not ranks.is_main:
+        return train_quietly(params, layout, ranks)
     dataset = load_dataset(params, layout)
     tracking = open_tracking(params, layout.root, tracking_uri)
     device = str(resolve_device(params.train.device))
     tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], device, exp_name)
+    tags["processes"] = str(ranks.world_size)
     run_id = training_run(tracking, params, tags, layout, exp_name or "train")
     with active_run(tracking.client, run_id):
         log_stage_params(tracking.client, run_id, flatten_params(params, STAGE_PARAMS["train"]))
         tracking.client.log_artifact(run_id, str(layout.params_file))
-        result = train(params, dataset, metric_logger(tracking.client, run_id), layout.checkpoint)
+        result = train(params, dataset, metric_logger(tracking.client, run_id), layout.checkpoint, ranks)
         return write_outputs(result, params, tracking, run_id, layout)

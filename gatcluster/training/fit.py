@@ -17,11 +17,16 @@ import torch
 from gatcluster.config.params import Params
 from gatcluster.model import GATCluster
 from gatcluster.training.checkpoint import save_checkpoint
+from gatcluster.training.distributed import SINGLE_PROCESS, Ranks, rank_device
 from gatcluster.training.head_selection import best_head
 from gatcluster.training.resume import try_resume
-from gatcluster.training.trainer import Trainer
+from gatcluster.training.trainer import Trainer, TrainingDiverged
 
 LogFn = Callable[[int, dict[str, float]], None]
+
+
+class LostProcess(RuntimeError):
+    """A collective operation failed: another training process died or cannot be reached."""
 
 
 class TrainingSetupError(ValueError):
@@ -50,43 +55,71 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def run_iteration(trainer: Trainer, iteration: int) -> dict[str, float]:
+    """One iteration; with several processes, a failed collective becomes LostProcess (no traceback)."""
+    if not trainer.ranks.distributed:
+        return trainer.run_iteration(iteration)
+    try:
+        return trainer.run_iteration(iteration)
+    except TrainingDiverged:
+        raise
+    except RuntimeError as err:  # gloo / NCCL report a dead peer as a RuntimeError
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LostProcess(
+            f"rank {trainer.ranks.rank} lost contact with the other training processes in iteration "
+            f"{iteration + 1} ({first_line[:300]}); another process probably failed (see its message)"
+        ) from err
+
+
 def fit(
     params: Params,
     images: torch.Tensor,
     labels: np.ndarray | None = None,
     log_fn: LogFn | None = None,
     checkpoint: Path | None = None,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> FitResult:
     """Train GATCluster on uint8 images (N, C, S, S); resume from `checkpoint` when compatible.
 
     `labels` only feed the periodic monitoring metrics (`train.eval_every`); they never choose
     the model. `log_fn(iteration, metrics)` receives each iteration's mean losses (1-based step).
+    With several `ranks` (torchrun, process group started), every rank calls `fit`; rank 0 alone
+    writes checkpoints, monitors, refits BatchNorm and selects the head. The other ranks return
+    after the last iteration with their (equal) trained weights, unfinalized.
     """
     if len(images) < params.train.sub_batch:
         raise TrainingSetupError(
             f"the data set has {len(images)} images, fewer than train.sub_batch ({params.train.sub_batch}): "
             "lower train.sub_batch or add images"
         )
-    device = resolve_device(params.train.device)
-    trainer = Trainer(params, images, device)
+    device = rank_device(resolve_device(params.train.device), ranks)
+    trainer = Trainer(params, images, device, ranks)
     done, history = try_resume(trainer, checkpoint)
     started, cfg = time.perf_counter(), params.train
     for iteration in range(done, cfg.iterations):
         tic = time.perf_counter()
-        metrics = trainer.run_iteration(iteration)
+        metrics = run_iteration(trainer, iteration)
         metrics["seconds"] = time.perf_counter() - tic
         step = iteration + 1
-        if labels is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.iterations):
+        if (
+            ranks.is_main
+            and labels is not None
+            and cfg.eval_every
+            and (step % cfg.eval_every == 0 or step == cfg.iterations)
+        ):
             metrics.update(trainer.evaluate(labels))
         history.append({"step": step, **metrics})
         if log_fn is not None:
             log_fn(step, metrics)
         if (
-            checkpoint is not None
+            ranks.is_main
+            and checkpoint is not None
             and cfg.checkpoint_every
             and (step % cfg.checkpoint_every == 0 or step == cfg.iterations)
         ):
             save_checkpoint(trainer.state(step, history), checkpoint)
+    if not ranks.is_main:
+        return FitResult(trainer.output_model, history, done, time.perf_counter() - started)
     trainer.finalize()
     result = FitResult(trainer.output_model, history, done)
     if trainer.output_model.num_heads > 1:

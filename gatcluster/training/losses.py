@@ -17,6 +17,8 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+from gatcluster.model.head import full_precision
+
 TARGET_EPS = 1e-5
 ENTROPY_CLAMP = 1e-5
 
@@ -144,7 +146,7 @@ def attention_loss(
         if not mask.any():
             return _none_selected(att_probs)
         att_probs, sharpened = att_probs[mask], sharpened[mask]
-    return F.binary_cross_entropy(att_probs, sharpened)
+    return F.binary_cross_entropy(att_probs, sharpened.to(att_probs.dtype))
 
 
 class GATClusterLoss(nn.Module):
@@ -172,7 +174,7 @@ class GATClusterLoss(nn.Module):
         sharpened: torch.Tensor,
         labels: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        probs, att_probs = probs.float(), att_probs.float()
+        probs, att_probs = full_precision(probs), full_precision(att_probs)
         mask = confident_mask(sharpened, self.confidence)
         with torch.autocast(device_type=probs.device.type, enabled=False):
             terms = {

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Params that do not change what training computes: a checkpoint stays valid across them.
-NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device"}
+# Params that do not change what training computes: a checkpoint stays valid across them. The
+# process count is one of them: batch semantics are equal across world sizes (README, Scaling out).
+NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device", "processes"}
 
 
 def training_params(params: Params) -> dict:

@@ -19,6 +19,17 @@ from gatcluster.data.views import augmented_view
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.model import GATCluster
 from gatcluster.training.checkpoint import restore_rng_state, rng_state
+from gatcluster.training.distributed import (
+    SINGLE_PROCESS,
+    Ranks,
+    batchnorm_synced,
+    broadcast_from_main,
+    data_parallel,
+    gather_rows,
+    gather_rows_with_grad,
+    share,
+    use_synced_batchnorm,
+)
 from gatcluster.training.ema import ema_copy, ema_update
 from gatcluster.training.head_selection import best_head, head_losses
 from gatcluster.training.losses import GATClusterLoss, Targets, compute_targets
@@ -57,11 +68,22 @@ def target_diagnostics(probs: torch.Tensor, targets: Targets, num_clusters: int)
     }
 
 
+def empty_targets(rows: int, clusters: int, device: torch.device) -> Targets:
+    """Room for one head's targets (rank 0 broadcasts the values)."""
+    return Targets(
+        torch.empty(rows, clusters, device=device),
+        torch.empty(rows, clusters, device=device),
+        torch.empty(rows, dtype=torch.int64, device=device),
+    )
+
+
 class Trainer:
     """Holds the model, optimizer and loss of one run; `fit` drives it."""
 
-    def __init__(self, params: Params, images: torch.Tensor, device: torch.device) -> None:
-        self.params, self.cfg, self.device = params, params.train, device
+    def __init__(
+        self, params: Params, images: torch.Tensor, device: torch.device, ranks: Ranks = SINGLE_PROCESS
+    ) -> None:
+        self.params, self.cfg, self.device, self.ranks = params, params.train, device, ranks
         self.images = images.to(device)  # uint8 (N, C, S, S), the model-input-sized data set
         self.grayscale = params.data.grayscale
         seed_everything(params.seed)
@@ -69,6 +91,12 @@ class Trainer:
         self.model = GATCluster(params.model, in_channels).to(device)
         if self.cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if ranks.distributed:  # before the EMA copy, so that it is synced too
+            use_synced_batchnorm(self.model)
+        # What an optimizer step calls: every head, under DDP when several processes train.
+        self.forward_heads = (
+            data_parallel(self.model, device) if ranks.distributed else self.model.forward_heads
+        )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
         self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights), self.cfg.confidence)
         # The EMA copy computes the targets and is the trained model in the end (None: off).
@@ -82,16 +110,20 @@ class Trainer:
         return self.teacher if self.teacher is not None else self.model
 
     def head_targets(
-        self, batch: torch.Tensor, seed: int, where: str, amp: bool
+        self, batch: torch.Tensor, seed: int, where: str, amp: bool, ranks: Ranks = SINGLE_PROCESS
     ) -> tuple[list[torch.Tensor], list[Targets]]:
         """Clean probabilities and targets of every head for `batch` (eval mode, in chunks).
 
-        Non-finite predictions stop training with a message naming `where` they appeared.
+        With several `ranks`, each predicts its share of `batch`; rank 0 computes the targets from
+        all predictions and every rank receives them. Non-finite predictions stop training with a
+        message naming `where` they appeared.
         """
         cfg, model = self.cfg, self.output_model
         probs = chunked_head_probs(
-            model, batch, cfg.target_chunk, self.grayscale, self.device, amp, cfg.channels_last
+            model, share(batch, ranks), cfg.target_chunk, self.grayscale, self.device, amp, cfg.channels_last
         )
+        if ranks.distributed:
+            probs = [gather_rows(p.to(self.device), ranks).cpu() for p in probs]
         if not all(torch.isfinite(p).all() for p in probs):
             raise TrainingDiverged(
                 f"non-finite predictions in {where}. "
@@ -99,30 +131,36 @@ class Trainer:
             )
         sizes = [self.params.model.num_clusters] * model.num_heads
         sizes += [self.params.model.overcluster] * (len(probs) - model.num_heads)
-        targets = [
-            compute_targets(
-                p, k, cfg.kmeans_n_init, (seed + h) % (2**31), cfg.guard_min_ratio, cfg.sinkhorn_iters
-            )
-            for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
-        ]
-        return probs, [Targets(*(t.to(self.device) for t in tg)) for tg in targets]
+        if not ranks.is_main:  # filled in by rank 0's broadcast
+            targets = [empty_targets(len(p), p.shape[1], self.device) for p in probs]
+        else:
+            targets = [
+                compute_targets(
+                    p, k, cfg.kmeans_n_init, (seed + h) % (2**31), cfg.guard_min_ratio, cfg.sinkhorn_iters
+                )
+                for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
+            ]
+            targets = [Targets(*(t.to(self.device) for t in tg)) for tg in targets]
+        broadcast_from_main([t for tg in targets for t in tg], ranks)
+        return probs, targets
 
     def compute_targets(self, batch: torch.Tensor, iteration: int) -> list[Targets]:
         """Step 1: clean-view targets of the large batch for every head (eval mode, no gradients)."""
-        cfg = self.cfg
+        cfg, ranks = self.cfg, self.ranks
         if cfg.bn_reestimate:
-            reestimate_batchnorm(
-                self.output_model,
-                batch,
-                cfg.target_chunk,
-                self.grayscale,
-                self.device,
-                cfg.channels_last,
-                cfg.amp,
-            )
+            with batchnorm_synced(self.output_model, ranks.distributed):
+                reestimate_batchnorm(
+                    self.output_model,
+                    share(batch, ranks),
+                    cfg.target_chunk,
+                    self.grayscale,
+                    self.device,
+                    cfg.channels_last,
+                    cfg.amp,
+                )
         seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
         where = f"the target pass of iteration {iteration + 1}"
-        probs, targets = self.head_targets(batch, seed, where, cfg.amp)
+        probs, targets = self.head_targets(batch, seed, where, cfg.amp, ranks)
         self.target_stats = target_diagnostics(probs[0], targets[0], self.params.model.num_clusters)
         return targets
 
@@ -143,7 +181,7 @@ class Trainer:
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
         steps, per_step = 0, cfg.sub_batch // cfg.views
-        views = self.augmented_views(batch, aug_gen)
+        views = self.augmented_views(batch, aug_gen)  # all of them on every rank: equal streams
         for repeat in range(cfg.repeats):
             if cfg.resample_aug_per_repeat and repeat > 0:
                 views = self.augmented_views(batch, aug_gen)
@@ -151,7 +189,8 @@ class Trainer:
             for start in range(0, len(order) - per_step + 1, per_step):
                 idx = order[start : start + per_step]
                 x = views[0][idx] if cfg.views == 1 else torch.cat([v[idx] for v in views])
-                terms = self.optimizer_step(x, targets, idx.repeat(cfg.views))
+                with batchnorm_synced(self.model, self.ranks.distributed):
+                    terms = self.optimizer_step(x, targets, idx.repeat(cfg.views))
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
                 steps += 1
@@ -162,14 +201,18 @@ class Trainer:
     ) -> dict[str, torch.Tensor]:
         """One Adam step on one augmented sub-batch, every head's loss summed; detached terms.
 
+        With several ranks, each forwards its share of `x` and the outputs are gathered, so every
+        rank computes the loss of the whole sub-batch (module docstring of distributed.py).
         `loss/<term>` are means over the heads; `loss/head<h>` each head's total (several heads).
         """
+        ranks = self.ranks
         with autocast_for(self.device, self.cfg.amp):
-            outs = self.model.forward_heads(model_input(x, self.cfg.channels_last))
+            outs = self.forward_heads(model_input(share(x, ranks), self.cfg.channels_last))
         totals, head_terms = [], []
         for out, t in zip(outs, targets, strict=True):
+            probs, att_probs = (gather_rows_with_grad(o, ranks) for o in (out.probs, out.att_probs))
             loss, terms = self.loss_fn(
-                out.probs, out.att_probs, t.balanced[idx], t.sharpened[idx], t.relation_labels[idx]
+                probs, att_probs, t.balanced[idx], t.sharpened[idx], t.relation_labels[idx]
             )
             totals.append(loss)
             head_terms.append(terms)

@@ -65,6 +65,8 @@ def test_integers_are_accepted_where_numbers_are_expected():
         ({"data.image_size": 28}, "data.image_size must be 32 for model.backbone small32"),
         ({"train.sub_batch": 2000}, r"train.sub_batch \(2000\) must be <= train.large_batch"),
         ({"train": 3}, "train must be a mapping"),
+        ({"train.processes": 3}, r"train.large_batch \(1000\) must be a multiple of train.processes \(3\)"),
+        ({"train.processes": 0}, "train.processes must be >= 1"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(overrides, message):

@@ -319,3 +319,83 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
     assert "closed MLflow run" in done.stderr
     _, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
+
+
+def rank_process(rank: int, root: Path) -> int | None:
+    """The pid of the training process with torchrun RANK `rank` working in `root`, if running."""
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cwd = (entry / "cwd").resolve()
+        except (OSError, ValueError):
+            continue
+        if f"RANK={rank}".encode() in environ and cwd == root.resolve():
+            return int(entry.name)
+    return None
+
+
+def two_process_env(root: Path) -> dict[str, str]:
+    """One torch thread per process: two processes share the two cores."""
+    return {**stage_env(root), "GAT_THREADS": "1"}
+
+
+def test_two_processes_train_one_model_in_one_run_like_one_process(clone):
+    one = read_history(clone)
+    shutil.rmtree(clone / "checkpoints")
+    write_params(clone, {**TINY, "train": {**TINY["train"], "processes": 2}})
+    done = subprocess.run(
+        [sys.executable, "stages/train.py"],
+        cwd=clone,
+        env=two_process_env(clone),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trained 2 iterations" in done.stdout and done.stdout.count("MLflow run") == 1
+    assert sorted(p.name for p in (clone / "checkpoints" / "train").iterdir()) == ["last.pt", "run.json"]
+    client, runs = mlflow_runs(clone)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]  # the 1-process run, then this one
+    assert runs[-1].data.tags["processes"] == "2" and runs[-1].data.params["train.processes"] == "2"
+    assert json.loads((clone / "models" / "run.json").read_text())["run_id"] == runs[-1].info.run_id
+    two = read_history(clone)
+    assert [row["step"] for row in two] == [row["step"] for row in one]
+    for a, b in zip(one, two, strict=True):
+        # Not bit-identical: float32/bf16 sums run in another order, and at these first iterations
+        # k-means relations of near-uniform targets flip on such rounding (the float64 check in
+        # tests/training/test_distributed.py shows the math equal). Measured: within 1 %.
+        assert abs(float(b["loss/total"]) - float(a["loss/total"])) <= 0.03 * abs(float(a["loss/total"]))
+
+
+def test_a_killed_process_fails_the_stage_and_its_run_and_a_rerun_resumes(tmp_path):
+    root = copy_project(tmp_path)
+    write_params(root, {**TINY, "train": {**TINY["train"], "iterations": 8, "eval_every": 0, "processes": 2}})
+    fetch_in_process(root)
+    train = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=root,
+        env=two_process_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = root / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.2)
+    os.kill(rank_process(1, root), signal.SIGKILL)
+    _, err = train.communicate(timeout=120)
+    assert train.returncode == 128 + signal.SIGKILL, err
+    assert "training process rank 1 was killed by SIGKILL" in err and "resume" in err
+    assert "Traceback" not in err
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["FAILED"]
+    done = subprocess.run(
+        [sys.executable, "stages/train.py"],
+        cwd=root,
+        env=two_process_env(root),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed after iteration" in done.stdout
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
