@@ -112,6 +112,7 @@ class TrainConfig:
     bn_reestimate: bool = True
     amp: bool = True
     channels_last: bool = True
+    compile: bool = False
     checkpoint_every: int = field(default=10, metadata=_range(0))
     eval_every: int = field(default=25, metadata=_range(0))
     loss_weights: LossWeights = field(default_factory=LossWeights)

@@ -32,17 +32,22 @@ def to_grayscale(x: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=1, keepdim=True)
 
 
-def prepare_images(images: np.ndarray, size: int, grayscale: bool) -> torch.Tensor:
-    """Fitted uint8 (N, size, size, C) -> uint8 (N, C', size, size), C' = 3 only for RGB models.
-
-    Colour stays colour even for a grayscale model: the views jitter colour first, then convert.
-    """
+def check_image_size(images: np.ndarray, size: int) -> None:
+    """Stored (N, H, W, C) images must be size × size: else fetched for another data.image_size."""
     if images.shape[1:3] != (size, size):
         h, w = images.shape[1:3]
         raise ImageSizeError(
             f"the stored images are {h}x{w} pixels but data.image_size is {size}: "
             "fetch the data again for this size (dvc repro fetch)"
         )
+
+
+def prepare_images(images: np.ndarray, size: int, grayscale: bool) -> torch.Tensor:
+    """Fitted uint8 (N, size, size, C) -> uint8 (N, C', size, size), C' = 3 only for RGB models.
+
+    Colour stays colour even for a grayscale model: the views jitter colour first, then convert.
+    """
+    check_image_size(images, size)
     x = to_tensor_nchw(images)
     if not grayscale and x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1).contiguous()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from gatcluster.data.fit import fit_images
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PROJECT_DATASET_DIR = Path("data") / "dataset"  # where the pipeline keeps it, relative to the project
+CHECKSUM_ROWS = 8192  # rows hashed at a time
 
 
 class DatasetError(RuntimeError):
@@ -51,10 +53,27 @@ def fit_dataset(dataset: ImageDataset, size: int) -> ImageDataset:
     return replace(dataset, images=fit_images(dataset.images, size, dataset.resize_rule))
 
 
+def release_pages(array: np.ndarray) -> None:
+    """Drop the resident pages of a memory-mapped array from this process (no-op in memory).
+
+    They stay in the kernel's page cache, so reading them again is cheap; only this process's
+    resident memory shrinks.
+    """
+    backing = getattr(array, "_mmap", None)
+    if backing is not None and hasattr(mmap, "MADV_DONTNEED"):
+        backing.madvise(mmap.MADV_DONTNEED)
+
+
 def dataset_checksum(images: np.ndarray, labels: np.ndarray | None) -> str:
-    """sha256 over the image bytes, their shape and the labels."""
+    """sha256 over the image bytes, their shape and the labels.
+
+    Read in blocks of rows, releasing a memory-mapped array's pages after each: checking a data
+    set larger than memory does not load it.
+    """
     digest = hashlib.sha256(str(images.shape).encode())
-    digest.update(np.ascontiguousarray(images).tobytes())
+    for start in range(0, len(images), CHECKSUM_ROWS):
+        digest.update(np.ascontiguousarray(images[start : start + CHECKSUM_ROWS]).tobytes())
+        release_pages(images)
     if labels is not None:
         digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     return digest.hexdigest()
@@ -95,10 +114,13 @@ def read_manifest(data_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def read_dataset(data_dir: Path, verify: bool = True) -> ImageDataset:
-    """Load a dataset written by `write_dataset`, checking its checksum when `verify`."""
+def read_dataset(data_dir: Path, verify: bool = True, mapped: bool = False) -> ImageDataset:
+    """Load a dataset written by `write_dataset`, checking its checksum when `verify`.
+
+    `mapped`: the images stay on disk, memory-mapped read-only (wrap them in `ModelImages`).
+    """
     manifest = read_manifest(data_dir)
-    images = np.load(data_dir / "images.npy")
+    images = np.load(data_dir / "images.npy", mmap_mode="r" if mapped else None)
     labels = np.load(data_dir / "labels.npy") if manifest["has_labels"] else None
     if verify and dataset_checksum(images, labels) != manifest["checksum"]:
         raise DatasetError(f"{data_dir} does not match its manifest checksum: fetch it again")

@@ -16,7 +16,7 @@ import torch
 
 from gatcluster.atomic import atomic_path, write_json_atomic, write_text_atomic
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
-from gatcluster.data.prepare import prepare_images
+from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
 from gatcluster.evaluation.pictures import attention_grid
 from gatcluster.evaluation.report import cluster_table, confusion_rows, metrics_report, named_clusters
@@ -31,7 +31,7 @@ from gatcluster.tracking.mlflow_runs import (
     reopen_run,
     write_run_file,
 )
-from gatcluster.training.passes import chunked_outputs
+from gatcluster.training.passes import chunked_outputs, predict_clusters
 
 CHUNK = 500
 REPORT_FILES = ("metrics.json", "clusters.json", "confusion.csv", "attention.png")
@@ -63,9 +63,8 @@ def write_reports(
 ) -> dict:
     """Predict every image and write the four report files; the metrics report."""
     data, k, reports = trained.data, trained.model.num_clusters, layout.reports_dir
-    images = prepare_images(dataset.images, data.image_size, data.grayscale)
-    out = chunked_outputs(model, images, CHUNK, data.grayscale, torch.device("cpu"))
-    pred = out.probs.argmax(1).numpy()
+    images = ModelImages(dataset.images, data.image_size, data.grayscale)
+    pred = predict_clusters(model, images, CHUNK, data.grayscale, torch.device("cpu")).numpy()
     report = metrics_report(pred, dataset.labels, k)
     write_json_atomic(reports / "metrics.json", report)
     names = named_clusters(pred, dataset.labels, k, dataset.classes)
@@ -73,15 +72,17 @@ def write_reports(
     rows = [] if dataset.labels is None else confusion_rows(pred, dataset.labels, names, dataset.classes)
     write_text_atomic(reports / "confusion.csv", confusion_csv(rows))
     idx = sample_indices(len(images), params.evaluate.attention_samples, params.seed)
+    sample = images[idx]
+    att_maps = chunked_outputs(model, sample, CHUNK, data.grayscale, torch.device("cpu")).att_map
     with atomic_path(reports / "attention.png") as tmp:
-        attention_grid(images[idx], out.att_map[idx]).save(tmp, format="PNG")
+        attention_grid(sample, att_maps).save(tmp, format="PNG")
     return report
 
 
 def run_evaluate(params: Params, layout: ProjectLayout, tracking_uri: str | None, exp_name: str) -> str:
     """The whole stage, in the model's MLflow run; the one-line report."""
     model, trained = load_model(layout.model_file)
-    dataset = read_dataset(layout.dataset_dir)
+    dataset = read_dataset(layout.dataset_dir, mapped=True)
     tracking = open_tracking(trained, layout.root, tracking_uri)
     tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], "cpu", exp_name)
     run_id = reopen_run(tracking.client, layout.model_run_file, tracking.experiment_id, "evaluate", tags)

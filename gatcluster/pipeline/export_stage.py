@@ -16,7 +16,7 @@ import onnx
 from mlflow.models import infer_signature
 
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
-from gatcluster.data.prepare import prepare_images
+from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
 from gatcluster.data.views import clean_view
 from gatcluster.model import GATCluster
@@ -92,9 +92,9 @@ def run_export(
 ) -> str:
     """Export, check parity at batch 1 and 7 on real images, log to the model's run; the report."""
     model, trained = load_model(layout.model_file)
-    dataset = read_dataset(layout.dataset_dir)
+    dataset = read_dataset(layout.dataset_dir, mapped=True)
     data = trained.data
-    images = prepare_images(dataset.images, data.image_size, data.grayscale)
+    images = ModelImages(dataset.images, data.image_size, data.grayscale)
     tracking = open_tracking(trained, layout.root, tracking_uri)
     tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], "cpu", exp_name)
     run_id = reopen_run(tracking.client, layout.report_run_file, tracking.experiment_id, "export", tags)

@@ -15,7 +15,7 @@ from pathlib import Path
 from gatcluster.atomic import write_json_atomic, write_text_atomic
 from gatcluster.cli.progress import LogFn, ProgressLogger, combine_loggers
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
-from gatcluster.data.prepare import prepare_images
+from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
 from gatcluster.model.model_file import save_model
 from gatcluster.pipeline.layout import ProjectLayout
@@ -39,7 +39,7 @@ SUMMARY_METRICS = ("acc", "nmi", "ari")
 
 def load_dataset(params: Params, layout: ProjectLayout) -> ImageDataset:
     """The fetched data set, checked to be the configured source."""
-    dataset = read_dataset(layout.dataset_dir)
+    dataset = read_dataset(layout.dataset_dir, mapped=True)
     if dataset.source != params.data.source:
         raise DatasetError(
             f"{layout.relative(layout.dataset_dir)} holds {dataset.source!r} but data.source is "
@@ -53,7 +53,7 @@ def train(
 ) -> FitResult:
     """Fit on the data set with a progress bar beside `log_fn`; resumes from `checkpoint`."""
     data = params.data
-    images = prepare_images(dataset.images, data.image_size, data.grayscale)
+    images = ModelImages(dataset.images, data.image_size, data.grayscale)
     with ProgressLogger(params.train.iterations, "train") as bar:
         result = fit(params, images, dataset.labels, combine_loggers(bar, log_fn), checkpoint, ranks)
         bar(params.train.iterations, result.history[-1] if result.history else {})  # also when resumed
@@ -64,7 +64,7 @@ def train_quietly(params: Params, layout: ProjectLayout, ranks: Ranks) -> str:
     """A rank other than 0: train its share, without labels, progress bar, files or tracking."""
     data = params.data
     dataset = load_dataset(params, layout)
-    images = prepare_images(dataset.images, data.image_size, data.grayscale)
+    images = ModelImages(dataset.images, data.image_size, data.grayscale)
     fit(params, images, None, None, layout.checkpoint, ranks)
     return ""
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from gatcluster.config.params import Params
+from gatcluster.data.model_images import ModelImages
 from gatcluster.model import GATCluster
 from gatcluster.training.checkpoint import save_checkpoint
 from gatcluster.training.distributed import SINGLE_PROCESS, Ranks, rank_device
@@ -73,7 +74,7 @@ def run_iteration(trainer: Trainer, iteration: int) -> dict[str, float]:
 
 def fit(
     params: Params,
-    images: torch.Tensor,
+    images: torch.Tensor | ModelImages,
     labels: np.ndarray | None = None,
     log_fn: LogFn | None = None,
     checkpoint: Path | None = None,
@@ -81,6 +82,7 @@ def fit(
 ) -> FitResult:
     """Train GATCluster on uint8 images (N, C, S, S); resume from `checkpoint` when compatible.
 
+    `images` is a tensor (moved to the device whole) or ModelImages (read from disk per batch).
     `labels` only feed the periodic monitoring metrics (`train.eval_every`); they never choose
     the model. `log_fn(iteration, metrics)` receives each iteration's mean losses (1-based step).
     With several `ranks` (torchrun, process group started), every rank calls `fit`; rank 0 alone

@@ -90,9 +90,13 @@ def predict_clusters(
     device: torch.device,
     channels_last: bool = False,
 ) -> torch.Tensor:
-    """Cluster id (argmax of the global head) per image."""
-    out = chunked_outputs(model, images, chunk, grayscale, device, channels_last=channels_last)
-    return out.probs.argmax(dim=1)
+    """Cluster id (argmax of the global head) per image, chunk by chunk (only the ids are kept)."""
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for x in clean_chunks(images, chunk, grayscale, device, channels_last):
+            parts.append(model(x).probs.argmax(dim=1).cpu())
+    return torch.cat(parts)
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # Params that do not change what training computes: a checkpoint stays valid across them. The
 # process count is one of them: batch semantics are equal across world sizes (README, Scaling out).
-NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device", "processes"}
+NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device", "processes", "compile"}
 
 
 def training_params(params: Params) -> dict:

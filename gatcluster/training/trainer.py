@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from gatcluster.config.params import Params, params_to_dict
+from gatcluster.data.model_images import ModelImages, RowPrefetch
 from gatcluster.data.views import augmented_view
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.model import GATCluster
@@ -81,10 +82,19 @@ class Trainer:
     """Holds the model, optimizer and loss of one run; `fit` drives it."""
 
     def __init__(
-        self, params: Params, images: torch.Tensor, device: torch.device, ranks: Ranks = SINGLE_PROCESS
+        self,
+        params: Params,
+        images: torch.Tensor | ModelImages,
+        device: torch.device,
+        ranks: Ranks = SINGLE_PROCESS,
     ) -> None:
         self.params, self.cfg, self.device, self.ranks = params, params.train, device, ranks
-        self.images = images.to(device)  # uint8 (N, C, S, S), the model-input-sized data set
+        # uint8 (N, C, S, S), the model-input-sized data set: on the device when it is a tensor,
+        # read from disk batch by batch when it is ModelImages (prefetched in the background on CUDA).
+        self.images = images if isinstance(images, ModelImages) else images.to(device)
+        self.prefetch = (
+            RowPrefetch(images) if isinstance(images, ModelImages) and device.type == "cuda" else None
+        )
         self.grayscale = params.data.grayscale
         seed_everything(params.seed)
         in_channels = 1 if self.grayscale else 3
@@ -97,6 +107,8 @@ class Trainer:
         self.forward_heads = (
             data_parallel(self.model, device) if ranks.distributed else self.model.forward_heads
         )
+        if self.cfg.compile:  # the same weights; only the optimizer step's forward/backward is compiled
+            self.forward_heads = torch.compile(self.forward_heads)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
         self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights), self.cfg.confidence)
         # The EMA copy computes the targets and is the trained model in the end (None: off).
@@ -233,12 +245,30 @@ class Trainer:
             logged.update({f"loss/head{h}": loss.detach() for h, loss in enumerate(totals)})
         return logged
 
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Images `idx` of the data set, on the device."""
+        if isinstance(self.images, ModelImages):
+            return self.images[idx].to(self.device)
+        return self.images[idx.to(self.device)]
+
+    def large_batch_indices(self, iteration: int) -> torch.Tensor:
+        """The data set rows of iteration `iteration`'s large batch (from the seed alone)."""
+        return large_batch_indices(len(self.images), self.cfg.large_batch, iteration, self.params.seed)
+
+    def large_batch(self, iteration: int) -> torch.Tensor:
+        """The large batch of `iteration` on the device; on CUDA the next one is read meanwhile."""
+        if self.prefetch is None:
+            return self.rows(self.large_batch_indices(iteration))
+        batch = self.prefetch.take(self.large_batch_indices(iteration), self.device)
+        if iteration + 1 < self.cfg.iterations:
+            self.prefetch.start(self.large_batch_indices(iteration + 1))
+        return batch
+
     def run_iteration(self, iteration: int) -> dict[str, float]:
         """One outer iteration: targets on a fresh large batch, then training on it."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(iteration, self.cfg.iterations, self.cfg.lr, self.cfg.lr_schedule)
-        idx = large_batch_indices(len(self.images), self.cfg.large_batch, iteration, self.params.seed)
-        batch = self.images[idx.to(self.device)]
+        batch = self.large_batch(iteration)
         losses = self.train_on(batch, self.compute_targets(batch, iteration), iteration)
         if not all(math.isfinite(v) for v in losses.values()):
             raise TrainingDiverged(
@@ -300,7 +330,7 @@ class Trainer:
             return []
         gen = derived_generator(self.params.seed, 0, SELECTION)
         idx = torch.randperm(len(self.images), generator=gen)[: cfg.large_batch]
-        batch = self.images[idx.to(self.device)]
+        batch = self.rows(idx)
         seed = derived_seed(self.params.seed, 0, SELECTION) % (2**31)
         # In float32, as the selected head will be used.
         _, targets = self.head_targets(batch, seed, "the head-selection pass", amp=False)

@@ -339,10 +339,29 @@ def two_process_env(root: Path) -> dict[str, str]:
     return {**stage_env(root), "GAT_THREADS": "1"}
 
 
-def test_two_processes_train_one_model_in_one_run_like_one_process(clone):
-    one = read_history(clone)
+def test_two_processes_train_like_one_and_a_killed_rank_fails_the_run_until_a_rerun_resumes(clone):
+    one = read_history(clone)  # the project's one-process run of the same params
     shutil.rmtree(clone / "checkpoints")
     write_params(clone, {**TINY, "train": {**TINY["train"], "processes": 2}})
+    train = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=clone,
+        env=two_process_env(clone),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = clone / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.1)
+    os.kill(rank_process(1, clone), signal.SIGKILL)  # during iteration 2 of 2
+    _, err = train.communicate(timeout=120)
+    assert train.returncode == 128 + signal.SIGKILL, err
+    assert "training process rank 1 was killed by SIGKILL" in err and "resume" in err
+    assert "Traceback" not in err
+    _, runs = mlflow_runs(clone)
+    assert [r.info.status for r in runs] == ["FINISHED", "FAILED"]  # the 1-process run, then this one
+
     done = subprocess.run(
         [sys.executable, "stages/train.py"],
         cwd=clone,
@@ -351,10 +370,10 @@ def test_two_processes_train_one_model_in_one_run_like_one_process(clone):
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "trained 2 iterations" in done.stdout and done.stdout.count("MLflow run") == 1
-    assert sorted(p.name for p in (clone / "checkpoints" / "train").iterdir()) == ["last.pt", "run.json"]
-    client, runs = mlflow_runs(clone)
-    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]  # the 1-process run, then this one
+    assert "resumed after iteration 1" in done.stdout and done.stdout.count("MLflow run") == 1
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["last.pt", "run.json"]
+    _, runs = mlflow_runs(clone)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]  # the same run, continued
     assert runs[-1].data.tags["processes"] == "2" and runs[-1].data.params["train.processes"] == "2"
     assert json.loads((clone / "models" / "run.json").read_text())["run_id"] == runs[-1].info.run_id
     two = read_history(clone)
@@ -364,38 +383,3 @@ def test_two_processes_train_one_model_in_one_run_like_one_process(clone):
         # k-means relations of near-uniform targets flip on such rounding (the float64 check in
         # tests/training/test_distributed.py shows the math equal). Measured: within 1 %.
         assert abs(float(b["loss/total"]) - float(a["loss/total"])) <= 0.03 * abs(float(a["loss/total"]))
-
-
-def test_a_killed_process_fails_the_stage_and_its_run_and_a_rerun_resumes(tmp_path):
-    root = copy_project(tmp_path)
-    write_params(root, {**TINY, "train": {**TINY["train"], "iterations": 8, "eval_every": 0, "processes": 2}})
-    fetch_in_process(root)
-    train = subprocess.Popen(
-        [sys.executable, "stages/train.py"],
-        cwd=root,
-        env=two_process_env(root),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    checkpoint = root / "checkpoints" / "train" / "last.pt"
-    while not checkpoint.exists() and train.poll() is None:
-        time.sleep(0.2)
-    os.kill(rank_process(1, root), signal.SIGKILL)
-    _, err = train.communicate(timeout=120)
-    assert train.returncode == 128 + signal.SIGKILL, err
-    assert "training process rank 1 was killed by SIGKILL" in err and "resume" in err
-    assert "Traceback" not in err
-    _, runs = mlflow_runs(root)
-    assert [r.info.status for r in runs] == ["FAILED"]
-    done = subprocess.run(
-        [sys.executable, "stages/train.py"],
-        cwd=root,
-        env=two_process_env(root),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "resumed after iteration" in done.stdout
-    _, runs = mlflow_runs(root)
-    assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from gatcluster.config.params import ADDITIONS_OFF, Params, replace_params
+from gatcluster.data.model_images import ModelImages
 from gatcluster.data.prepare import prepare_images
-from gatcluster.data.store import fit_dataset
+from gatcluster.data.store import fit_dataset, read_dataset, write_dataset
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.checkpoint import load_checkpoint
 from gatcluster.training.fit import TrainingSetupError, fit, resolve_device
@@ -278,3 +279,35 @@ def test_the_lowest_loss_head_is_kept_alone(digit_images, tmp_path):
     one_head = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
     assert weights <= one_head  # the other heads' weights are not in the file
     check_parity(model, tmp_path / "m.onnx", digit_images[:7].float().div(255))
+
+
+def test_training_from_disk_equals_training_from_memory(digit_images, digits_dataset, tmp_path):
+    write_dataset(fit_dataset(digits_dataset, 32), tmp_path / "dataset")
+    on_disk = ModelImages(read_dataset(tmp_path / "dataset", mapped=True).images, 32, True)
+    params = tiny_params(**{"train.iterations": 2, "train.large_batch": 300, "train.eval_every": 0})
+    from_disk, in_memory = fit(params, on_disk), fit(params, digit_images)
+    assert without_time(from_disk.history) == without_time(in_memory.history)
+    assert states_equal(from_disk.model.state_dict(), in_memory.model.state_dict())
+
+
+def test_compile_wraps_the_step_forward_only_when_asked(digit_images, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn: compiled.append(fn) or fn)
+    Trainer(tiny_params(), digit_images, CPU)
+    assert compiled == []
+    trainer = Trainer(tiny_params(**{"train.compile": True}), digit_images, CPU)
+    assert compiled == [trainer.model.forward_heads]  # the optimizer step's network, nothing else
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_from_disk_reads_ahead_into_pinned_memory(digit_images, digits_dataset, tmp_path):
+    write_dataset(fit_dataset(digits_dataset, 32), tmp_path / "dataset")
+    on_disk = ModelImages(read_dataset(tmp_path / "dataset", mapped=True).images, 32, True)
+    params = tiny_params(**{"train.iterations": 2, "train.device": "cuda", "train.eval_every": 0})
+    trainer = Trainer(params, on_disk, torch.device("cuda"))
+    assert trainer.prefetch is not None
+    first = trainer.run_iteration(0)
+    assert trainer.prefetch.pending is not None  # iteration 2's batch is being read meanwhile
+    second = trainer.run_iteration(1)
+    assert all(math.isfinite(v) for v in {**first, **second}.values())

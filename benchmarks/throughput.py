@@ -1,0 +1,126 @@
+"""Training throughput of 1 and 2 processes (torchrun, DDP), on the CPU and on GPUs where present.
+
+Each configuration trains mnist5k with params.yaml (seed, model, batches) for a few outer
+iterations in its own `torchrun --standalone` launch; rank 0 reports the training images/s of the
+iterations after the first (warm-up), targets included: R·⌊L·V/B⌋·B images per iteration over the
+iteration's wall time, as benchmarks/train_speed.py counts them. Batch sizes are global, so every
+configuration does the same work per iteration. CPU processes share the cores out
+(threads = cores / processes); on CUDA each process has its own GPU.
+
+    .venv/bin/python benchmarks/throughput.py                      # CPU 1 and 2 processes (+ GPU)
+    .venv/bin/python benchmarks/throughput.py --iterations 4 --set train.large_batch=2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from quality import cpu_model  # benchmarks/ is this script's folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def training_images(params) -> int:
+    """Images seen by the optimizer steps of one outer iteration."""
+    t = params.train
+    return t.repeats * (t.large_batch // (t.sub_batch // t.views)) * t.sub_batch
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One rank: train, and (rank 0) write images/s of the timed iterations to args.out."""
+    from gatcluster.config.params import load_params, replace_params
+    from gatcluster.data.bundled import BUNDLED_SOURCES
+    from gatcluster.data.prepare import prepare_images
+    from gatcluster.data.store import fit_dataset
+    from gatcluster.training.distributed import Ranks, start_process_group, stop_process_group
+    from gatcluster.training.fit import fit
+
+    ranks = Ranks(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+    torch.set_num_threads(args.threads)
+    overrides = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.set)}
+    fixed = {
+        "train.device": args.device,
+        "train.iterations": args.iterations,
+        "train.processes": ranks.world_size,
+        "train.checkpoint_every": 0,
+        "train.eval_every": 0,
+    }
+    params = replace_params(load_params(args.params), {**overrides, **fixed})
+    data = BUNDLED_SOURCES[params.data.source]()
+    images = prepare_images(
+        fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
+    )
+    start_process_group(torch.device(args.device), ranks)
+    result = fit(params, images, ranks=ranks)
+    stop_process_group()
+    if ranks.is_main:
+        seconds = [row["seconds"] for row in result.history[1:]]
+        per_second = training_images(params) / statistics.fmean(seconds)
+        args.out.write_text(
+            json.dumps({"images_per_s": per_second, "iteration_s": statistics.fmean(seconds)})
+        )
+
+
+def launch(args: argparse.Namespace, device: str, processes: int) -> dict:
+    """One torchrun launch of this script's worker mode; rank 0's result."""
+    threads = max(1, (os.cpu_count() or 1) // processes) if device == "cpu" else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        cmd += [f"--nproc-per-node={processes}", __file__, "--worker", "--out", str(out)]
+        cmd += ["--device", device, "--threads", str(threads), "--iterations", str(args.iterations)]
+        cmd += ["--params", str(args.params), "--set", *args.set]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+        subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+        return {**json.loads(out.read_text()), "threads": threads}
+
+
+def configurations() -> list[tuple[str, int]]:
+    """(device, processes): the CPU with 1 and 2; CUDA with 1 and, given 2 GPUs, 2."""
+    configs = [("cpu", 1), ("cpu", 2)]
+    gpus = torch.cuda.device_count()
+    configs += [("cuda", n) for n in (1, 2) if n <= gpus]
+    return configs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--iterations", type=int, default=6, help="outer iterations (the first is warm-up)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.iterations < 2:
+        parser.error("--iterations must be at least 2 (the first one is warm-up)")
+    if args.worker:
+        worker(args)
+        return
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    print(f"# {cpu_model()}, {gpu}, torch {torch.__version__}")
+    print(f"# params {args.params.name}, overrides {args.set or 'none'}, {args.iterations} iterations")
+    base: dict[str, float] = {}
+    for device, processes in configurations():
+        r = launch(args, device, processes)
+        base.setdefault(device, r["images_per_s"])
+        print(
+            f"{device:<4} {processes} process(es) × {r['threads']} thread(s): "
+            f"{r['images_per_s']:8.0f} training images/s  ({r['iteration_s']:.2f} s/iteration, "
+            f"{r['images_per_s'] / base[device]:.2f}x of 1 process)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
