@@ -70,7 +70,7 @@ def worker(args: argparse.Namespace) -> None:
         )
 
 
-def launch(args: argparse.Namespace, device: str, processes: int) -> dict:
+def launch(args: argparse.Namespace, device: str, processes: int, extra: list[str]) -> dict:
     """One torchrun launch of this script's worker mode; rank 0's result."""
     threads = max(1, (os.cpu_count() or 1) // processes) if device == "cpu" else 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,17 +78,20 @@ def launch(args: argparse.Namespace, device: str, processes: int) -> dict:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         cmd += [f"--nproc-per-node={processes}", __file__, "--worker", "--out", str(out)]
         cmd += ["--device", device, "--threads", str(threads), "--iterations", str(args.iterations)]
-        cmd += ["--params", str(args.params), "--set", *args.set]
+        cmd += ["--params", str(args.params), "--set", *args.set, *extra]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
         subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
         return {**json.loads(out.read_text()), "threads": threads}
 
 
-def configurations() -> list[tuple[str, int]]:
-    """(device, processes): the CPU with 1 and 2; CUDA with 1 and, given 2 GPUs, 2."""
-    configs = [("cpu", 1), ("cpu", 2)]
+def configurations() -> list[tuple[str, int, list[str]]]:
+    """(device, processes, extra overrides): 1 and 2 processes, the latter also without synced
+    BatchNorm in training steps (fewer collectives per step); CUDA likewise given 1 or 2 GPUs."""
+    unsynced = ["train.sync_batchnorm=false"]
+    configs = [("cpu", 1, []), ("cpu", 2, []), ("cpu", 2, unsynced)]
     gpus = torch.cuda.device_count()
-    configs += [("cuda", n) for n in (1, 2) if n <= gpus]
+    configs += [("cuda", 1, [])] if gpus >= 1 else []
+    configs += [("cuda", 2, []), ("cuda", 2, unsynced)] if gpus >= 2 else []
     return configs
 
 
@@ -111,11 +114,12 @@ def main() -> None:
     print(f"# {cpu_model()}, {gpu}, torch {torch.__version__}")
     print(f"# params {args.params.name}, overrides {args.set or 'none'}, {args.iterations} iterations")
     base: dict[str, float] = {}
-    for device, processes in configurations():
-        r = launch(args, device, processes)
+    for device, processes, extra in configurations():
+        r = launch(args, device, processes, extra)
         base.setdefault(device, r["images_per_s"])
+        note = f" {extra[0]}" if extra else ""
         print(
-            f"{device:<4} {processes} process(es) × {r['threads']} thread(s): "
+            f"{device:<4} {processes} process(es) × {r['threads']} thread(s){note}: "
             f"{r['images_per_s']:8.0f} training images/s  ({r['iteration_s']:.2f} s/iteration, "
             f"{r['images_per_s'] / base[device]:.2f}x of 1 process)",
             flush=True,

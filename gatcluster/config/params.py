@@ -101,6 +101,7 @@ class TrainConfig:
 
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     processes: int = field(default=1, metadata=_range(1, 1024))
+    sync_batchnorm: bool = True
     iterations: int = field(default=200, metadata=_range(1))
     large_batch: int = field(default=1000, metadata=_range(2))
     sub_batch: int = field(default=128, metadata=_range(2))

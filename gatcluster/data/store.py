@@ -72,7 +72,7 @@ def dataset_checksum(images: np.ndarray, labels: np.ndarray | None) -> str:
     """
     digest = hashlib.sha256(str(images.shape).encode())
     for start in range(0, len(images), CHECKSUM_ROWS):
-        digest.update(np.ascontiguousarray(images[start : start + CHECKSUM_ROWS]).tobytes())
+        digest.update(np.ascontiguousarray(images[start : start + CHECKSUM_ROWS]).data)  # no copy
         release_pages(images)
     if labels is not None:
         digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())

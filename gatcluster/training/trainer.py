@@ -201,8 +201,7 @@ class Trainer:
             for start in range(0, len(order) - per_step + 1, per_step):
                 idx = order[start : start + per_step]
                 x = views[0][idx] if cfg.views == 1 else torch.cat([v[idx] for v in views])
-                with batchnorm_synced(self.model, self.ranks.distributed):
-                    terms = self.optimizer_step(x, targets, idx.repeat(cfg.views))
+                terms = self.optimizer_step(x, targets, idx.repeat(cfg.views))
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
                 steps += 1
@@ -217,6 +216,14 @@ class Trainer:
         rank computes the loss of the whole sub-batch (module docstring of distributed.py).
         `loss/<term>` are means over the heads; `loss/head<h>` each head's total (several heads).
         """
+        ranks, cfg = self.ranks, self.cfg
+        with batchnorm_synced(self.model, ranks.distributed and cfg.sync_batchnorm):
+            return self.adam_step(x, targets, idx)
+
+    def adam_step(
+        self, x: torch.Tensor, targets: list[Targets], idx: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The step itself; `optimizer_step` sets the BatchNorm synchronisation around it."""
         ranks = self.ranks
         with autocast_for(self.device, self.cfg.amp):
             outs = self.forward_heads(model_input(share(x, ranks), self.cfg.channels_last))

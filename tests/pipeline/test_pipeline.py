@@ -342,7 +342,7 @@ def two_process_env(root: Path) -> dict[str, str]:
 def test_two_processes_train_like_one_and_a_killed_rank_fails_the_run_until_a_rerun_resumes(clone):
     one = read_history(clone)  # the project's one-process run of the same params
     shutil.rmtree(clone / "checkpoints")
-    write_params(clone, {**TINY, "train": {**TINY["train"], "processes": 2}})
+    write_params(clone, {**TINY, "train": {**TINY["train"], "processes": 2, "eval_every": 0}})
     train = subprocess.Popen(
         [sys.executable, "stages/train.py"],
         cwd=clone,

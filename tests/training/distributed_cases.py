@@ -9,7 +9,7 @@ import torch
 
 from gatcluster.config.params import Params, replace_params
 from gatcluster.data.views import clean_view
-from gatcluster.training.distributed import Ranks, batchnorm_synced
+from gatcluster.training.distributed import Ranks
 from gatcluster.training.losses import Targets
 from gatcluster.training.streams import large_batch_indices
 from gatcluster.training.trainer import Trainer
@@ -37,7 +37,7 @@ def bn_case() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def trainer_for(
-    images: torch.Tensor, ranks: Ranks, device: torch.device = CPU
+    images: torch.Tensor, ranks: Ranks, device: torch.device = CPU, sync_batchnorm: bool = True
 ) -> tuple[Trainer, torch.Tensor]:
     """A trainer on digits (amp off) and its iteration-0 large batch."""
     overrides = {
@@ -47,6 +47,7 @@ def trainer_for(
         "train.sub_batch": SUB_BATCH,
         "train.amp": False,
         "train.processes": ranks.world_size,
+        "train.sync_batchnorm": sync_batchnorm,
     }
     trainer = Trainer(replace_params(Params(), overrides), images, device, ranks)
     idx = large_batch_indices(len(images), LARGE_BATCH, 0, 0)
@@ -61,6 +62,5 @@ def step_case(trainer: Trainer, batch: torch.Tensor, targets: Targets) -> dict[s
     """
     idx = torch.arange(SUB_BATCH, device=trainer.device)
     trainer.model.train()
-    with batchnorm_synced(trainer.model, trainer.ranks.distributed):
-        trainer.optimizer_step(clean_view(batch[idx], True), [targets], idx)
+    trainer.optimizer_step(clean_view(batch[idx], True), [targets], idx)
     return {name: p.grad.clone() for name, p in trainer.model.named_parameters()}

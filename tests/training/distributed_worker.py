@@ -70,6 +70,9 @@ def main() -> None:
         given = Targets(*(t.to(device) for t in torch.load(targets_file)))
         grads = step_case(trainer, batch, given)
         result["grads"] = {k: v.cpu() for k, v in grads.items()}
+        unsynced, _ = trainer_for(images, ranks, device, sync_batchnorm=False)
+        grads = step_case(unsynced, batch, given)
+        result["grads_unsynced"] = {k: v.cpu() for k, v in grads.items()}
     if ranks.is_main:
         torch.save(result, out_dir / "rank0.pt")
     stop_process_group()

@@ -122,6 +122,14 @@ def test_a_two_rank_step_has_the_one_process_gradient(one_process, two_processes
         torch.testing.assert_close(two[name], one[name], rtol=1e-7, atol=1e-9, msg=name)
 
 
+def test_without_synced_batchnorm_a_step_normalises_each_share_alone(one_process, two_processes):
+    one, unsynced = one_process["grads"], two_processes["grads_unsynced"]
+    # train.sync_batchnorm false: each rank's BatchNorm sees only its half of the sub-batch, so the
+    # step is no longer the one-process step (the synced one above is, to 1e-7).
+    errors = [float((unsynced[k] - one[k]).norm() / one[k].norm()) for k in one if one[k].norm() > 1e-6]
+    assert max(errors) > 1e-3
+
+
 def test_one_process_needs_no_process_group():
     rows = torch.arange(6.0)
     assert share(rows, SINGLE_PROCESS) is rows
