@@ -11,7 +11,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from gatcluster.config.params import AugmentConfig
 from gatcluster.data.prepare import to_grayscale
@@ -54,6 +53,10 @@ def jitter_hue(x: torch.Tensor, hue: float, gen: torch.Generator) -> torch.Tenso
         return x
     if x.shape[1] != 3:
         raise ValueError(f"hue jitter needs colour images, got {x.shape[1]} channel(s): set augment.hue: 0")
+    # Imported here: torchvision's transforms take about a second to import, and every stage and
+    # `gat` process would pay it for a jitter that is off on greyscale data.
+    from torchvision.transforms.v2 import functional as TF
+
     factors = _uniform(len(x), -hue, hue, gen).tolist()
     return torch.stack([TF.adjust_hue(img, f) for img, f in zip(x, factors, strict=True)])
 
