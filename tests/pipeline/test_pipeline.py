@@ -269,23 +269,29 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def train_until_first_checkpoint(root: Path, env: dict[str, str], **popen: object) -> subprocess.Popen:
+    """The train stage started in `root` (output captured), returned once it wrote a checkpoint."""
+    train = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
+    checkpoint = root / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.1)
+    return train
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path, sig, code):
     root = copy_project(tmp_path)
     quick = {"iterations": 8, "large_batch": 100, "eval_every": 0}  # ~0.5 s per iteration
     write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
     fetch_in_process(root)
-    train = subprocess.Popen(
-        [sys.executable, "stages/train.py"],
-        cwd=root,
-        env=stage_env(root),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=default_sigint,
-    )
-    checkpoint = root / "checkpoints" / "train" / "last.pt"
-    while not checkpoint.exists() and train.poll() is None:
-        time.sleep(0.2)
+    train = train_until_first_checkpoint(root, stage_env(root), preexec_fn=default_sigint)
     train.send_signal(sig)
     _, err = train.communicate(timeout=120)
     assert train.returncode == code and b"resume" in err and b"Traceback" not in err
@@ -343,17 +349,8 @@ def test_two_processes_train_like_one_and_a_killed_rank_fails_the_run_until_a_re
     one = read_history(clone)  # the project's one-process run of the same params
     shutil.rmtree(clone / "checkpoints")
     write_params(clone, {**TINY, "train": {**TINY["train"], "processes": 2, "eval_every": 0}})
-    train = subprocess.Popen(
-        [sys.executable, "stages/train.py"],
-        cwd=clone,
-        env=two_process_env(clone),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    train = train_until_first_checkpoint(clone, two_process_env(clone), text=True)
     checkpoint = clone / "checkpoints" / "train" / "last.pt"
-    while not checkpoint.exists() and train.poll() is None:
-        time.sleep(0.1)
     os.kill(rank_process(1, clone), signal.SIGKILL)  # during iteration 2 of 2
     _, err = train.communicate(timeout=120)
     assert train.returncode == 128 + signal.SIGKILL, err
