@@ -46,6 +46,9 @@ CONFIGS: dict[str, dict] = {
     "fp32": {"train.amp": False},
     "views": {"train.views": 2, "train.repeats": 1},
     "views-r2": {"train.views": 2},
+    "fea64": {"model.fea_dim": 64},
+    "iters350": {"train.iterations": 350},
+    "lr1e-3": {"train.lr": 0.001},
 }
 
 

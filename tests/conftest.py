@@ -6,6 +6,10 @@ every test process uses two threads, the count of the CI machine.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -54,3 +58,36 @@ def trained_onnx(tmp_path_factory, digits_dataset):
     contract = ModelContract(32, 1, digits_dataset.resize_rule, 10, names, source="digits")
     export_onnx(model, path, 18, contract.to_metadata())
     return model, params, path
+
+
+class Browser:
+    """Headless Chromium, as CI installs it (.ci/run): pages rendered for real, offline."""
+
+    FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+
+    def run(self, url: str, *flags: str) -> subprocess.CompletedProcess:
+        cmd = [self.executable, *self.FLAGS, "--virtual-time-budget=20000", *flags, url]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+    def dump_dom(self, url: str) -> str:
+        """The page's DOM after its scripts ran."""
+        return self.run(url, "--dump-dom").stdout
+
+    def screenshot(self, url: str, path: Path, width: int = 1200, height: int = 900) -> Path:
+        """A PNG of the rendered page's first screen."""
+        self.run(url, f"--window-size={width},{height}", f"--screenshot={path}")
+        assert path.is_file(), f"Chromium wrote no screenshot of {url}"
+        return path
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    """Headless Chromium; the test is skipped, with the reason, where none is installed."""
+    names = ("chromium", "chromium-browser", "google-chrome")
+    executable = next((shutil.which(n) for n in names if shutil.which(n)), None)
+    if executable is None:
+        pytest.skip("no Chromium here (CI installs it: apt-get install chromium)")
+    return Browser(executable)

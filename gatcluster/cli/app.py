@@ -4,6 +4,7 @@ gat predict photos/ --model models/gatcluster.onnx --out clusters.csv
 gat info models/gatcluster.onnx
 gat preset stl10                write the STL-10 preset into ./params.yaml (comments kept)
 gat check                       validate ./params.yaml against the data (the pipeline's first stage)
+gat promote 3                   point the registry alias @champion at version 3 of the exported model
 gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -134,12 +136,18 @@ def info(model: Annotated[Path, typer.Argument(help="A gatcluster .onnx file.")]
 
 @app.command(
     epilog="Examples:\n\n  gat predict photos/ --model models/gatcluster.onnx --out clusters.csv\n\n"
-    "  gat predict a.png b.jpg --model m.onnx --format jsonl --attention-dir att/"
+    "  gat predict a.png b.jpg --model m.onnx --format jsonl --attention-dir att/\n\n"
+    "  gat predict photos/ --sort-into sorted/ --gallery gallery/"
 )
 def predict(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (scanned recursively).")],
-    model: Annotated[Path, typer.Option(help="The exported .onnx model.")] = Path("models/gatcluster.onnx"),
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The exported .onnx file, or a registry model: models:/NAME@ALIAS, models:/NAME/VERSION."
+        ),
+    ] = "models/gatcluster.onnx",
     out: Annotated[Path | None, typer.Option(help="Write the table here (default: stdout).")] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv | jsonl | parquet (default: from --out)")
@@ -148,6 +156,23 @@ def predict(
     device: Annotated[str, typer.Option(help="auto (CUDA when usable) | cpu | cuda")] = "auto",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for ONNX Runtime.")] = None,
     attention_dir: Annotated[Path | None, typer.Option(help="Write attention-map overlays here.")] = None,
+    gallery: Annotated[
+        Path | None,
+        typer.Option(help="Write a cluster gallery here: gallery.html and one PNG per cluster."),
+    ] = None,
+    gallery_members: Annotated[
+        int,
+        typer.Option(
+            min=1, max=256, help="Per cluster: most confident members shown, and as many at random."
+        ),
+    ] = 16,
+    sort_into: Annotated[
+        Path | None,
+        typer.Option(help="Link each input into DIR/<cluster name>/ (nothing there is overwritten)."),
+    ] = None,
+    copy: Annotated[
+        bool, typer.Option("--copy", help="With --sort-into: copy the files instead of linking.")
+    ] = False,
 ) -> None:
     """Cluster image files through the ONNX model; a table of clusters and probabilities."""
     from gatcluster.cli.predict_command import PredictOptions, run_predict
@@ -163,11 +188,103 @@ def predict(
         raise fail(str(err)) from err
     if fmt == "parquet" and out is None:
         raise fail("Parquet output needs --out FILE (it is a binary format)")
-    if attention_dir is not None and attention_dir.exists() and not attention_dir.is_dir():
-        raise fail(f"--attention-dir {attention_dir} is a file: give a folder")
+    for flag, folder in (
+        ("--attention-dir", attention_dir),
+        ("--gallery", gallery),
+        ("--sort-into", sort_into),
+    ):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise fail(f"{flag} {folder} is a file: give a folder")
+    if copy and sort_into is None:
+        raise fail("--copy applies to --sort-into DIR: add --sort-into, or drop --copy")
     verbose = bool(ctx.obj and ctx.obj.get("verbose"))
-    options = PredictOptions(model, out, fmt, batch_size, device, threads, attention_dir, verbose)
+    model_file = local_model_file(model)
+    options = PredictOptions(
+        model_file,
+        out,
+        fmt,
+        batch_size,
+        device,
+        threads,
+        attention_dir,
+        verbose,
+        gallery=gallery,
+        gallery_members=gallery_members,
+        sort_into=sort_into,
+        copy=copy,
+        model_label=model,
+    )
     raise typer.Exit(run_predict(paths, options))
+
+
+def cache_root() -> Path:
+    """Where downloaded registry models are kept: GAT_CACHE_DIR, else the user's cache folder."""
+    if os.environ.get("GAT_CACHE_DIR"):
+        return Path(os.environ["GAT_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gatcluster"
+
+
+def local_model_file(model: str) -> Path:
+    """--model as a local file: a path as given, or a registry version fetched into the cache."""
+    from gatcluster.tracking.registry import RegistryError, fetch_model, is_registry_uri, parse_model_uri
+
+    if not is_registry_uri(model):
+        return Path(model)
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
+    uri = project_tracking_uri()
+    try:
+        path, version = fetch_model(MlflowClient(tracking_uri=uri), parse_model_uri(model), cache_root())
+    except RegistryError as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    typer.echo(f"{model}: version {version} ({path})", err=True)
+    return path
+
+
+def registered_model_name(given: str | None, params: Path) -> str:
+    """--registered-model, else params.yaml's export.registered_model."""
+    if given:
+        return given
+    from gatcluster.config.params import ParamsError, load_params
+
+    try:
+        name = load_params(params).export.registered_model if params.is_file() else "gatcluster"
+    except ParamsError as err:
+        raise fail(str(err)) from err
+    if name is None:
+        raise fail(f"{params} sets export.registered_model: null: pass --registered-model NAME")
+    return name
+
+
+@app.command(epilog="Examples:\n\n  gat promote 3\n\n  gat promote 4 --alias challenger")
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to promote (a number, or 'latest').")],
+    alias: Annotated[str, typer.Option(help="The alias to point at it.")] = "champion",
+    registered_model: Annotated[
+        str | None, typer.Option(help="Registered model; default: export.registered_model of params.yaml.")
+    ] = None,
+    params: Annotated[Path, typer.Option(help="The params file naming the model.")] = Path("params.yaml"),
+) -> None:
+    """Point a registry alias (default @champion) at a version of the exported model."""
+    from mlflow.tracking import MlflowClient
+
+    from gatcluster.tracking.registry import RegistryError, latest_version, move_alias
+
+    name = registered_model_name(registered_model, params)
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", alias):
+        raise fail(f"--alias {alias!r}: use letters, digits, '_' and '-' (e.g. champion)")
+    if version != "latest" and not version.isdigit():
+        raise fail(f"VERSION must be a number or 'latest', got {version!r}")
+    uri = project_tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        number = latest_version(client, name) if version == "latest" else int(version)
+        before = move_alias(client, name, number, alias)
+    except RegistryError as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    was = "" if before is None else f" (was version {before})"
+    typer.echo(f"models:/{name}@{alias} -> version {number}{was}; registry {uri}")
 
 
 def project_tracking_uri() -> str:

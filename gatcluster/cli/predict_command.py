@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
 from gatcluster.cli.progress import count_columns
+from gatcluster.cli.sort_into import ClusterSorter
 from gatcluster.data.walk import SkippedFile, walk_files
+from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 from gatcluster.serving.onnx_predict import (
@@ -49,6 +52,11 @@ class PredictOptions:
     threads: int | None
     attention_dir: Path | None
     verbose: bool = False
+    gallery: Path | None = None
+    gallery_members: int = 16
+    sort_into: Path | None = None
+    copy: bool = False
+    model_label: str | None = None  # how the user named the model (a models:/ URI), for messages
 
 
 @dataclass
@@ -59,6 +67,9 @@ class Tally:
     ignored: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
     sizes: dict[int, int] = field(default_factory=dict)
+    sorted: int = 0
+    renamed: int = 0
+    already_sorted: int = 0
 
 
 def image_inputs(paths: list[Path], tally: Tally) -> Iterator[Path | SkippedFile]:
@@ -86,11 +97,51 @@ def write_attention(predictions: list[Prediction], folder: Path, offset: int) ->
         overlay.save(folder / f"{i:06d}_c{p.cluster}_{p.path.stem[:60]}.png")
 
 
+class Extras:
+    """What --gallery and --sort-into do with each batch of predictions, besides the table."""
+
+    def __init__(self, opts: PredictOptions, contract: ModelContract) -> None:
+        self.opts = opts
+        self.names = list(contract.cluster_names)
+        self.collector = None
+        self.sorter = None
+        if opts.gallery is not None:
+            self.collector = GalleryCollector(contract.num_clusters, opts.gallery_members, seed=0)
+        if opts.sort_into is not None:
+            self.sorter = ClusterSorter(opts.sort_into, self.names, opts.copy)
+
+    def take(self, predictions: list[Prediction], tally: Tally) -> None:
+        """Offer each prediction to the gallery; link or copy each input into its cluster folder."""
+        for p in predictions:
+            if self.collector is not None:
+                image = np.ascontiguousarray(np.transpose(p.image, (2, 0, 1)))
+                self.collector.add(p.cluster, p.confidence, image, p.att_map, str(p.path))
+            if self.sorter is not None:
+                placed = self.sorter.place(p.path, p.cluster)
+                tally.sorted += not placed.already_there
+                tally.renamed += placed.renamed
+                tally.already_sorted += placed.already_there
+
+    def finish(self, tally: Tally) -> None:
+        """Write the gallery (after every image was seen)."""
+        if self.collector is None or self.opts.gallery is None:
+            return
+        model = self.opts.model_label or self.opts.model
+        note = (
+            f"{tally.clustered} images clustered by {model}. Per cluster: its "
+            f"{self.collector.members} most confident members, then {self.collector.members} drawn at "
+            "random; attention maps in red. Hover a picture for its file."
+        )
+        cards = cluster_cards(self.collector, self.names)
+        save_gallery(cards, self.opts.gallery, self.opts.gallery / "gallery.html", "Clusters", note)
+
+
 def cluster_all(
     paths: list[Path], opts: PredictOptions, contract: ModelContract, session, console: Console
 ) -> Tally:
     """Stream every input through the model into the output table; the tally."""
     tally = Tally()
+    extras = Extras(opts, contract)
     inputs = list(image_inputs(paths, tally))  # paths only (cheap): the bar gets a total and an ETA
     total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
     with (
@@ -106,17 +157,19 @@ def cluster_all(
             if opts.attention_dir is not None:
                 write_attention(predictions, opts.attention_dir, tally.clustered)
             table.write(predictions)
+            extras.take(predictions, tally)
             tally.clustered += len(predictions)
             for p in predictions:
                 tally.sizes[p.cluster] = tally.sizes.get(p.cluster, 0) + 1
             bar.update(task, advance=len(predictions))
+        extras.finish(tally)
     return tally
 
 
 def check_outputs_writable(opts: PredictOptions) -> None:
     """Create the output folders and prove they take a file, before any image is read (OSError)."""
     folders = [opts.out.parent] if opts.out is not None else []
-    folders += [opts.attention_dir] if opts.attention_dir is not None else []
+    folders += [f for f in (opts.attention_dir, opts.gallery, opts.sort_into) if f is not None]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -144,6 +197,21 @@ def print_summary(tally: Tally, seconds: float, provider: str, console: Console)
         console.print(f"... and {len(tally.skipped) - SHOWN_SKIPS} more skipped", highlight=False)
 
 
+def report_extras(opts: PredictOptions, tally: Tally, console: Console) -> None:
+    """Where the gallery and the sorted inputs went."""
+    if opts.gallery is not None:
+        page = opts.gallery / "gallery.html"
+        console.print(f"wrote the cluster gallery {page}", highlight=False, markup=False)
+    if opts.sort_into is not None:
+        how = "copied" if opts.copy else "linked"
+        line = f"{how} {tally.sorted} images into {opts.sort_into}/<cluster name>/"
+        if tally.renamed:
+            line += f"; {tally.renamed} renamed with a number because the name was taken"
+        if tally.already_sorted:
+            line += f"; {tally.already_sorted} were already there (left as they were)"
+        console.print(line, highlight=False, markup=False)
+
+
 def run_predict(paths: list[Path], opts: PredictOptions) -> int:
     """Run `gat predict`; the exit code. Messages go to stderr, the table to stdout or --out."""
     console = Console(stderr=True, soft_wrap=True)  # paths and reasons stay on one line each
@@ -166,5 +234,6 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
         return EXIT_FAILED
     if opts.out is not None:
         console.print(f"wrote {tally.clustered} rows to {opts.out}", highlight=False, markup=False)
+    report_extras(opts, tally, console)
     console.print(CLUSTER_COLUMNS, highlight=False)
     return EXIT_SOME_SKIPPED if tally.skipped else EXIT_OK

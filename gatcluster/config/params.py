@@ -144,6 +144,7 @@ class EvaluateConfig:
     """The evaluate stage."""
 
     attention_samples: int = field(default=32, metadata=_range(1, 1024))
+    gallery_members: int = field(default=16, metadata=_range(1, 256))
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class ExportConfig:
     """The ONNX export stage."""
 
     opset: int = field(default=18, metadata=_range(13, 23))
+    registered_model: str | None = "gatcluster"
 
 
 @dataclass(frozen=True)

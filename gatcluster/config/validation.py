@@ -112,9 +112,21 @@ def check_consistency(params: Params) -> None:
         )
     if train.ema_decay >= 1.0:
         raise ParamsError(f"train.ema_decay must be < 1 (0 turns the EMA copy off), got {train.ema_decay}")
+    check_registered_model(params.export.registered_model)
     model = params.model
     if model.overcluster and model.overcluster <= model.num_clusters:
         raise ParamsError(
             f"model.overcluster must be 0 (off) or more than model.num_clusters ({model.num_clusters}), "
             f"got {model.overcluster}"
+        )
+
+
+def check_registered_model(name: str | None) -> None:
+    """An MLflow registered-model name: not blank, no '/' or ':' (they delimit models:/ URIs)."""
+    if name is None:
+        return
+    if not name.strip() or "/" in name or ":" in name:
+        raise ParamsError(
+            f"export.registered_model must be a name without '/' or ':' (or null: register nothing), "
+            f"got {name!r}"
         )

@@ -59,3 +59,22 @@ def cluster_table(pred: np.ndarray, names: list[str]) -> list[dict]:
 def confusion_rows(pred: np.ndarray, labels: np.ndarray, names: list[str], classes: list[str]) -> list[dict]:
     """One row per image, {"actual": class, "predicted": matched cluster name}, for `dvc plots`."""
     return [{"actual": classes[y], "predicted": names[c]} for c, y in zip(pred, labels, strict=True)]
+
+
+def matched_purity(
+    pred: np.ndarray, labels: np.ndarray | None, num_clusters: int, classes: list[str]
+) -> tuple[list[str | None], list[float | None]]:
+    """Per cluster: the class Hungarian matching gave it and the share of its members in that class
+    (None where the data has no labels, the cluster is empty or it matched no class)."""
+    if labels is None:
+        return [None] * num_clusters, [None] * num_clusters
+    mapping = cluster_scores(pred, labels).mapping
+    matched: list[str | None] = []
+    purity: list[float | None] = []
+    for k in range(num_clusters):
+        members = labels[pred == k]
+        c = mapping.get(k, -1)
+        known = 0 <= c < len(classes) and len(members) > 0
+        matched.append(classes[c] if known else None)
+        purity.append(float(np.mean(members == c)) if known else None)
+    return matched, purity

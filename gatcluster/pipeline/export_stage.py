@@ -3,7 +3,9 @@
 Reads models/model.pt, data/dataset/ (parity-check images), reports/run.json and
 reports/clusters.json (the cluster names evaluate matched); writes models/gatcluster.onnx with the
 model contract (`serving/contract.py`) in its metadata, and logs it (with signature and input
-example), the export params, params.yaml and dvc.lock to the model's MLflow run.
+example), the export params, params.yaml and dvc.lock to the model's MLflow run, and adds it as a
+version of the registered model `export.registered_model` (tags: run, data checksum, git commit,
+params digest, ACC / NMI / ARI).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
 from gatcluster.serving.contract import ModelContract
 from gatcluster.serving.onnx_export import check_parity, export_onnx, onnx_session
 from gatcluster.tracking.mlflow_runs import active_run, git_state, log_stage_params, reopen_run
+from gatcluster.tracking.registry import register_version
 from gatcluster.training.resume import params_digest
 
 PARITY_BATCHES = (1, 7)
@@ -66,15 +69,16 @@ def model_contract(
     )
 
 
-def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: ProjectLayout) -> None:
-    """The ONNX model with signature and input example, params.yaml and dvc.lock, in the run."""
+def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: ProjectLayout) -> str:
+    """The ONNX model with signature and input example, params.yaml and dvc.lock, in the run; the
+    logged model's URI."""
     session = onnx_session(layout.onnx_file)
     outputs = dict(
         zip([o.name for o in session.get_outputs()], session.run(None, {"image": example}), strict=True)
     )
     mlflow.set_tracking_uri(tracking.uri)
     with mlflow.start_run(run_id=run_id):
-        mlflow.onnx.log_model(
+        info = mlflow.onnx.log_model(
             onnx.load(str(layout.onnx_file)),
             name="model",
             signature=infer_signature(example, outputs),
@@ -85,6 +89,22 @@ def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: Proj
         for path in (layout.params_file, layout.dvc_lock):
             if path.is_file():
                 mlflow.log_artifact(str(path))
+    return info.model_uri
+
+
+def version_tags(tracking: Tracking, run_id: str, checksum: str, contract: ModelContract) -> dict[str, str]:
+    """What a registered version records: its run, data, code, params and the evaluation metrics."""
+    metrics = tracking.client.get_run(run_id).data.metrics
+    tags = {
+        "run_id": run_id,
+        "data_source": contract.source,
+        "data_checksum": checksum,
+        "git_commit": contract.git_commit,
+        "params_digest": contract.params_digest,
+        "num_clusters": str(contract.num_clusters),
+    }
+    tags.update({key: f"{metrics[key]:.6g}" for key in ("acc", "nmi", "ari") if key in metrics})
+    return tags
 
 
 def run_export(
@@ -96,15 +116,24 @@ def run_export(
     data = trained.data
     images = ModelImages(dataset.images, data.image_size, data.grayscale)
     tracking = open_tracking(trained, layout.root, tracking_uri)
-    tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], "cpu", exp_name)
+    checksum = read_manifest(layout.dataset_dir)["checksum"]
+    tags = run_tags(layout.root, checksum, "cpu", exp_name)
     run_id = reopen_run(tracking.client, layout.report_run_file, tracking.experiment_id, "export", tags)
+    registered = ""
     with active_run(tracking.client, run_id):
         log_stage_params(tracking.client, run_id, flatten_params(params, STAGE_PARAMS["export"]))
         names = read_cluster_names(layout, trained.model.num_clusters)
-        metadata = model_contract(model, trained, dataset, names, layout).to_metadata()
-        export_onnx(model, layout.onnx_file, params.export.opset, metadata, verbose=verbose)
+        contract = model_contract(model, trained, dataset, names, layout)
+        export_onnx(model, layout.onnx_file, params.export.opset, contract.to_metadata(), verbose=verbose)
         for size in PARITY_BATCHES:
             check_parity(model, layout.onnx_file, clean_view(images[:size], data.grayscale))
-        log_model(tracking, run_id, clean_view(images[:2], data.grayscale).numpy(), layout)
+        model_uri = log_model(tracking, run_id, clean_view(images[:2], data.grayscale).numpy(), layout)
+        name = params.export.registered_model
+        if name is not None:
+            vtags = version_tags(tracking, run_id, checksum, contract)
+            version = register_version(tracking.client, name, model_uri, run_id, vtags)
+            registered = (
+                f"; registered as models:/{name}/{version} (`gat promote {version}` makes it @champion)"
+            )
     onnx_file = layout.relative(layout.onnx_file)
-    return f"exported {onnx_file} (parity checked at batch {PARITY_BATCHES}; MLflow run {run_id})"
+    return f"exported {onnx_file} (parity checked at batch {PARITY_BATCHES}; MLflow run {run_id}){registered}"

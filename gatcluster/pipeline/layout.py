@@ -88,3 +88,13 @@ class ProjectLayout:
     def relative(self, path: Path) -> str:
         """`path` relative to the project root when inside it, for short messages."""
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+    @property
+    def gallery_file(self) -> Path:
+        """The clusters as one self-contained page (evaluate)."""
+        return self.root / "reports" / "gallery.html"
+
+    @property
+    def gallery_dir(self) -> Path:
+        """One PNG grid per cluster (evaluate)."""
+        return self.root / "reports" / "gallery"

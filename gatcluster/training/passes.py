@@ -82,6 +82,18 @@ def chunked_head_probs(
     return [torch.cat(column) for column in zip(*parts, strict=True)]
 
 
+def chunked_predictions(
+    model: GATCluster, images: torch.Tensor, chunk: int, grayscale: bool, device: torch.device
+) -> Iterator[tuple[torch.Tensor, HeadOutput]]:
+    """(uint8 images, eval-mode outputs on the CPU) chunk by chunk: one pass, nothing accumulated."""
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(images), chunk):
+            batch = images[start : start + chunk]
+            x = model_input(clean_view(batch.to(device), grayscale), False)
+            yield batch, HeadOutput(*(t.float().cpu() for t in model(x)))
+
+
 def predict_clusters(
     model: GATCluster,
     images: torch.Tensor,

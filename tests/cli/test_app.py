@@ -319,3 +319,31 @@ def test_installed_script_lists_every_bad_input_and_exits_3(tmp_path, trained_on
     for name, reason in bad.items():
         assert f"skipped {tmp_path / 'in' / name}: {reason}" in done.stderr
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 10
+
+
+def test_sort_into_and_gallery_follow_the_table(tmp_path, trained_onnx, digits_dataset):
+    files = digits_folder(tmp_path / "d", digits_dataset.images[:40])
+    (tmp_path / "d" / "sub").mkdir()
+    same_name = tmp_path / "d" / "sub" / files[0].name  # two inputs called 0000.png
+    shutil.copy(files[0], same_name)
+    shutil.copy(files[1], tmp_path / "d" / "ünïcødé 数字.png")
+    sorted_dir = tmp_path / "sorted"
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--out", str(tmp_path / "p.csv")]
+    args += ["--sort-into", str(sorted_dir), "--gallery", str(tmp_path / "gallery"), "--gallery-members", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "p.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    links = sorted(sorted_dir.rglob("*.png"))
+    assert len(rows) == len(links) == 42 and all(p.is_symlink() for p in links)
+    by_target = {os.readlink(p): p.parent.name for p in links}
+    assert {str(Path(r["path"]).resolve()): r["cluster_name"] for r in rows} == by_target
+    assert any(p.name == "0000 (2).png" for p in links)
+    assert f"linked 42 images into {sorted_dir}" in result.stderr and "1 renamed" in result.stderr
+    page = (tmp_path / "gallery" / "gallery.html").read_text()
+    assert "ünïcødé 数字.png" in page and len(list((tmp_path / "gallery").glob("cluster-*.png"))) == 10
+
+
+def test_copy_needs_sort_into(tmp_path, trained_onnx):
+    result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--copy"])
+    assert result.exit_code == 2 and "--copy applies to --sort-into" in result.stderr

@@ -100,6 +100,12 @@ def test_trainer_switches_are_validated(overrides, message):
         replace_params(Params(), overrides)
 
 
+@pytest.mark.parametrize("name", ["", "  ", "a/b", "models:x"])
+def test_a_registered_model_name_that_breaks_models_uris_is_refused(name):
+    with pytest.raises(ParamsError, match="export.registered_model must be a name without"):
+        replace_params(Params(), {"export.registered_model": name})
+
+
 def test_hue_on_a_greyscale_source_is_refused_not_ignored():
     with pytest.raises(
         ParamsError, match="augment.hue .* data.source mnist5k is greyscale: set augment.hue: 0"
@@ -113,6 +119,6 @@ def test_each_stage_logs_exactly_the_params_dvc_yaml_gives_it():
     for stage, sections in STAGE_PARAMS.items():
         assert tuple(stages[stage]["params"]) == sections, stage
     flat = flatten_params(Params(), STAGE_PARAMS["export"])
-    assert flat == {"export.opset": 18}
+    assert flat == {"export.opset": 18, "export.registered_model": "gatcluster"}
     assert "train.lr" in flatten_params(Params(), STAGE_PARAMS["train"])
     assert not any(k.startswith("evaluate.") for k in flatten_params(Params(), STAGE_PARAMS["train"]))

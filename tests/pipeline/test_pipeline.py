@@ -162,6 +162,63 @@ def test_one_finished_mlflow_run_holds_the_whole_model(project):
     assert json.loads((project / "models" / "run.json").read_text())["run_id"] == run.info.run_id
 
 
+def test_evaluate_writes_the_cluster_gallery_and_logs_it(project):
+    page = (project / "reports" / "gallery.html").read_text()
+    clusters = json.loads((project / "reports" / "clusters.json").read_text())
+    for c in clusters:
+        assert (
+            f'id="cluster-{c["cluster"]}"' in page
+            and f"cluster {c['cluster']} ({c['name']}): {c['size']} images" in page
+        )
+    pngs = sorted(p.name for p in (project / "reports" / "gallery").iterdir())
+    assert pngs == [f"cluster-{k:03d}.png" for k in range(10)]
+    client, runs = mlflow_runs(project)
+    logged = {a.path for a in client.list_artifacts(runs[0].info.run_id, "reports/gallery")}
+    assert {f"reports/gallery/{name}" for name in pngs} == logged
+    assert "reports/gallery.html" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "reports")}
+
+
+def test_export_registers_a_version_that_promote_and_predict_by_alias_use(clone, tmp_path, digits_dataset):
+    from PIL import Image
+
+    client, runs = mlflow_runs(clone)
+    version = client.get_model_version("gatcluster", "1")
+    assert version.run_id == runs[0].info.run_id and version.tags["acc"] and version.tags["data_checksum"]
+    env = {**stage_env(clone), "GAT_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store, found from the working folder
+    gat = str(BIN / "gat")
+    promoted = subprocess.run([gat, "promote", "1"], cwd=clone, env=env, capture_output=True, text=True)
+    assert promoted.returncode == 0 and "models:/gatcluster@champion -> version 1" in promoted.stdout
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        Image.fromarray(digits_dataset.images[i][..., 0]).save(photos / f"chiffre é {i}.png")
+    cmd = [gat, "predict", str(photos), "--model", "models:/gatcluster@champion", "--out", "p.csv"]
+    cmd += ["--sort-into", str(tmp_path / "sorted"), "--gallery", str(tmp_path / "gallery")]
+    done = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "models:/gatcluster@champion: version 1" in done.stderr
+    assert len(list((tmp_path / "sorted").rglob("*.png"))) == 12
+    assert (tmp_path / "gallery" / "gallery.html").is_file()
+
+
+def test_a_second_clone_pulls_from_a_dvc_remote_and_rebuilds_nothing(clone, tmp_path):
+    assert run(clone, "git", "add", "-A").returncode == 0
+    assert run(clone, "git", "commit", "-qm", "pipeline").returncode == 0
+    remote = tmp_path / "remote"
+    dvc(clone, "remote", "add", "-d", "shared", str(remote))
+    dvc(clone, "push", "--run-cache")
+    assert run(clone, "git", "commit", "-qam", "remote").returncode == 0
+    second = tmp_path / "second"
+    assert run(tmp_path, "git", "clone", "-q", str(clone), str(second)).returncode == 0
+    assert not (second / "models" / "model.pt").exists()
+    dvc(second, "pull")
+    out = dvc(second, "repro")
+    assert "Running stage" not in out and "Data and pipelines are up to date" in out
+    for name in ("models/model.pt", "models/gatcluster.onnx", "reports/gallery.html", "data/dataset"):
+        assert (second / name).exists(), name
+
+
 def test_second_repro_does_nothing(project):
     assert "Data and pipelines are up to date" in dvc(project, "repro")
 

@@ -1,0 +1,166 @@
+"""The MLflow model registry: versions of the exported ONNX model, aliases, and `models:/` URIs.
+
+Export adds a version of a registered model (`export.registered_model`) with the run, data checksum,
+git commit and the evaluation metrics as version tags; `gat promote` moves an alias (`champion`) to
+a version; `gat predict --model models:/NAME@ALIAS` (or `models:/NAME/3`) resolves the URI against
+the registry, downloads that version's ONNX file once into a local cache (a version never changes,
+so the cache is keyed by it; aliases are looked up on every call) and refuses a version that is not
+a GATCluster ONNX model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from gatcluster.atomic import make_temp_dir
+from gatcluster.serving.contract import ModelFileError, read_contract
+
+URI_PATTERN = re.compile(r"^models:/(?P<name>[^/@:]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))/?$")
+MODEL_FILE = "model.onnx"  # what mlflow.onnx.log_model names the file inside the model folder
+
+
+class RegistryError(RuntimeError):
+    """A registry lookup, promotion or download failed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed `models:/` URI: a registered model name and either a version or an alias."""
+
+    name: str
+    version: int | None
+    alias: str | None
+
+    def __str__(self) -> str:
+        return f"models:/{self.name}" + (f"/{self.version}" if self.version is not None else f"@{self.alias}")
+
+
+def is_registry_uri(text: str) -> bool:
+    """Whether a --model value names a registry model rather than a file."""
+    return text.startswith("models:/")
+
+
+def parse_model_uri(text: str) -> ModelRef:
+    """`models:/NAME/VERSION` or `models:/NAME@ALIAS`; RegistryError for anything else."""
+    match = URI_PATTERN.match(text)
+    if match is None:
+        raise RegistryError(
+            f"{text!r} is not a registry model URI: use models:/NAME/VERSION or models:/NAME@ALIAS "
+            "(e.g. models:/gatcluster@champion)"
+        )
+    version = match["version"]
+    return ModelRef(match["name"], int(version) if version else None, match["alias"])
+
+
+def register_version(
+    client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str]
+) -> int:
+    """Add the logged model at `model_uri` as a new version of `name` (created if new); its number."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="GATCluster ONNX models (gatcluster export stage)")
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    return int(version.version)
+
+
+def resolve_version(client: MlflowClient, ref: ModelRef) -> int:
+    """The version number a reference names now; RegistryError with the known versions otherwise."""
+    try:
+        if ref.alias is not None:
+            return int(client.get_model_version_by_alias(ref.name, ref.alias).version)
+        return int(client.get_model_version(ref.name, str(ref.version)).version)
+    except MlflowException as err:
+        raise RegistryError(
+            f"{ref} is not in the registry at {client.tracking_uri}: {known(client, ref.name)}"
+        ) from err
+
+
+def known(client: MlflowClient, name: str) -> str:
+    """What the registry holds under `name`: its versions and aliases, for error messages."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return f"no registered model named {name!r} (run `dvc repro` to export and register one)"
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    aliases = ", ".join(f"@{a} -> {v}" for a, v in sorted(model.aliases.items())) or "no aliases"
+    return f"{name!r} has versions {versions or 'none'} and {aliases}"
+
+
+def latest_version(client: MlflowClient, name: str) -> int:
+    """The highest version number of `name`; RegistryError when it has none."""
+    try:
+        versions = [int(v.version) for v in client.search_model_versions(f"name='{name}'")]
+    except MlflowException as err:
+        raise RegistryError(f"cannot list the versions of {name!r}: {err.message}") from err
+    if not versions:
+        raise RegistryError(known(client, name))
+    return max(versions)
+
+
+def move_alias(client: MlflowClient, name: str, version: int, alias: str) -> int | None:
+    """Point `alias` at `version` of `name`; the version it pointed at before (None if new)."""
+    resolve_version(client, ModelRef(name, version, None))  # a clear error for an unknown version
+    try:
+        before: int | None = int(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        before = None
+    client.set_registered_model_alias(name, alias, str(version))
+    return before
+
+
+def cache_folder(cache_root: Path, tracking_uri: str, name: str, version: int) -> Path:
+    """Where a version's files are kept: one folder per registry (by URI), model name and version."""
+    registry = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
+    return cache_root / "models" / registry / name / str(version)
+
+
+def fetch_model(client: MlflowClient, ref: ModelRef, cache_root: Path) -> tuple[Path, int]:
+    """The local ONNX file of the version `ref` names (downloaded on first use); (path, version)."""
+    from mlflow.artifacts import download_artifacts
+
+    version = resolve_version(client, ref)
+    folder = cache_folder(cache_root, client.tracking_uri, ref.name, version)
+    if (folder / MODEL_FILE).is_file():
+        return folder / MODEL_FILE, version
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp_dir(folder.parent, f".{version}-")
+    try:
+        download_artifacts(
+            artifact_uri=f"models:/{ref.name}/{version}",
+            dst_path=str(tmp),
+            tracking_uri=client.tracking_uri,
+            registry_uri=client.tracking_uri,  # the project keeps its registry in its tracking store
+        )
+        check_gatcluster_model(tmp / MODEL_FILE, f"models:/{ref.name}/{version}")
+        try:
+            tmp.rename(folder)  # complete or absent: an interrupted download leaves only a temp folder
+        except OSError:
+            if not (folder / MODEL_FILE).is_file():  # not a concurrent `gat predict` that won the race
+                raise
+    except MlflowException as err:
+        raise RegistryError(f"cannot download models:/{ref.name}/{version}: {err.message}") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder / MODEL_FILE, version
+
+
+def check_gatcluster_model(path: Path, label: str) -> None:
+    """RegistryError unless `path` is an ONNX file carrying the GATCluster model contract."""
+    if not path.is_file():
+        raise RegistryError(
+            f"{label} holds no {MODEL_FILE}: it is not an ONNX model logged by gatcluster export"
+        )
+    try:
+        read_contract(path)
+    except ModelFileError as err:
+        raise RegistryError(
+            f"{label} is not a GATCluster ONNX model ({err}): pick a version gatcluster exported"
+        ) from err

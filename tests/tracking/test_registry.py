@@ -1,0 +1,94 @@
+"""The model registry: versions with tags, aliases, models:/ URIs fetched once, foreign models refused."""
+
+from __future__ import annotations
+
+import shutil
+
+import mlflow
+import onnx
+import pytest
+from mlflow.tracking import MlflowClient
+from onnx import TensorProto, helper, numpy_helper
+
+from gatcluster.serving.contract import read_contract
+from gatcluster.tracking.mlflow_runs import default_tracking_uri, experiment_id, start_run
+from gatcluster.tracking.registry import (
+    ModelRef,
+    RegistryError,
+    fetch_model,
+    latest_version,
+    move_alias,
+    parse_model_uri,
+    register_version,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("models:/gatcluster@champion", ModelRef("gatcluster", None, "champion")),
+        ("models:/my-model/12", ModelRef("my-model", 12, None)),
+    ],
+)
+def test_model_uris_parse(text, ref):
+    assert parse_model_uri(text) == ref and str(ref) == text
+
+
+@pytest.mark.parametrize(
+    "text", ["models:/", "models:/a/b/c", "models:/a@", "models:/a/latest", "runs:/x/model"]
+)
+def test_other_uris_are_refused_with_the_forms_that_work(text):
+    with pytest.raises(RegistryError, match="models:/NAME/VERSION or models:/NAME@ALIAS"):
+        parse_model_uri(text)
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A SQLite tracking store and registry in tmp_path, with one experiment: (client, exp_id)."""
+    client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path))
+    return client, experiment_id(client, "registry-test", tmp_path / "mlartifacts")
+
+
+def log_onnx(client: MlflowClient, exp_id: str, model: onnx.ModelProto) -> tuple[str, str]:
+    """Log an ONNX model the way the export stage does; (run id, logged model URI)."""
+    run_id = start_run(client, exp_id, "export", {})
+    mlflow.set_tracking_uri(client.tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.onnx.log_model(model, name="model", pip_requirements=["onnx"])
+    return run_id, info.model_uri
+
+
+def test_register_promote_and_fetch_once(tmp_path, registry, trained_onnx):
+    client, exp_id = registry
+    run_id, uri = log_onnx(client, exp_id, onnx.load(str(trained_onnx[2])))
+    assert register_version(client, "gatcluster", uri, run_id, {"acc": "0.9"}) == 1
+    assert register_version(client, "gatcluster", uri, run_id, {"acc": "0.8"}) == 2
+    version = client.get_model_version("gatcluster", "1")
+    assert version.run_id == run_id and version.tags["acc"] == "0.9"
+    assert move_alias(client, "gatcluster", 1, "champion") is None
+    assert move_alias(client, "gatcluster", latest_version(client, "gatcluster"), "champion") == 1
+    path, number = fetch_model(client, parse_model_uri("models:/gatcluster@champion"), tmp_path / "cache")
+    assert number == 2 and read_contract(path) == read_contract(trained_onnx[2])
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    for t in onnx.load(str(trained_onnx[2])).graph.initializer:
+        assert (weights[t.name] == numpy_helper.to_array(t)).all()
+    shutil.rmtree(tmp_path / "mlartifacts")  # the cached version no longer needs the artifact store
+    again, _ = fetch_model(client, parse_model_uri("models:/gatcluster/2"), tmp_path / "cache")
+    assert again == path
+    with pytest.raises(RegistryError, match=r"versions \[1, 2\] and @champion -> 2"):
+        fetch_model(client, parse_model_uri("models:/gatcluster@staging"), tmp_path / "cache")
+    with pytest.raises(RegistryError, match="not in the registry"):
+        move_alias(client, "gatcluster", 7, "champion")
+
+
+def test_an_onnx_model_without_the_gatcluster_contract_is_refused(tmp_path, registry):
+    client, exp_id = registry
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity", [x], [y])
+    foreign = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    run_id, uri = log_onnx(client, exp_id, foreign)
+    register_version(client, "other", uri, run_id, {})
+    with pytest.raises(RegistryError, match="models:/other/1 is not a GATCluster ONNX model"):
+        fetch_model(client, parse_model_uri("models:/other/1"), tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("model.onnx"))  # nothing refused is kept
