@@ -66,8 +66,9 @@ def verbose_requested() -> bool:
 def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...] = ()) -> None:
     """Run `main`, turning user errors into a one-line message and an exit code, not a traceback.
 
-    ParamsError and StageError exit 2 (usage), DatasetError and `failures` exit 1,
-    Ctrl-C exits 130 and SIGTERM 143; anything else is a bug and keeps its traceback.
+    ParamsError and StageError exit 2 (usage), DatasetError, `failures` and MLflow errors (a
+    tracking server that is down or refuses a request) exit 1, Ctrl-C exits 130 and SIGTERM 143;
+    anything else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGTERM, raise_terminated)
@@ -79,6 +80,26 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
         exit_with(f"error: {err}", EXIT_FAILED)
     except KeyboardInterrupt as err:
         exit_with("interrupted", interrupt_exit_code(err))
+    except Exception as err:
+        if not is_tracking_error(err):
+            raise
+        exit_with(tracking_error_message(err), EXIT_FAILED)
+
+
+def is_tracking_error(err: Exception) -> bool:
+    """Whether MLflow raised `err` (it cannot have if this stage never imported MLflow)."""
+    exceptions = sys.modules.get("mlflow.exceptions")
+    return exceptions is not None and isinstance(err, exceptions.MlflowException)
+
+
+def tracking_error_message(err: Exception) -> str:
+    """One line: what MLflow said, which store it was, and what to do."""
+    said = (getattr(err, "message", None) or str(err)).strip().splitlines()[0]
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlflow.db'}"
+    return (
+        f"error: MLflow tracking failed at {uri}: {said}. Check that the tracking server runs "
+        "(gat server) or unset MLFLOW_TRACKING_URI to use the project's mlflow.db; then run again"
+    )
 
 
 def exit_with(message: str, code: int) -> NoReturn:

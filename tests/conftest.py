@@ -6,8 +6,12 @@ every test process uses two threads, the count of the CI machine.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,3 +95,78 @@ def browser() -> Browser:
     if executable is None:
         pytest.skip("no Chromium here (CI installs it: apt-get install chromium)")
     return Browser(executable)
+
+
+def postgres_programs() -> Path | None:
+    """The folder of PostgreSQL's initdb and pg_ctl (PATH, else Debian's versioned folders)."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else None
+
+
+def as_database_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root (CI), run it as the `postgres` system user."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server on a free local port with an empty database; its SQLAlchemy URI.
+
+    Skipped, with the reason, where PostgreSQL is not installed (CI installs it: .ci/run).
+    """
+    programs = postgres_programs()
+    if programs is None:
+        pytest.skip("PostgreSQL is not installed (CI installs it: apt-get install postgresql)")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: PostgreSQL cannot be started")
+    base = Path(tempfile.mkdtemp(prefix="gat-postgres-"))
+    base.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    data, port = base / "data", free_port()
+    pg_ctl = as_database_user([str(programs / "pg_ctl"), "-D", str(data)])
+    try:
+        init = [
+            str(programs / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "gat",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]
+        subprocess.run(as_database_user(init), check=True, capture_output=True, timeout=120)
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        start = [*pg_ctl, "-l", str(base / "server.log"), "-w", "-t", "60", "-o", options, "start"]
+        subprocess.run(start, check=True, capture_output=True, timeout=120)
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="gat", dbname="postgres", autocommit=True
+        ) as c:
+            c.execute("CREATE DATABASE mlflow")
+        yield f"postgresql://gat@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def unused_port() -> Callable[[], int]:
+    """A function that returns a TCP port nothing listens on now."""
+    return free_port

@@ -6,6 +6,7 @@ gat preset stl10                write the STL-10 preset into ./params.yaml (comm
 gat check                       validate ./params.yaml against the data (the pipeline's first stage)
 gat promote 3                   point the registry alias @champion at version 3 of the exported model
 gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
+gat server --backend-store-uri postgresql://...   the team's tracking server (registry, artifacts)
 """
 
 from __future__ import annotations
@@ -360,6 +361,53 @@ def ui(
         str(port),
     ]
     raise typer.Exit(serve_until_stopped(cmd))
+
+
+@app.command(
+    epilog="Examples:\n\n  gat server\n\n"
+    "  gat server --backend-store-uri postgresql://mlflow:secret@db:5432/mlflow --host 0.0.0.0 "
+    "--allowed-hosts mlflow.example.org --artifacts-destination /srv/mlflow/artifacts\n\n"
+    "Clients: export MLFLOW_TRACKING_URI=http://HOST:PORT, then dvc repro, gat promote, gat predict."
+)
+def server(
+    backend_store_uri: Annotated[
+        str | None,
+        typer.Option(help="SQL store: postgresql://user:pw@host:5432/db for a team; default ./mlflow.db"),
+    ] = None,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(help="Where the server keeps artifacts (folder or s3://...); default ./mlartifacts"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 to serve the team's network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server worker processes.")] = 2,
+    allowed_hosts: Annotated[
+        str | None, typer.Option(help="Host names clients use, when not localhost or a private IP.")
+    ] = None,
+) -> None:
+    """Run the team's MLflow tracking server: SQL store, model registry, proxied artifacts."""
+    from gatcluster.pipeline.layout import ProjectLayout
+    from gatcluster.tracking.mlflow_runs import default_tracking_uri, main_worktree_root
+    from gatcluster.tracking.server import ServerConfig, ServerError, check_backend, masked, server_command
+
+    if port_in_use(host, port):
+        raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
+    root = main_worktree_root(Path.cwd())
+    uri = backend_store_uri or default_tracking_uri(root)
+    try:
+        check_backend(uri)
+    except ServerError as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    destination = artifacts_destination or str(ProjectLayout(root).artifact_root)
+    config = ServerConfig(uri, destination, host, port, workers, allowed_hosts)
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no GenAI job runner processes
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(
+        f"MLflow tracking server on http://{shown}:{port} (store {masked(uri)}, artifacts {destination}); "
+        f"clients: export MLFLOW_TRACKING_URI=http://<this host>:{port}; Ctrl-C stops it",
+        err=True,
+    )
+    raise typer.Exit(serve_until_stopped(server_command(config)))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import onnx
 from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
 
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
 from gatcluster.data.model_images import ModelImages
@@ -69,9 +70,9 @@ def model_contract(
     )
 
 
-def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: ProjectLayout) -> str:
-    """The ONNX model with signature and input example, params.yaml and dvc.lock, in the run; the
-    logged model's URI."""
+def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: ProjectLayout) -> ModelInfo:
+    """The ONNX model with signature and input example, params.yaml and dvc.lock, in the run; what
+    MLflow says of the logged model (its URI and id)."""
     session = onnx_session(layout.onnx_file)
     outputs = dict(
         zip([o.name for o in session.get_outputs()], session.run(None, {"image": example}), strict=True)
@@ -89,7 +90,7 @@ def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: Proj
         for path in (layout.params_file, layout.dvc_lock):
             if path.is_file():
                 mlflow.log_artifact(str(path))
-    return info.model_uri
+    return info
 
 
 def version_tags(tracking: Tracking, run_id: str, checksum: str, contract: ModelContract) -> dict[str, str]:
@@ -127,11 +128,13 @@ def run_export(
         export_onnx(model, layout.onnx_file, params.export.opset, contract.to_metadata(), verbose=verbose)
         for size in PARITY_BATCHES:
             check_parity(model, layout.onnx_file, clean_view(images[:size], data.grayscale))
-        model_uri = log_model(tracking, run_id, clean_view(images[:2], data.grayscale).numpy(), layout)
+        logged = log_model(tracking, run_id, clean_view(images[:2], data.grayscale).numpy(), layout)
         name = params.export.registered_model
         if name is not None:
             vtags = version_tags(tracking, run_id, checksum, contract)
-            version = register_version(tracking.client, name, model_uri, run_id, vtags)
+            version = register_version(
+                tracking.client, name, logged.model_uri, logged.model_id, run_id, vtags
+            )
             registered = (
                 f"; registered as models:/{name}/{version} (`gat promote {version}` makes it @champion)"
             )

@@ -14,8 +14,15 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from gatcluster.config.params import Params
+from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.tracking.liveness import close_dead_runs
-from gatcluster.tracking.mlflow_runs import experiment_id, git_state, main_worktree_root, resolve_tracking_uri
+from gatcluster.tracking.mlflow_runs import (
+    artifact_root_for,
+    experiment_id,
+    git_state,
+    main_worktree_root,
+    resolve_tracking_uri,
+)
 
 log = logging.getLogger("tracking")
 
@@ -35,7 +42,8 @@ def open_tracking(params: Params, project_root: Path, uri_override: str | None) 
     uri = resolve_tracking_uri(uri_override, project_root)
     client = MlflowClient(tracking_uri=uri)
     name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
-    tracking = Tracking(client, experiment_id(client, name, main_root / "mlartifacts"), uri)
+    artifact_root = artifact_root_for(uri, ProjectLayout(main_root).artifact_root)
+    tracking = Tracking(client, experiment_id(client, name, artifact_root), uri)
     for run_id in close_dead_runs(client, tracking.experiment_id):
         log.warning("closed MLflow run %s as KILLED: its process had ended without closing it", run_id)
     return tracking

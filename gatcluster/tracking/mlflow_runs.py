@@ -76,12 +76,21 @@ def git_state(path: Path) -> tuple[str, bool]:
     return sha.stdout.strip(), bool(status.stdout.strip())
 
 
-def experiment_id(client: MlflowClient, name: str, artifact_root: Path) -> str:
-    """The id of experiment `name`, created with artifacts under `artifact_root/name` if new."""
+def artifact_root_for(tracking_uri: str, local_root: Path) -> Path | None:
+    """Where new experiments keep artifacts: `local_root` for a local store; for a tracking server,
+    None: the server's own (proxied) store, so that every client reaches them over HTTP."""
+    if tracking_uri.split(":", 1)[0] in ("http", "https"):
+        return None
+    return local_root
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The id of experiment `name`, created if new with artifacts under `artifact_root/name` (None:
+    where the tracking server puts them)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = (artifact_root.resolve() / name).as_uri()
+    location = None if artifact_root is None else (artifact_root.resolve() / name).as_uri()
     # The kind tag makes the MLflow 3 UI open on runs (model training), not on GenAI traces.
     return client.create_experiment(
         name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}

@@ -60,14 +60,15 @@ def parse_model_uri(text: str) -> ModelRef:
 
 
 def register_version(
-    client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str]
+    client: MlflowClient, name: str, model_uri: str, model_id: str, run_id: str, tags: dict[str, str]
 ) -> int:
-    """Add the logged model at `model_uri` as a new version of `name` (created if new); its number."""
+    """Add the logged model (`model_uri`, MLflow 3 `model_id`) as a new version of `name` (created
+    if new); its number. A tracking server requires the model id beside a models:/m-... source."""
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="GATCluster ONNX models (gatcluster export stage)")
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
     return int(version.version)
 
 

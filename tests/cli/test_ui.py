@@ -24,12 +24,6 @@ pytestmark = pytest.mark.e2e
 GAT = Path(sys.executable).parent / "gat"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_until_up(url: str, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -43,13 +37,13 @@ def wait_until_up(url: str, seconds: float = 90) -> None:
 
 
 @pytest.fixture
-def ui_server(tmp_path):
+def ui_server(tmp_path, unused_port):
     uri = default_tracking_uri(tmp_path)
     client = MlflowClient(tracking_uri=uri)
     exp_id = experiment_id(client, "gatcluster-digits", tmp_path / "mlartifacts")
     run_id = start_run(client, exp_id, "ui-check-run", {})
     client.set_terminated(run_id)
-    port = free_port()
+    port = unused_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen([str(GAT), "ui", "--port", str(port)], env=env, start_new_session=True)
     try:
@@ -71,8 +65,8 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_stopping_gat_ui_stops_its_server(tmp_path):
-    port = free_port()
+def test_stopping_gat_ui_stops_its_server(tmp_path, unused_port):
+    port = unused_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": default_tracking_uri(tmp_path)}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     gat = subprocess.Popen([str(GAT), "ui", "--port", str(port)], env=env, start_new_session=True)

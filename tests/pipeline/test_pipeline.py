@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,16 +47,16 @@ def stage_env(project: Path) -> dict[str, str]:
     }
 
 
-def run(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run a command in `project`; output (stdout + stderr) is captured as text."""
+def run(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command in `project` (default environment: `stage_env`); output captured as text."""
     return subprocess.run(
-        args, cwd=project, env=stage_env(project), capture_output=True, text=True, timeout=600
+        args, cwd=project, env=env or stage_env(project), capture_output=True, text=True, timeout=600
     )
 
 
-def dvc(project: Path, *args: str) -> str:
+def dvc(project: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run the venv's dvc; fail the test with its output when it fails."""
-    done = run(project, str(BIN / "dvc"), *args)
+    done = run(project, str(BIN / "dvc"), *args, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -178,9 +179,17 @@ def test_evaluate_writes_the_cluster_gallery_and_logs_it(project):
     assert "reports/gallery.html" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "reports")}
 
 
-def test_export_registers_a_version_that_promote_and_predict_by_alias_use(clone, tmp_path, digits_dataset):
+def digit_photos(folder: Path, dataset, count: int) -> Path:
+    """`count` real digits as PNG files with non-ASCII names, in `folder`."""
     from PIL import Image
 
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(dataset.images[i][..., 0]).save(folder / f"chiffre é {i}.png")
+    return folder
+
+
+def test_export_registers_a_version_that_promote_and_predict_by_alias_use(clone, tmp_path, digits_dataset):
     client, runs = mlflow_runs(clone)
     version = client.get_model_version("gatcluster", "1")
     assert version.run_id == runs[0].info.run_id and version.tags["acc"] and version.tags["data_checksum"]
@@ -189,10 +198,7 @@ def test_export_registers_a_version_that_promote_and_predict_by_alias_use(clone,
     gat = str(BIN / "gat")
     promoted = subprocess.run([gat, "promote", "1"], cwd=clone, env=env, capture_output=True, text=True)
     assert promoted.returncode == 0 and "models:/gatcluster@champion -> version 1" in promoted.stdout
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(12):
-        Image.fromarray(digits_dataset.images[i][..., 0]).save(photos / f"chiffre é {i}.png")
+    photos = digit_photos(tmp_path / "photos", digits_dataset, 12)
     cmd = [gat, "predict", str(photos), "--model", "models:/gatcluster@champion", "--out", "p.csv"]
     cmd += ["--sort-into", str(tmp_path / "sorted"), "--gallery", str(tmp_path / "gallery")]
     done = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
@@ -217,6 +223,76 @@ def test_a_second_clone_pulls_from_a_dvc_remote_and_rebuilds_nothing(clone, tmp_
     assert "Running stage" not in out and "Data and pipelines are up to date" in out
     for name in ("models/model.pt", "models/gatcluster.onnx", "reports/gallery.html", "data/dataset"):
         assert (second / name).exists(), name
+
+
+def rest(url: str, body: dict | None = None) -> dict:
+    """One MLflow REST call (GET, or POST with a JSON body); the decoded answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_for_server(url: str, server: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    """Return once `url`/health answers; fail with the server's log if it exits or never answers."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"gat server exited {server.returncode}: {log.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"gat server did not answer at {url}: {log.read_text()[-3000:]}")
+
+
+def test_the_pipeline_logs_to_a_team_server_on_postgresql(
+    clone, tmp_path, postgres, unused_port, digits_dataset
+):
+    import psycopg
+
+    url = f"http://127.0.0.1:{unused_port()}"
+    store = tmp_path / "server-artifacts"
+    log = tmp_path / "server.log"
+    cmd = [str(BIN / "gat"), "server", "--backend-store-uri", postgres, "--artifacts-destination", str(store)]
+    cmd += ["--port", url.rsplit(":", 1)[1]]
+    with log.open("w") as out:
+        server = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=out, start_new_session=True)
+    try:
+        wait_for_server(url, server, log)
+        env = {**stage_env(clone), "MLFLOW_TRACKING_URI": url, "GAT_CACHE_DIR": str(tmp_path / "cache")}
+        shutil.rmtree(clone / "checkpoints")  # train from scratch, in a run on the server
+        dvc(clone, "repro", "--force", "--single-item", "train", "evaluate", "export", env=env)
+
+        api = f"{url}/api/2.0/mlflow"
+        exp = rest(f"{api}/experiments/get-by-name?experiment_name=gatcluster-digits")["experiment"]
+        (found,) = rest(f"{api}/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
+        run_id = found["info"]["run_id"]
+        assert found["info"]["status"] == "FINISHED"
+        assert {"acc", "nmi", "ari", "loss/total"} <= {m["key"] for m in found["data"]["metrics"]}
+        assert {"key": "train.iterations", "value": "2"} in found["data"]["params"]
+        listed = rest(f"{api}/artifacts/list?run_id={run_id}&path=reports")["files"]
+        assert {"reports/gallery.html", "reports/metrics.json"} <= {f["path"] for f in listed}
+        with urllib.request.urlopen(f"{url}/get-artifact?path=reports/metrics.json&run_uuid={run_id}") as r:
+            assert json.loads(r.read()) == json.loads((clone / "reports" / "metrics.json").read_text())
+        assert list(store.rglob("gallery.html"))  # artifacts went through the server to its store
+
+        promoted = run(clone, str(BIN / "gat"), "promote", "1", env=env)
+        assert promoted.returncode == 0, promoted.stderr
+        alias = rest(f"{api}/registered-models/alias?name=gatcluster&alias=champion")["model_version"]
+        assert alias["version"] == "1" and alias["run_id"] == run_id
+        photos = digit_photos(tmp_path / "photos", digits_dataset, 5)
+        model = ["--model", "models:/gatcluster@champion"]
+        done = run(clone, str(BIN / "gat"), "predict", str(photos), *model, "--out", "p.csv", env=env)
+        assert done.returncode == 0 and "models:/gatcluster@champion: version 1" in done.stderr, done.stderr
+
+        with psycopg.connect(postgres) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT run_uuid, status FROM runs")
+            assert cursor.fetchall() == [(run_id, "FINISHED")]
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
 
 
 def test_second_repro_does_nothing(project):

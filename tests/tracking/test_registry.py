@@ -49,20 +49,20 @@ def registry(tmp_path):
     return client, experiment_id(client, "registry-test", tmp_path / "mlartifacts")
 
 
-def log_onnx(client: MlflowClient, exp_id: str, model: onnx.ModelProto) -> tuple[str, str]:
-    """Log an ONNX model the way the export stage does; (run id, logged model URI)."""
+def log_onnx(client: MlflowClient, exp_id: str, model: onnx.ModelProto) -> tuple[str, str, str]:
+    """Log an ONNX model the way the export stage does; (run id, logged model URI, model id)."""
     run_id = start_run(client, exp_id, "export", {})
     mlflow.set_tracking_uri(client.tracking_uri)
     with mlflow.start_run(run_id=run_id):
         info = mlflow.onnx.log_model(model, name="model", pip_requirements=["onnx"])
-    return run_id, info.model_uri
+    return run_id, info.model_uri, info.model_id
 
 
 def test_register_promote_and_fetch_once(tmp_path, registry, trained_onnx):
     client, exp_id = registry
-    run_id, uri = log_onnx(client, exp_id, onnx.load(str(trained_onnx[2])))
-    assert register_version(client, "gatcluster", uri, run_id, {"acc": "0.9"}) == 1
-    assert register_version(client, "gatcluster", uri, run_id, {"acc": "0.8"}) == 2
+    run_id, uri, model_id = log_onnx(client, exp_id, onnx.load(str(trained_onnx[2])))
+    assert register_version(client, "gatcluster", uri, model_id, run_id, {"acc": "0.9"}) == 1
+    assert register_version(client, "gatcluster", uri, model_id, run_id, {"acc": "0.8"}) == 2
     version = client.get_model_version("gatcluster", "1")
     assert version.run_id == run_id and version.tags["acc"] == "0.9"
     assert move_alias(client, "gatcluster", 1, "champion") is None
@@ -87,8 +87,8 @@ def test_an_onnx_model_without_the_gatcluster_contract_is_refused(tmp_path, regi
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity", [x], [y])
     foreign = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    run_id, uri = log_onnx(client, exp_id, foreign)
-    register_version(client, "other", uri, run_id, {})
+    run_id, uri, model_id = log_onnx(client, exp_id, foreign)
+    register_version(client, "other", uri, model_id, run_id, {})
     with pytest.raises(RegistryError, match="models:/other/1 is not a GATCluster ONNX model"):
         fetch_model(client, parse_model_uri("models:/other/1"), tmp_path / "cache")
     assert not list((tmp_path / "cache").rglob("model.onnx"))  # nothing refused is kept
