@@ -160,6 +160,7 @@ class MlflowConfig:
     """MLflow tracking; experiment None means `gatcluster-<source>`."""
 
     experiment: str | None = None
+    system_metrics_every: float = field(default=10.0, metadata=_range(0.0, 3600.0))
 
 
 @dataclass(frozen=True)

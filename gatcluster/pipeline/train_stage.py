@@ -30,6 +30,7 @@ from gatcluster.tracking.mlflow_runs import (
     start_run,
     write_run_file,
 )
+from gatcluster.tracking.system_metrics import system_metrics
 from gatcluster.training.distributed import SINGLE_PROCESS, Ranks
 from gatcluster.training.fit import FitResult, fit, resolve_device
 from gatcluster.training.resume import params_digest
@@ -173,5 +174,6 @@ def run_train(
     with active_run(tracking.client, run_id):
         log_stage_params(tracking.client, run_id, flatten_params(params, STAGE_PARAMS["train"]))
         tracking.client.log_artifact(run_id, str(layout.params_file))
-        result = train(params, dataset, metric_logger(tracking.client, run_id), layout.checkpoint, ranks)
+        with system_metrics(run_id, tracking.uri, params.mlflow.system_metrics_every):
+            result = train(params, dataset, metric_logger(tracking.client, run_id), layout.checkpoint, ranks)
         return write_outputs(result, params, tracking, run_id, layout)

@@ -28,6 +28,7 @@ BIN = Path(sys.executable).parent
 TINY = {
     "data": {"source": "digits"},
     "train": {"iterations": 2, "large_batch": 200, "sub_batch": 32, "eval_every": 1, "checkpoint_every": 1},
+    "mlflow": {"system_metrics_every": 1},  # a few samples in a run of a few seconds
 }
 pytestmark = pytest.mark.e2e  # ~50 s with GAT_THREADS=1, ~2 min with 2 threads on a busy 2-core machine
 
@@ -153,6 +154,10 @@ def test_one_finished_mlflow_run_holds_the_whole_model(project):
     assert run.data.params["evaluate.attention_samples"] == "32" and run.data.params["export.opset"] == "18"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss/total")] == [1, 2]
     assert {"acc", "nmi", "ari", "num_images"} <= run.data.metrics.keys()
+    system = {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"}
+    assert system <= run.data.metrics.keys()  # sampled while training ran
+    samples = client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")
+    assert [m.step for m in samples] == list(range(len(samples))) and 0 <= samples[0].value <= 100
     assert run.data.tags["data.checksum"] and run.data.tags["device"] == "cpu"
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"params.yaml", "dvc.lock", "reports"} <= top
@@ -437,6 +442,10 @@ def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tm
     client, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
     assert json.loads((root / "reports" / "train" / "summary.json").read_text())["resumed_from"] >= 1
+    steps = [
+        m.step for m in client.get_metric_history(runs[0].info.run_id, "system/cpu_utilization_percentage")
+    ]
+    assert steps and len(set(steps)) == len(steps)  # the resumed run's samples continue, none overwritten
 
 
 def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
