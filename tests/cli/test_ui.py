@@ -36,48 +36,29 @@ def wait_until_up(url: str, seconds: float = 90) -> None:
     raise AssertionError(f"MLflow UI did not answer at {url}")
 
 
-@pytest.fixture
-def ui_server(tmp_path, unused_port):
-    uri = default_tracking_uri(tmp_path)
-    client = MlflowClient(tracking_uri=uri)
-    exp_id = experiment_id(client, "gatcluster-digits", tmp_path / "mlartifacts")
-    run_id = start_run(client, exp_id, "ui-check-run", {})
-    client.set_terminated(run_id)
-    port = unused_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([str(GAT), "ui", "--port", str(port)], env=env, start_new_session=True)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health")
-        yield port, exp_id
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # mlflow ui starts worker processes: stop the group
-        server.wait(timeout=30)
-
-
-def test_ui_lists_the_run(ui_server, browser):
-    port, exp_id = ui_server
-    dom = browser.dump_dom(f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs")
-    assert "ui-check-run" in dom
-
-
 def listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_stopping_gat_ui_stops_its_server(tmp_path, unused_port):
+def test_gat_ui_shows_the_run_and_stopping_it_stops_its_server(tmp_path, unused_port, browser):
+    uri = default_tracking_uri(tmp_path)
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = experiment_id(client, "gatcluster-digits", tmp_path / "mlartifacts")
+    client.set_terminated(start_run(client, exp_id, "ui-check-run", {}))
     port = unused_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": default_tracking_uri(tmp_path)}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     gat = subprocess.Popen([str(GAT), "ui", "--port", str(port)], env=env, start_new_session=True)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health")
+        dom = browser.dump_dom(f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs")
+        assert "ui-check-run" in dom
         gat.send_signal(signal.SIGTERM)  # `kill PID`: to gat alone, not to its process group
         assert gat.wait(timeout=60) == 0
         deadline = time.monotonic() + 30
         while listening(port) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not listening(port)
+        assert not listening(port)  # mlflow ui's workers went with it
     finally:
         if gat.poll() is None:
             os.killpg(gat.pid, signal.SIGKILL)
