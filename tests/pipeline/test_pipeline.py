@@ -194,20 +194,31 @@ def digit_photos(folder: Path, dataset, count: int) -> Path:
     return folder
 
 
-def test_export_registers_a_version_that_promote_and_predict_by_alias_use(clone, tmp_path, digits_dataset):
+def gat_in(project: Path, monkeypatch, cache: Path, *args: str):
+    """`gat ARGS` run in-process (CliRunner) from `project`, as a user there would; the result."""
+    from typer.testing import CliRunner
+
+    from gatcluster.cli.app import app
+
+    monkeypatch.chdir(project)  # the project's store is found from the working folder
+    monkeypatch.setenv("GAT_CACHE_DIR", str(cache))
+    return CliRunner().invoke(app, list(args))
+
+
+def test_export_registers_a_version_that_promote_and_predict_by_alias_use(
+    clone, tmp_path, digits_dataset, monkeypatch
+):
     client, runs = mlflow_runs(clone)
     version = client.get_model_version("gatcluster", "1")
     assert version.run_id == runs[0].info.run_id and version.tags["acc"] and version.tags["data_checksum"]
-    env = {**stage_env(clone), "GAT_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store, found from the working folder
-    gat = str(BIN / "gat")
-    promoted = subprocess.run([gat, "promote", "1"], cwd=clone, env=env, capture_output=True, text=True)
-    assert promoted.returncode == 0 and "models:/gatcluster@champion -> version 1" in promoted.stdout
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    promoted = gat_in(clone, monkeypatch, tmp_path / "cache", "promote", "1")
+    assert promoted.exit_code == 0 and "models:/gatcluster@champion -> version 1" in promoted.stdout
     photos = digit_photos(tmp_path / "photos", digits_dataset, 12)
-    cmd = [gat, "predict", str(photos), "--model", "models:/gatcluster@champion", "--out", "p.csv"]
-    cmd += ["--sort-into", str(tmp_path / "sorted"), "--gallery", str(tmp_path / "gallery")]
-    done = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    args = ["predict", str(photos), "--model", "models:/gatcluster@champion", "--out", "p.csv"]
+    args += ["--sort-into", str(tmp_path / "sorted"), "--gallery", str(tmp_path / "gallery")]
+    done = gat_in(clone, monkeypatch, tmp_path / "cache", *args)
+    assert done.exit_code == 0, done.output
     assert "models:/gatcluster@champion: version 1" in done.stderr
     assert len(list((tmp_path / "sorted").rglob("*.png"))) == 12
     assert (tmp_path / "gallery" / "gallery.html").is_file()
@@ -252,7 +263,7 @@ def wait_for_server(url: str, server: subprocess.Popen, log: Path, seconds: floa
 
 
 def test_the_pipeline_logs_to_a_team_server_on_postgresql(
-    clone, tmp_path, postgres, unused_port, digits_dataset
+    clone, tmp_path, postgres, unused_port, digits_dataset, monkeypatch
 ):
     import psycopg
 
@@ -282,14 +293,17 @@ def test_the_pipeline_logs_to_a_team_server_on_postgresql(
             assert json.loads(r.read()) == json.loads((clone / "reports" / "metrics.json").read_text())
         assert list(store.rglob("gallery.html"))  # artifacts went through the server to its store
 
-        promoted = run(clone, str(BIN / "gat"), "promote", "1", env=env)
-        assert promoted.returncode == 0, promoted.stderr
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        promoted = gat_in(clone, monkeypatch, tmp_path / "cache", "promote", "1")
+        assert promoted.exit_code == 0, promoted.output
         alias = rest(f"{api}/registered-models/alias?name=gatcluster&alias=champion")["model_version"]
         assert alias["version"] == "1" and alias["run_id"] == run_id
         photos = digit_photos(tmp_path / "photos", digits_dataset, 5)
         model = ["--model", "models:/gatcluster@champion"]
-        done = run(clone, str(BIN / "gat"), "predict", str(photos), *model, "--out", "p.csv", env=env)
-        assert done.returncode == 0 and "models:/gatcluster@champion: version 1" in done.stderr, done.stderr
+        done = gat_in(
+            clone, monkeypatch, tmp_path / "cache", "predict", str(photos), *model, "--out", "p.csv"
+        )
+        assert done.exit_code == 0 and "models:/gatcluster@champion: version 1" in done.stderr, done.output
 
         with psycopg.connect(postgres) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT run_uuid, status FROM runs")
