@@ -49,6 +49,7 @@ CONFIGS: dict[str, dict] = {
     "fea64": {"model.fea_dim": 64},
     "iters350": {"train.iterations": 350},
     "lr1e-3": {"train.lr": 0.001},
+    "candidates3": {"train.candidates": 3, "train.candidate_iterations": 40},
 }
 
 

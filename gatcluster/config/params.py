@@ -45,6 +45,7 @@ ADDITIONS_OFF = {
     "train.confidence": 0.0,
     "train.sinkhorn_iters": 1,
     "train.views": 1,
+    "train.candidates": 1,
 }
 
 
@@ -123,6 +124,8 @@ class TrainConfig:
     confidence: float = field(default=0.0, metadata=_range(0.0, 1.0))
     sinkhorn_iters: int = field(default=1, metadata=_range(1, 1000))
     views: int = field(default=1, metadata=_range(1, 64))
+    candidates: int = field(default=1, metadata=_range(1, 16))
+    candidate_iterations: int = field(default=40, metadata=_range(1))
 
 
 @dataclass(frozen=True)

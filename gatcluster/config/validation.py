@@ -112,6 +112,15 @@ def check_consistency(params: Params) -> None:
         )
     if train.ema_decay >= 1.0:
         raise ParamsError(f"train.ema_decay must be < 1 (0 turns the EMA copy off), got {train.ema_decay}")
+    if train.candidates > 1 and train.candidate_iterations > train.iterations:
+        raise ParamsError(
+            f"train.candidate_iterations ({train.candidate_iterations}) must be <= train.iterations "
+            f"({train.iterations}) when train.candidates > 1 (equal: whole runs, the best one kept)"
+        )
+    if train.candidates > 1 and train.processes > 1:
+        raise ParamsError(
+            "train.candidates > 1 runs in one process: set train.processes: 1 or train.candidates: 1"
+        )
     check_registered_model(params.export.registered_model)
     model = params.model
     if model.overcluster and model.overcluster <= model.num_clusters:

@@ -17,10 +17,11 @@ import torch
 from gatcluster.config.params import Params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.model import GATCluster
+from gatcluster.training.candidates import choose_start
 from gatcluster.training.checkpoint import save_checkpoint
 from gatcluster.training.distributed import SINGLE_PROCESS, Ranks, rank_device
 from gatcluster.training.head_selection import best_head
-from gatcluster.training.resume import try_resume
+from gatcluster.training.resume import resume_seed, try_resume
 from gatcluster.training.trainer import Trainer, TrainingDiverged
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -95,9 +96,17 @@ def fit(
             "lower train.sub_batch or add images"
         )
     device = rank_device(resolve_device(params.train.device), ranks)
-    trainer = Trainer(params, images, device, ranks)
-    done, history = try_resume(trainer, checkpoint)
     started, cfg = time.perf_counter(), params.train
+    seed = resume_seed(checkpoint, params)
+    if seed is None and cfg.candidates > 1:
+        monitor = labels if cfg.eval_every else None
+        start = choose_start(params, images, device, run_iteration, log_fn, monitor)
+        trainer, done, history = start.trainer, cfg.candidate_iterations, start.history
+        if checkpoint is not None and cfg.checkpoint_every:
+            save_checkpoint(trainer.state(done, history), checkpoint)  # the choice survives a stop
+    else:
+        trainer = Trainer(params, images, device, ranks, seed=seed)
+        done, history = try_resume(trainer, checkpoint)
     for iteration in range(done, cfg.iterations):
         tic = time.perf_counter()
         metrics = run_iteration(trainer, iteration)

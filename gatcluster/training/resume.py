@@ -44,6 +44,18 @@ def params_digest(params: Params) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def resume_seed(checkpoint: Path | None, params: Params) -> int | None:
+    """The training seed of a checkpoint `try_resume` would resume (a chosen candidate start's,
+    `train.candidates`); None when there is none to resume."""
+    if checkpoint is None or not checkpoint.is_file():
+        return None
+    state = load_checkpoint(checkpoint)
+    saved = state.get("params")
+    if not isinstance(saved, dict) or training_params_from_dict(saved) != training_params(params):
+        return None
+    return int(state.get("seed", params.seed))
+
+
 def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dict[str, float]]]:
     """Load a compatible checkpoint: (iterations done, history); (0, []) when there is none."""
     if checkpoint is None or not checkpoint.is_file():

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 # Purposes of derived random streams: one independent stream each per (seed, iteration).
-EPOCH_ORDER, AUG_VIEW, SHUFFLE, KMEANS, SELECTION = range(5)
+EPOCH_ORDER, AUG_VIEW, SHUFFLE, KMEANS, SELECTION, CANDIDATE = range(6)
 
 
 def derived_seed(seed: int, iteration: int, purpose: int) -> int:

@@ -87,8 +87,12 @@ class Trainer:
         images: torch.Tensor | ModelImages,
         device: torch.device,
         ranks: Ranks = SINGLE_PROCESS,
+        seed: int | None = None,
     ) -> None:
         self.params, self.cfg, self.device, self.ranks = params, params.train, device, ranks
+        # The seed of initialisation and of every training stream: the run's, or a candidate start's
+        # (train.candidates). Head and candidate selection keep the run's seed: one batch for all.
+        self.seed = params.seed if seed is None else seed
         # uint8 (N, C, S, S), the model-input-sized data set: on the device when it is a tensor,
         # read from disk batch by batch when it is ModelImages (prefetched in the background on CUDA).
         self.images = images if isinstance(images, ModelImages) else images.to(device)
@@ -96,7 +100,7 @@ class Trainer:
             RowPrefetch(images) if isinstance(images, ModelImages) and device.type == "cuda" else None
         )
         self.grayscale = params.data.grayscale
-        seed_everything(params.seed)
+        seed_everything(self.seed)
         in_channels = 1 if self.grayscale else 3
         self.model = GATCluster(params.model, in_channels).to(device)
         if self.cfg.channels_last:
@@ -170,7 +174,7 @@ class Trainer:
                     cfg.channels_last,
                     cfg.amp,
                 )
-        seed = derived_seed(self.params.seed, iteration, KMEANS) % (2**31)
+        seed = derived_seed(self.seed, iteration, KMEANS) % (2**31)
         where = f"the target pass of iteration {iteration + 1}"
         probs, targets = self.head_targets(batch, seed, where, cfg.amp, ranks)
         self.target_stats = target_diagnostics(probs[0], targets[0], self.params.model.num_clusters)
@@ -188,8 +192,8 @@ class Trainer:
         A sub-batch holds B/V images in V views each (V = `train.views`), so its size stays B.
         """
         cfg = self.cfg
-        aug_gen = derived_generator(self.params.seed, iteration, AUG_VIEW)
-        shuffle_gen = derived_generator(self.params.seed, iteration, SHUFFLE)
+        aug_gen = derived_generator(self.seed, iteration, AUG_VIEW)
+        shuffle_gen = derived_generator(self.seed, iteration, SHUFFLE)
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
         steps, per_step = 0, cfg.sub_batch // cfg.views
@@ -260,7 +264,7 @@ class Trainer:
 
     def large_batch_indices(self, iteration: int) -> torch.Tensor:
         """The data set rows of iteration `iteration`'s large batch (from the seed alone)."""
-        return large_batch_indices(len(self.images), self.cfg.large_batch, iteration, self.params.seed)
+        return large_batch_indices(len(self.images), self.cfg.large_batch, iteration, self.seed)
 
     def large_batch(self, iteration: int) -> torch.Tensor:
         """The large batch of `iteration` on the device; on CUDA the next one is read meanwhile."""
@@ -327,24 +331,39 @@ class Trainer:
             )
         return metrics
 
-    def select_head(self) -> list[float]:
-        """Keep the K-cluster head with the lowest loss on a fixed clean batch; each head's loss.
+    def selection_losses(self) -> list[float]:
+        """Each K-cluster head's total loss on the run's fixed clean batch and augmented view.
 
-        Nothing happens with one head. The batch and its augmented view come from the seed alone.
+        The batch comes from the run's seed alone, so candidate starts are scored on the same one.
         """
         model, cfg = self.output_model, self.cfg
-        if model.num_heads == 1:
-            return []
         gen = derived_generator(self.params.seed, 0, SELECTION)
         idx = torch.randperm(len(self.images), generator=gen)[: cfg.large_batch]
         batch = self.rows(idx)
         seed = derived_seed(self.params.seed, 0, SELECTION) % (2**31)
         # In float32, as the selected head will be used.
-        _, targets = self.head_targets(batch, seed, "the head-selection pass", amp=False)
+        _, targets = self.head_targets(batch, seed, "the selection pass", amp=False)
         view = augmented_view(batch, self.params.augment, self.grayscale, gen)
-        losses = head_losses(model, view, targets, self.loss_fn, cfg.sub_batch, False, cfg.channels_last)
+        return head_losses(model, view, targets, self.loss_fn, cfg.sub_batch, False, cfg.channels_last)
+
+    def select_head(self) -> list[float]:
+        """Keep the K-cluster head with the lowest loss on a fixed clean batch; each head's loss.
+
+        Nothing happens with one head.
+        """
+        model = self.output_model
+        if model.num_heads == 1:
+            return []
+        losses = self.selection_losses()
         model.keep_head(best_head(losses))
         return losses
+
+    def start_score(self) -> float:
+        """How well this start fits its own objective so far: the lowest head's selection loss, with
+        BatchNorm refitted to the clean data as at the end (and put back: training is unchanged)."""
+        with preserved_batchnorm_stats(self.output_model):
+            self.finalize()
+            return min(self.selection_losses())
 
     def state(self, iterations_done: int, history: list[dict[str, float]]) -> dict:
         """Everything a resume needs, in weights-only-loadable types."""
@@ -354,6 +373,7 @@ class Trainer:
             "iteration": iterations_done,
             "rng": rng_state(),
             "params": params_to_dict(self.params),
+            "seed": self.seed,
             "history": history,
             "scaler": self.scaler.state_dict(),
         }
