@@ -50,6 +50,7 @@ CONFIGS: dict[str, dict] = {
     "iters350": {"train.iterations": 350},
     "lr1e-3": {"train.lr": 0.001},
     "candidates3": {"train.candidates": 3, "train.candidate_iterations": 40},
+    "candidates4": {"train.candidates": 4, "train.candidate_iterations": 40},
 }
 
 
