@@ -95,6 +95,11 @@ def fit(
             f"the data set has {len(images)} images, fewer than train.sub_batch ({params.train.sub_batch}): "
             "lower train.sub_batch or add images"
         )
+    if params.train.candidates > 1 and ranks.distributed:
+        raise TrainingSetupError(
+            f"train.candidates > 1 trains in one process, but {ranks.world_size} were started (torchrun): "
+            "start one process or set train.candidates: 1"
+        )
     device = rank_device(resolve_device(params.train.device), ranks)
     started, cfg = time.perf_counter(), params.train
     seed = resume_seed(checkpoint, params)

@@ -108,3 +108,11 @@ def test_a_run_stopped_after_the_choice_resumes_bit_identically(digit_images, tm
 def test_impossible_candidate_settings_are_refused(overrides, message):
     with pytest.raises(ParamsError, match=message):
         small(**overrides)
+
+
+def test_candidates_under_several_processes_are_refused_before_training(digit_images):
+    from gatcluster.training.distributed import Ranks
+    from gatcluster.training.fit import TrainingSetupError
+
+    with pytest.raises(TrainingSetupError, match="train.candidates > 1 trains in one process, but 2 were"):
+        fit(small(), digit_images, ranks=Ranks(rank=0, world_size=2, local_rank=0))
