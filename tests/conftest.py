@@ -1,7 +1,11 @@
 """Shared test setup: a fixed torch thread count and the bundled real datasets, loaded once.
 
 Seeded CPU runs repeat exactly only at a fixed thread count (reductions split differently), so
-every test process uses two threads, the count of the CI machine.
+every test process uses two threads, the count of the CI machine. pytest-xdist runs two test
+processes at once (pyproject.toml), so OpenMP threads sleep instead of spinning while they wait:
+spinning threads of one process would take the cores the other process needs (measured: a
+training test took 40 s beside two other torch jobs with spinning threads, 22 s with sleeping ones).
+The wait policy changes when threads run, never what they compute.
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-import torch
+# Read by libgomp when torch loads it: before the import below; stage subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from gatcluster.data.bundled import load_digits, load_mnist5k
 from gatcluster.data.store import ImageDataset, fit_dataset
@@ -25,6 +33,19 @@ TEST_THREADS = 2
 
 torch.set_num_threads(TEST_THREADS)
 telemetry_off()
+
+
+@pytest.fixture(autouse=True)
+def global_tracking_uri_restored() -> Iterator[None]:
+    """Undo `mlflow.set_tracking_uri` after each test (the export stage's code calls it in-process).
+
+    MLflow keeps that URI process-wide and also exports it as MLFLOW_TRACKING_URI, which every
+    later stage subprocess of the same test process would inherit and log to.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(before)
 
 
 @pytest.fixture(scope="session")

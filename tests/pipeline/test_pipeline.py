@@ -20,64 +20,22 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-TINY = {
-    "data": {"source": "digits"},
-    "train": {"iterations": 2, "large_batch": 200, "sub_batch": 32, "eval_every": 1, "checkpoint_every": 1},
-    "mlflow": {"system_metrics_every": 1},  # a few samples in a run of a few seconds
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stage_project import (  # noqa: E402
+    BIN,
+    TINY,
+    copy_project,
+    dvc,
+    mlflow_runs,
+    read_history,
+    run,
+    stage_env,
+    train_until_first_checkpoint,
+    write_params,
+)
+
 pytestmark = pytest.mark.e2e  # ~50 s with GAT_THREADS=1, ~2 min with 2 threads on a busy 2-core machine
-
-
-def stage_env(project: Path) -> dict[str, str]:
-    """The venv first on PATH (DVC runs `python ...` through the shell), the project's own code."""
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(project),
-        "DVC_NO_ANALYTICS": "1",
-        "GAT_THREADS": os.environ.get("GAT_THREADS", "2"),
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-
-
-def run(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run a command in `project` (default environment: `stage_env`); output captured as text."""
-    return subprocess.run(
-        args, cwd=project, env=env or stage_env(project), capture_output=True, text=True, timeout=600
-    )
-
-
-def dvc(project: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run the venv's dvc; fail the test with its output when it fails."""
-    done = run(project, str(BIN / "dvc"), *args, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout + done.stderr
-
-
-def write_params(project: Path, overrides: dict) -> None:
-    """The repository's params.yaml with nested `overrides` merged in."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for block, values in overrides.items():
-        params[block].update(values)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def copy_project(dest: Path) -> Path:
-    """The pipeline's files (stages, package, dvc.yaml, .dvcignore) in a fresh folder."""
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("stages", "gatcluster"):
-        shutil.copytree(REPO / folder, dest / folder, ignore=skip)
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, dest / name)
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +48,6 @@ def project(tmp_path_factory) -> Path:
     dvc(root, "config", "core.analytics", "false")
     dvc(root, "repro")
     return root
-
-
-def mlflow_runs(project: Path) -> tuple[MlflowClient, list]:
-    """All runs of the digits experiment in the project's own store."""
-    client = MlflowClient(tracking_uri=f"sqlite:///{project.resolve()}/mlflow.db")
-    experiment = client.get_experiment_by_name("gatcluster-digits")
-    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-
-
-def read_history(project: Path) -> list[dict[str, str]]:
-    with open(project / "reports" / "train" / "history.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_repro_writes_dataset_model_and_reports(project):
@@ -332,32 +278,6 @@ def test_forced_rerun_resumes_from_the_checkpoint(clone):
     assert len(read_history(clone)) == 2
 
 
-# The failure paths of stages/_common.run_stage, through real stage processes: a usage error here
-# (exit 2), a data error in test_train_without_fetched_data_says_to_fetch (exit 1). The checks
-# themselves are tested in-process (tests/config/test_preflight.py, test_params.py).
-def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path):
-    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    write_params(tmp_path, {"train": {"lr": -1}})
-    done = run(tmp_path, sys.executable, "stages/train.py")
-    assert done.returncode == 2
-    assert "train.lr" in done.stderr
-    assert "Traceback" not in done.stderr
-
-
-def test_fetch_of_too_few_images_stops_before_writing(tmp_path):
-    from PIL import Image
-
-    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "imgs").mkdir()
-    for i in range(3):
-        Image.new("L", (20, 20), 40 * i).save(tmp_path / "imgs" / f"{i}.png")
-    write_params(tmp_path, {"data": {"source": "folder", "root": "imgs"}, "train": {"sub_batch": 2}})
-    done = run(tmp_path, sys.executable, "stages/fetch.py")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "data.source folder has 3 images, fewer than model.num_clusters (10)" in done.stderr
-    assert not (tmp_path / "data" / "dataset").exists()
-
-
 def test_a_bad_param_stops_repro_before_any_output_is_deleted(clone):
     outputs = [
         "data/dataset/images.npy",
@@ -380,14 +300,6 @@ def test_a_bad_param_stops_repro_before_any_output_is_deleted(clone):
     assert {name: (clone / name).read_bytes() for name in outputs} == before
 
 
-def test_train_without_fetched_data_says_to_fetch(tmp_path):
-    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    write_params(tmp_path, {})
-    done = run(tmp_path, sys.executable, "stages/train.py")
-    assert done.returncode == 1
-    assert "run the fetch stage first" in done.stderr and "Traceback" not in done.stderr
-
-
 def test_exp_run_with_a_changed_train_param_reruns_train_and_is_tracked_beside_the_others(clone):
     assert run(clone, "git", "add", "-A").returncode == 0
     assert run(clone, "git", "commit", "-qm", "baseline").returncode == 0
@@ -401,86 +313,6 @@ def test_exp_run_with_a_changed_train_param_reruns_train_and_is_tracked_beside_t
     tagged = [r for r in runs if r.data.tags.get("dvc.exp_name") == "lr-3e-3"]
     assert len(tagged) == 1 and tagged[0].data.params["train.lr"] == "0.003"
     assert tagged[0].info.status == "FINISHED"
-
-
-def fetch_in_process(root: Path) -> None:
-    """The fetch stage's work without a process start (its own process is tested by the repro)."""
-    from gatcluster.config.params import load_params
-    from gatcluster.pipeline.fetch_stage import run_fetch
-    from gatcluster.pipeline.layout import ProjectLayout
-
-    run_fetch(load_params(root / "params.yaml"), ProjectLayout(root))
-
-
-def default_sigint() -> None:
-    """Let the child take Ctrl-C even when this process ignores it.
-
-    A shell starts background jobs (`cmd &`) with SIGINT ignored, and an ignored signal stays
-    ignored across exec, so the stage would never see the test's SIGINT.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def train_until_first_checkpoint(root: Path, env: dict[str, str], **popen: object) -> subprocess.Popen:
-    """The train stage started in `root` (output captured), returned once it wrote a checkpoint."""
-    train = subprocess.Popen(
-        [sys.executable, "stages/train.py"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **popen,
-    )
-    checkpoint = root / "checkpoints" / "train" / "last.pt"
-    while not checkpoint.exists() and train.poll() is None:
-        time.sleep(0.1)
-    return train
-
-
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path, sig, code):
-    root = copy_project(tmp_path)
-    quick = {"iterations": 8, "large_batch": 100, "eval_every": 0}  # ~0.5 s per iteration
-    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
-    fetch_in_process(root)
-    train = train_until_first_checkpoint(root, stage_env(root), preexec_fn=default_sigint)
-    train.send_signal(sig)
-    _, err = train.communicate(timeout=120)
-    assert train.returncode == code and b"resume" in err and b"Traceback" not in err
-    client, runs = mlflow_runs(root)
-    assert [r.info.status for r in runs] == ["KILLED"]
-    if sig != signal.SIGINT:
-        return  # both signals take the same path from here: resuming is checked once
-    done = run(root, sys.executable, "stages/train.py")
-    assert done.returncode == 0, done.stderr
-    client, runs = mlflow_runs(root)
-    assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
-    assert json.loads((root / "reports" / "train" / "summary.json").read_text())["resumed_from"] >= 1
-    steps = [
-        m.step for m in client.get_metric_history(runs[0].info.run_id, "system/cpu_utilization_percentage")
-    ]
-    assert steps and len(set(steps)) == len(steps)  # the resumed run's samples continue, none overwritten
-
-
-def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
-    root = copy_project(tmp_path)
-    quick = {"iterations": 8, "large_batch": 100, "eval_every": 0}
-    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
-    fetch_in_process(root)
-    train = subprocess.Popen([sys.executable, "stages/train.py"], cwd=root, env=stage_env(root))
-    checkpoint = root / "checkpoints" / "train" / "last.pt"
-    while not checkpoint.exists() and train.poll() is None:
-        time.sleep(0.2)
-    train.kill()  # SIGKILL: no handler runs, the run stays RUNNING
-    train.wait(timeout=60)
-    _, runs = mlflow_runs(root)
-    assert [r.info.status for r in runs] == ["RUNNING"]
-    write_params(root, {**TINY, "train": {**TINY["train"], **quick, "iterations": 2, "lr": 0.003}})
-    done = run(root, sys.executable, "stages/train.py")  # other params: a new run, not a resume
-    assert done.returncode == 0, done.stderr
-    assert "closed MLflow run" in done.stderr
-    _, runs = mlflow_runs(root)
-    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
 
 
 def rank_process(rank: int, root: Path) -> int | None:

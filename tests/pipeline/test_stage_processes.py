@@ -1,0 +1,114 @@
+"""Stage processes on their own (no `dvc repro`): bad params, missing or too few images, and a
+training interrupted by SIGINT / SIGTERM / SIGKILL, resumed or closed by the next run.
+
+Kept apart from test_pipeline.py (which builds one project per module) so that pytest-xdist runs
+these beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stage_project import (  # noqa: E402
+    REPO,
+    TINY,
+    copy_project,
+    default_sigint,
+    fetch_in_process,
+    mlflow_runs,
+    run,
+    stage_env,
+    train_until_first_checkpoint,
+    write_params,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+# The failure paths of stages/_common.run_stage, through real stage processes: a usage error here
+# (exit 2), a data error in test_train_without_fetched_data_says_to_fetch (exit 1). The checks
+# themselves are tested in-process (tests/config/test_preflight.py, test_params.py).
+def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path):
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(tmp_path, {"train": {"lr": -1}})
+    done = run(tmp_path, sys.executable, "stages/train.py")
+    assert done.returncode == 2
+    assert "train.lr" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_fetch_of_too_few_images_stops_before_writing(tmp_path):
+    from PIL import Image
+
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        Image.new("L", (20, 20), 40 * i).save(tmp_path / "imgs" / f"{i}.png")
+    write_params(tmp_path, {"data": {"source": "folder", "root": "imgs"}, "train": {"sub_batch": 2}})
+    done = run(tmp_path, sys.executable, "stages/fetch.py")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "data.source folder has 3 images, fewer than model.num_clusters (10)" in done.stderr
+    assert not (tmp_path / "data" / "dataset").exists()
+
+
+def test_train_without_fetched_data_says_to_fetch(tmp_path):
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(tmp_path, {})
+    done = run(tmp_path, sys.executable, "stages/train.py")
+    assert done.returncode == 1
+    assert "run the fetch stage first" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path, sig, code):
+    root = copy_project(tmp_path)
+    quick = {"iterations": 8, "large_batch": 100, "eval_every": 0}  # ~0.5 s per iteration
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
+    fetch_in_process(root)
+    train = train_until_first_checkpoint(root, stage_env(root), preexec_fn=default_sigint)
+    train.send_signal(sig)
+    _, err = train.communicate(timeout=120)
+    assert train.returncode == code and b"resume" in err and b"Traceback" not in err
+    client, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["KILLED"]
+    if sig != signal.SIGINT:
+        return  # both signals take the same path from here: resuming is checked once
+    done = run(root, sys.executable, "stages/train.py")
+    assert done.returncode == 0, done.stderr
+    client, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
+    assert json.loads((root / "reports" / "train" / "summary.json").read_text())["resumed_from"] >= 1
+    steps = [
+        m.step for m in client.get_metric_history(runs[0].info.run_id, "system/cpu_utilization_percentage")
+    ]
+    assert steps and len(set(steps)) == len(steps)  # the resumed run's samples continue, none overwritten
+
+
+def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
+    root = copy_project(tmp_path)
+    quick = {"iterations": 8, "large_batch": 100, "eval_every": 0}
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
+    fetch_in_process(root)
+    train = subprocess.Popen([sys.executable, "stages/train.py"], cwd=root, env=stage_env(root))
+    checkpoint = root / "checkpoints" / "train" / "last.pt"
+    while not checkpoint.exists() and train.poll() is None:
+        time.sleep(0.2)
+    train.kill()  # SIGKILL: no handler runs, the run stays RUNNING
+    train.wait(timeout=60)
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["RUNNING"]
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick, "iterations": 2, "lr": 0.003}})
+    done = run(root, sys.executable, "stages/train.py")  # other params: a new run, not a resume
+    assert done.returncode == 0, done.stderr
+    assert "closed MLflow run" in done.stderr
+    _, runs = mlflow_runs(root)
+    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
