@@ -51,6 +51,16 @@ CONFIGS: dict[str, dict] = {
     "lr1e-3": {"train.lr": 0.001},
     "candidates3": {"train.candidates": 3, "train.candidate_iterations": 40},
     "candidates4": {"train.candidates": 4, "train.candidate_iterations": 40},
+    "candidates2-100": {"train.candidates": 2, "train.candidate_iterations": 100},
+    "stroke0.5": {"augment.stroke": 0.5},
+    "stroke1": {"augment.stroke": 1.0},
+    "resample": {"train.resample_aug_per_repeat": True},
+    "aug-strong": {
+        "augment.degrees": 30,
+        "augment.shear": 30,
+        "augment.translate": 0.2,
+        "augment.scale": [0.6, 1.4],
+    },
 }
 
 

@@ -46,6 +46,7 @@ ADDITIONS_OFF = {
     "train.sinkhorn_iters": 1,
     "train.views": 1,
     "train.candidates": 1,
+    "augment.stroke": 0.0,
 }
 
 
@@ -140,6 +141,7 @@ class AugmentConfig:
     translate: float = field(default=0.15, metadata=_range(0.0, 1.0))
     scale: tuple[float, float] = (0.7, 1.3)
     shear: float = field(default=20.0, metadata=_range(0.0, 89.0))
+    stroke: float = field(default=0.0, metadata=_range(0.0, 1.0))
 
 
 @dataclass(frozen=True)

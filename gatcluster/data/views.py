@@ -1,7 +1,8 @@
 """The clean and augmented views of a batch (docs/method.md §5), batched on the tensor's device.
 
 Augmented view, in the authors' order: horizontal flip -> colour jitter (brightness, contrast, hue)
--> random affine (rotation, translation, scale, x-shear) -> grayscale. Parameters are drawn per
+-> stroke-width jitter (this project's; off unless `augment.stroke` > 0) -> random affine
+(rotation, translation, scale, x-shear) -> grayscale. Parameters are drawn per
 image from an explicit generator, so a seed fixes the view on any device.
 """
 
@@ -61,6 +62,22 @@ def jitter_hue(x: torch.Tensor, hue: float, gen: torch.Generator) -> torch.Tenso
     return torch.stack([TF.adjust_hue(img, f) for img, f in zip(x, factors, strict=True)])
 
 
+def jitter_stroke(x: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
+    """Thicken or thin bright strokes by a random amount per image: a ~ U(−strength, strength).
+
+    a > 0 blends the image towards its 3×3 grey-level dilation (max filter) by a, a < 0 towards its
+    erosion (min filter) by |a|. Pen width is a nuisance of handwriting that the affine jitter does
+    not cover. Off (0) draws nothing, so the other draws stay as they were.
+    """
+    if strength <= 0:
+        return x
+    a = _uniform(len(x), -strength, strength, gen).to(x.device, x.dtype)[:, None, None, None]
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    towards = torch.where(a > 0, dilated, eroded)
+    return x + a.abs() * (towards - x)
+
+
 def affine_matrices(n: int, cfg: AugmentConfig, size: int, gen: torch.Generator) -> torch.Tensor:
     """Inverse affine maps (n, 2, 3) in normalised coordinates for `F.affine_grid`."""
     angle = _uniform(n, -cfg.degrees, cfg.degrees, gen) * (math.pi / 180)
@@ -93,5 +110,6 @@ def augmented_view(
         x = random_flip(x, gen)
     x = jitter_brightness_contrast(x, cfg.brightness, cfg.contrast, gen)
     x = jitter_hue(x, cfg.hue, gen)
+    x = jitter_stroke(x, cfg.stroke, gen)
     x = random_affine(x, cfg, gen)
     return to_grayscale(x) if grayscale else x

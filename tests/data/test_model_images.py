@@ -71,15 +71,15 @@ def mapped_rss_mib(path: Path) -> float:
 
 
 def test_training_from_a_stored_data_set_never_loads_or_keeps_it(tmp_path):
-    # 24,000 RGB images (70 MiB on disk), read whole by the checksum check and by the BatchNorm
-    # refit over every image at the end of training. Held in memory they would show as 70 MiB of
+    # 12,000 RGB images (35 MiB on disk), read whole by the checksum check and by the BatchNorm
+    # refit over every image at the end of training. Held in memory they would show as 35 MiB of
     # numpy arrays (tracemalloc sees numpy's allocations) or as resident pages of the mapping;
     # read per request, neither exceeds a few large batches. (The peak RSS of the whole process
     # is measured by benchmarks/memory.py --dataset-sizes: 1.03× from 70,000 to 700,000 images.)
     tile = np.random.default_rng(2).integers(0, 256, (1000, 32, 32, 3), dtype=np.uint8)
-    write_dataset(ImageDataset(np.tile(tile, (24, 1, 1, 1)), None, [], "folder"), tmp_path / "dataset")
+    write_dataset(ImageDataset(np.tile(tile, (12, 1, 1, 1)), None, [], "folder"), tmp_path / "dataset")
     npy = (tmp_path / "dataset" / "images.npy").resolve()
-    assert npy.stat().st_size > 70 * 2**20
+    assert npy.stat().st_size > 35 * 2**20
     overrides = {
         "data.source": "folder",
         "train.iterations": 1,

@@ -11,7 +11,7 @@ from gatcluster.config.params import AugmentConfig, Params, replace_params
 from gatcluster.config.params_edit import preset_overrides
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.sources import load_folder
-from gatcluster.data.views import augmented_view, clean_view, jitter_hue
+from gatcluster.data.views import augmented_view, clean_view, jitter_hue, jitter_stroke
 
 IDENTITY = AugmentConfig(brightness=0.0, contrast=0.0, degrees=0, translate=0.0, scale=(1.0, 1.0), shear=0)
 
@@ -78,6 +78,20 @@ def test_rotation_keeps_the_ink_roughly():
     out, clean = augmented_view(x, cfg, True, gen(0)), clean_view(x, True)
     assert not torch.allclose(out, clean, atol=1e-3)
     assert torch.allclose(out.sum(dim=(1, 2, 3)), clean.sum(dim=(1, 2, 3)), rtol=0.15)
+
+
+def test_stroke_jitter_thickens_or_thins_the_ink_and_is_a_no_op_when_off():
+    x = clean_view(digits_like(64), True)  # bright 8×4 strokes on black
+    g = gen(0)
+    assert jitter_stroke(x, 0.0, g) is x and torch.equal(g.get_state(), gen(0).get_state())  # no draw
+    y = jitter_stroke(x, 1.0, gen(0))
+    assert y.min() >= 0 and y.max() <= 1 and not torch.equal(y, x)
+    ink_before, ink_after = x.sum(dim=(1, 2, 3)), y.sum(dim=(1, 2, 3))
+    thicker, thinner = ink_after > ink_before + 1e-6, ink_after < ink_before - 1e-6
+    assert thicker.any() and thinner.any() and (thicker | thinner).all()  # both ways, every image
+    outside = torch.ones_like(x, dtype=torch.bool)
+    outside[..., 3:13, 5:11] = False  # beyond one pixel around the strokes: still black
+    assert (y[outside] == 0).all()
 
 
 def test_hue_jitter_changes_colour_and_refuses_grey_images():
