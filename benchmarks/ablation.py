@@ -54,6 +54,7 @@ CONFIGS: dict[str, dict] = {
     "candidates2-100": {"train.candidates": 2, "train.candidate_iterations": 100},
     "stroke0.5": {"augment.stroke": 0.5},
     "stroke1": {"augment.stroke": 1.0},
+    "elastic2": {"augment.elastic": 2.0},
     "resample": {"train.resample_aug_per_repeat": True},
     "aug-strong": {
         "augment.degrees": 30,

@@ -47,6 +47,7 @@ ADDITIONS_OFF = {
     "train.views": 1,
     "train.candidates": 1,
     "augment.stroke": 0.0,
+    "augment.elastic": 0.0,
 }
 
 
@@ -142,6 +143,7 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.7, 1.3)
     shear: float = field(default=20.0, metadata=_range(0.0, 89.0))
     stroke: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    elastic: float = field(default=0.0, metadata=_range(0.0, 8.0))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Augmented view, in the authors' order: horizontal flip -> colour jitter (brightness, contrast, hue)
 -> stroke-width jitter (this project's; off unless `augment.stroke` > 0) -> random affine
-(rotation, translation, scale, x-shear) -> grayscale. Parameters are drawn per
+(rotation, translation, scale, x-shear; with an elastic distortion when `augment.elastic` > 0, also
+this project's) -> grayscale. Parameters are drawn per
 image from an explicit generator, so a seed fixes the view on any device.
 """
 
@@ -94,10 +95,29 @@ def affine_matrices(n: int, cfg: AugmentConfig, size: int, gen: torch.Generator)
     return torch.cat([inverse, offset], dim=2)
 
 
+ELASTIC_CONTROL_POINTS = 5  # per side: displacements vary smoothly over about a quarter of the image
+
+
+def elastic_displacements(n: int, pixels: float, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Smooth random displacement fields (n, size, size, 2) in normalised coordinates.
+
+    Each of 5×5 control points moves by up to `pixels` in x and y (uniform), bilinearly
+    interpolated in between: the elastic distortion of handwriting (Simard et al., 2003) without
+    the Gaussian smoothing pass.
+    """
+    k = ELASTIC_CONTROL_POINTS
+    control = _uniform(n * 2 * k * k, -pixels, pixels, gen).view(n, 2, k, k) * (2 / size)
+    field = F.interpolate(control, size=(size, size), mode="bilinear", align_corners=True)
+    return field.permute(0, 2, 3, 1)
+
+
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Rotate, translate, scale and shear each image; outside pixels are black."""
+    """Rotate, translate, scale and shear each image, then distort it elastically when asked;
+    one resampling for both; outside pixels are black."""
     theta = affine_matrices(len(x), cfg, x.shape[-1], gen).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if cfg.elastic > 0:  # off draws nothing, so the other draws stay as they were
+        grid = grid + elastic_displacements(len(x), cfg.elastic, x.shape[-1], gen).to(x.device, x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

@@ -91,13 +91,19 @@ def test_faithful_preset_is_the_authors_schedule():
 
 @pytest.mark.parametrize("name", ["faithful", "stl10", "imagenet10", "imagenet-dogs15"])
 def test_paper_presets_turn_every_trainer_addition_off(name):
-    on = {"model.num_heads": 4, "train.ema_decay": 0.99, "train.views": 2, "augment.stroke": 0.5}
+    on = {
+        "model.num_heads": 4,
+        "train.ema_decay": 0.99,
+        "train.views": 2,
+        "augment.stroke": 0.5,
+        "augment.elastic": 2,
+    }
     params = replace_params(Params(), on)
     params = replace_params(params, preset_overrides(name))
     t, m = params.train, params.model
     assert (m.num_heads, m.overcluster) == (1, 0)
     assert (t.ema_decay, t.confidence, t.sinkhorn_iters, t.views, t.amp) == (0.0, 0.0, 1, 1, False)
-    assert params.augment.stroke == 0.0
+    assert (params.augment.stroke, params.augment.elastic) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -11,7 +11,14 @@ from gatcluster.config.params import AugmentConfig, Params, replace_params
 from gatcluster.config.params_edit import preset_overrides
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.sources import load_folder
-from gatcluster.data.views import augmented_view, clean_view, jitter_hue, jitter_stroke
+from gatcluster.data.views import (
+    augmented_view,
+    clean_view,
+    elastic_displacements,
+    jitter_hue,
+    jitter_stroke,
+    random_affine,
+)
 
 IDENTITY = AugmentConfig(brightness=0.0, contrast=0.0, degrees=0, translate=0.0, scale=(1.0, 1.0), shear=0)
 
@@ -92,6 +99,20 @@ def test_stroke_jitter_thickens_or_thins_the_ink_and_is_a_no_op_when_off():
     outside = torch.ones_like(x, dtype=torch.bool)
     outside[..., 3:13, 5:11] = False  # beyond one pixel around the strokes: still black
     assert (y[outside] == 0).all()
+
+
+def test_elastic_distortion_moves_pixels_smoothly_by_at_most_its_strength():
+    field = elastic_displacements(16, 2.0, 32, gen(0)) * (32 / 2)  # back to pixels
+    assert field.shape == (16, 32, 32, 2) and field.abs().max() <= 2.0 and field.abs().max() > 1.0
+    assert (field[:, 1:] - field[:, :-1]).abs().max() < 0.6  # neighbours move alike: no tearing
+    x = clean_view(digits_like(16), True)
+    elastic = AugmentConfig(**{**IDENTITY.__dict__, "elastic": 2.0})
+    g_off, g_on = gen(0), gen(0)
+    random_affine(x, IDENTITY, g_off)
+    y = random_affine(x, elastic, g_on)
+    assert not torch.equal(g_on.get_state(), g_off.get_state())  # it draws only when on
+    assert not torch.allclose(y, random_affine(x, IDENTITY, gen(0)), atol=1e-3)
+    assert y.sum() == pytest.approx(x.sum().item(), rel=0.1)  # the ink moves, little is lost
 
 
 def test_hue_jitter_changes_colour_and_refuses_grey_images():

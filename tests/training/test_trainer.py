@@ -192,6 +192,7 @@ SWITCHES_ON = {
     "train.sinkhorn_iters": 3,
     "train.views": 2,
     "augment.stroke": 0.5,
+    "augment.elastic": 2.0,
 }
 # Losses of the two iterations below as computed by the trainer before the switches existed
 # (commit dee5866, this CI machine's CPU, 2 threads). Other CPUs differ in the last bits only.
