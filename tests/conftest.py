@@ -4,7 +4,8 @@ Seeded CPU runs repeat exactly only at a fixed thread count (reductions split di
 every test process uses two threads, the count of the CI machine. pytest-xdist runs two test
 processes at once (pyproject.toml), so OpenMP threads sleep instead of spinning while they wait:
 spinning threads of one process would take the cores the other process needs (measured: a
-training test took 40 s beside two other torch jobs with spinning threads, 22 s with sleeping ones).
+training test beside two single-thread torch jobs took 40 s with spinning threads, 22 s with
+sleeping ones).
 The wait policy changes when threads run, never what they compute.
 """
 
