@@ -58,6 +58,9 @@ CONFIGS: dict[str, dict] = {
     # Three whole runs of 116 iterations (1.74x the iterations), the lowest final loss kept.
     "wholerun3": {"train.iterations": 116, "train.candidates": 3, "train.candidate_iterations": 116},
     "resample": {"train.resample_aug_per_repeat": True},
+    # Separability relations from k-means on the mid-level features instead of the targets.
+    "relfeat": {"train.relations": "features"},
+    "relfeat-sep3": {"train.relations": "features", "train.loss_weights.separability": 3},
     "aug-strong": {
         "augment.degrees": 30,
         "augment.shear": 30,

@@ -44,6 +44,7 @@ ADDITIONS_OFF = {
     "train.ema_decay": 0.0,
     "train.confidence": 0.0,
     "train.sinkhorn_iters": 1,
+    "train.relations": "targets",
     "train.views": 1,
     "train.candidates": 1,
     "augment.stroke": 0.0,
@@ -125,6 +126,7 @@ class TrainConfig:
     ema_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
     confidence: float = field(default=0.0, metadata=_range(0.0, 1.0))
     sinkhorn_iters: int = field(default=1, metadata=_range(1, 1000))
+    relations: str = field(default="features", metadata=_choices("targets", "features"))
     views: int = field(default=1, metadata=_range(1, 64))
     candidates: int = field(default=1, metadata=_range(1, 16))
     candidate_iterations: int = field(default=40, metadata=_range(1))

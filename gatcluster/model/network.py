@@ -4,16 +4,31 @@
 targets); `model.overcluster` adds an auxiliary head with more clusters than K. Both exist only
 during training: `keep_head` reduces the network to the one selected head, which is what is saved
 and exported. With one head and no over-clustering the network is exactly the paper's.
+
+The mid-level features (after the backbone's second pooling stage) are what `train.relations:
+features` clusters for the separability relations: in a trained network they are far more
+class-pure than the label features (docs/method.md §3).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gatcluster.config.params import ModelConfig
 from gatcluster.model.backbone import BACKBONE_SPECS, build_backbone
 from gatcluster.model.head import GaussianAttentionHead, HeadOutput
+
+# The mid-level map is average-pooled to at most this side, so its size stays bounded on large
+# inputs (small32's 8×8 map is kept as it is).
+MIDDLE_MAX_SIDE = 8
+
+
+def middle_stage_end(backbone: nn.Sequential) -> int:
+    """The index just past the backbone's second max-pool: where its mid-level features are."""
+    pools = [i for i, layer in enumerate(backbone) if isinstance(layer, nn.MaxPool2d)]
+    return pools[1] + 1
 
 
 class GATCluster(nn.Module):
@@ -38,6 +53,7 @@ class GATCluster(nn.Module):
             )
 
         self.backbone = build_backbone(cfg.backbone, in_channels, fea_dim, cfg.width_mult)
+        self.middle_end = middle_stage_end(self.backbone)
         self.head = make_head(cfg.num_clusters)
         # Created after the first head, so a one-head model draws the same initial weights as before.
         self.extra_heads = nn.ModuleList(make_head(cfg.num_clusters) for _ in range(cfg.num_heads - 1))
@@ -61,6 +77,15 @@ class GATCluster(nn.Module):
         fmap = self.forward_features(x)
         heads = [self.head, *self.extra_heads, *self.overcluster_heads]
         return [head(fmap) for head in heads]
+
+    def forward_heads_with_middle(self, x: torch.Tensor) -> tuple[list[HeadOutput], torch.Tensor]:
+        """`forward_heads` and the flattened mid-level features (B, D) of the same forward pass."""
+        middle = self.backbone[: self.middle_end](x)
+        fmap = self.backbone[self.middle_end :](middle)
+        heads = [self.head, *self.extra_heads, *self.overcluster_heads]
+        if middle.shape[-1] > MIDDLE_MAX_SIDE:
+            middle = F.adaptive_avg_pool2d(middle, MIDDLE_MAX_SIDE)
+        return [head(fmap) for head in heads], middle.flatten(1)
 
     def keep_head(self, index: int) -> None:
         """Keep only K-cluster head `index` (as `head`); drop the others and the over-clustering head."""

@@ -2,7 +2,9 @@
 
 Targets come from the clean probabilities P (|L| × K) of a large batch, computed without gradients:
 balanced targets for transformation invariance, sharpened targets for the attention head, and
-k-means relation labels for separability. Losses see the sub-batch outputs p', q'.
+k-means relation labels for separability (of the sharpened targets as in the paper, or, with
+`train.relations: features`, of the network's mid-level features). Losses see the sub-batch
+outputs p', q'.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from gatcluster.model.head import full_precision
 
 TARGET_EPS = 1e-5
 ENTROPY_CLAMP = 1e-5
+# Principal components of the mid-level features that k-means sees: measured on mnist5k, 16–128
+# components give the same k-means ACC as all 2,048 dimensions at a twentieth of the time.
+RELATION_FEATURE_DIMS = 32
 
 
 class Targets(NamedTuple):
@@ -50,16 +55,37 @@ def sharpened_target(probs: torch.Tensor, eps: float = TARGET_EPS) -> torch.Tens
     return t / (t.sum(dim=1, keepdim=True) + eps)
 
 
+def relation_points(features: torch.Tensor, seed: int, dims: int = RELATION_FEATURE_DIMS) -> torch.Tensor:
+    """Mid-level features (L, D) as k-means points: unit length, then their first `dims` principal
+    components (scores), by a seeded randomized SVD (Halko et al., 2011; no global random state).
+
+    Randomized, in float32 and with two power iterations: sklearn's PCA on the same features took
+    ten times as long, a third of a training iteration on this project's CPU.
+    """
+    x = F.normalize(features.float(), dim=1)
+    x = x - x.mean(dim=0)
+    rank = min(dims, *x.shape)
+    gen = torch.Generator().manual_seed(seed)
+    sketch = x @ torch.randn(x.shape[1], min(rank + 8, x.shape[1]), generator=gen, dtype=x.dtype)
+    for _ in range(2):  # power iterations sharpen the leading subspace
+        basis, _ = torch.linalg.qr(sketch)
+        sketch = x @ (x.T @ basis)
+    basis, _ = torch.linalg.qr(sketch)
+    u, s, _ = torch.linalg.svd(basis.T @ x, full_matrices=False)
+    return (basis @ u[:, :rank]) * s[:rank]
+
+
 def relation_labels(
-    sharpened: torch.Tensor, num_clusters: int, n_init: int, seed: int, min_ratio: float
+    points: torch.Tensor, num_clusters: int, n_init: int, seed: int, min_ratio: float
 ) -> torch.Tensor:
-    """k-means cluster labels of the sharpened targets, or one label per image if degenerate.
+    """k-means cluster labels of `points` (the sharpened targets, or `relation_points` of the
+    features), or one label per image if degenerate.
 
     The guard: fewer than K non-empty clusters, or one with < min_ratio·|L|/K members, makes
     every pair "different" (the identity relation), as in the authors' code.
     """
-    n = sharpened.shape[0]
-    points = sharpened.detach().cpu().double().numpy()
+    n = points.shape[0]
+    points = points.detach().cpu().double().numpy()
     if n < num_clusters:
         return torch.arange(n)
     kmeans = KMeans(n_clusters=num_clusters, n_init=n_init, random_state=seed)
@@ -80,11 +106,14 @@ def compute_targets(
     seed: int,
     min_ratio: float,
     sinkhorn_iters: int = 1,
+    points: torch.Tensor | None = None,
 ) -> Targets:
-    """All targets for one large batch from its clean probabilities P."""
+    """All targets for one large batch from its clean probabilities P; the relations from k-means
+    on `points` when given (`relation_points` of the features), else on the sharpened targets."""
     probs = probs.float()
     t = sharpened_target(probs)
-    labels = relation_labels(t, num_clusters, n_init, seed, min_ratio).to(probs.device)
+    labels = relation_labels(t if points is None else points, num_clusters, n_init, seed, min_ratio)
+    labels = labels.to(probs.device)
     return Targets(balanced_target(probs, sweeps=sinkhorn_iters), t, labels)
 
 

@@ -74,12 +74,34 @@ def chunked_head_probs(
     channels_last: bool = False,
 ) -> list[torch.Tensor]:
     """Eval-mode global-head probabilities of every head (`forward_heads` order), on the CPU."""
+    probs, _ = chunked_probs_and_middle(model, images, chunk, grayscale, device, amp, channels_last)
+    return probs
+
+
+def chunked_probs_and_middle(
+    model: GATCluster,
+    images: torch.Tensor,
+    chunk: int,
+    grayscale: bool,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+    middle: bool = False,
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Every head's eval-mode probabilities and, when `middle`, the mid-level features (N, D), in
+    float32 on the CPU; from one forward pass per chunk."""
     model.eval()
-    parts = []
+    parts, middles = [], []
     with torch.no_grad(), autocast_for(device, amp):
         for x in clean_chunks(images, chunk, grayscale, device, channels_last):
-            parts.append([out.probs.float().cpu() for out in model.forward_heads(x)])
-    return [torch.cat(column) for column in zip(*parts, strict=True)]
+            if middle:
+                outs, mid = model.forward_heads_with_middle(x)
+                middles.append(mid.float().cpu())
+            else:
+                outs = model.forward_heads(x)
+            parts.append([out.probs.float().cpu() for out in outs])
+    probs = [torch.cat(column) for column in zip(*parts, strict=True)]
+    return probs, torch.cat(middles) if middle else None
 
 
 def chunked_predictions(

@@ -33,10 +33,11 @@ from gatcluster.training.distributed import (
 )
 from gatcluster.training.ema import ema_copy, ema_update
 from gatcluster.training.head_selection import best_head, head_losses
-from gatcluster.training.losses import GATClusterLoss, Targets, compute_targets
+from gatcluster.training.losses import GATClusterLoss, Targets, compute_targets, relation_points
 from gatcluster.training.passes import (
     autocast_for,
     chunked_head_probs,
+    chunked_probs_and_middle,
     model_input,
     preserved_batchnorm_stats,
     reestimate_batchnorm,
@@ -135,11 +136,21 @@ class Trainer:
         message naming `where` they appeared.
         """
         cfg, model = self.cfg, self.output_model
-        probs = chunked_head_probs(
-            model, share(batch, ranks), cfg.target_chunk, self.grayscale, self.device, amp, cfg.channels_last
+        features = cfg.relations == "features"
+        probs, middle = chunked_probs_and_middle(
+            model,
+            share(batch, ranks),
+            cfg.target_chunk,
+            self.grayscale,
+            self.device,
+            amp,
+            cfg.channels_last,
+            middle=features,
         )
         if ranks.distributed:
             probs = [gather_rows(p.to(self.device), ranks).cpu() for p in probs]
+            if features:
+                middle = gather_rows(middle.to(self.device), ranks).cpu()
         if not all(torch.isfinite(p).all() for p in probs):
             raise TrainingDiverged(
                 f"non-finite predictions in {where}. "
@@ -150,9 +161,16 @@ class Trainer:
         if not ranks.is_main:  # filled in by rank 0's broadcast
             targets = [empty_targets(len(p), p.shape[1], self.device) for p in probs]
         else:
+            points = relation_points(middle, seed) if features else None
             targets = [
                 compute_targets(
-                    p, k, cfg.kmeans_n_init, (seed + h) % (2**31), cfg.guard_min_ratio, cfg.sinkhorn_iters
+                    p,
+                    k,
+                    cfg.kmeans_n_init,
+                    (seed + h) % (2**31),
+                    cfg.guard_min_ratio,
+                    cfg.sinkhorn_iters,
+                    points,
                 )
                 for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
             ]

@@ -93,6 +93,7 @@ def test_missing_and_malformed_files(tmp_path):
         ({"model.overcluster": 10}, r"model.overcluster must be 0 \(off\) or more than model.num_clusters"),
         ({"model.num_heads": 0}, "model.num_heads must be >= 1"),
         ({"train.sinkhorn_iters": 0}, "train.sinkhorn_iters must be >= 1"),
+        ({"train.relations": "pixels"}, "train.relations must be one of targets, features; got 'pixels'"),
     ],
 )
 def test_trainer_switches_are_validated(overrides, message):

@@ -95,6 +95,7 @@ def test_paper_presets_turn_every_trainer_addition_off(name):
         "model.num_heads": 4,
         "train.ema_decay": 0.99,
         "train.views": 2,
+        "train.relations": "features",
         "augment.stroke": 0.5,
         "augment.elastic": 2,
     }
@@ -104,6 +105,7 @@ def test_paper_presets_turn_every_trainer_addition_off(name):
     assert (m.num_heads, m.overcluster) == (1, 0)
     assert (t.ema_decay, t.confidence, t.sinkhorn_iters, t.views, t.amp) == (0.0, 0.0, 1, 1, False)
     assert (params.augment.stroke, params.augment.elastic) == (0.0, 0.0)
+    assert t.relations == "targets"
 
 
 @pytest.mark.parametrize("name", PRESETS)

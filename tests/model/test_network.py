@@ -135,3 +135,28 @@ def test_one_head_network_draws_the_same_weights_as_before_the_switches():
     many.keep_head(0)
     assert one.state_dict().keys() == many.state_dict().keys()
     assert all(torch.equal(v, many.state_dict()[k]) for k, v in one.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("backbone", "size", "middle_side"), [("small32", 32, 8), ("stl96", 96, 8), ("imagenet128", 128, 8)]
+)
+def test_middle_features_come_from_the_same_pass_after_the_second_pool(backbone, size, middle_side):
+    cfg = ModelConfig(backbone=backbone, width_mult=0.125, num_clusters=5, num_heads=2)
+    model = GATCluster(cfg, in_channels=1).eval()
+    x = torch.rand(3, 1, size, size)
+    with torch.no_grad():
+        outs, middle = model.forward_heads_with_middle(x)
+        plain = model.forward_heads(x)
+        up_to_second_pool = model.backbone[: model.middle_end](x)
+    assert isinstance(model.backbone[model.middle_end - 1], torch.nn.MaxPool2d)
+    pools = [m for m in model.backbone[: model.middle_end] if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 2
+    for a, b in zip(outs, plain, strict=True):
+        assert all(torch.equal(s, t) for s, t in zip(a, b, strict=True))
+    # Middle channels: 128 * width_mult; larger maps are averaged down to 8x8.
+    assert middle.shape == (3, 16 * middle_side * middle_side)
+    if up_to_second_pool.shape[-1] == middle_side:
+        assert torch.equal(middle, up_to_second_pool.flatten(1))
+    else:
+        pooled = torch.nn.functional.adaptive_avg_pool2d(up_to_second_pool, middle_side)
+        assert torch.allclose(middle, pooled.flatten(1))

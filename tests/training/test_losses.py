@@ -18,6 +18,7 @@ from gatcluster.training.losses import (
     entropy_loss,
     invariance_loss,
     relation_labels,
+    relation_points,
     separability_loss,
     sharpened_target,
 )
@@ -124,6 +125,47 @@ def test_compute_targets_bundles_all_three():
     assert targets.balanced.shape == targets.sharpened.shape == (100, K)
     assert targets.relation_labels.shape == (100,)
     assert targets.relation_labels.max() < K  # not the guard's identity
+
+
+def clustered_features(n_per_cluster: int, dim: int = 200, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Features of K well-separated groups (random directions plus noise), and each row's group."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.randn(K, dim, generator=gen) * 3
+    truth = torch.arange(K).repeat(n_per_cluster)
+    return centres[truth] + torch.randn(len(truth), dim, generator=gen), truth
+
+
+def test_relation_points_are_seeded_principal_components_of_unit_features():
+    features, _ = clustered_features(10)
+    points = relation_points(features, seed=3, dims=8)
+    assert points.shape == (100, 8)
+    assert torch.equal(points, relation_points(features, seed=3, dims=8))
+    # Only directions count: scaling an image's features leaves its point where it was.
+    scaled = features * torch.linspace(0.5, 4.0, len(features))[:, None]
+    assert torch.allclose(relation_points(scaled, seed=3, dims=8), points, atol=1e-4)
+    # The K groups span K - 1 strong directions: those scores match an exact PCA (up to a rotation
+    # within them, so compare distances).
+    unit = F.normalize(features, dim=1)
+    unit = unit - unit.mean(dim=0)
+    u, s, _ = torch.linalg.svd(unit, full_matrices=False)
+    exact = u[:, : K - 1] * s[: K - 1]
+    ours = relation_points(features, seed=3, dims=K - 1)
+    assert torch.allclose(torch.cdist(ours, ours), torch.cdist(exact, exact), atol=1e-3)
+    # Fewer images than components: as many components as images.
+    assert relation_points(features[:5], seed=3, dims=8).shape == (5, 5)
+
+
+def test_feature_relations_follow_the_features_not_the_targets():
+    features, truth = clustered_features(20)
+    probs = separated_probs(20, seed=1)[torch.randperm(200, generator=torch.Generator().manual_seed(2))]
+    by_targets = compute_targets(probs, K, n_init=3, seed=0, min_ratio=0.1)
+    by_features = compute_targets(probs, K, 3, 0, 0.1, points=relation_points(features, seed=0))
+    same = by_features.relation_labels[:, None] == by_features.relation_labels[None, :]
+    assert torch.equal(same, truth[:, None] == truth[None, :])
+    assert not torch.equal(by_features.relation_labels, by_targets.relation_labels)
+    # Balanced and sharpened targets still come from the probabilities.
+    assert torch.equal(by_features.balanced, by_targets.balanced)
+    assert torch.equal(by_features.sharpened, by_targets.sharpened)
 
 
 def test_total_is_the_weighted_sum_of_the_terms():

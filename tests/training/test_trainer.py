@@ -190,6 +190,7 @@ SWITCHES_ON = {
     "train.ema_decay": 0.9,
     "train.confidence": 0.12,
     "train.sinkhorn_iters": 3,
+    "train.relations": "features",
     "train.views": 2,
     "augment.stroke": 0.5,
     "augment.elastic": 2.0,
