@@ -7,6 +7,7 @@ Prints ACC / NMI / ARI per run and mean ± std, with wall time per run (data loa
     .venv/bin/python benchmarks/quality.py                 # seeds 0 1 2, 2 threads
     .venv/bin/python benchmarks/quality.py --seeds 0 --set train.iterations=20
     .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --compare-off   # also every addition off
+    .venv/bin/python benchmarks/quality.py --compare-set train.relations=targets  # also these overrides
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -46,7 +48,9 @@ def run_gatcluster(params, seed: int) -> dict:
     result = fit(params, images)
     pred = predict_clusters(result.model, images, 500, params.data.grayscale, torch.device("cpu"))
     seconds = time.perf_counter() - tic
-    return {**cluster_scores(pred.numpy(), data.labels).as_dict(), "seconds": seconds}
+    scores = cluster_scores(pred.numpy(), data.labels).as_dict()
+    print(f"# seed {seed}: ACC {scores['acc']:.3f} in {seconds:.1f} s", file=sys.stderr, flush=True)
+    return {**scores, "seconds": seconds}
 
 
 def run_kmeans(source: str, seed: int, k: int) -> dict:
@@ -101,6 +105,13 @@ def main() -> None:
         action="store_true",
         help="also train with every trainer addition off (the paper's trainer with these params)",
     )
+    parser.add_argument(
+        "--compare-set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also train with these overrides on top of the params (e.g. the previous defaults)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = replace_params(load_params(args.params), parse_overrides(args.set))
@@ -112,15 +123,24 @@ def main() -> None:
         if args.compare_off
         else []
     )
+    other_params = replace_params(params, parse_overrides(args.compare_set))
+    other = [run_gatcluster(other_params, s) for s in args.seeds] if args.compare_set else []
     km = [run_kmeans(params.data.source, s, params.model.num_clusters) for s in args.seeds]
     print_table("GATCluster", gat, args.seeds)
-    if off:
-        print_table("additions off", off, args.seeds)
-        ratio = summarize(gat)["seconds"][0] / summarize(off)["seconds"][0]
-        print(f"# time ratio GATCluster / additions off: {ratio:.2f}")
+    for name, runs in (("additions off", off), (" ".join(args.compare_set), other)):
+        if runs:
+            print_table(name, runs, args.seeds)
+            ratio = summarize(gat)["seconds"][0] / summarize(runs)["seconds"][0]
+            print(f"# time ratio GATCluster / {name}: {ratio:.2f}")
     print_table("k-means", km, args.seeds)
     if args.out:
-        results = {"seeds": args.seeds, "gatcluster": gat, "additions_off": off, "kmeans": km}
+        results = {
+            "seeds": args.seeds,
+            "gatcluster": gat,
+            "additions_off": off,
+            "compare_set": {"overrides": args.compare_set, "runs": other},
+            "kmeans": km,
+        }
         args.out.write_text(json.dumps(results, indent=2))
 
 
