@@ -23,8 +23,8 @@ from gatcluster.config.params import Params, load_params, replace_params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
-from gatcluster.training.losses import compute_targets
-from gatcluster.training.passes import chunked_head_probs, cpu_has_native_bf16, reestimate_batchnorm
+from gatcluster.training.losses import compute_targets, relation_points
+from gatcluster.training.passes import chunked_probs_and_middle, cpu_has_native_bf16, reestimate_batchnorm
 from gatcluster.training.streams import AUG_VIEW, derived_generator, large_batch_indices
 from gatcluster.training.trainer import Trainer
 
@@ -65,9 +65,19 @@ def profile(params: Params, images: torch.Tensor, iterations: int) -> dict[str, 
                 t.channels_last,
                 t.amp,
             )
-        probs = timed(
-            phases, "target forward pass", chunked_head_probs, model, batch, *args, t.amp, t.channels_last
+        features = t.relations == "features"
+        probs, middle = timed(
+            phases,
+            "target forward pass",
+            chunked_probs_and_middle,
+            model,
+            batch,
+            *args,
+            t.amp,
+            t.channels_last,
+            features,
         )
+        points = timed(phases, "relation points (PCA)", relation_points, middle, it) if features else None
         targets = [
             timed(
                 phases,
@@ -79,6 +89,7 @@ def profile(params: Params, images: torch.Tensor, iterations: int) -> dict[str, 
                 it,
                 t.guard_min_ratio,
                 t.sinkhorn_iters,
+                points,
             )
             for p, k in zip(probs, head_sizes(params, len(probs)), strict=True)
         ]

@@ -3,6 +3,9 @@ exactly as a plain run of its seed; a run stopped after the choice resumes bit-i
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +14,10 @@ from gatcluster.config.params import Params, ParamsError, replace_params
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.training.candidates import candidate_seed
-from gatcluster.training.checkpoint import load_checkpoint
 from gatcluster.training.fit import fit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interrupted import stop_and_resume  # noqa: E402
 
 SMALL = {
     "data.source": "digits",
@@ -26,10 +31,6 @@ SMALL = {
     "train.candidate_iterations": 1,
     "train.kmeans_n_init": 3,
 }
-
-
-class Interrupt(Exception):
-    """Stands for Ctrl-C inside training."""
 
 
 @pytest.fixture(scope="module")
@@ -82,20 +83,11 @@ def test_labels_never_choose_the_start(digit_images, digits_dataset):
 
 def test_a_run_stopped_after_the_choice_resumes_bit_identically(digit_images, tmp_path):
     params = small(**{"train.checkpoint_every": 1, "train.candidates": 2})
-    whole = fit(params, digit_images, checkpoint=tmp_path / "a" / "last.pt")
-
-    def stop_in_iteration_two(step, metrics):
-        if step == 2:
-            raise Interrupt
-
-    ckpt = tmp_path / "b" / "last.pt"
-    with pytest.raises(Interrupt):
-        fit(params, digit_images, log_fn=stop_in_iteration_two, checkpoint=ckpt)
-    state = load_checkpoint(ckpt)
-    assert state["iteration"] == 1 and state["seed"] in [candidate_seed(0, c) for c in range(2)]
-    resumed = fit(params, digit_images, checkpoint=ckpt)
-    assert resumed.resumed_from == 1
-    assert states_equal(resumed.model.state_dict(), whole.model.state_dict())
+    run = stop_and_resume(params, digit_images, tmp_path, stop_at=2)
+    assert run.checkpoint["iteration"] == 1
+    assert run.checkpoint["seed"] in [candidate_seed(0, c) for c in range(2)]
+    assert run.resumed.resumed_from == 1
+    assert states_equal(run.resumed.model.state_dict(), run.whole.model.state_dict())
 
 
 @pytest.mark.parametrize(

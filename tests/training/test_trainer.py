@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +15,13 @@ from gatcluster.data.model_images import ModelImages
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset, read_dataset, write_dataset
 from gatcluster.evaluation.metrics import cluster_scores
-from gatcluster.training.checkpoint import load_checkpoint
 from gatcluster.training.fit import TrainingSetupError, fit, resolve_device
 from gatcluster.training.passes import predict_clusters
 from gatcluster.training.streams import large_batch_indices, lr_at
 from gatcluster.training.trainer import Trainer, TrainingDiverged
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interrupted import stop_and_resume  # noqa: E402
 
 CPU = torch.device("cpu")
 # Small real run: digits at 32 px, widths 16/32/64, L = 500, B = 64, R = 2.
@@ -97,26 +101,14 @@ def test_same_seed_gives_identical_runs(digit_images):
     assert without_time(c.history) != without_time(a.history)
 
 
-class Interrupt(Exception):
-    pass
-
-
 def test_interrupted_run_resumes_bit_identical(digit_images, tmp_path):
     params = tiny_params(**{"train.iterations": 4, "train.large_batch": 300, "train.checkpoint_every": 1})
-    whole = fit(params, digit_images, checkpoint=tmp_path / "a" / "last.pt")
-
-    def stop_at_three(step, metrics):
-        if step == 3:
-            raise Interrupt  # like Ctrl-C during iteration 3: checkpoint of iteration 2 stays
-
-    ckpt = tmp_path / "b" / "last.pt"
-    with pytest.raises(Interrupt):
-        fit(params, digit_images, log_fn=stop_at_three, checkpoint=ckpt)
-    assert load_checkpoint(ckpt)["iteration"] == 2
-    resumed = fit(params, digit_images, checkpoint=ckpt)
-    assert resumed.resumed_from == 2
-    assert without_time(resumed.history) == without_time(whole.history)
-    assert states_equal(resumed.model.state_dict(), whole.model.state_dict())
+    # Stopped like Ctrl-C during iteration 3: the checkpoint of iteration 2 stays.
+    run = stop_and_resume(params, digit_images, tmp_path, stop_at=3)
+    assert run.checkpoint["iteration"] == 2
+    assert run.resumed.resumed_from == 2
+    assert without_time(run.resumed.history) == without_time(run.whole.history)
+    assert states_equal(run.resumed.model.state_dict(), run.whole.model.state_dict())
 
 
 def test_checkpoint_loads_weights_only_with_what_resume_needs(digit_images, tmp_path):
@@ -236,17 +228,9 @@ def all_switches_params(**overrides) -> Params:
 
 def test_resume_is_bit_identical_with_every_switch_on(digit_images, tmp_path):
     params = all_switches_params(**{"train.iterations": 3, "train.checkpoint_every": 1})
-    whole = fit(params, digit_images, checkpoint=tmp_path / "a" / "last.pt")
-
-    def stop_at_two(step, metrics):
-        if step == 2:
-            raise Interrupt
-
-    ckpt = tmp_path / "b" / "last.pt"
-    with pytest.raises(Interrupt):
-        fit(params, digit_images, log_fn=stop_at_two, checkpoint=ckpt)
-    assert "ema" in load_checkpoint(ckpt)
-    resumed = fit(params, digit_images, checkpoint=ckpt)
+    run = stop_and_resume(params, digit_images, tmp_path, stop_at=2)
+    assert "ema" in run.checkpoint
+    resumed, whole = run.resumed, run.whole
     assert resumed.resumed_from == 1
     assert without_time(resumed.history) == without_time(whole.history)
     assert states_equal(resumed.model.state_dict(), whole.model.state_dict())
