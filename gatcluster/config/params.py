@@ -7,6 +7,7 @@ holds end to end (`train.lr` = `TrainConfig.lr` = MLflow param `train.lr`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,22 @@ def params_from_dict(raw: Any) -> Params:
     params = build_section(Params, raw, "")
     check_consistency(params)
     return params
+
+
+def saved_params_from_dict(raw: Any) -> Params:
+    """`params_from_dict` for params saved by an earlier version (a checkpoint's): a trainer
+    addition the saved dict does not name did not exist then, so that run trained with it off,
+    whatever today's default is (`train.relations` defaults to `features`, earlier runs used the
+    targets)."""
+    if not isinstance(raw, dict):
+        return params_from_dict(raw)
+    filled = copy.deepcopy(raw)
+    for dotted, off in ADDITIONS_OFF.items():
+        section, key = dotted.split(".")
+        block = filled.get(section)
+        if isinstance(block, dict) and key not in block:
+            block[key] = off
+    return params_from_dict(filled)
 
 
 def params_to_dict(params: Params) -> dict[str, Any]:

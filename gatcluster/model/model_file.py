@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gatcluster.config.params import Params, ParamsError, params_from_dict, params_to_dict
+from gatcluster.config.params import Params, ParamsError, params_to_dict, saved_params_from_dict
 from gatcluster.model import GATCluster
 from gatcluster.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -26,7 +26,7 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
         raise CheckpointError(f"no model file at {path}: run the train stage first (dvc repro)")
     state = load_checkpoint(path)
     try:
-        params = params_from_dict(state["params"])
+        params = saved_params_from_dict(state["params"])
         model = GATCluster(params.model, int(state["in_channels"]))
         model.keep_head(0)  # a saved model holds only its selected head
         model.load_state_dict(state["model"])

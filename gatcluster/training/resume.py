@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gatcluster.config.params import Params, ParamsError, params_from_dict, params_to_dict
+from gatcluster.config.params import Params, ParamsError, params_to_dict, saved_params_from_dict
 from gatcluster.training.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:
@@ -71,8 +71,11 @@ def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dic
 
 
 def training_params_from_dict(raw: dict) -> dict | None:
-    """`training_params` of a params dict stored in a checkpoint, or None if it is not valid."""
+    """`training_params` of a params dict stored in a checkpoint, or None if it is not valid.
+
+    Keys the checkpoint's version did not have count at their "off" values (what it trained with).
+    """
     try:
-        return training_params(params_from_dict(raw))
+        return training_params(saved_params_from_dict(raw))
     except ParamsError:
         return None

@@ -17,6 +17,7 @@ from gatcluster.config.params import (
     params_from_dict,
     params_to_dict,
     replace_params,
+    saved_params_from_dict,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,3 +124,13 @@ def test_each_stage_logs_exactly_the_params_dvc_yaml_gives_it():
     assert flat == {"export.opset": 18, "export.registered_model": "gatcluster"}
     assert "train.lr" in flatten_params(Params(), STAGE_PARAMS["train"])
     assert not any(k.startswith("evaluate.") for k in flatten_params(Params(), STAGE_PARAMS["train"]))
+
+
+def test_saved_params_count_missing_additions_as_off():
+    saved = params_to_dict(Params())
+    del saved["train"]["relations"], saved["model"]["num_heads"]
+    restored = saved_params_from_dict(saved)
+    assert restored.train.relations == "targets" and restored.model.num_heads == 1
+    assert params_from_dict(saved).train.relations == "features"  # plain loading: today's default
+    complete = params_to_dict(replace_params(Params(), {"train.relations": "features"}))
+    assert saved_params_from_dict(complete) == Params()  # named keys are kept as saved

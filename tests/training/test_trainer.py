@@ -15,6 +15,7 @@ from gatcluster.data.model_images import ModelImages
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset, read_dataset, write_dataset
 from gatcluster.evaluation.metrics import cluster_scores
+from gatcluster.training.checkpoint import load_checkpoint, save_checkpoint
 from gatcluster.training.fit import TrainingSetupError, fit, resolve_device
 from gatcluster.training.passes import predict_clusters
 from gatcluster.training.streams import large_batch_indices, lr_at
@@ -127,6 +128,23 @@ def test_checkpoint_of_other_params_is_not_resumed(digit_images, tmp_path):
     fit(params, digit_images, checkpoint=tmp_path / "other.pt")
     rerun = fit(params, digit_images, checkpoint=tmp_path / "other.pt")
     assert rerun.resumed_from == 1 and len(rerun.history) == 1  # nothing left to do
+
+
+def test_checkpoint_from_before_an_addition_counts_it_off(digit_images, tmp_path):
+    # A checkpoint written before train.relations existed trained with relations from the targets:
+    # today's default (features) must not resume it, relations "targets" must.
+    params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
+    older = replace_params(params, {"train.relations": "targets"})
+    fit(older, digit_images, checkpoint=tmp_path / "last.pt")
+    state = load_checkpoint(tmp_path / "last.pt")
+    del state["params"]["train"]["relations"]
+    save_checkpoint(state, tmp_path / "last.pt")
+    assert fit(params, digit_images, checkpoint=tmp_path / "last.pt").resumed_from == 0
+    fit(older, digit_images, checkpoint=tmp_path / "old.pt")
+    state = load_checkpoint(tmp_path / "old.pt")
+    del state["params"]["train"]["relations"]
+    save_checkpoint(state, tmp_path / "old.pt")
+    assert fit(older, digit_images, checkpoint=tmp_path / "old.pt").resumed_from == 1
 
 
 def test_periodic_metrics_are_logged_with_their_step(digit_images, digits_dataset):
