@@ -135,16 +135,13 @@ def test_checkpoint_from_before_an_addition_counts_it_off(digit_images, tmp_path
     # today's default (features) must not resume it, relations "targets" must.
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
     older = replace_params(params, {"train.relations": "targets"})
-    fit(older, digit_images, checkpoint=tmp_path / "last.pt")
-    state = load_checkpoint(tmp_path / "last.pt")
+    fit(older, digit_images, checkpoint=tmp_path / "written.pt")
+    state = load_checkpoint(tmp_path / "written.pt")
     del state["params"]["train"]["relations"]
-    save_checkpoint(state, tmp_path / "last.pt")
-    assert fit(params, digit_images, checkpoint=tmp_path / "last.pt").resumed_from == 0
-    fit(older, digit_images, checkpoint=tmp_path / "old.pt")
-    state = load_checkpoint(tmp_path / "old.pt")
-    del state["params"]["train"]["relations"]
-    save_checkpoint(state, tmp_path / "old.pt")
-    assert fit(older, digit_images, checkpoint=tmp_path / "old.pt").resumed_from == 1
+    for name in ("a.pt", "b.pt"):  # training overwrites the checkpoint it starts from: one each
+        save_checkpoint(state, tmp_path / name)
+    assert fit(params, digit_images, checkpoint=tmp_path / "a.pt").resumed_from == 0
+    assert fit(older, digit_images, checkpoint=tmp_path / "b.pt").resumed_from == 1
 
 
 def test_periodic_metrics_are_logged_with_their_step(digit_images, digits_dataset):
