@@ -72,20 +72,22 @@ class GATCluster(nn.Module):
         """Backbone map -> (f, p, h, q, a) of the first head."""
         return self.head(fmap)
 
+    def all_heads(self) -> list[GaussianAttentionHead]:
+        """The K-cluster heads in order, then the over-clustering head."""
+        return [self.head, *self.extra_heads, *self.overcluster_heads]
+
     def forward_heads(self, x: torch.Tensor) -> list[HeadOutput]:
         """Outputs of every head: the K-cluster heads in order, then the over-clustering head."""
         fmap = self.forward_features(x)
-        heads = [self.head, *self.extra_heads, *self.overcluster_heads]
-        return [head(fmap) for head in heads]
+        return [head(fmap) for head in self.all_heads()]
 
     def forward_heads_with_middle(self, x: torch.Tensor) -> tuple[list[HeadOutput], torch.Tensor]:
         """`forward_heads` and the flattened mid-level features (B, D) of the same forward pass."""
         middle = self.backbone[: self.middle_end](x)
         fmap = self.backbone[self.middle_end :](middle)
-        heads = [self.head, *self.extra_heads, *self.overcluster_heads]
         if middle.shape[-1] > MIDDLE_MAX_SIDE:
             middle = F.adaptive_avg_pool2d(middle, MIDDLE_MAX_SIDE)
-        return [head(fmap) for head in heads], middle.flatten(1)
+        return [head(fmap) for head in self.all_heads()], middle.flatten(1)
 
     def keep_head(self, index: int) -> None:
         """Keep only K-cluster head `index` (as `head`); drop the others and the over-clustering head."""
