@@ -124,8 +124,9 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
 def augmented_view(
     images: torch.Tensor, cfg: AugmentConfig, grayscale: bool, gen: torch.Generator
 ) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> one random float view per image, in the authors' order."""
-    x = images.float().div(255.0)
+    """uint8 (N, C, H, W) -> one random float view per image, in the authors' order, in torch's
+    default dtype (float32 unless set, as `clean_view`)."""
+    x = images.to(torch.get_default_dtype()).div(255.0)
     if cfg.flip:
         x = random_flip(x, gen)
     x = jitter_brightness_contrast(x, cfg.brightness, cfg.contrast, gen)

@@ -84,15 +84,21 @@ class GaussianAttentionHead(nn.Module):
         self.att_classifier = classifier(fea_dim, num_clusters)
 
     def attention_params(self, fmap: torch.Tensor) -> torch.Tensor:
-        """θ ∈ (0,1)^3 per image from the backbone map (B, C, S, S) -> (B, 3)."""
-        return torch.sigmoid(self.theta_fc(self.att_conv(fmap).flatten(1)))
+        """θ ∈ (0,1)^3 per image from the backbone map (B, C, S, S) -> (B, 3), in float32."""
+        flat = full_precision(self.att_conv(fmap).flatten(1))
+        with torch.autocast(fmap.device.type, enabled=False):
+            return torch.sigmoid(self.theta_fc(flat))
 
     def forward(self, fmap: torch.Tensor) -> HeadOutput:
         g = self.feature_conv(fmap)  # (B, C, S, S)
         f = g.mean(dim=(2, 3))  # (B, C)
-        p = full_precision(self.global_classifier(f)).softmax(dim=1)  # (B, K)
-        theta = full_precision(self.attention_params(fmap))
-        a = gaussian_map(theta, self.map_size, self.att_lambda, self.theta_layout)  # (B, S, S)
-        h = (full_precision(g) * a[:, None]).sum(dim=(2, 3))  # (B, C)
-        q = full_precision(self.att_classifier(h.to(g.dtype))).softmax(dim=1)  # (B, K)
+        theta = self.attention_params(fmap)
+        # After the convolutions everything runs in float32, autocast or not: these layers cost
+        # nothing, and bf16 logits (8 significant bits) would quantise the probabilities the
+        # losses compare (docs/numerics.md).
+        with torch.autocast(fmap.device.type, enabled=False):
+            p = self.global_classifier(full_precision(f)).softmax(dim=1)  # (B, K)
+            a = gaussian_map(theta, self.map_size, self.att_lambda, self.theta_layout)  # (B, S, S)
+            h = (full_precision(g) * a[:, None]).sum(dim=(2, 3))  # (B, C)
+            q = self.att_classifier(h).softmax(dim=1)  # (B, K)
         return HeadOutput(f, p, h, q, a)

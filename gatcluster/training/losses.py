@@ -9,20 +9,20 @@ outputs p', q'.
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from gatcluster.model.head import full_precision
+from gatcluster.training.kmeans import kmeans
 
 TARGET_EPS = 1e-5
 ENTROPY_CLAMP = 1e-5
+# The two BCE terms see probabilities moved inside [m, 1 − m]: their gradient stays below ~1/m
+# instead of reaching 10¹² where a probability or a cosine rounds to 0 or 1 (docs/numerics.md).
+BCE_MARGIN = 1e-4
 # Principal components of the mid-level features that k-means sees: measured on mnist5k, 16–128
 # components give the same k-means ACC as all 2,048 dimensions at a twentieth of the time.
 RELATION_FEATURE_DIMS = 32
@@ -66,7 +66,8 @@ def relation_points(features: torch.Tensor, seed: int, dims: int = RELATION_FEAT
     x = x - x.mean(dim=0)
     rank = min(dims, *x.shape)
     gen = torch.Generator().manual_seed(seed)
-    sketch = x @ torch.randn(x.shape[1], min(rank + 8, x.shape[1]), generator=gen, dtype=x.dtype)
+    gaussian = torch.randn(x.shape[1], min(rank + 8, x.shape[1]), generator=gen, dtype=x.dtype)
+    sketch = x @ gaussian.to(x.device)  # drawn on the CPU: the same sketch on every device
     for _ in range(2):  # power iterations sharpen the leading subspace
         basis, _ = torch.linalg.qr(sketch)
         sketch = x @ (x.T @ basis)
@@ -85,18 +86,14 @@ def relation_labels(
     every pair "different" (the identity relation), as in the authors' code.
     """
     n = points.shape[0]
-    points = points.detach().cpu().double().numpy()
+    identity = torch.arange(n, device=points.device)
     if n < num_clusters:
-        return torch.arange(n)
-    kmeans = KMeans(n_clusters=num_clusters, n_init=n_init, random_state=seed)
-    with warnings.catch_warnings():
-        # Fewer distinct points than K (early, near-uniform targets): the guard below handles it.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = kmeans.fit_predict(points)
-    counts = np.bincount(labels, minlength=num_clusters)
-    if (counts > 0).sum() < num_clusters or counts.min() < min_ratio * n / num_clusters:
-        return torch.arange(n)
-    return torch.from_numpy(labels.astype(np.int64))
+        return identity
+    labels = kmeans(points, num_clusters, n_init, seed)
+    counts = torch.bincount(labels, minlength=num_clusters)
+    # On the device, without asking the host: a GPU run does not wait here.
+    degenerate = counts.min() < max(min_ratio * n / num_clusters, 1)
+    return torch.where(degenerate, identity, labels)
 
 
 def compute_targets(
@@ -147,35 +144,58 @@ def entropy_loss(probs: torch.Tensor) -> torch.Tensor:
     return (mean * mean.log()).sum()
 
 
+def margin_bce(x: torch.Tensor, x_complement: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of probabilities `x` (with `x_complement` = 1 − x) against `target`,
+    each moved inside [m, 1 − m] first: m + (1 − 2m)·x, m = BCE_MARGIN.
+
+    Plain BCE's gradient (x − y) / x(1 − x) grows without bound at x = 0 or 1, where the rounding of
+    x alone decides whether it is 0, 10⁷ or 10¹² (torch's clamp). With the margin it is at most
+    about 1/m, and the log never reaches torch's −100 clamp, so every device computes the same loss.
+    """
+    inside = BCE_MARGIN + (1 - 2 * BCE_MARGIN) * x
+    outside = BCE_MARGIN + (1 - 2 * BCE_MARGIN) * x_complement
+    return -(target * inside.log() + (1 - target) * outside.log()).mean()
+
+
 def separability_loss(
     probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """BCE between clamped cosine similarities and same-cluster relations.
+    """BCE between cosine similarities and same-cluster relations (`margin_bce`).
 
     Over the lower triangle including the diagonal: n(n+1)/2 pairs (528 for 32 images); with a
-    mask, only the pairs whose two images are both selected.
+    mask, only the pairs whose two images are both selected. 1 − cos comes from the distance of
+    the unit vectors, ½‖u_i − u_j‖², not from 1 − u_i·u_j: for two confident predictions of one
+    cluster u_i·u_j rounds to 1 and the difference would be rounding noise.
     """
     unit = F.normalize(probs, dim=1)
-    sim = (unit @ unit.T).clamp(0.0, 1.0)  # (B, B)
-    relation = (labels[:, None] == labels[None, :]).to(sim.dtype)
     rows, cols = torch.tril_indices(len(probs), len(probs), device=probs.device)
     if mask is not None:
         both = mask[rows] & mask[cols]
         if not both.any():
             return _none_selected(probs)
         rows, cols = rows[both], cols[both]
-    return F.binary_cross_entropy(sim[rows, cols], relation[rows, cols])
+    # Probabilities are non-negative, so the cosine lies in [0, 1].
+    gap = (0.5 * (unit[rows] - unit[cols]).pow(2).sum(dim=1)).clamp(0.0, 1.0)  # 1 − cos, (pairs,)
+    relation = (labels[rows] == labels[cols]).to(gap.dtype)
+    return margin_bce(1 - gap, gap, relation)
+
+
+def rest_of_rows(probs: torch.Tensor) -> torch.Tensor:
+    """1 − p_ik as the sum of the row's other entries: exact where p_ik rounds towards 1. (B, K)"""
+    others = 1 - torch.eye(probs.shape[1], dtype=probs.dtype, device=probs.device)  # (K, K)
+    return probs @ others
 
 
 def attention_loss(
     att_probs: torch.Tensor, sharpened: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Elementwise BCE between attention-head probabilities and sharpened targets (masked rows)."""
+    """Elementwise BCE between attention-head probabilities and sharpened targets (masked rows),
+    with the margin of `margin_bce`."""
     if mask is not None:
         if not mask.any():
             return _none_selected(att_probs)
         att_probs, sharpened = att_probs[mask], sharpened[mask]
-    return F.binary_cross_entropy(att_probs, sharpened.to(att_probs.dtype))
+    return margin_bce(att_probs, rest_of_rows(att_probs), sharpened.to(att_probs.dtype))
 
 
 class GATClusterLoss(nn.Module):

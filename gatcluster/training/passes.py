@@ -87,19 +87,21 @@ def chunked_probs_and_middle(
     amp: bool = False,
     channels_last: bool = False,
     middle: bool = False,
+    on_device: bool = False,
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """Every head's eval-mode probabilities and, when `middle`, the mid-level features (N, D), in
-    float32 on the CPU; from one forward pass per chunk."""
+    float32, on the CPU or (`on_device`) where they were computed; one forward pass per chunk."""
     model.eval()
     parts, middles = [], []
+    home = device if on_device else torch.device("cpu")
     with torch.no_grad(), autocast_for(device, amp):
         for x in clean_chunks(images, chunk, grayscale, device, channels_last):
             if middle:
                 outs, mid = model.forward_heads_with_middle(x)
-                middles.append(mid.float().cpu())
+                middles.append(mid.float().to(home))
             else:
                 outs = model.forward_heads(x)
-            parts.append([out.probs.float().cpu() for out in outs])
+            parts.append([out.probs.float().to(home) for out in outs])
     probs = [torch.cat(column) for column in zip(*parts, strict=True)]
     return probs, torch.cat(middles) if middle else None
 
@@ -152,11 +154,14 @@ def reestimate_batchnorm(
     momenta = [m.momentum for m in layers]
     for m in layers:
         m.reset_running_stats()
-        m.momentum = None  # None = cumulative moving average over the chunks
     was_training = model.training
     model.train()
     with torch.no_grad(), autocast_for(device, amp):
-        for x in clean_chunks(images, chunk, grayscale, device, channels_last):
+        for seen, x in enumerate(clean_chunks(images, chunk, grayscale, device, channels_last)):
+            # The cumulative average over the chunks, as momentum=None computes it, but with the
+            # factor 1/n known on the host: None makes every layer read its counter from the GPU.
+            for m in layers:
+                m.momentum = 1.0 / (seen + 1)
             model.forward_heads(x)  # every head's BatchNorm layers too
     for m, momentum in zip(layers, momenta, strict=True):
         m.momentum = momentum

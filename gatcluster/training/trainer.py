@@ -146,11 +146,12 @@ class Trainer:
             amp,
             cfg.channels_last,
             middle=features,
+            on_device=True,  # targets, relation points and k-means are computed where they are
         )
         if ranks.distributed:
-            probs = [gather_rows(p.to(self.device), ranks).cpu() for p in probs]
+            probs = [gather_rows(p, ranks) for p in probs]
             if features:
-                middle = gather_rows(middle.to(self.device), ranks).cpu()
+                middle = gather_rows(middle, ranks)
         if not all(torch.isfinite(p).all() for p in probs):
             raise TrainingDiverged(
                 f"non-finite predictions in {where}. "
@@ -174,7 +175,6 @@ class Trainer:
                 )
                 for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
             ]
-            targets = [Targets(*(t.to(self.device) for t in tg)) for tg in targets]
         broadcast_from_main([t for tg in targets for t in tg], ranks)
         return probs, targets
 

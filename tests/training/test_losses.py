@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gatcluster.training.losses import (
+    BCE_MARGIN,
     GATClusterLoss,
     attention_loss,
     balanced_target,
@@ -51,32 +52,74 @@ def test_entropy_is_minus_log_k_at_a_uniform_mean():
     assert entropy_loss(collapsed).item() == pytest.approx(9 * 1e-5 * math.log(1e-5), rel=1e-3)
 
 
+def margin_log(x: float) -> float:
+    """log of a probability moved inside [m, 1 − m], as both BCE terms see it."""
+    return math.log(BCE_MARGIN + (1 - 2 * BCE_MARGIN) * x)
+
+
 def test_separability_averages_over_the_lower_triangle_with_the_diagonal():
     # All 32 images identical: every cosine is 1. With distinct relation labels, the 32 diagonal
-    # pairs cost 0 and the 496 strictly-lower pairs cost BCE's clamp of 100 each: 496·100 / 528.
+    # pairs cost −log(1 − m) and the 496 strictly-lower pairs −log(m) each (the margin's bound).
     probs = one_hots([2] * 32)
     loss = separability_loss(probs, torch.arange(32))
-    assert loss.item() == pytest.approx(496 * 100 / 528, rel=1e-5)
-    assert separability_loss(probs, torch.zeros(32, dtype=torch.long)).item() == pytest.approx(0.0, abs=1e-6)
+    expected = -(32 * margin_log(1.0) + 496 * margin_log(0.0)) / 528
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    same = separability_loss(probs, torch.zeros(32, dtype=torch.long)).item()
+    assert same == pytest.approx(-margin_log(1.0), abs=1e-6)
 
 
 def test_separability_matches_a_pairwise_reference():
-    probs = separated_probs(3, k=4, seed=1)
+    probs = separated_probs(3, k=4, seed=1).double()
     labels = torch.tensor([0, 1, 2, 3] * 3)
     pairs = []
     for i in range(len(probs)):
         for j in range(i + 1):
-            sim = F.cosine_similarity(probs[i], probs[j], dim=0).clamp(0, 1)
+            sim = float(F.cosine_similarity(probs[i], probs[j], dim=0))
             r = float(labels[i] == labels[j])
-            pairs.append(-(r * sim.clamp_min(1e-44).log() + (1 - r) * (1 - sim).clamp_min(1e-44).log()))
-    reference = torch.stack(pairs).clamp(max=100).mean()
-    assert separability_loss(probs, labels).item() == pytest.approx(reference.item(), rel=1e-4)
+            pairs.append(-(r * margin_log(sim) + (1 - r) * margin_log(1 - sim)))
+    assert separability_loss(probs, labels).item() == pytest.approx(sum(pairs) / len(pairs), rel=1e-9)
+
+
+def confident_logits(n: int, gap: float, seed: int = 0) -> torch.Tensor:
+    """Logits of n images that all go to cluster 0 with a margin of about `gap` over the rest."""
+    logits = torch.randn(n, K, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    logits[:, 0] += gap
+    return logits
+
+
+@pytest.mark.parametrize("gap", [8.0, 16.0, 30.0])
+def test_separability_gradient_does_not_depend_on_rounding(gap):
+    # Confident predictions of one cluster that k-means relations call different: the case where
+    # 1 − u·v rounds to 0 or to noise, and plain BCE's gradient to 0, 10⁷ or 10¹².
+    logits, labels = confident_logits(32, gap), torch.arange(32)
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        z = logits.to(dtype).detach().clone().requires_grad_(True)
+        separability_loss(z.softmax(dim=1), labels).backward()
+        grads.append(z.grad.double())
+    reference, single = grads
+    assert torch.isfinite(single).all() and single.abs().max() < 1 / BCE_MARGIN
+    assert (single - reference).norm() <= 1e-3 * reference.norm() + 1e-9
+
+
+@pytest.mark.parametrize("gap", [8.0, 12.0])
+def test_attention_gradient_does_not_depend_on_rounding(gap):
+    logits = confident_logits(16, gap, seed=1)
+    targets = sharpened_target(confident_logits(16, 2.0, seed=2).softmax(dim=1))
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        z = logits.to(dtype).detach().clone().requires_grad_(True)
+        attention_loss(z.softmax(dim=1), targets.to(dtype)).backward()
+        grads.append(z.grad.double())
+    reference, single = grads
+    assert (single - reference).norm() <= 1e-3 * reference.norm()
 
 
 def test_attention_loss_is_elementwise_bce():
     q = torch.tensor([[0.8, 0.2], [0.4, 0.6]])
     t = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
-    expected = -(math.log(0.8) + math.log(0.8) + 0.5 * math.log(0.4 * 0.6) * 2) / 4
+    half = 0.5 * (margin_log(0.4) + margin_log(0.6))
+    expected = -(margin_log(0.8) + margin_log(0.8) + 2 * half) / 4
     assert attention_loss(q, t).item() == pytest.approx(expected, rel=1e-5)
 
 

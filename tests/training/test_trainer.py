@@ -17,7 +17,7 @@ from gatcluster.data.store import fit_dataset, read_dataset, write_dataset
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.checkpoint import load_checkpoint, save_checkpoint
 from gatcluster.training.fit import TrainingSetupError, fit, resolve_device
-from gatcluster.training.passes import predict_clusters
+from gatcluster.training.passes import cpu_has_native_bf16, predict_clusters
 from gatcluster.training.streams import large_batch_indices, lr_at
 from gatcluster.training.trainer import Trainer, TrainingDiverged
 
@@ -202,24 +202,27 @@ SWITCHES_ON = {
     "augment.stroke": 0.5,
     "augment.elastic": 2.0,
 }
-# Losses of the two iterations below as computed by the trainer before the switches existed
-# (commit dee5866, this CI machine's CPU, 2 threads). Other CPUs differ in the last bits only.
-BEFORE_SWITCHES = [
-    {"total": -8.372317, "invariance": -0.099973, "entropy": -2.29073, "separability": 4.218187},
-    {"total": -9.585397, "invariance": -0.100436, "entropy": -2.291111, "separability": 3.043775},
+# Losses of the two iterations below with every switch off, pinned from the trainer of the
+# numerics fix (docs/numerics.md) on an AMD EPYC with AVX-512 BF16, 2 threads. Other arithmetic
+# trains a little differently: on the same CPU the NCHW layout lands 0.2 % off the losses and
+# 1.1 % off the weight sum, so other CPUs are held to 0.5 % and 3 %. Exact repeats on one CPU
+# are the seeded-repeat and resume tests' job.
+SWITCHES_OFF_LOSSES = [
+    {"total": -8.424959, "invariance": -0.099989, "entropy": -2.290969, "separability": 4.170065},
+    {"total": -9.525437, "invariance": -0.101607, "entropy": -2.2909, "separability": 3.110166},
 ]
 
 
-def test_switches_off_reproduce_the_trainer_before_them(digit_images):
+def test_switches_off_train_as_pinned(digit_images):
     params = tiny_params(**{"train.iterations": 2, "train.large_batch": 300, **SWITCHES_OFF})
     result = fit(params, digit_images)
-    for row, expected in zip(result.history, BEFORE_SWITCHES, strict=True):
+    for row, expected in zip(result.history, SWITCHES_OFF_LOSSES, strict=True):
         for term, value in expected.items():
-            assert row[f"loss/{term}"] == pytest.approx(value, abs=1e-4), term
+            assert row[f"loss/{term}"] == pytest.approx(value, rel=5e-3), term
     weight_sum = sum(
         float(v.double().sum()) for v in result.model.state_dict().values() if v.is_floating_point()
     )
-    assert weight_sum == pytest.approx(484.950343, abs=1e-3)
+    assert weight_sum == pytest.approx(483.27442, rel=3e-2)
 
 
 # Two iterations: the EMA copy starts equal to the network, so it changes the second target pass.
@@ -234,7 +237,11 @@ def switches_off_history(digit_images) -> list[dict]:
 @pytest.mark.parametrize("switch", sorted(set(SWITCHES_ON) - {"model.fea_dim"}))
 def test_each_switch_on_changes_training(digit_images, switches_off_history, switch):
     changed = fit(tiny_params(**{**SWITCH_BASE, **SWITCHES_OFF, switch: SWITCHES_ON[switch]}), digit_images)
-    assert without_time(changed.history) != switches_off_history
+    if switch == "train.amp" and not cpu_has_native_bf16():
+        # Documented: on a CPU without native bf16, emulated bf16 would be slower, so amp is off.
+        assert without_time(changed.history) == switches_off_history
+    else:
+        assert without_time(changed.history) != switches_off_history
 
 
 def all_switches_params(**overrides) -> Params:
