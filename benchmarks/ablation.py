@@ -44,6 +44,7 @@ CONFIGS: dict[str, dict] = {
     "overcluster-k": {"model.overcluster": 50},
     "heads-over": {"model.num_heads": 5, "model.overcluster": 50, "model.fea_dim": 32},
     "fp32": {"train.amp": False},
+    "fp32-nchw": {"train.amp": False, "train.channels_last": False},
     "views": {"train.views": 2, "train.repeats": 1},
     "views-r2": {"train.views": 2},
     "fea64": {"model.fea_dim": 64},

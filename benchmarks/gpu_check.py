@@ -5,19 +5,26 @@ wheel); never MLflow, DVC, ONNX or a network. On a machine without CUDA the CUDA
 "skipped: no usable CUDA GPU" and the rest runs on the CPU, which is how the test suite keeps this
 script from rotting between GPU sessions.
 
-    PYTHONPATH=. python benchmarks/gpu_check.py                       # mnist5k, 60 iterations each
-    PYTHONPATH=. python benchmarks/gpu_check.py --source digits --iterations 2 --large-batches 200 400
+    PYTHONPATH=. python benchmarks/gpu_check.py                       # mnist5k: everything below
+    PYTHONPATH=. python benchmarks/gpu_check.py --source digits --iterations 2 --large-batches 200 400 \
+        --seeds 0 --seed-iterations 1 --phase-iterations 1
 
 Prints, per part: the device checks (CUDA training runs, losses finite, CUDA predictions equal to CPU
-predictions of the same model); a short training with bf16 autocast on and off (ACC, training
-images/s with targets included); the peak CUDA memory of training at two large-batch sizes.
+predictions of the same model); milliseconds per phase of an outer iteration (BatchNorm refit,
+target pass, relation points, k-means, augmentation, optimizer steps); a short training with bf16
+autocast on and off (ACC, training images/s with targets included); the default training
+(`--seed-iterations`, 200) for each of `--seeds` with its ACC beside the CPU's for the same seed;
+the peak CUDA memory of training at two large-batch sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -29,7 +36,14 @@ from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.fit import fit
 from gatcluster.training.passes import predict_clusters
 
+# train_speed.py sits beside this script: its phase profile is reused, on the CUDA device here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_speed import profile, training_images  # noqa: E402
+
 NO_CUDA = "skipped: no usable CUDA GPU"
+# The CPU's ACC of the default 200 iterations on mnist5k per seed (benchmarks/quality.py, AMD EPYC
+# with AVX-512 BF16, 2 threads, torch 2.14.1; README "Measured"), to set beside the GPU's.
+CPU_ACC = {0: 0.966, 1: 0.980, 2: 0.980, 3: 0.977, 4: 0.978}
 
 
 def load(source: str) -> tuple[torch.Tensor, object]:
@@ -88,6 +102,37 @@ def training_speed(
         )
 
 
+def phase_times(images: torch.Tensor, source: str, device: str, iterations: int) -> None:
+    """Milliseconds per phase of an outer iteration with the default params (device-synchronised)."""
+    print(f"## where an iteration's time goes on {device} (default params, {iterations} iterations)")
+    params = short_params(source, device, iterations + 1, 1000, True)
+    phases = profile(params, images, iterations, torch.device(device))
+    total = sum(phases.values())
+    for name, seconds in phases.items():
+        print(f"  {name:<40} {seconds * 1000:8.1f} ms")
+    print(f"  {'all':<40} {total * 1000:8.1f} ms, {training_images(params) / total:.0f} training images/s")
+
+
+def seed_accuracy(images: torch.Tensor, data, source: str, device: str, seeds: list[int], iterations: int):
+    """The default training of each seed: ACC beside the CPU's, seconds, training images/s."""
+    print(f"## default training, {iterations} iterations, on {device}")
+    accs = []
+    for seed in seeds:
+        params = replace_params(short_params(source, device, iterations, 1000, True), {"seed": seed})
+        tic = time.perf_counter()
+        result = fit(params, images)
+        seconds = time.perf_counter() - tic
+        pred = predict_clusters(result.model, images, 500, True, torch.device(device))
+        accs.append(cluster_scores(pred.cpu().numpy(), data.labels).acc)
+        cpu = CPU_ACC.get(seed) if source == "mnist5k" and iterations == 200 else None
+        beside = f"CPU {cpu:.3f}" if cpu is not None else "CPU not measured"
+        rate = iterations * training_images(params) / seconds
+        print(
+            f"  seed {seed}: ACC {accs[-1]:.3f} ({beside})  {seconds:6.1f} s  {rate:8.0f} training images/s"
+        )
+    print(f"  mean ACC {statistics.fmean(accs):.3f}, worst {min(accs):.3f}")
+
+
 def cuda_memory(images: torch.Tensor, source: str, large_batches: list[int]) -> None:
     """Peak CUDA memory of two iterations at each large-batch size (same sub-batch)."""
     print("## peak CUDA memory by large batch L")
@@ -108,13 +153,19 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=60, help="iterations of the timed trainings")
     parser.add_argument("--large-batches", type=int, nargs=2, default=[1000, 4000])
     parser.add_argument("--large-batch", type=int, default=1000, help="L of the timed trainings")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seed-iterations", type=int, default=200, help="iterations of each seed's run")
+    parser.add_argument("--phase-iterations", type=int, default=5, help="iterations the phases are timed on")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     name = torch.cuda.get_device_name(0) if cuda else "none"
     print(f"# torch {torch.__version__}, CUDA GPU: {name}")
     images, data = load(args.source)
+    device = "cuda" if cuda else "cpu"
     device_checks(images, args.source)
-    training_speed(images, data, args.source, "cuda" if cuda else "cpu", args.iterations, args.large_batch)
+    phase_times(images, args.source, device, args.phase_iterations)
+    training_speed(images, data, args.source, device, args.iterations, args.large_batch)
+    seed_accuracy(images, data, args.source, device, args.seeds, args.seed_iterations)
     cuda_memory(images, args.source, args.large_batches)
 
 

@@ -29,12 +29,21 @@ from gatcluster.training.streams import AUG_VIEW, derived_generator, large_batch
 from gatcluster.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
 
 
-def timed(phases: dict[str, float], name: str, fn, *args):
-    """Run fn(*args), adding its wall time to phases[name]; its result."""
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; the CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(phases: dict[str, float], name: str, fn, *args, device: torch.device = CPU):
+    """Run fn(*args), adding its wall time (device work included) to phases[name]; its result."""
+    synchronize(device)
     tic = time.perf_counter()
     result = fn(*args)
+    synchronize(device)
     phases[name] += time.perf_counter() - tic
     return result
 
@@ -45,57 +54,43 @@ def head_sizes(params: Params, num_outputs: int) -> list[int]:
     return [m.num_clusters] * m.num_heads + [m.overcluster] * (num_outputs - m.num_heads)
 
 
-def profile(params: Params, images: torch.Tensor, iterations: int) -> dict[str, float]:
-    """Mean seconds per iteration of each phase (after one warm-up iteration)."""
+def profile(
+    params: Params, images: torch.Tensor, iterations: int, device: torch.device = CPU
+) -> dict[str, float]:
+    """Mean seconds per iteration of each phase (after one warm-up iteration) on `device`."""
     t = params.train
-    trainer = Trainer(params, images, torch.device("cpu"))
-    trainer.run_iteration(0)  # warm-up: first-call costs of oneDNN kernels
-    model, args = trainer.output_model, (t.target_chunk, params.data.grayscale, torch.device("cpu"))
+    trainer = Trainer(params, images, device)
+    trainer.run_iteration(0)  # warm-up: first-call costs of oneDNN / cuDNN kernels
+    model, args = trainer.output_model, (t.target_chunk, params.data.grayscale, device)
     phases: dict[str, float] = defaultdict(float)
     for it in range(1, iterations + 1):
-        batch = images[large_batch_indices(len(images), t.large_batch, it, params.seed)]
+        batch = trainer.rows(large_batch_indices(len(images), t.large_batch, it, params.seed))
         if t.bn_reestimate:
-            timed(
-                phases,
-                "BatchNorm re-estimation",
-                reestimate_batchnorm,
-                model,
-                batch,
-                *args,
-                t.channels_last,
-                t.amp,
-            )
+            refit_args = (model, batch, *args, t.channels_last, t.amp)
+            timed(phases, "BatchNorm re-estimation", reestimate_batchnorm, *refit_args, device=device)
         features = t.relations == "features"
+        forward_args = (model, batch, *args, t.amp, t.channels_last, features, True)
         probs, middle = timed(
-            phases,
-            "target forward pass",
-            chunked_probs_and_middle,
-            model,
-            batch,
-            *args,
-            t.amp,
-            t.channels_last,
-            features,
+            phases, "target forward pass", chunked_probs_and_middle, *forward_args, device=device
         )
-        points = timed(phases, "relation points (PCA)", relation_points, middle, it) if features else None
+        points = (
+            timed(phases, "relation points (PCA)", relation_points, middle, it, device=device)
+            if features
+            else None
+        )
         targets = [
             timed(
                 phases,
                 "targets incl. k-means",
                 compute_targets,
-                p,
-                k,
-                t.kmeans_n_init,
-                it,
-                t.guard_min_ratio,
-                t.sinkhorn_iters,
-                points,
+                *(p, k, t.kmeans_n_init, it, t.guard_min_ratio, t.sinkhorn_iters, points),
+                device=device,
             )
             for p, k in zip(probs, head_sizes(params, len(probs)), strict=True)
         ]
         gen = derived_generator(params.seed, it, AUG_VIEW)
-        timed(phases, "augmented views", trainer.augmented_views, batch, gen)
-        timed(phases, "optimizer steps", trainer.train_on, batch, targets, it)
+        timed(phases, "augmented views", trainer.augmented_views, batch, gen, device=device)
+        timed(phases, "optimizer steps", trainer.train_on, batch, targets, it, device=device)
     phases["optimizer steps"] -= phases["augmented views"]  # train_on draws its views too
     return {k: v / iterations for k, v in phases.items()}
 

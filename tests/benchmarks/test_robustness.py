@@ -1,0 +1,37 @@
+"""benchmarks/robustness.py: every variant trains in its own arithmetic, the table reads back, and a
+second run with the same --out skips the finished cells."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = ["data.source=digits", "train.iterations=1", "train.large_batch=128", "train.sub_batch=64"]
+
+
+def robustness(out: Path) -> str:
+    args = ["--variants", "fp64-nchw", "fp32-cl-1t", "--seeds", "0", "--out", str(out), "--set", *SMOKE]
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "robustness.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_robustness_table_and_resume(tmp_path):
+    out = tmp_path / "cells.jsonl"
+    first = robustness(out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["variant"] for r in rows) == ["fp32-cl-1t", "fp64-nchw"]
+    assert all(0.0 <= r["acc"] <= 1.0 for r in rows)
+    assert "spread over 2 cells" in first and "worst cell" in first
+    second = robustness(out)  # nothing left to train: the same table from the file
+    assert len(out.read_text().splitlines()) == 2
+    assert second.splitlines()[-3:] == first.splitlines()[-3:]
