@@ -204,12 +204,12 @@ SWITCHES_ON = {
 }
 # Losses of the two iterations below with every switch off, pinned from the trainer of the
 # numerics fix (docs/numerics.md) on an AMD EPYC with AVX-512 BF16, 2 threads. Other arithmetic
-# trains a little differently: on the same CPU the NCHW layout lands 0.2 % off the losses and
-# 1.1 % off the weight sum, so other CPUs are held to 0.5 % and 3 %. Exact repeats on one CPU
-# are the seeded-repeat and resume tests' job.
+# trains a little differently: on the same CPU the NCHW layout lands up to 0.7 % off these losses
+# and 0.2 % off the weight sum, so other CPUs are held to 1 %. Exact repeats on one CPU are the
+# seeded-repeat and resume tests' job.
 SWITCHES_OFF_LOSSES = [
-    {"total": -8.424959, "invariance": -0.099989, "entropy": -2.290969, "separability": 4.170065},
-    {"total": -9.525437, "invariance": -0.101607, "entropy": -2.2909, "separability": 3.110166},
+    {"total": -8.379289, "invariance": -0.099975, "entropy": -2.290907, "separability": 4.214015},
+    {"total": -9.628209, "invariance": -0.100546, "entropy": -2.290968, "separability": 3.001401},
 ]
 
 
@@ -218,11 +218,11 @@ def test_switches_off_train_as_pinned(digit_images):
     result = fit(params, digit_images)
     for row, expected in zip(result.history, SWITCHES_OFF_LOSSES, strict=True):
         for term, value in expected.items():
-            assert row[f"loss/{term}"] == pytest.approx(value, rel=5e-3), term
+            assert row[f"loss/{term}"] == pytest.approx(value, rel=1e-2), term
     weight_sum = sum(
         float(v.double().sum()) for v in result.model.state_dict().values() if v.is_floating_point()
     )
-    assert weight_sum == pytest.approx(483.27442, rel=3e-2)
+    assert weight_sum == pytest.approx(488.280665, rel=1e-2)
 
 
 # Two iterations: the EMA copy starts equal to the network, so it changes the second target pass.
