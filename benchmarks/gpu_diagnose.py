@@ -27,13 +27,15 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.training.fit import fit
-from gatcluster.training.passes import autocast_for, batchnorm_layers, model_input, reestimate_batchnorm
+from gatcluster.training.gradient_check import sub_batch_gradient
+from gatcluster.training.passes import batchnorm_layers, reestimate_batchnorm
 from gatcluster.training.streams import AUG_VIEW, derived_generator
 from gatcluster.training.trainer import Trainer
 
 NO_CUDA = "skipped: no usable CUDA GPU"
 CPU = torch.device("cpu")
-# (cuDNN, TF32, channels_last, bf16 autocast) of each CUDA row; the first is the default.
+# (cuDNN, cuDNN TF32, channels_last, bf16 autocast) of each CUDA row; the first is torch's and
+# the trainer's default.
 SETTINGS = [
     (True, True, True, True),
     (True, True, True, False),
@@ -51,32 +53,15 @@ def setting_name(cudnn: bool, tf32: bool, channels_last: bool, amp: bool) -> str
 
 @contextmanager
 def cuda_flags(cudnn: bool, tf32: bool):
-    """cuDNN on/off and TF32 (convolutions and matrix products) on/off inside the block."""
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    try:
-        with torch.backends.cudnn.flags(enabled=cudnn, allow_tf32=tf32):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
+    """cuDNN on/off and its TF32 convolutions on/off inside the block (matrix products stay at
+    torch's default, float32)."""
+    with torch.backends.cudnn.flags(enabled=cudnn, allow_tf32=tf32):
+        yield
 
 
 def params_for(source: str, device: str, **overrides) -> Params:
     base = {"seed": 1, "data.source": source, "train.device": device, "train.checkpoint_every": 0}
     return replace_params(Params(), {**base, **overrides})
-
-
-def step_gradient(trainer, x, targets, device, dtype, channels_last: bool, amp: bool) -> torch.Tensor:
-    """One sub-batch's gradient of a copy of the trainer's model, flattened, float64, on the CPU."""
-    model = copy.deepcopy(trainer.model).to(device, dtype)
-    model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    model.train()
-    with autocast_for(device, amp):
-        out = model.forward_heads(model_input(x.to(device, dtype), channels_last))[0]
-    given = [t.to(device, dtype) if t.is_floating_point() else t.to(device) for t in targets]
-    loss, _ = trainer.loss_fn(out.probs, out.att_probs, *given)
-    loss.backward()
-    return torch.cat([p.grad.detach().double().cpu().flatten() for p in model.parameters()])
 
 
 def compare(name: str, grad: torch.Tensor, reference: torch.Tensor) -> None:
@@ -92,19 +77,19 @@ def gradients(images: torch.Tensor, source: str) -> None:
     batch = trainer.large_batch(0)
     targets = [t[:128] for t in trainer.compute_targets(batch, 0)[0]]
     x = trainer.augmented_views(batch, derived_generator(1, 0, AUG_VIEW))[0][:128]
-    reference = step_gradient(trainer, x, targets, CPU, torch.float64, False, False)
+    model, loss_fn = trainer.model, trainer.loss_fn
+    reference = sub_batch_gradient(model, loss_fn, x, targets, CPU, torch.float64)
     for cl, amp in ((False, False), (True, False), (True, True)):
-        compare(
-            f"cpu float32 channels_last {cl:d} amp {amp:d}",
-            step_gradient(trainer, x, targets, CPU, torch.float32, cl, amp),
-            reference,
-        )
+        grad = sub_batch_gradient(model, loss_fn, x, targets, CPU, torch.float32, cl, amp)
+        compare(f"cpu float32 channels_last {cl:d} amp {amp:d}", grad, reference)
     for cudnn, tf32, cl, amp in SETTINGS:
         if not torch.cuda.is_available():
             print(f"  cuda {setting_name(cudnn, tf32, cl, amp)}: {NO_CUDA}")
             continue
         with cuda_flags(cudnn, tf32):
-            grad = step_gradient(trainer, x, targets, torch.device("cuda"), torch.float32, cl, amp)
+            grad = sub_batch_gradient(
+                model, loss_fn, x, targets, torch.device("cuda"), torch.float32, cl, amp
+            )
         compare(f"cuda {setting_name(cudnn, tf32, cl, amp)}", grad, reference)
 
 

@@ -14,11 +14,12 @@ out=${OUT:-gpu-out}
 mkdir -p "$out"
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
-    export PYTHONPATH=/tmp/site
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(tests diagnose seeds)
+worst=0
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$out/gpu.txt" 2>&1
 for part in "${parts[@]}"; do
   start=$(date +%s)
@@ -29,5 +30,7 @@ for part in "${parts[@]}"; do
     *) echo "unknown part: $part (tests, diagnose, seeds)" >&2; exit 2 ;;
   esac
   rc=$?
+  [ "$rc" -gt "$worst" ] && worst=$rc
   echo "$part: exit $rc in $(($(date +%s) - start)) s" | tee -a "$out/parts.txt"
 done
+exit "$worst"

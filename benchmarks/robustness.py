@@ -7,7 +7,7 @@ worker process, and scores the final model on the same images (labels only score
     fp32-cl      float32, channels_last, 2 threads
     fp32-nchw    float32, NCHW, 2 threads
     fp32-cl-1t   float32, channels_last, 1 thread
-    fp64-nchw    float64, NCHW, 2 threads
+    fp64-nchw    float64 network and losses, NCHW, 2 threads (targets stay float32)
 
 Prints one table (ACC per variant and seed, each variant's mean) and the spread over all cells
 (largest minus smallest ACC) with the worst cell. Finished cells are appended to `--out` as JSON

@@ -90,15 +90,15 @@ class GaussianAttentionHead(nn.Module):
             return torch.sigmoid(self.theta_fc(flat))
 
     def forward(self, fmap: torch.Tensor) -> HeadOutput:
-        g = self.feature_conv(fmap)  # (B, C, S, S)
-        f = g.mean(dim=(2, 3))  # (B, C)
+        g = full_precision(self.feature_conv(fmap))  # (B, C, S, S)
         theta = self.attention_params(fmap)
         # After the convolutions everything runs in float32, autocast or not: these layers cost
         # nothing, and bf16 logits (8 significant bits) would quantise the probabilities the
         # losses compare (docs/numerics.md).
         with torch.autocast(fmap.device.type, enabled=False):
-            p = self.global_classifier(full_precision(f)).softmax(dim=1)  # (B, K)
+            f = g.mean(dim=(2, 3))  # (B, C)
+            p = self.global_classifier(f).softmax(dim=1)  # (B, K)
             a = gaussian_map(theta, self.map_size, self.att_lambda, self.theta_layout)  # (B, S, S)
-            h = (full_precision(g) * a[:, None]).sum(dim=(2, 3))  # (B, C)
+            h = (g * a[:, None]).sum(dim=(2, 3))  # (B, C)
             q = self.att_classifier(h).softmax(dim=1)  # (B, K)
         return HeadOutput(f, p, h, q, a)

@@ -4,8 +4,10 @@ The relation targets need k-means of a large batch once per iteration. scikit-le
 on the CPU only, restart after restart, and would pull the batch off a GPU each time. Here the
 restarts are one batched tensor program: k-means++ seeding (Arthur & Vassilvitskii, 2007) from
 uniform numbers drawn on the CPU from the given seed, then Lloyd steps of all restarts together,
-with a convergence check (the one host synchronisation) every ten steps. Points are float64
-whatever the device, so assignments do not turn on the device's rounding.
+with a convergence check (a host synchronisation) every ten steps instead of one per step. Points
+are float64 whatever the device, so assignments do not turn on the device's rounding. Unlike
+scikit-learn, a cluster that loses all its points keeps its centre rather than jumping to a far
+point: the trainer's guard turns such degenerate relations into the identity anyway.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def plus_plus_seeds(points: torch.Tensor, k: int, restarts: int, gen: torch.Gene
     for j in range(1, k):
         cdf = nearest.cumsum(dim=1)
         target = uniforms[:, j : j + 1] * cdf[:, -1:]
-        pick = torch.searchsorted(cdf, target).clamp(max=n - 1)[:, 0]  # (R,)
+        pick = torch.searchsorted(cdf, target, right=True).clamp(max=n - 1)[:, 0]  # (R,)
         new = points[pick][:, None]  # (R, 1, D)
         centers = torch.cat([centers, new], dim=1)
         nearest = torch.minimum(nearest, squared_distances(points, new)[..., 0])

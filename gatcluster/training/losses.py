@@ -90,8 +90,8 @@ def relation_labels(
     if n < num_clusters:
         return identity
     labels = kmeans(points, num_clusters, n_init, seed)
-    counts = torch.bincount(labels, minlength=num_clusters)
-    # On the device, without asking the host: a GPU run does not wait here.
+    # A one-hot sum, not bincount (which reads its range back to the host on CUDA).
+    counts = F.one_hot(labels, num_clusters).sum(dim=0)
     degenerate = counts.min() < max(min_ratio * n / num_clusters, 1)
     return torch.where(degenerate, identity, labels)
 
@@ -173,9 +173,10 @@ def separability_loss(
         if not both.any():
             return _none_selected(probs)
         rows, cols = rows[both], cols[both]
+    first, second = unit[rows], unit[cols]  # (pairs, K)
     # Probabilities are non-negative, so the cosine lies in [0, 1].
-    cos = (unit[rows] * unit[cols]).sum(dim=1).clamp(0.0, 1.0)  # (pairs,)
-    gap = (0.5 * (unit[rows] - unit[cols]).pow(2).sum(dim=1)).clamp(0.0, 1.0)  # 1 − cos, exactly
+    cos = (first * second).sum(dim=1).clamp(0.0, 1.0)
+    gap = (0.5 * (first - second).pow(2).sum(dim=1)).clamp(0.0, 1.0)  # 1 − cos, exactly
     relation = (labels[rows] == labels[cols]).to(cos.dtype)
     return exact_bce(cos, gap, relation)
 
@@ -183,7 +184,8 @@ def separability_loss(
 def rest_of_rows(probs: torch.Tensor) -> torch.Tensor:
     """1 − p_ik as the sum of the row's other entries: exact where p_ik rounds towards 1. (B, K)"""
     others = 1 - torch.eye(probs.shape[1], dtype=probs.dtype, device=probs.device)  # (K, K)
-    return probs @ others
+    # Elementwise, not a matrix product: CUDA may run float32 products in TF32 (10 bits).
+    return (probs[:, None, :] * others).sum(dim=2)
 
 
 def attention_loss(

@@ -156,16 +156,19 @@ def reestimate_batchnorm(
         m.reset_running_stats()
     was_training = model.training
     model.train()
-    with torch.no_grad(), autocast_for(device, amp):
-        for seen, x in enumerate(clean_chunks(images, chunk, grayscale, device, channels_last)):
-            # The cumulative average over the chunks, as momentum=None computes it, but with the
-            # factor 1/n known on the host: None makes every layer read its counter from the GPU.
-            for m in layers:
-                m.momentum = 1.0 / (seen + 1)
-            model.forward_heads(x)  # every head's BatchNorm layers too
-    for m, momentum in zip(layers, momenta, strict=True):
-        m.momentum = momentum
-    model.train(was_training)
+    try:
+        with torch.no_grad(), autocast_for(device, amp):
+            for seen, x in enumerate(clean_chunks(images, chunk, grayscale, device, channels_last)):
+                # The cumulative average over the chunks, as momentum=None computes it, but with
+                # the factor 1/n known on the host: None makes each layer read its counter from
+                # the GPU.
+                for m in layers:
+                    m.momentum = 1.0 / (seen + 1)
+                model.forward_heads(x)  # every head's BatchNorm layers too
+    finally:
+        for m, momentum in zip(layers, momenta, strict=True):
+            m.momentum = momentum
+        model.train(was_training)
 
 
 @contextmanager

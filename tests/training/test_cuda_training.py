@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +10,7 @@ from gatcluster.config.params import Params, replace_params
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.training.fit import fit
-from gatcluster.training.passes import autocast_for, model_input
+from gatcluster.training.gradient_check import sub_batch_gradient
 from gatcluster.training.streams import AUG_VIEW, derived_generator
 from gatcluster.training.trainer import Trainer
 
@@ -32,19 +30,6 @@ def default_params(**overrides) -> Params:
     return replace_params(Params(), {"seed": 1, "train.checkpoint_every": 0, **overrides})
 
 
-def step_gradient(trainer: Trainer, x, targets, device, dtype, amp: bool, channels_last: bool):
-    """The gradient of one sub-batch's loss of a copy of the trainer's model, flattened, float64."""
-    model = copy.deepcopy(trainer.model).to(device, dtype)
-    model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    model.train()
-    with autocast_for(device, amp):
-        out = model.forward_heads(model_input(x.to(device, dtype), channels_last))[0]
-    given = [t.to(device, dtype) if t.is_floating_point() else t.to(device) for t in targets]
-    loss, _ = trainer.loss_fn(out.probs, out.att_probs, *given)
-    loss.backward()
-    return torch.cat([p.grad.detach().double().cpu().flatten() for p in model.parameters()])
-
-
 # bf16 keeps 8 significant bits: at initialisation, where the clusters differ in small output
 # differences only, the CPU's own bf16 gradient has cosine 0.94 to float64 (docs/numerics.md).
 @pytest.mark.parametrize(("amp", "least_cosine"), [(False, 0.99), (True, 0.9)])
@@ -53,8 +38,9 @@ def test_one_step_gradient_on_cuda_matches_a_float64_cpu_reference(mnist_images,
     batch = trainer.large_batch(0)
     targets = [t[:128] for t in trainer.compute_targets(batch, 0)[0]]
     x = trainer.augmented_views(batch, derived_generator(1, 0, AUG_VIEW))[0][:128]
-    reference = step_gradient(trainer, x, targets, CPU, torch.float64, False, False)
-    on_cuda = step_gradient(trainer, x, targets, CUDA, torch.float32, amp, True)
+    model, loss_fn = trainer.model, trainer.loss_fn
+    reference = sub_batch_gradient(model, loss_fn, x, targets, CPU, torch.float64)
+    on_cuda = sub_batch_gradient(model, loss_fn, x, targets, CUDA, torch.float32, True, amp)
     assert F.cosine_similarity(on_cuda, reference, dim=0) >= least_cosine
 
 
