@@ -167,18 +167,20 @@ def separability_loss(
     cluster u_i·u_j rounds to 1 and the difference would be rounding noise.
     """
     unit = F.normalize(probs, dim=1)
+    # Every pair from broadcasting, (B, B, K) -> (B, B), then each pair read once: gathering rows of
+    # `unit` by repeated indices would sum their gradients in a thread-dependent order on the CPU.
+    cos = (unit[:, None, :] * unit[None, :, :]).sum(dim=2)
+    gap = 0.5 * (unit[:, None, :] - unit[None, :, :]).pow(2).sum(dim=2)  # 1 − cos, exactly
     rows, cols = torch.tril_indices(len(probs), len(probs), device=probs.device)
     if mask is not None:
         both = mask[rows] & mask[cols]
         if not both.any():
             return _none_selected(probs)
         rows, cols = rows[both], cols[both]
-    first, second = unit[rows], unit[cols]  # (pairs, K)
     # Probabilities are non-negative, so the cosine lies in [0, 1].
-    cos = (first * second).sum(dim=1).clamp(0.0, 1.0)
-    gap = (0.5 * (first - second).pow(2).sum(dim=1)).clamp(0.0, 1.0)  # 1 − cos, exactly
-    relation = (labels[rows] == labels[cols]).to(cos.dtype)
-    return exact_bce(cos, gap, relation)
+    pair_cos, pair_gap = cos[rows, cols].clamp(0.0, 1.0), gap[rows, cols].clamp(0.0, 1.0)
+    relation = (labels[rows] == labels[cols]).to(pair_cos.dtype)
+    return exact_bce(pair_cos, pair_gap, relation)
 
 
 def rest_of_rows(probs: torch.Tensor) -> torch.Tensor:

@@ -286,3 +286,16 @@ def test_loss_with_confidence_masks_only_invariance_separability_and_attention()
     assert 0 < keep.sum() < len(keep)
     assert masked["entropy"] == plain["entropy"] and masked["entropy_att"] == plain["entropy_att"]
     assert masked["invariance"] == invariance_loss(probs[keep], targets.balanced[keep])
+
+
+def test_separability_gradient_repeats_exactly():
+    # Pairs read from (B, B) matrices: gathering rows by repeated indices summed their gradients
+    # in a thread-dependent order, so seeded float32 runs did not repeat.
+    logits = torch.randn(128, K, generator=torch.Generator().manual_seed(4)).requires_grad_(True)
+    labels = torch.arange(128) % K
+    grads = []
+    for _ in range(4):
+        logits.grad = None
+        separability_loss(logits.softmax(dim=1), labels).backward()
+        grads.append(logits.grad.clone())
+    assert all(torch.equal(g, grads[0]) for g in grads)
