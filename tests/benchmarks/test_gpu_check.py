@@ -4,13 +4,14 @@ CPU so that they cannot rot between GPU sessions."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_scripts import REPO, run_script  # noqa: E402
+
 ABSENT_ON_A_BARE_BOX = ("mlflow", "dvc", "onnx", "onnxscript", "mlxtend")
 
 
@@ -19,16 +20,7 @@ def run_on_a_bare_box(tmp_path: Path, script: str, args: list[str]) -> str:
     for name in ABSENT_ON_A_BARE_BOX:
         (tmp_path / f"{name}.py").write_text(f"raise ImportError('{name} is not on a bare GPU box')\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / script), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return run_script(script, args, tmp_path, env)
 
 
 def test_gpu_check_runs_without_mlflow_dvc_or_onnx(tmp_path):

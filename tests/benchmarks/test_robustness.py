@@ -4,25 +4,18 @@ second run with the same --out skips the finished cells."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_scripts import REPO, run_script  # noqa: E402
+
 SMOKE = ["data.source=digits", "train.iterations=1", "train.large_batch=128", "train.sub_batch=64"]
 
 
 def robustness(out: Path) -> str:
     args = ["--variants", "fp64-nchw", "fp32-cl-1t", "--seeds", "0", "--out", str(out), "--set", *SMOKE]
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "robustness.py"), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return run_script("robustness.py", args, REPO)
 
 
 def test_robustness_table_and_resume(tmp_path):
