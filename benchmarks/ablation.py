@@ -89,13 +89,28 @@ def stop_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def load_data(params):
+    """The images and labels of params.data.source, read from `data.root` where the source needs one.
+
+    Bundled sources load as they are; the others read the offline copy under `data.root` (e.g.
+    `--set data.root=/data` with `FashionMNIST/raw/` inside it): benchmarks never download.
+    """
+    import tempfile
+
+    from gatcluster.data.sources import load_source
+
+    root = Path(params.data.root) if params.data.root else None
+    with tempfile.TemporaryDirectory() as cache:
+        data, _ = load_source(params.data.source, root, params.data.image_size, Path(cache))
+    return data
+
+
 def run_one(params_file: str, overrides: dict, seed: int, threads: int) -> dict:
     """Train one configuration with one seed on the CPU; scores of the final (selected) model."""
     import torch
 
     torch.set_num_threads(threads)
     from gatcluster.config.params import load_params, replace_params
-    from gatcluster.data.bundled import BUNDLED_SOURCES
     from gatcluster.data.prepare import prepare_images
     from gatcluster.data.store import fit_dataset
     from gatcluster.evaluation.metrics import cluster_scores
@@ -109,7 +124,7 @@ def run_one(params_file: str, overrides: dict, seed: int, threads: int) -> dict:
         # selection loss (labels score the choice afterwards; they never take part in it).
         params = replace_params(params, {"train.eval_every": params.train.iterations})
     tic = time.perf_counter()
-    data = BUNDLED_SOURCES[params.data.source]()
+    data = load_data(params)
     images = prepare_images(
         fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
     )

@@ -1,4 +1,4 @@
-"""Clustering quality on mnist5k: GATCluster (default params) vs k-means on raw pixels.
+"""Clustering quality: GATCluster (default params) vs k-means on raw pixels, on any source.
 
 Trains GATCluster on the CPU for each seed with the params of params.yaml, and runs k-means
 (raw pixels in [0, 1], n_init=10) with the same seeds on exactly the same images, in one run.
@@ -8,6 +8,7 @@ Prints ACC / NMI / ARI per run and mean ± std, with wall time per run (data loa
     .venv/bin/python benchmarks/quality.py --seeds 0 --set train.iterations=20
     .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --compare-off   # also every addition off
     .venv/bin/python benchmarks/quality.py --compare-set train.relations=targets  # also these overrides
+    .venv/bin/python benchmarks/quality.py --source fashion-mnist --root /data   # an offline copy
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ import yaml
 from sklearn.cluster import KMeans
 
 from gatcluster.config.params import ADDITIONS_OFF, load_params, replace_params
-from gatcluster.data.bundled import BUNDLED_SOURCES
+from gatcluster.config.params_edit import preset_names, preset_overrides
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.fit import fit
 from gatcluster.training.passes import predict_clusters
+
+# ablation.py sits beside this script: its data loader (bundled, or an offline copy under
+# data.root) is reused.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation import load_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_gatcluster(params, seed: int) -> dict:
     """Load the data, train with `seed`, predict; scores and wall time (loading included)."""
     tic = time.perf_counter()
-    data = BUNDLED_SOURCES[params.data.source]()
+    data = load_data(params)
     params = replace_params(params, {"seed": seed, "train.device": "cpu", "train.checkpoint_every": 0})
     images = prepare_images(
         fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
@@ -53,12 +59,12 @@ def run_gatcluster(params, seed: int) -> dict:
     return {**scores, "seconds": seconds}
 
 
-def run_kmeans(source: str, seed: int, k: int) -> dict:
+def run_kmeans(params, seed: int) -> dict:
     """k-means on raw pixels scaled to [0, 1] of the same images; scores and wall time."""
     tic = time.perf_counter()
-    data = BUNDLED_SOURCES[source]()
+    data = load_data(params)
     pixels = data.images.reshape(len(data.images), -1).astype(np.float64) / 255.0
-    pred = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(pixels)
+    pred = KMeans(n_clusters=params.model.num_clusters, n_init=10, random_state=seed).fit_predict(pixels)
     return {**cluster_scores(pred, data.labels).as_dict(), "seconds": time.perf_counter() - tic}
 
 
@@ -88,6 +94,16 @@ def cpu_model() -> str:
     return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
 
 
+def source_overrides(source: str | None, root: Path | None) -> dict:
+    """The overrides of `--source` (its preset where one is shipped, else just the source) and `--root`."""
+    overrides: dict = {}
+    if source is not None:
+        overrides = preset_overrides(source) if source in preset_names() else {"data.source": source}
+    if root is not None:
+        overrides["data.root"] = str(root)
+    return overrides
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """key=value pairs with YAML-typed values."""
     return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
@@ -97,6 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--source", help="data.source (default: the params file's), with its preset")
+    parser.add_argument("--root", type=Path, help="data.root: the offline copy of a downloadable source")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
@@ -114,7 +132,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    params = replace_params(load_params(args.params), parse_overrides(args.set))
+    params = replace_params(load_params(args.params), source_overrides(args.source, args.root))
+    params = replace_params(params, parse_overrides(args.set))
     print(f"# {cpu_model()}, torch {torch.__version__}, {args.threads} threads")
     print(f"# source {params.data.source}, overrides {args.set or 'none'}")
     gat = [run_gatcluster(params, s) for s in args.seeds]
@@ -125,7 +144,7 @@ def main() -> None:
     )
     other_params = replace_params(params, parse_overrides(args.compare_set))
     other = [run_gatcluster(other_params, s) for s in args.seeds] if args.compare_set else []
-    km = [run_kmeans(params.data.source, s, params.model.num_clusters) for s in args.seeds]
+    km = [run_kmeans(params, s) for s in args.seeds]
     print_table("GATCluster", gat, args.seeds)
     for name, runs in (("additions off", off), (" ".join(args.compare_set), other)):
         if runs:
