@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gatcluster.training.losses import (
-    LOG_FLOOR,
+    LOG_KNEE,
     GATClusterLoss,
     attention_loss,
     balanced_target,
@@ -18,6 +18,7 @@ from gatcluster.training.losses import (
     confident_mask,
     entropy_loss,
     invariance_loss,
+    knee_log,
     relation_labels,
     relation_points,
     separability_loss,
@@ -53,13 +54,25 @@ def test_entropy_is_minus_log_k_at_a_uniform_mean():
 
 
 def floored_log(x: float) -> float:
-    """log of a probability as both BCE terms take it."""
-    return math.log(max(x, LOG_FLOOR))
+    """log of a probability as both BCE terms take it: its tangent at LOG_KNEE below the knee."""
+    return math.log(x) if x >= LOG_KNEE else math.log(LOG_KNEE) + (x - LOG_KNEE) / LOG_KNEE
+
+
+def test_knee_log_is_the_log_above_the_knee_and_its_tangent_below():
+    x = torch.tensor([0.0, 1e-30, 1e-8, LOG_KNEE, 1e-3, 0.5, 1.0], dtype=torch.float64, requires_grad=True)
+    y = knee_log(x)
+    y.sum().backward()
+    expected = [floored_log(v) for v in x.tolist()]
+    assert y.tolist() == pytest.approx(expected, rel=1e-12)
+    # The slope never exceeds 1 / knee: a confident pair pushes at most that hard, on any device.
+    assert x.grad.max().item() == pytest.approx(1 / LOG_KNEE)
+    assert x.grad[:4].tolist() == pytest.approx([1 / LOG_KNEE] * 4)
+    assert x.grad[4:].tolist() == pytest.approx([1e3, 2.0, 1.0])
 
 
 def test_separability_averages_over_the_lower_triangle_with_the_diagonal():
     # All 32 images identical: every cosine is 1. With distinct relation labels, the 32 diagonal
-    # pairs cost 0 and the 496 strictly-lower pairs −log(LOG_FLOOR) each.
+    # pairs cost 0 and the 496 strictly-lower pairs 1 − log(LOG_KNEE) each (the tangent at 0).
     probs = one_hots([2] * 32)
     loss = separability_loss(probs, torch.arange(32))
     expected = -(32 * floored_log(1.0) + 496 * floored_log(0.0)) / 528
