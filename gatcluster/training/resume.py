@@ -1,11 +1,13 @@
-"""Resuming training: which params a checkpoint must share, and loading a compatible one.
+"""Resuming training: which params and code a checkpoint must share, and loading a compatible one.
 
-A checkpoint is resumed only when every param that decides what training computes is equal;
-params that do not (checkpoint and monitoring intervals, device) may change in between.
+A checkpoint is resumed only when every param that decides what training computes is equal and
+it was written by the same training code (data, model and training sources); params that do not
+(checkpoint and monitoring intervals, device) may change in between.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -23,6 +25,23 @@ log = logging.getLogger(__name__)
 # Params that do not change what training computes: a checkpoint stays valid across them. The
 # process count is one of them: batch semantics are equal across world sizes (README, Scaling out).
 NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device", "processes", "compile"}
+
+
+# The subpackages whose code decides what training computes: data preparation and views, the
+# network, the trainer and its losses. A checkpoint written by other code is not resumed: it would
+# continue another computation under the same params.
+TRAINING_CODE = ("data", "model", "training")
+
+
+@functools.cache
+def code_digest() -> str:
+    """A short sha256 of this package's training code (file names and contents, not locations)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for folder in TRAINING_CODE:
+        for path in sorted((package / folder).rglob("*.py")):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def training_params(params: Params) -> dict:
@@ -50,10 +69,17 @@ def resume_seed(checkpoint: Path | None, params: Params) -> int | None:
     if checkpoint is None or not checkpoint.is_file():
         return None
     state = load_checkpoint(checkpoint)
-    saved = state.get("params")
-    if not isinstance(saved, dict) or training_params_from_dict(saved) != training_params(params):
+    if not resumable(state, params):
         return None
     return int(state.get("seed", params.seed))
+
+
+def resumable(state: dict, params: Params) -> bool:
+    """Whether checkpoint `state` continues training `params` with this code."""
+    saved = state.get("params")
+    if state.get("code") != code_digest() or not isinstance(saved, dict):
+        return False
+    return training_params_from_dict(saved) == training_params(params)
 
 
 def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dict[str, float]]]:
@@ -61,9 +87,11 @@ def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dic
     if checkpoint is None or not checkpoint.is_file():
         return 0, []
     state = load_checkpoint(checkpoint)
-    saved = state.get("params")
-    if not isinstance(saved, dict) or training_params_from_dict(saved) != training_params(trainer.params):
-        log.warning("checkpoint %s was made with other params: starting from scratch", checkpoint)
+    if not resumable(state, trainer.params):
+        log.warning(
+            "checkpoint %s was made with other params or other training code: starting from scratch",
+            checkpoint,
+        )
         return 0, []
     trainer.load_state(state)
     log.info("resuming from %s after iteration %d", checkpoint, state["iteration"])

@@ -42,6 +42,7 @@ from gatcluster.training.passes import (
     preserved_batchnorm_stats,
     reestimate_batchnorm,
 )
+from gatcluster.training.resume import code_digest
 from gatcluster.training.streams import (
     AUG_VIEW,
     KMEANS,
@@ -391,6 +392,7 @@ class Trainer:
             "iteration": iterations_done,
             "rng": rng_state(),
             "params": params_to_dict(self.params),
+            "code": code_digest(),
             "seed": self.seed,
             "history": history,
             "scaler": self.scaler.state_dict(),

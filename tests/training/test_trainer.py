@@ -18,6 +18,7 @@ from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.checkpoint import load_checkpoint, save_checkpoint
 from gatcluster.training.fit import TrainingSetupError, fit, resolve_device
 from gatcluster.training.passes import cpu_has_native_bf16, predict_clusters
+from gatcluster.training.resume import code_digest
 from gatcluster.training.streams import large_batch_indices, lr_at
 from gatcluster.training.trainer import Trainer, TrainingDiverged
 
@@ -116,7 +117,7 @@ def test_checkpoint_loads_weights_only_with_what_resume_needs(digit_images, tmp_
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
     fit(params, digit_images, checkpoint=tmp_path / "last.pt")
     state = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert {"model", "optimizer", "iteration", "rng", "params", "history"} <= state.keys()
+    assert {"model", "optimizer", "iteration", "rng", "params", "code", "history"} <= state.keys()
     assert state["params"]["train"]["large_batch"] == 200 and state["iteration"] == 1
 
 
@@ -128,6 +129,19 @@ def test_checkpoint_of_other_params_is_not_resumed(digit_images, tmp_path):
     fit(params, digit_images, checkpoint=tmp_path / "other.pt")
     rerun = fit(params, digit_images, checkpoint=tmp_path / "other.pt")
     assert rerun.resumed_from == 1 and len(rerun.history) == 1  # nothing left to do
+
+
+def test_checkpoint_of_other_training_code_is_not_resumed(digit_images, tmp_path):
+    # Same params, older trainer: resuming would continue another computation (and, in a DVC
+    # pipeline, report its numbers as this code's).
+    params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
+    fit(params, digit_images, checkpoint=tmp_path / "last.pt")
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["code"] == code_digest()
+    save_checkpoint({**state, "code": "0" * 16}, tmp_path / "older.pt")
+    save_checkpoint({k: v for k, v in state.items() if k != "code"}, tmp_path / "oldest.pt")
+    for name in ("older.pt", "oldest.pt"):
+        assert fit(params, digit_images, checkpoint=tmp_path / name).resumed_from == 0
 
 
 def test_checkpoint_from_before_an_addition_counts_it_off(digit_images, tmp_path):
