@@ -64,6 +64,8 @@ CONFIGS: dict[str, dict] = {
     "relfeat": {"train.relations": "features"},
     "relfeat-sep3": {"train.relations": "features", "train.loss_weights.separability": 3},
     "relations-targets": {"train.relations": "targets"},
+    # Stronger brightness jitter (factors 0.2-1.8): clothes come in every shade, digits in one.
+    "bright0.8": {"augment.brightness": 0.8},
     "aug-strong": {
         "augment.degrees": 30,
         "augment.shear": 30,
