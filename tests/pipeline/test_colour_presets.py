@@ -26,7 +26,7 @@ from gatcluster.serving.onnx_predict import batches, open_session, predict_batch
 from gatcluster.training.fit import fit
 from gatcluster.training.passes import predict_clusters
 
-PER_CLASS = 24
+PER_CLASS = 16
 CLASSES = ("disc", "stripes", "window")
 SHORT_CPU_SCHEDULE = {
     "model.num_clusters": len(CLASSES),
@@ -34,7 +34,7 @@ SHORT_CPU_SCHEDULE = {
     "model.width_mult": 0.125,
     "train.iterations": 20,
     "train.large_batch": len(CLASSES) * PER_CLASS,
-    "train.sub_batch": 24,
+    "train.sub_batch": 16,
     "train.repeats": 2,
     "train.target_chunk": len(CLASSES) * PER_CLASS,
     "train.lr": 0.002,
