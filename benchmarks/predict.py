@@ -4,7 +4,9 @@ In one run, on real mnist5k digits written as PNG files:
 1. where the time goes: decoding + fitting the files, ONNX Runtime compute, PyTorch eager compute
    (same arrays, same batch size, same threads);
 2. `gat predict` end to end (installed script: scan, decode, infer, write CSV), images/s;
-3. peak RSS of `gat predict` on 1,000 vs 10,000 files (each run in its own measuring process).
+3. peak RSS of `gat predict` on 1,000 vs 10,000 files (each run in its own measuring process);
+4. start-up: wall time and peak RSS of `gat predict` on one file (process start to the first
+   image's row) and of `gat info` (issue targets: <= 1.5 s and <= 300 MiB, torch never imported).
 
 The model is models/model.pt when present (after `make repro`), else the default network with
 fresh weights (speed does not depend on the weights). It is exported to ONNX in a temp folder.
@@ -15,7 +17,6 @@ fresh weights (speed does not depend on the weights). It is exported to ONNX in 
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -88,24 +89,31 @@ def time_torch(model: GATCluster, arrays: list[np.ndarray]) -> float:
 
 def time_cli(folder: Path, model_path: Path, out: Path, threads: int, batch: int) -> float:
     """Wall seconds of the installed `gat predict` on `folder` (process start included)."""
-    cmd = [str(GAT), "predict", str(folder), "--model", str(model_path), "--out", str(out)]
-    cmd += ["--threads", str(threads), "--batch-size", str(batch), "--device", "cpu"]
     tic = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(predict_cmd(folder, model_path, out, threads, batch), check=True, capture_output=True)
     return time.perf_counter() - tic
 
 
-def peak_rss_mib(folder: Path, model_path: Path, out: Path, threads: int, batch: int) -> float:
-    """Peak RSS of `gat predict` on `folder`, measured in a fresh process that only runs it."""
-    cmd = [sys.executable, __file__, "--child-rss", str(folder), str(model_path), str(out)]
-    cmd += ["--threads", str(threads), "--batch", str(batch)]
-    return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+def predict_cmd(folder: Path, model_path: Path, out: Path, threads: int, batch: int) -> list[str]:
+    """The `gat predict` command line the benchmark runs."""
+    cmd = [str(GAT), "predict", str(folder), "--model", str(model_path), "--out", str(out)]
+    return cmd + ["--threads", str(threads), "--batch-size", str(batch), "--device", "cpu"]
 
 
-def child_rss(folder: Path, model_path: Path, out: Path, threads: int, batch: int) -> None:
-    """(In the measuring process) run gat predict and print its peak RSS in MiB."""
-    time_cli(folder, model_path, out, threads, batch)
-    print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+# The measuring process imports nothing big: a forked child's peak RSS starts at its parent's.
+MEASURE = """
+import resource, subprocess, sys, time
+tic = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+print(time.perf_counter() - tic, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
+
+
+def measured(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of `cmd`, run by a small fresh process that runs nothing else."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], check=True, capture_output=True, text=True)
+    seconds, rss = out.stdout.split()
+    return float(seconds), float(rss)
 
 
 def report(n: int, decode_s: float, onnx_s: float, torch_s: float, cli_s: float) -> None:
@@ -122,10 +130,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 10000])
-    parser.add_argument("--child-rss", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_rss:
-        return child_rss(*args.child_rss, args.threads, args.batch)
     torch.set_num_threads(args.threads)
     model, which = benchmark_model()
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,8 +148,13 @@ def main() -> None:
         cli_s = time_cli(large, onnx_path, tmp / "p.csv", args.threads, args.batch)
         report(n, decode_s, time_onnx(onnx_path, arrays, args.threads), time_torch(model, arrays), cli_s)
         for folder, count in ((small, args.sizes[0]), (large, args.sizes[1])):
-            rss = peak_rss_mib(folder, onnx_path, tmp / "q.csv", args.threads, args.batch)
+            _, rss = measured(predict_cmd(folder, onnx_path, tmp / "q.csv", args.threads, args.batch))
             print(f"peak RSS of gat predict, {count:>6} files: {rss:.0f} MiB")
+        write_pngs(tmp / "one", 1)
+        secs, rss = measured(predict_cmd(tmp / "one", onnx_path, tmp / "one.csv", args.threads, args.batch))
+        print(f"gat predict, one file     : {secs:.2f} s from process start, peak RSS {rss:.0f} MiB")
+        secs, rss = measured([str(GAT), "info", str(onnx_path)])
+        print(f"gat info                  : {secs:.2f} s from process start, peak RSS {rss:.0f} MiB")
 
 
 if __name__ == "__main__":

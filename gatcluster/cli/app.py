@@ -11,6 +11,7 @@ gat server --backend-store-uri postgresql://...   the team's tracking server (re
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -189,6 +190,8 @@ def predict(
         raise fail(str(err)) from err
     if fmt == "parquet" and out is None:
         raise fail("Parquet output needs --out FILE (it is a binary format)")
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise fail("Parquet output needs pyarrow: pip install 'gatcluster[parquet]' (or use csv / jsonl)")
     for flag, folder in (
         ("--attention-dir", attention_dir),
         ("--gallery", gallery),
@@ -227,11 +230,18 @@ def cache_root() -> Path:
 
 def local_model_file(model: str) -> Path:
     """--model as a local file: a path as given, or a registry version fetched into the cache."""
-    from gatcluster.tracking.registry import RegistryError, fetch_model, is_registry_uri, parse_model_uri
+    from gatcluster.tracking.model_uri import RegistryError, is_registry_uri, parse_model_uri
 
     if not is_registry_uri(model):
         return Path(model)
-    from mlflow.tracking import MlflowClient
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from gatcluster.tracking.registry import fetch_model
+    except ImportError as err:
+        raise fail(
+            f"--model {model} needs MLflow: pip install 'gatcluster[train]' (or give a .onnx file)"
+        ) from err
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
     uri = project_tracking_uri()
@@ -410,5 +420,22 @@ def server(
     raise typer.Exit(serve_until_stopped(server_command(config)))
 
 
+def run() -> None:
+    """The `gat` entry point: the app, with a missing optional dependency said in one line.
+
+    The base install serves (`gat predict`, `gat info`: NumPy, Pillow, ONNX Runtime); the other
+    commands need the `train` extra, and without it they say so instead of printing a traceback.
+    """
+    try:
+        app()
+    except ModuleNotFoundError as err:
+        typer.echo(
+            f"error: this command needs {err.name}, which the base install leaves out: "
+            "pip install 'gatcluster[train]'",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
+
+
 if __name__ == "__main__":
-    app()
+    run()

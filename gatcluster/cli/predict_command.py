@@ -17,11 +17,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from gatcluster.cli.progress import count_columns
 from gatcluster.cli.sort_into import ClusterSorter
 from gatcluster.data.walk import SkippedFile, walk_files
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
+from gatcluster.pipeline.progress import count_columns
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 from gatcluster.serving.onnx_predict import (
     DeviceError,
@@ -83,17 +83,13 @@ def image_inputs(paths: list[Path], tally: Tally) -> Iterator[Path | SkippedFile
 
 def write_attention(predictions: list[Prediction], folder: Path, offset: int) -> None:
     """An overlay PNG per image, on the fitted image the model saw: <index>_<cluster>_<file stem>.png."""
-    import numpy as np
-    import torch
-
     from gatcluster.evaluation.pictures import attention_overlay
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, p in enumerate(predictions, start=offset):
-        # Copies: batch slices and ONNX Runtime outputs are read-only arrays, which torch warns about.
-        image = torch.from_numpy(np.array(p.image)).permute(2, 0, 1)
+        image = p.image.transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
         scale = max(1, 256 // max(image.shape[1:]))
-        overlay = attention_overlay(image, torch.from_numpy(np.array(p.att_map)), scale=scale)
+        overlay = attention_overlay(image, p.att_map, scale=scale)
         overlay.save(folder / f"{i:06d}_c{p.cluster}_{p.path.stem[:60]}.png")
 
 

@@ -8,7 +8,7 @@ becomes the same array at training and at prediction time. The choices are liste
   a transparent sprite then looks like a digit on a dark background rather than on white.
 - 16-bit greyscale is scaled by 255/65535 (not clipped, which would turn most of it white).
 - CMYK goes to RGB by Pillow's plain conversion (embedded ICC profiles are ignored).
-- Greyscale output is ITU-R 601-2 luma, the weights `prepare.LUMA_WEIGHTS` uses.
+- Greyscale output is ITU-R 601-2 luma, the weights `pixels.LUMA_WEIGHTS` uses.
 """
 
 from __future__ import annotations

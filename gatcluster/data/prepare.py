@@ -9,10 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gatcluster.data.pixels import LUMA_WEIGHTS
 from gatcluster.data.store import DatasetError
-
-# ITU-R 601-2 luma, as PIL's "L" mode and torchvision's Grayscale use.
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 class ImageSizeError(DatasetError):

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from gatcluster.atomic import atomic_path, write_text_atomic
@@ -139,9 +138,8 @@ def cluster_cards(
 
 def member_tile(member: Member) -> Image.Image:
     """The member with its attention map laid over it, about TILE_SIDE pixels wide."""
-    image = torch.from_numpy(member.image)
-    scale = max(1, TILE_SIDE // max(image.shape[1:]))
-    return attention_overlay(image, torch.from_numpy(member.att_map), scale=scale)
+    scale = max(1, TILE_SIDE // max(member.image.shape[1:]))
+    return attention_overlay(member.image, member.att_map, scale=scale)
 
 
 def card_title(card: ClusterCard) -> str:

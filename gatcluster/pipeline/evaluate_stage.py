@@ -135,7 +135,7 @@ def write_reports(
     sample = images[idx]
     att_maps = chunked_outputs(model, sample, CHUNK, data.grayscale, torch.device("cpu")).att_map
     with atomic_path(reports / "attention.png") as tmp:
-        attention_grid(sample, att_maps).save(tmp, format="PNG")
+        attention_grid(sample.numpy(), att_maps.numpy()).save(tmp, format="PNG")
     return report
 
 

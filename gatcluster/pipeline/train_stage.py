@@ -13,12 +13,12 @@ import io
 from pathlib import Path
 
 from gatcluster.atomic import write_json_atomic, write_text_atomic
-from gatcluster.cli.progress import LogFn, ProgressLogger, combine_loggers
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
 from gatcluster.model.model_file import save_model
 from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.progress import LogFn, ProgressLogger, combine_loggers
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
 from gatcluster.tracking.mlflow_runs import (
     active_run,

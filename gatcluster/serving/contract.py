@@ -103,10 +103,12 @@ def read_contract(path: Path) -> ModelContract:
     """The contract of the ONNX model at `path`; ModelFileError when it is absent or not ours."""
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    import onnx
+    import onnxruntime as ort  # serving's one runtime: the `onnx` package is a training dependency
 
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a damaged file is reported below, in one line
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # onnx raises DecodeError, OSError, ValueError for bad files
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises its own InvalidProtobuf / Fail types for bad files
         raise ModelFileError(f"{path} is not a readable ONNX model ({type(err).__name__})") from err
-    return ModelContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
+    return ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, str(path))

@@ -3,22 +3,22 @@
 Everything needed comes from the `.onnx` file: the model contract in its metadata and the graph.
 Each file is decoded once, by the same functions as the data sources (decode in colour, fit by the
 model's rule), and becomes the model input by the training clean view; batches are formed as
-files stream by, so memory stays flat.
+files stream by, so memory stays flat. NumPy, Pillow and ONNX Runtime only: no torch.
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from gatcluster.data.fit import fit_images
 from gatcluster.data.images import IMAGE_SUFFIXES, ImageDecodeError, load_image
-from gatcluster.data.prepare import to_tensor_nchw
-from gatcluster.data.views import clean_view
+from gatcluster.data.pixels import clean_view_array
 from gatcluster.data.walk import SkippedFile
 from gatcluster.serving.contract import ModelContract, ModelFileError
 from gatcluster.telemetry import telemetry_off
@@ -44,9 +44,22 @@ class Prediction:
     image: np.ndarray  # the fitted uint8 (S, S, 3) image, for attention overlays without decoding again
 
 
+@cache
 def cuda_usable() -> bool:
-    """Whether a CUDA GPU really works here (ONNX Runtime lists CUDA even without one)."""
-    return torch.cuda.is_available()
+    """Whether a CUDA GPU really works here (ONNX Runtime lists CUDA even without one).
+
+    Asks the NVIDIA driver itself, as torch.cuda.is_available() does, without importing torch.
+    """
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
 
 
 def providers_for(device: str) -> list[str]:
@@ -80,7 +93,7 @@ def open_session(path: Path, device: str, threads: int | None = None, verbose: b
 
 def model_input(fitted: np.ndarray, contract: ModelContract) -> np.ndarray:
     """Fitted uint8 (N, S, S, 3) -> the float32 (N, C, S, S) model input: the training clean view."""
-    return clean_view(to_tensor_nchw(fitted), contract.grayscale).numpy()
+    return clean_view_array(fitted, contract.grayscale)
 
 
 def looks_like_image(path: Path) -> bool:

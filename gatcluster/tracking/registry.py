@@ -11,9 +11,7 @@ a GATCluster ONNX model.
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
@@ -21,42 +19,9 @@ from mlflow.tracking import MlflowClient
 
 from gatcluster.atomic import make_temp_dir
 from gatcluster.serving.contract import ModelFileError, read_contract
+from gatcluster.tracking.model_uri import ModelRef, RegistryError
 
-URI_PATTERN = re.compile(r"^models:/(?P<name>[^/@:]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))/?$")
 MODEL_FILE = "model.onnx"  # what mlflow.onnx.log_model names the file inside the model folder
-
-
-class RegistryError(RuntimeError):
-    """A registry lookup, promotion or download failed; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A parsed `models:/` URI: a registered model name and either a version or an alias."""
-
-    name: str
-    version: int | None
-    alias: str | None
-
-    def __str__(self) -> str:
-        return f"models:/{self.name}" + (f"/{self.version}" if self.version is not None else f"@{self.alias}")
-
-
-def is_registry_uri(text: str) -> bool:
-    """Whether a --model value names a registry model rather than a file."""
-    return text.startswith("models:/")
-
-
-def parse_model_uri(text: str) -> ModelRef:
-    """`models:/NAME/VERSION` or `models:/NAME@ALIAS`; RegistryError for anything else."""
-    match = URI_PATTERN.match(text)
-    if match is None:
-        raise RegistryError(
-            f"{text!r} is not a registry model URI: use models:/NAME/VERSION or models:/NAME@ALIAS "
-            "(e.g. models:/gatcluster@champion)"
-        )
-    version = match["version"]
-    return ModelRef(match["name"], int(version) if version else None, match["alias"])
 
 
 def register_version(

@@ -49,3 +49,25 @@ def test_read_only_decoded_arrays_are_fitted_without_touching_them():
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="unknown resize rule 'stretch'"):
         fit_images(np.zeros((1, 8, 8, 1), np.uint8), 32, "stretch")
+
+
+def test_resize_is_torch_bilinear_antialiased_to_one_grey_level():
+    # fit.py is NumPy + Pillow (serving runs without torch); data fetched before stays what it was.
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    for shape in ((4, 8, 8, 1), (4, 8, 8, 3), (4, 100, 70, 3), (4, 40, 40, 1)):
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+        want = F.interpolate(
+            torch.from_numpy(images).permute(0, 3, 1, 2).float(),
+            size=(32, 32),
+            mode="bilinear",
+            antialias=True,
+        )
+        want = want.round().clamp(0, 255).permute(0, 2, 3, 1).numpy()
+        diff = np.abs(fit_images(images, 32, "resize").astype(float) - want)
+        assert diff.max() <= 1
+        assert (diff > 0).mean() < 0.01
+        if shape[1] < 32:
+            assert diff.max() == 0  # enlarging: identical

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gatcluster.data.prepare import LUMA_WEIGHTS, ImageSizeError, prepare_images, to_grayscale
+from gatcluster.data.pixels import LUMA_WEIGHTS
+from gatcluster.data.prepare import ImageSizeError, prepare_images, to_grayscale
 from gatcluster.data.store import DatasetError
 
 

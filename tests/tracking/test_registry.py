@@ -12,15 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gatcluster.serving.contract import read_contract
 from gatcluster.tracking.mlflow_runs import default_tracking_uri, experiment_id, start_run
-from gatcluster.tracking.registry import (
-    ModelRef,
-    RegistryError,
-    fetch_model,
-    latest_version,
-    move_alias,
-    parse_model_uri,
-    register_version,
-)
+from gatcluster.tracking.model_uri import ModelRef, RegistryError, parse_model_uri
+from gatcluster.tracking.registry import fetch_model, latest_version, move_alias, register_version
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gatcluster.cli.progress import ProgressLogger, combine_loggers
+from gatcluster.pipeline.progress import ProgressLogger, combine_loggers
 
 
 def test_combined_loggers_are_called_in_order_and_none_is_skipped():

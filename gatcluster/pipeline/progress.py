@@ -6,6 +6,7 @@ A log callback is `fn(step, metrics)`, called once per outer iteration with a 1-
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -17,7 +18,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gatcluster.training.fit import LogFn
+if TYPE_CHECKING:  # an annotation only: `gat predict` imports this module's bar columns without torch
+    from gatcluster.training.fit import LogFn
 
 # metric key -> label shown beside the bar; the last value seen of each stays on screen.
 SHOWN_METRICS = {"loss/total": "loss", "acc": "acc"}
