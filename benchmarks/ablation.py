@@ -112,7 +112,7 @@ def run_one(params_file: str, overrides: dict, seed: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from gatcluster.config.params import load_params, replace_params
+    from gatcluster.config.loading import load_params, replace_params
     from gatcluster.data.prepare import prepare_images
     from gatcluster.data.store import fit_dataset
     from gatcluster.evaluation.metrics import cluster_scores

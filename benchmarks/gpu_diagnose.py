@@ -22,7 +22,8 @@ from contextlib import contextmanager, nullcontext
 import torch
 import torch.nn.functional as F
 
-from gatcluster.config.params import Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset

@@ -22,7 +22,7 @@ from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import read_dataset
 from gatcluster.data.views import clean_view
 from gatcluster.evaluation.metrics import cluster_scores
-from gatcluster.model.model_file import load_model
+from gatcluster.training.model_file import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

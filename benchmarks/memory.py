@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gatcluster.config.params import load_params, replace_params
+from gatcluster.config.loading import load_params, replace_params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.model_images import ModelImages
 from gatcluster.data.prepare import prepare_images

@@ -31,10 +31,10 @@ from gatcluster.config.params import Params
 from gatcluster.data.bundled import load_mnist5k
 from gatcluster.data.walk import walk_files
 from gatcluster.model import GATCluster
-from gatcluster.model.model_file import load_model
 from gatcluster.serving.contract import ModelContract, read_contract
 from gatcluster.serving.onnx_export import export_onnx
 from gatcluster.serving.onnx_predict import batches, model_input, open_session
+from gatcluster.training.model_file import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 GAT = Path(sys.executable).parent / "gat"

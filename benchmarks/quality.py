@@ -27,7 +27,8 @@ import torch
 import yaml
 from sklearn.cluster import KMeans
 
-from gatcluster.config.params import ADDITIONS_OFF, load_params, replace_params
+from gatcluster.config.loading import load_params, replace_params
+from gatcluster.config.params import ADDITIONS_OFF
 from gatcluster.config.params_edit import preset_names, preset_overrides
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gatcluster.config.params import load_params, replace_params
+from gatcluster.config.loading import load_params, replace_params
 from gatcluster.data.bundled import load_mnist5k
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset

@@ -37,7 +37,7 @@ def training_images(params) -> int:
 
 def worker(args: argparse.Namespace) -> None:
     """One rank: train, and (rank 0) write images/s of the timed iterations to args.out."""
-    from gatcluster.config.params import load_params, replace_params
+    from gatcluster.config.loading import load_params, replace_params
     from gatcluster.data.bundled import BUNDLED_SOURCES
     from gatcluster.data.prepare import prepare_images
     from gatcluster.data.store import fit_dataset

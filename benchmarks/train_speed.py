@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from gatcluster.config.params import Params, load_params, replace_params
+from gatcluster.config.loading import load_params, replace_params
+from gatcluster.config.params import Params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset

@@ -18,7 +18,8 @@ from gatcluster.telemetry import telemetry_off
 
 telemetry_off()  # before MLflow, ONNX Runtime or DVC are imported by a stage
 
-from gatcluster.config.params import Params, ParamsError, load_params  # noqa: E402
+from gatcluster.config.loading import load_params  # noqa: E402
+from gatcluster.config.params import Params, ParamsError  # noqa: E402
 from gatcluster.data.store import DatasetError  # noqa: E402
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE  # noqa: E402
 from gatcluster.pipeline.errors import StageError  # noqa: E402

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from _common import LAYOUT, read_params, run_stage
 
-from gatcluster.config.preflight import PreflightError
 from gatcluster.pipeline.check_stage import run_check
+from gatcluster.pipeline.preflight import PreflightError
 
 
 def main() -> None:

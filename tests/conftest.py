@@ -64,7 +64,8 @@ def mnist5k_dataset() -> ImageDataset:
 @pytest.fixture(scope="session")
 def trained_onnx(tmp_path_factory, digits_dataset):
     """A GATCluster trained for 2 iterations on digits, exported to ONNX: (model, params, path)."""
-    from gatcluster.config.params import Params, replace_params
+    from gatcluster.config.loading import replace_params
+    from gatcluster.config.params import Params
     from gatcluster.data.prepare import prepare_images
     from gatcluster.serving.contract import ModelContract
     from gatcluster.serving.onnx_export import export_onnx

@@ -110,7 +110,8 @@ def check(
     params: Annotated[Path, typer.Option(help="The params file to check.")] = Path("params.yaml"),
 ) -> None:
     """Check params.yaml against the data, as the pipeline's first stage does (nothing is written)."""
-    from gatcluster.config.params import ParamsError, load_params
+    from gatcluster.config.loading import load_params
+    from gatcluster.config.params import ParamsError
     from gatcluster.pipeline.check_stage import check_against_data
     from gatcluster.pipeline.layout import ProjectLayout
 
@@ -257,7 +258,8 @@ def registered_model_name(given: str | None, params: Path) -> str:
     """--registered-model, else params.yaml's export.registered_model."""
     if given:
         return given
-    from gatcluster.config.params import ParamsError, load_params
+    from gatcluster.config.loading import load_params
+    from gatcluster.config.params import ParamsError
 
     try:
         name = load_params(params).export.registered_model if params.is_file() else "gatcluster"

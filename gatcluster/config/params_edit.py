@@ -15,7 +15,8 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
-from gatcluster.config.params import Params, ParamsError, params_from_text
+from gatcluster.config.loading import params_from_text
+from gatcluster.config.params import Params, ParamsError
 
 
 def preset_names() -> list[str]:

@@ -1,6 +1,6 @@
 """Validation of a params mapping: types, ranges and choices per field, then cross-field rules.
 
-`params.params_from_dict` calls `build_section` on the nested mapping and `check_consistency` on
+`loading.params_from_dict` calls `build_section` on the nested mapping and `check_consistency` on
 the result; every problem is a `ParamsError` naming the dotted key and what is allowed.
 """
 

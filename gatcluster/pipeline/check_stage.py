@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from gatcluster.atomic import write_json_atomic
 from gatcluster.config.params import Params
-from gatcluster.config.preflight import check_data_size, expected_count, resolve_data_root
 from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.preflight import check_data_size, expected_count, resolve_data_root
 
 
 def check_against_data(params: Params, layout: ProjectLayout) -> str:

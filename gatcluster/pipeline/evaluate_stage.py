@@ -31,7 +31,6 @@ from gatcluster.evaluation.report import (
     named_clusters,
 )
 from gatcluster.model import GATCluster
-from gatcluster.model.model_file import load_model
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.tracking import open_tracking, run_tags
 from gatcluster.tracking.mlflow_runs import (
@@ -41,6 +40,7 @@ from gatcluster.tracking.mlflow_runs import (
     reopen_run,
     write_run_file,
 )
+from gatcluster.training.model_file import load_model
 from gatcluster.training.passes import chunked_outputs, chunked_predictions
 
 CHUNK = 500

@@ -23,7 +23,6 @@ from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
 from gatcluster.data.views import clean_view
 from gatcluster.model import GATCluster
-from gatcluster.model.model_file import load_model
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
@@ -31,6 +30,7 @@ from gatcluster.serving.contract import ModelContract
 from gatcluster.serving.onnx_export import check_parity, export_onnx, onnx_session
 from gatcluster.tracking.mlflow_runs import active_run, git_state, log_stage_params, reopen_run
 from gatcluster.tracking.registry import register_version
+from gatcluster.training.model_file import load_model
 from gatcluster.training.resume import params_digest
 
 PARITY_BATCHES = (1, 7)

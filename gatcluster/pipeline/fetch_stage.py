@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 
 from gatcluster.config.params import Params
-from gatcluster.config.preflight import check_data_size, resolve_data_root
 from gatcluster.data.sources import load_source
 from gatcluster.data.store import fit_dataset, write_dataset
 from gatcluster.data.walk import SkippedFile
 from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
 
 SHOWN_SKIPS = 5
 

@@ -16,7 +16,6 @@ from gatcluster.atomic import write_json_atomic, write_text_atomic
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
-from gatcluster.model.model_file import save_model
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.progress import LogFn, ProgressLogger, combine_loggers
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
@@ -33,6 +32,7 @@ from gatcluster.tracking.mlflow_runs import (
 from gatcluster.tracking.system_metrics import system_metrics
 from gatcluster.training.distributed import SINGLE_PROCESS, Ranks
 from gatcluster.training.fit import FitResult, fit, resolve_device
+from gatcluster.training.model_file import save_model
 from gatcluster.training.resume import params_digest
 
 SUMMARY_METRICS = ("acc", "nmi", "ari")

@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gatcluster.config.params import Params, ParamsError, params_to_dict, saved_params_from_dict
+from gatcluster.config.loading import saved_params_from_dict
+from gatcluster.config.params import Params, ParamsError, params_to_dict
 from gatcluster.training.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:

@@ -8,17 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gatcluster.config.params import (
-    STAGE_PARAMS,
-    Params,
-    ParamsError,
-    flatten_params,
-    load_params,
-    params_from_dict,
-    params_to_dict,
-    replace_params,
-    saved_params_from_dict,
-)
+from gatcluster.config.loading import load_params, params_from_dict, replace_params, saved_params_from_dict
+from gatcluster.config.params import STAGE_PARAMS, Params, ParamsError, flatten_params, params_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 

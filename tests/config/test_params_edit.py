@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from gatcluster.config.params import Params, ParamsError, load_params, replace_params
+from gatcluster.config.loading import load_params, replace_params
+from gatcluster.config.params import Params, ParamsError
 from gatcluster.config.params_edit import apply_overrides, preset_names, preset_overrides, set_values
 
 ROOT = Path(__file__).resolve().parents[2]

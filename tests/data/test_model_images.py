@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from gatcluster.config.params import Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params
 from gatcluster.data.model_images import ModelImages, RowPrefetch
 from gatcluster.data.prepare import ImageSizeError, prepare_images
 from gatcluster.data.store import ImageDataset, read_dataset, write_dataset

@@ -85,7 +85,7 @@ def read_history(project: Path) -> list[dict[str, str]]:
 
 def fetch_in_process(root: Path) -> None:
     """The fetch stage's work without a process start (its own process is tested by the repro)."""
-    from gatcluster.config.params import load_params
+    from gatcluster.config.loading import load_params
     from gatcluster.pipeline.fetch_stage import run_fetch
     from gatcluster.pipeline.layout import ProjectLayout
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gatcluster.config.params import Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params
 from gatcluster.config.params_edit import preset_overrides
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.sources import load_folder

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gatcluster.config.params import Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params
 from gatcluster.data.store import DatasetError, ImageDataset, write_dataset
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.evaluate_stage import confusion_csv, sample_indices, scores_text

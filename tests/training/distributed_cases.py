@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 import torch
 
-from gatcluster.config.params import Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params
 from gatcluster.data.views import clean_view
 from gatcluster.training.distributed import Ranks
 from gatcluster.training.losses import Targets

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from gatcluster.config.params import Params, ParamsError, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params, ParamsError
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.training.candidates import candidate_seed

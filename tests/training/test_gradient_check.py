@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gatcluster.config.params import Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.training.gradient_check import sub_batch_gradient

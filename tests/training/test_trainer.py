@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from gatcluster.config.params import ADDITIONS_OFF, Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import ADDITIONS_OFF, Params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset, read_dataset, write_dataset

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from gatcluster.config.params import Params, ParamsError, replace_params
-from gatcluster.config.preflight import (
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params, ParamsError
+from gatcluster.pipeline.preflight import (
     PreflightError,
     check_data_size,
     expected_count,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gatcluster.config.params import Params, ParamsError, params_to_dict, saved_params_from_dict
+from gatcluster.config.loading import saved_params_from_dict
+from gatcluster.config.params import Params, ParamsError, params_to_dict
 from gatcluster.model import GATCluster
 from gatcluster.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gatcluster.config.params import Params, replace_params
+from gatcluster.config.loading import replace_params
+from gatcluster.config.params import Params
 from gatcluster.model import GATCluster
-from gatcluster.model.model_file import load_model, save_model
 from gatcluster.training.checkpoint import CheckpointError
+from gatcluster.training.model_file import load_model, save_model
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path):

@@ -1,0 +1,75 @@
+"""Params built from params.yaml, from a mapping (a checkpoint's) or from overrides: always validated.
+
+The schema is `params.py`'s; `validation.py` checks each field and the cross-field rules.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gatcluster.config.params import ADDITIONS_OFF, Params, ParamsError, params_to_dict
+from gatcluster.config.validation import build_section, check_consistency
+
+
+def load_params(path: Path) -> Params:
+    """Read a params.yaml file into `Params`; a missing or malformed file is a `ParamsError`."""
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    return params_from_text(path.read_text(), str(path))
+
+
+def params_from_text(text: str, where: str = "params.yaml") -> Params:
+    """Parse and validate params.yaml text; a YAML syntax error is a one-line `ParamsError`."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(
+            f"{where} is not valid YAML ({yaml_error_summary(err)}): fix it and run again"
+        ) from err
+    return params_from_dict(raw)
+
+
+def yaml_error_summary(err: yaml.YAMLError) -> str:
+    """Where and what a YAML error is, in one line (PyYAML's own message spans several)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+
+
+def params_from_dict(raw: Any) -> Params:
+    """Validate a nested mapping and build `Params`; unknown keys and bad values raise."""
+    params = build_section(Params, raw, "")
+    check_consistency(params)
+    return params
+
+
+def saved_params_from_dict(raw: Any) -> Params:
+    """`params_from_dict` for params saved by an earlier version (a checkpoint's): a trainer
+    addition the saved dict does not name did not exist then, so that run trained with it off,
+    whatever today's default is (`train.relations` defaults to `features`, earlier runs used the
+    targets)."""
+    if not isinstance(raw, dict):
+        return params_from_dict(raw)
+    filled = copy.deepcopy(raw)
+    for dotted, off in ADDITIONS_OFF.items():
+        section, key = dotted.split(".")
+        block = filled.get(section)
+        if isinstance(block, dict) and key not in block:
+            block[key] = off
+    return params_from_dict(filled)
+
+
+def replace_params(params: Params, overrides: dict[str, Any]) -> Params:
+    """A copy of `params` with dotted-key overrides applied and validated again."""
+    raw = params_to_dict(params)
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return params_from_dict(raw)
