@@ -77,7 +77,7 @@ def gradients(images: torch.Tensor, source: str) -> None:
     trainer = Trainer(params_for(source, "cpu", **{"train.amp": False}), images, CPU)
     batch = trainer.large_batch(0)
     targets = [t[:128] for t in trainer.compute_targets(batch, 0)[0]]
-    x = trainer.augmented_views(batch, derived_generator(1, 0, AUG_VIEW))[0][:128]
+    x = trainer.augment(batch, derived_generator(1, 0, AUG_VIEW))[:128]
     model, loss_fn = trainer.model, trainer.loss_fn
     reference = sub_batch_gradient(model, loss_fn, x, targets, CPU, torch.float64)
     for cl, amp in ((False, False), (True, False), (True, True)):

@@ -58,7 +58,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, params = load_model(args.model)
     data = read_dataset(args.dataset)
-    images = prepare_images(data.images, params.data.image_size, params.data.grayscale)
+    images = prepare_images(data.images, params.model.input_size, params.data.grayscale)
     labels = data.labels
     k = params.model.num_clusters
     with torch.no_grad():

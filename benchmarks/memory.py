@@ -61,7 +61,7 @@ def measure(params_path: Path, large_batch: int, iterations: int, threads: int) 
     )
     data = BUNDLED_SOURCES[params.data.source]()
     images = prepare_images(
-        fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
+        fit_dataset(data, params.model.input_size).images, params.model.input_size, params.data.grayscale
     )
     if len(images) < large_batch:
         raise SystemExit(f"{params.data.source} has {len(images)} images, fewer than L = {large_batch}")
@@ -82,7 +82,7 @@ def measure_stored(params_path: Path, data_dir: Path, iterations: int, threads: 
         load_params(params_path), {"train.iterations": iterations, "train.checkpoint_every": 0}
     )
     dataset = read_dataset(data_dir, mapped=True)  # checksum verified, as in the stage
-    images = ModelImages(dataset.images, params.data.image_size, params.data.grayscale)
+    images = ModelImages(dataset.images, params.model.input_size, params.data.grayscale)
     fit(params, images)
     return {
         "count": len(images),
@@ -94,7 +94,7 @@ def measure_stored(params_path: Path, data_dir: Path, iterations: int, threads: 
 def write_repeated(params_path: Path, count: int, out_dir: Path) -> None:
     """The params' bundled source, fitted, repeated to `count` images, as a stored data set."""
     params = load_params(params_path)
-    data = fit_dataset(BUNDLED_SOURCES[params.data.source](), params.data.image_size)
+    data = fit_dataset(BUNDLED_SOURCES[params.data.source](), params.model.input_size)
     take = np.arange(count) % len(data.images)
     labels = None if data.labels is None else data.labels[take]
     write_dataset(replace(data, images=data.images[take], labels=labels), out_dir)

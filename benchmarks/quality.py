@@ -7,7 +7,7 @@ Prints ACC / NMI / ARI per run and mean ± std, with wall time per run (data loa
     .venv/bin/python benchmarks/quality.py                 # seeds 0 1 2, 2 threads
     .venv/bin/python benchmarks/quality.py --seeds 0 --set train.iterations=20
     .venv/bin/python benchmarks/quality.py --seeds 0 1 2 3 4 --compare-off   # also every addition off
-    .venv/bin/python benchmarks/quality.py --compare-set train.relations=targets  # also these overrides
+    .venv/bin/python benchmarks/quality.py --compare-set experimental.relations=targets  # also these
     .venv/bin/python benchmarks/quality.py --source fashion-mnist --root /data   # an offline copy
 """
 
@@ -50,7 +50,7 @@ def run_gatcluster(params, seed: int) -> dict:
     data = load_data(params)
     params = replace_params(params, {"seed": seed, "train.device": "cpu", "train.checkpoint_every": 0})
     images = prepare_images(
-        fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
+        fit_dataset(data, params.model.input_size).images, params.model.input_size, params.data.grayscale
     )
     result = fit(params, images)
     pred = predict_clusters(result.model, images, 500, params.data.grayscale, torch.device("cpu"))

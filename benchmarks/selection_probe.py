@@ -1,7 +1,7 @@
-"""Does a run's own loss tell, without labels, how good it will end? (the basis of train.candidates)
+"""Does a run's own loss tell, without labels, how good it will end? (a label-free criterion)
 
 Trains the default params.yaml on mnist5k for each seed and, at chosen iterations, scores the
-current model the way `train.candidates` scores starts (the selection loss on one fixed clean
+current model by the head-selection loss (the selection loss on one fixed clean
 batch, the same for every seed, BatchNorm refitted and put back), beside its ACC (labels only
 score, after the fact). Training is not changed by the probes. One JSON line per probe.
 
@@ -35,7 +35,8 @@ def probe_seed(seed: int, steps: list[int], out: Path) -> None:
     dataset = load_mnist5k()
     overrides = {"seed": seed, "train.device": "cpu", "train.checkpoint_every": 0, "train.eval_every": 0}
     params = replace_params(load_params(ROOT / "params.yaml"), overrides)
-    images = prepare_images(fit_dataset(dataset, params.data.image_size).images, params.data.image_size, True)
+    size = params.model.input_size
+    images = prepare_images(fit_dataset(dataset, size).images, size, True)
     # The scorer first: each Trainer seeds the global RNGs, and the trained one must be seeded last.
     scorer = Trainer(replace_params(params, {"seed": COMMON_SEED}), images, torch.device("cpu"))
     trainer = Trainer(params, images, torch.device("cpu"))

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def training_images(params) -> int:
     """Images seen by the optimizer steps of one outer iteration."""
     t = params.train
-    return t.repeats * (t.large_batch // (t.sub_batch // t.views)) * t.sub_batch
+    return t.repeats * (t.large_batch // t.sub_batch) * t.sub_batch
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -57,7 +57,7 @@ def worker(args: argparse.Namespace) -> None:
     params = replace_params(load_params(args.params), {**overrides, **fixed})
     data = BUNDLED_SOURCES[params.data.source]()
     images = prepare_images(
-        fit_dataset(data, params.data.image_size).images, params.data.image_size, params.data.grayscale
+        fit_dataset(data, params.model.input_size).images, params.model.input_size, params.data.grayscale
     )
     start_process_group(torch.device(args.device), ranks)
     result = fit(params, images, ranks=ranks)
@@ -87,7 +87,7 @@ def launch(args: argparse.Namespace, device: str, processes: int, extra: list[st
 def configurations() -> list[tuple[str, int, list[str]]]:
     """(device, processes, extra overrides): 1 and 2 processes, the latter also without synced
     BatchNorm in training steps (fewer collectives per step); CUDA likewise given 1 or 2 GPUs."""
-    unsynced = ["train.sync_batchnorm=false"]
+    unsynced = ["experimental.sync_batchnorm=false"]
     configs = [("cpu", 1, []), ("cpu", 2, []), ("cpu", 2, unsynced)]
     gpus = torch.cuda.device_count()
     configs += [("cuda", 1, [])] if gpus >= 1 else []

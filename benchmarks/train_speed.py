@@ -6,7 +6,7 @@ augmented view, and the R·⌊L/B⌋ optimizer steps. "Training images/s" counts
 optimizer steps (R·⌊L·V/B⌋·B per iteration) over the whole iteration's time, targets included.
 
     .venv/bin/python benchmarks/train_speed.py                 # 2 threads, 5 iterations, amp off/on
-    .venv/bin/python benchmarks/train_speed.py --iterations 3 --set model.num_heads=5
+    .venv/bin/python benchmarks/train_speed.py --iterations 3 --set experimental.num_heads=5
 """
 
 from __future__ import annotations
@@ -51,25 +51,25 @@ def timed(phases: dict[str, float], name: str, fn, *args, device: torch.device =
 
 def head_sizes(params: Params, num_outputs: int) -> list[int]:
     """Clusters of each head output: K for the K-cluster heads, then the over-clustering head."""
-    m = params.model
-    return [m.num_clusters] * m.num_heads + [m.overcluster] * (num_outputs - m.num_heads)
+    k, x = params.model.num_clusters, params.experimental
+    return [k] * x.num_heads + [x.overcluster] * (num_outputs - x.num_heads)
 
 
 def profile(
     params: Params, images: torch.Tensor, iterations: int, device: torch.device = CPU
 ) -> dict[str, float]:
     """Mean seconds per iteration of each phase (after one warm-up iteration) on `device`."""
-    t = params.train
+    t, x = params.train, params.experimental
     trainer = Trainer(params, images, device)
     trainer.run_iteration(0)  # warm-up: first-call costs of oneDNN / cuDNN kernels
-    model, args = trainer.output_model, (t.target_chunk, params.data.grayscale, device)
+    model, args = trainer.output_model, (x.target_chunk, params.data.grayscale, device)
     phases: dict[str, float] = defaultdict(float)
     for it in range(1, iterations + 1):
         batch = trainer.rows(large_batch_indices(len(images), t.large_batch, it, params.seed))
-        if t.bn_reestimate:
+        if x.bn_reestimate:
             refit_args = (model, batch, *args, t.channels_last, t.amp)
             timed(phases, "BatchNorm re-estimation", reestimate_batchnorm, *refit_args, device=device)
-        features = t.relations == "features"
+        features = x.relations == "features"
         forward_args = (model, batch, *args, t.amp, t.channels_last, features, True)
         probs, middle = timed(
             phases, "target forward pass", chunked_probs_and_middle, *forward_args, device=device
@@ -84,13 +84,13 @@ def profile(
                 phases,
                 "targets incl. k-means",
                 compute_targets,
-                *(p, k, t.kmeans_n_init, it, t.guard_min_ratio, t.sinkhorn_iters, points),
+                *(p, k, x.kmeans_n_init, it, x.guard_min_ratio, points),
                 device=device,
             )
             for p, k in zip(probs, head_sizes(params, len(probs)), strict=True)
         ]
         gen = derived_generator(params.seed, it, AUG_VIEW)
-        timed(phases, "augmented views", trainer.augmented_views, batch, gen, device=device)
+        timed(phases, "augmented views", trainer.augment, batch, gen, device=device)
         timed(phases, "optimizer steps", trainer.train_on, batch, targets, it, device=device)
     phases["optimizer steps"] -= phases["augmented views"]  # train_on draws its views too
     return {k: v / iterations for k, v in phases.items()}
@@ -99,8 +99,7 @@ def profile(
 def training_images(params: Params) -> int:
     """Images seen by the optimizer steps of one outer iteration."""
     t = params.train
-    per_step = t.sub_batch // t.views
-    return t.repeats * (t.large_batch // per_step) * t.sub_batch
+    return t.repeats * (t.large_batch // t.sub_batch) * t.sub_batch
 
 
 def main() -> None:
@@ -115,7 +114,7 @@ def main() -> None:
     base = replace_params(load_params(args.params), {**overrides, "train.device": "cpu"})
     data = BUNDLED_SOURCES[base.data.source]()
     images = prepare_images(
-        fit_dataset(data, base.data.image_size).images, base.data.image_size, base.data.grayscale
+        fit_dataset(data, base.model.input_size).images, base.model.input_size, base.data.grayscale
     )
     print(f"# {args.threads} threads, torch {torch.__version__}, native CPU bf16: {cpu_has_native_bf16()}")
     print(f"# source {base.data.source}, overrides {args.set or 'none'}, {args.iterations} iterations each")

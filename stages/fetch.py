@@ -1,6 +1,6 @@
 """DVC stage `fetch`: load `data.source`, fit it to the model input, store it at data/dataset/.
 
-Usage: python stages/fetch.py   (reads params.yaml: data.source, data.root, data.image_size)
+Usage: python stages/fetch.py   (reads params.yaml: data.source, data.root, model.backbone)
 
 The work is `gatcluster.pipeline.fetch_stage.run_fetch`; this script reads params.yaml.
 """

@@ -77,14 +77,14 @@ def preset(
     name: Annotated[str | None, typer.Argument(help="Preset to apply; omit to list them.")] = None,
     params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
 ) -> None:
-    """List the presets, or write one into params.yaml (only the values it sets change)."""
+    """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
     from gatcluster.atomic import write_text_atomic
     from gatcluster.config.params import ParamsError
     from gatcluster.config.params_edit import (
         apply_overrides,
         preset_description,
         preset_names,
-        preset_overrides,
+        preset_values,
     )
 
     if name is None:
@@ -94,7 +94,7 @@ def preset(
     if not params.is_file():
         raise fail(f"{params} not found: run this in the project folder or pass --params")
     try:
-        overrides = preset_overrides(name)
+        overrides = preset_values(name)
         text, _ = apply_overrides(params.read_text(), overrides)
     except ParamsError as err:
         raise fail(str(err)) from err

@@ -11,8 +11,17 @@ from typing import Any
 
 import yaml
 
-from gatcluster.config.params import ADDITIONS_OFF, Params, ParamsError, params_to_dict
+from gatcluster.config.params import (
+    ADDITIONS_OFF,
+    MOVED_KEYS,
+    REMOVED_KEYS,
+    Params,
+    ParamsError,
+    params_to_dict,
+)
 from gatcluster.config.validation import build_section, check_consistency
+
+IMAGE_SIZE_KEY = "data.image_size"  # earlier versions set it; the backbone implies it
 
 
 def load_params(path: Path) -> Params:
@@ -41,23 +50,66 @@ def yaml_error_summary(err: yaml.YAMLError) -> str:
 
 
 def params_from_dict(raw: Any) -> Params:
-    """Validate a nested mapping and build `Params`; unknown keys and bad values raise."""
+    """Validate a nested mapping and build `Params`; unknown keys and bad values raise.
+
+    Keys of earlier versions get a message saying where they went (moved to `experimental`, or
+    removed after screening) instead of a bare "unknown key".
+    """
+    check_no_legacy_keys(raw)
     params = build_section(Params, raw, "")
     check_consistency(params)
     return params
 
 
+def check_no_legacy_keys(raw: Any) -> None:
+    """ParamsError for a key that an earlier version had: moved (say where) or removed (say so)."""
+    if not isinstance(raw, dict):
+        return
+    for dotted in [*MOVED_KEYS, *REMOVED_KEYS, IMAGE_SIZE_KEY]:
+        section, key = dotted.split(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            if dotted in MOVED_KEYS:
+                raise ParamsError(
+                    f"{dotted} is now {MOVED_KEYS[dotted]}: move the line into the experimental block"
+                )
+            if dotted == IMAGE_SIZE_KEY:
+                raise ParamsError(
+                    f"{dotted} is no longer set: the backbone fixes the input size; delete the line"
+                )
+            raise ParamsError(
+                f"{dotted} was removed (screened and no better: docs/experiments.md); delete the line"
+            )
+
+
 def saved_params_from_dict(raw: Any) -> Params:
-    """`params_from_dict` for params saved by an earlier version (a checkpoint's): a trainer
-    addition the saved dict does not name did not exist then, so that run trained with it off,
-    whatever today's default is (`train.relations` defaults to `features`, earlier runs used the
-    targets)."""
+    """`params_from_dict` for params saved by an earlier version (a checkpoint's or model file's).
+
+    A trainer addition the saved dict does not name did not exist then, so that run trained with
+    it off, whatever today's default is (`experimental.relations` defaults to `features`, earlier
+    runs used the targets). Moved keys are moved; removed switches load when they were off (any
+    other value names a trainer this version no longer has: ParamsError).
+    """
     if not isinstance(raw, dict):
         return params_from_dict(raw)
     filled = copy.deepcopy(raw)
+    data = filled.get("data")
+    if isinstance(data, dict):
+        data.pop("image_size", None)  # implied by the backbone
+    for old, off in REMOVED_KEYS.items():
+        section, key = old.split(".")
+        block = filled.get(section)
+        if isinstance(block, dict) and key in block:
+            value = block.pop(key)
+            if off is not None and value != off:
+                raise ParamsError(f"trained with {old}={value!r}, which this version no longer has")
+    for old, new in MOVED_KEYS.items():
+        (section, key), (new_section, new_key) = old.split("."), new.split(".")
+        block = filled.get(section)
+        if isinstance(block, dict) and key in block:
+            filled.setdefault(new_section, {})[new_key] = block.pop(key)
     for dotted, off in ADDITIONS_OFF.items():
         section, key = dotted.split(".")
-        block = filled.get(section)
+        block = filled.setdefault(section, {}) if section == "experimental" else filled.get(section)
         if isinstance(block, dict) and key not in block:
             block[key] = off
     return params_from_dict(filled)

@@ -26,7 +26,7 @@ SOURCES = (
 )
 # The params each pipeline stage uses (its `params:` in dvc.yaml) and logs to its MLflow run.
 STAGE_PARAMS = {
-    "train": ("seed", "data", "model", "train", "augment", "mlflow"),
+    "train": ("seed", "data", "model", "train", "augment", "experimental", "mlflow"),
     "evaluate": ("seed", "evaluate"),
     "export": ("export",),
 }
@@ -37,14 +37,33 @@ BACKBONE_INPUT_SIZE = {"small32": 32, "stl96": 96, "imagenet128": 128}
 # The label-free additions to the paper's trainer at their "off" values: the trainer before them.
 ADDITIONS_OFF = {
     "train.amp": False,  # on the CPU the earlier trainer ran in float32 whatever train.amp said
-    "model.num_heads": 1,
-    "model.overcluster": 0,
+    "experimental.num_heads": 1,
+    "experimental.overcluster": 0,
+    "experimental.relations": "targets",
+}
+# Keys of earlier versions, now in the experimental block (a checkpoint's params still load).
+MOVED_KEYS = {
+    "model.theta_layout": "experimental.theta_layout",
+    "model.att_lambda": "experimental.att_lambda",
+    "model.num_heads": "experimental.num_heads",
+    "model.overcluster": "experimental.overcluster",
+    "train.relations": "experimental.relations",
+    "train.bn_reestimate": "experimental.bn_reestimate",
+    "train.target_chunk": "experimental.target_chunk",
+    "train.kmeans_n_init": "experimental.kmeans_n_init",
+    "train.guard_min_ratio": "experimental.guard_min_ratio",
+    "train.sync_batchnorm": "experimental.sync_batchnorm",
+}
+# Switches screened and removed (docs/experiments.md), at the value that meant "off": params saved
+# with them off still load; any other value names a trainer this version no longer has.
+REMOVED_KEYS = {
     "train.ema_decay": 0.0,
     "train.confidence": 0.0,
     "train.sinkhorn_iters": 1,
-    "train.relations": "targets",
     "train.views": 1,
     "train.candidates": 1,
+    "train.candidate_iterations": None,  # only meaningful with candidates > 1
+    "train.resample_aug_per_repeat": False,
     "augment.stroke": 0.0,
     "augment.elastic": 0.0,
 }
@@ -68,7 +87,6 @@ class DataConfig:
 
     source: str = field(default="mnist5k", metadata=_choices(*SOURCES))
     root: str | None = None
-    image_size: int = field(default=32, metadata=_range(8, 1024))
     grayscale: bool = True
 
 
@@ -80,10 +98,11 @@ class ModelConfig:
     width_mult: float = field(default=0.25, metadata=_range(0.0, 8.0, lo_open=True))
     num_clusters: int = field(default=10, metadata=_range(2, 1000))
     fea_dim: int | None = field(default=None, metadata=_range(2, 4096))
-    theta_layout: str = field(default="paper", metadata=_choices("paper", "code"))
-    att_lambda: float = field(default=0.05, metadata=_range(0.0, 10.0, lo_open=True))
-    num_heads: int = field(default=1, metadata=_range(1, 32))
-    overcluster: int = field(default=0, metadata=_range(0, 10000))
+
+    @property
+    def input_size(self) -> int:
+        """The side of the model input in pixels: the backbone's (data is fitted to it at fetch)."""
+        return BACKBONE_INPUT_SIZE[self.backbone]
 
 
 @dataclass(frozen=True)
@@ -103,31 +122,18 @@ class TrainConfig:
 
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     processes: int = field(default=1, metadata=_range(1, 1024))
-    sync_batchnorm: bool = True
     iterations: int = field(default=200, metadata=_range(1))
     large_batch: int = field(default=1000, metadata=_range(2))
     sub_batch: int = field(default=128, metadata=_range(2))
     repeats: int = field(default=2, metadata=_range(1))
-    target_chunk: int = field(default=200, metadata=_range(1))
-    resample_aug_per_repeat: bool = False
     lr: float = field(default=2e-3, metadata=_range(0.0, 10.0, lo_open=True))
     lr_schedule: str = field(default="cosine", metadata=_choices("constant", "cosine"))
-    bn_reestimate: bool = True
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
     checkpoint_every: int = field(default=10, metadata=_range(0))
     eval_every: int = field(default=25, metadata=_range(0))
     loss_weights: LossWeights = field(default_factory=LossWeights)
-    kmeans_n_init: int = field(default=20, metadata=_range(1))
-    guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
-    ema_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
-    confidence: float = field(default=0.0, metadata=_range(0.0, 1.0))
-    sinkhorn_iters: int = field(default=1, metadata=_range(1, 1000))
-    relations: str = field(default="features", metadata=_choices("targets", "features"))
-    views: int = field(default=1, metadata=_range(1, 64))
-    candidates: int = field(default=1, metadata=_range(1, 16))
-    candidate_iterations: int = field(default=40, metadata=_range(1))
 
 
 @dataclass(frozen=True)
@@ -142,8 +148,23 @@ class AugmentConfig:
     translate: float = field(default=0.15, metadata=_range(0.0, 1.0))
     scale: tuple[float, float] = (0.7, 1.3)
     shear: float = field(default=20.0, metadata=_range(0.0, 89.0))
-    stroke: float = field(default=0.0, metadata=_range(0.0, 1.0))
-    elastic: float = field(default=0.0, metadata=_range(0.0, 8.0))
+
+
+@dataclass(frozen=True)
+class ExperimentalConfig:
+    """Method details that rarely change, and additions kept for study: params.yaml does not list
+    this block; presets (`faithful`) and `-S experimental.<key>=...` set it."""
+
+    relations: str = field(default="features", metadata=_choices("targets", "features"))
+    bn_reestimate: bool = True
+    theta_layout: str = field(default="paper", metadata=_choices("paper", "code"))
+    att_lambda: float = field(default=0.05, metadata=_range(0.0, 10.0, lo_open=True))
+    kmeans_n_init: int = field(default=20, metadata=_range(1))
+    guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
+    target_chunk: int = field(default=200, metadata=_range(1))
+    sync_batchnorm: bool = True
+    num_heads: int = field(default=1, metadata=_range(1, 32))
+    overcluster: int = field(default=0, metadata=_range(0, 10000))
 
 
 @dataclass(frozen=True)
@@ -179,6 +200,7 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    experimental: ExperimentalConfig = field(default_factory=ExperimentalConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)

@@ -1,8 +1,11 @@
 """Presets and in-place edits of params.yaml that keep its comments and layout.
 
-A preset is a partial params mapping shipped in `gatcluster/config/presets/<name>.yaml`. Applying one
-rewrites only the values it names (a ruamel.yaml round trip: comments and layout stay), then
-validates the result as a whole, so a preset can never leave an invalid params.yaml behind.
+A preset is shipped as `gatcluster/config/presets/<name>.yaml`, naming what it changes. Applying one
+sets every key that any preset sets: to the preset's value, or else to the default. So presets are
+complete and their order does not matter (A then B equals B), while the keys no preset touches
+(device, processes, intervals, MLflow) stay the user's. The file is rewritten in place (a
+ruamel.yaml round trip: comments and layout stay) and validated as a whole, so a preset can never
+leave an invalid params.yaml behind.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from typing import Any
 
 import yaml
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from gatcluster.config.loading import params_from_text
-from gatcluster.config.params import Params, ParamsError
+from gatcluster.config.params import Params, ParamsError, flatten_params
 
 
 def preset_names() -> list[str]:
@@ -31,6 +34,17 @@ def preset_overrides(name: str) -> dict[str, Any]:
         raise ParamsError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
     text = resources.files("gatcluster.config").joinpath("presets", f"{name}.yaml").read_text()
     return flatten(yaml.safe_load(text) or {})
+
+
+def preset_keys() -> set[str]:
+    """Every dotted key that some preset sets: what applying any preset decides."""
+    return {key for name in preset_names() for key in preset_overrides(name)}
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The complete preset `name`: its own values, and the default of every other preset key."""
+    defaults = flatten_params(Params())
+    return {key: defaults[key] for key in sorted(preset_keys())} | preset_overrides(name)
 
 
 def preset_description(name: str) -> str:
@@ -74,22 +88,27 @@ def yaml_node(value: Any) -> Any:
 def set_values(text: str, overrides: dict[str, Any]) -> str:
     """`text` (params.yaml) with the value of each dotted key replaced in place, comments kept.
 
-    Keys must already be in the file; a ParamsError names any that are not.
+    A key the file does not list is added (with its block) unless the value is its default, which
+    an absent key already means: params.yaml stays free of the `experimental` block until a value
+    there differs.
     """
     codec = round_trip_yaml()
     document = codec.load(text)
-    missing = []
+    defaults = flatten_params(Params())
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
         node = document
         for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or leaf not in node:
-            missing.append(dotted)
-            continue
+            if not isinstance(node, dict):
+                break
+            if key not in node and defaults.get(dotted, object()) != value:
+                node[key] = CommentedMap()
+            node = node.get(key)
+        if not isinstance(node, dict) or (leaf not in node and defaults.get(dotted, object()) == value):
+            continue  # absent and at its default
+        if leaf not in node and isinstance(node, CommentedMap):
+            node.fa.set_block_style()  # `experimental: {}` grows into a block, one key per line
         node[leaf] = yaml_node(value)
-    if missing:
-        raise ParamsError(f"params file has no line for {', '.join(sorted(missing))}: add the key(s) first")
     out = io.StringIO()
     codec.dump(document, out)
     return out.getvalue()

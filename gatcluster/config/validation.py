@@ -11,7 +11,7 @@ import types
 import typing
 from typing import Any
 
-from gatcluster.config.params import BACKBONE_INPUT_SIZE, GREYSCALE_SOURCES, Params, ParamsError
+from gatcluster.config.params import GREYSCALE_SOURCES, Params, ParamsError
 
 
 def build_section(cls: type, raw: Any, prefix: str) -> Any:
@@ -83,21 +83,10 @@ def _convert_pair(value: Any, key: str) -> tuple[float, float]:
 
 
 def check_consistency(params: Params) -> None:
-    expected = BACKBONE_INPUT_SIZE[params.model.backbone]
-    if params.data.image_size != expected:
-        raise ParamsError(
-            f"data.image_size must be {expected} for model.backbone {params.model.backbone}, "
-            f"got {params.data.image_size}"
-        )
     train = params.train
     if train.sub_batch > train.large_batch:
         raise ParamsError(
             f"train.sub_batch ({train.sub_batch}) must be <= train.large_batch ({train.large_batch})"
-        )
-    if train.sub_batch % train.views:
-        raise ParamsError(
-            f"train.sub_batch ({train.sub_batch}) must be a multiple of train.views ({train.views}): "
-            "each sub-batch holds sub_batch / views images in views augmented views each"
         )
     for key in ("large_batch", "sub_batch"):
         if getattr(train, key) % train.processes:
@@ -110,23 +99,11 @@ def check_consistency(params: Params) -> None:
             f"augment.hue ({params.augment.hue}) shifts colours, but data.source {params.data.source} "
             "is greyscale: set augment.hue: 0"
         )
-    if train.ema_decay >= 1.0:
-        raise ParamsError(f"train.ema_decay must be < 1 (0 turns the EMA copy off), got {train.ema_decay}")
-    if train.candidates > 1 and train.candidate_iterations > train.iterations:
-        raise ParamsError(
-            f"train.candidate_iterations ({train.candidate_iterations}) must be <= train.iterations "
-            f"({train.iterations}) when train.candidates > 1 (equal: whole runs, the best one kept)"
-        )
-    if train.candidates > 1 and train.processes > 1:
-        raise ParamsError(
-            "train.candidates > 1 runs in one process: set train.processes: 1 or train.candidates: 1"
-        )
     check_registered_model(params.export.registered_model)
-    model = params.model
-    if model.overcluster and model.overcluster <= model.num_clusters:
+    k, over = params.model.num_clusters, params.experimental.overcluster
+    if over and over <= k:
         raise ParamsError(
-            f"model.overcluster must be 0 (off) or more than model.num_clusters ({model.num_clusters}), "
-            f"got {model.overcluster}"
+            f"experimental.overcluster must be 0 (off) or more than model.num_clusters ({k}), got {over}"
         )
 
 

@@ -1,7 +1,7 @@
 """Stored (already fitted) images -> the model's input tensor: layout and channels, never size.
 
 Images are fitted to the model input once, where they enter (`data.fit`); a size that does not
-match here means the data set was fetched for another `data.image_size`, and that is an error.
+match here means the data set was fetched for another backbone (`model.backbone`), and that is an error.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from gatcluster.data.store import DatasetError
 
 
 class ImageSizeError(DatasetError):
-    """Stored images are not the size the model takes (fetched for another data.image_size)."""
+    """Stored images are not the size the model takes (fetched for another model.backbone)."""
 
 
 def to_tensor_nchw(images: np.ndarray) -> torch.Tensor:
@@ -31,11 +31,11 @@ def to_grayscale(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_image_size(images: np.ndarray, size: int) -> None:
-    """Stored (N, H, W, C) images must be size × size: else fetched for another data.image_size."""
+    """Stored (N, H, W, C) images must be size × size: else fetched for another model.backbone."""
     if images.shape[1:3] != (size, size):
         h, w = images.shape[1:3]
         raise ImageSizeError(
-            f"the stored images are {h}x{w} pixels but data.image_size is {size}: "
+            f"the stored images are {h}x{w} pixels but the model takes {size}x{size} (model.backbone): "
             "fetch the data again for this size (dvc repro fetch)"
         )
 

@@ -1,9 +1,7 @@
 """The clean and augmented views of a batch (docs/method.md §5), batched on the tensor's device.
 
 Augmented view, in the authors' order: horizontal flip -> colour jitter (brightness, contrast, hue)
--> stroke-width jitter (this project's; off unless `augment.stroke` > 0) -> random affine
-(rotation, translation, scale, x-shear; with an elastic distortion when `augment.elastic` > 0, also
-this project's) -> grayscale. Parameters are drawn per
+-> random affine (rotation, translation, scale, x-shear) -> grayscale. Parameters are drawn per
 image from an explicit generator, so a seed fixes the view on any device.
 """
 
@@ -63,22 +61,6 @@ def jitter_hue(x: torch.Tensor, hue: float, gen: torch.Generator) -> torch.Tenso
     return torch.stack([TF.adjust_hue(img, f) for img, f in zip(x, factors, strict=True)])
 
 
-def jitter_stroke(x: torch.Tensor, strength: float, gen: torch.Generator) -> torch.Tensor:
-    """Thicken or thin bright strokes by a random amount per image: a ~ U(−strength, strength).
-
-    a > 0 blends the image towards its 3×3 grey-level dilation (max filter) by a, a < 0 towards its
-    erosion (min filter) by |a|. Pen width is a nuisance of handwriting that the affine jitter does
-    not cover. Off (0) draws nothing, so the other draws stay as they were.
-    """
-    if strength <= 0:
-        return x
-    a = _uniform(len(x), -strength, strength, gen).to(x.device, x.dtype)[:, None, None, None]
-    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
-    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
-    towards = torch.where(a > 0, dilated, eroded)
-    return x + a.abs() * (towards - x)
-
-
 def affine_matrices(n: int, cfg: AugmentConfig, size: int, gen: torch.Generator) -> torch.Tensor:
     """Inverse affine maps (n, 2, 3) in normalised coordinates for `F.affine_grid`."""
     angle = _uniform(n, -cfg.degrees, cfg.degrees, gen) * (math.pi / 180)
@@ -95,29 +77,10 @@ def affine_matrices(n: int, cfg: AugmentConfig, size: int, gen: torch.Generator)
     return torch.cat([inverse, offset], dim=2)
 
 
-ELASTIC_CONTROL_POINTS = 5  # per side: displacements vary smoothly over about a quarter of the image
-
-
-def elastic_displacements(n: int, pixels: float, size: int, gen: torch.Generator) -> torch.Tensor:
-    """Smooth random displacement fields (n, size, size, 2) in normalised coordinates.
-
-    Each of 5×5 control points moves by up to `pixels` in x and y (uniform), bilinearly
-    interpolated in between: the elastic distortion of handwriting (Simard et al., 2003) without
-    the Gaussian smoothing pass.
-    """
-    k = ELASTIC_CONTROL_POINTS
-    control = _uniform(n * 2 * k * k, -pixels, pixels, gen).view(n, 2, k, k) * (2 / size)
-    field = F.interpolate(control, size=(size, size), mode="bilinear", align_corners=True)
-    return field.permute(0, 2, 3, 1)
-
-
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Rotate, translate, scale and shear each image, then distort it elastically when asked;
-    one resampling for both; outside pixels are black."""
+    """Rotate, translate, scale and shear each image in one resampling; outside pixels are black."""
     theta = affine_matrices(len(x), cfg, x.shape[-1], gen).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    if cfg.elastic > 0:  # off draws nothing, so the other draws stay as they were
-        grid = grid + elastic_displacements(len(x), cfg.elastic, x.shape[-1], gen).to(x.device, x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -131,6 +94,5 @@ def augmented_view(
         x = random_flip(x, gen)
     x = jitter_brightness_contrast(x, cfg.brightness, cfg.contrast, gen)
     x = jitter_hue(x, cfg.hue, gen)
-    x = jitter_stroke(x, cfg.stroke, gen)
     x = random_affine(x, cfg, gen)
     return to_grayscale(x) if grayscale else x

@@ -1,11 +1,11 @@
 """GATCluster: backbone + Gaussian-attention head(s) behind a timm-like interface.
 
-`model.num_heads` > 1 puts several cluster heads on one backbone (each trained on its own
-targets); `model.overcluster` adds an auxiliary head with more clusters than K. Both exist only
+`experimental.num_heads` > 1 puts several cluster heads on one backbone (each trained on its own
+targets); `experimental.overcluster` adds an auxiliary head with more clusters than K. Both exist only
 during training: `keep_head` reduces the network to the one selected head, which is what is saved
 and exported. With one head and no over-clustering the network is exactly the paper's.
 
-The mid-level features (after the backbone's second pooling stage) are what `train.relations:
+The mid-level features (after the backbone's second pooling stage) are what `experimental.relations:
 features` clusters for the separability relations: in a trained network they are far more
 class-pure than the label features (docs/method.md §3).
 """
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gatcluster.config.params import ModelConfig
+from gatcluster.config.params import ExperimentalConfig, ModelConfig
 from gatcluster.model.backbone import BACKBONE_SPECS, build_backbone
 from gatcluster.model.head import GaussianAttentionHead, HeadOutput
 
@@ -34,8 +34,11 @@ def middle_stage_end(backbone: nn.Sequential) -> int:
 class GATCluster(nn.Module):
     """One network that clusters images: argmax of the (selected) global head's probabilities."""
 
-    def __init__(self, cfg: ModelConfig, in_channels: int) -> None:
+    def __init__(
+        self, cfg: ModelConfig, in_channels: int, experimental: ExperimentalConfig | None = None
+    ) -> None:
         super().__init__()
+        extra = experimental or ExperimentalConfig()
         spec = BACKBONE_SPECS[cfg.backbone]
         fea_dim = cfg.fea_dim or cfg.num_clusters
         self.input_size = spec.input_size
@@ -48,16 +51,16 @@ class GATCluster(nn.Module):
                 spec.map_size,
                 feature_relu=spec.feature_relu,
                 att_conv=spec.att_conv,
-                theta_layout=cfg.theta_layout,
-                att_lambda=cfg.att_lambda,
+                theta_layout=extra.theta_layout,
+                att_lambda=extra.att_lambda,
             )
 
         self.backbone = build_backbone(cfg.backbone, in_channels, fea_dim, cfg.width_mult)
         self.middle_end = middle_stage_end(self.backbone)
         self.head = make_head(cfg.num_clusters)
         # Created after the first head, so a one-head model draws the same initial weights as before.
-        self.extra_heads = nn.ModuleList(make_head(cfg.num_clusters) for _ in range(cfg.num_heads - 1))
-        self.overcluster_heads = nn.ModuleList([make_head(cfg.overcluster)] if cfg.overcluster else [])
+        self.extra_heads = nn.ModuleList(make_head(cfg.num_clusters) for _ in range(extra.num_heads - 1))
+        self.overcluster_heads = nn.ModuleList([make_head(extra.overcluster)] if extra.overcluster else [])
 
     @property
     def num_heads(self) -> int:

@@ -2,8 +2,9 @@
 
 Download sources are cached under data/raw/ (git-ignored) unless data.root names an offline copy;
 image trees (imagenet10, imagenet-dogs15, folder) are read from data.root. Images are fitted to
-data.image_size here by the source's rule (`data/fit.py`) and stored in colour where the source
-has colour; later stages never resize. The data size is checked before anything is written.
+the backbone's input size (`model.input_size`) here by the source's rule (`data/fit.py`) and
+stored in colour where the source has colour; later stages never resize. The data size is
+checked before anything is written.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ def run_fetch(params: Params, layout: ProjectLayout) -> str:
     """Fetch the configured source, fit it, write it to data/dataset/; the one-line report."""
     data = params.data
     root = resolve_data_root(data, layout.root)
-    dataset, skipped = load_source(data.source, root, data.image_size, layout.raw_cache)
+    dataset, skipped = load_source(data.source, root, params.model.input_size, layout.raw_cache)
     report_skipped(skipped, layout)
     check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing anything
-    manifest = write_dataset(fit_dataset(dataset, data.image_size), layout.dataset_dir)
+    manifest = write_dataset(fit_dataset(dataset, params.model.input_size), layout.dataset_dir)
     shape = "x".join(str(d) for d in manifest["image_shape"])
     return (
         f"fetched {data.source}: {manifest['count']} images of {shape} ({manifest['resize_rule']}), "

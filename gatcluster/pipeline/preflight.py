@@ -57,7 +57,7 @@ def fetched_count(params: Params, dataset_dir: Path) -> int | None:
     info = json.loads(manifest.read_text())
     same = (
         info.get("source") == params.data.source
-        and info.get("image_shape", [None])[-1] == params.data.image_size
+        and info.get("image_shape", [])[:2] == [params.model.input_size] * 2  # [H, W, C]
     )
     return int(info["count"]) if same and params.data.source != "folder" else None
 

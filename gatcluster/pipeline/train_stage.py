@@ -17,7 +17,7 @@ from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
 from gatcluster.pipeline.layout import ProjectLayout
-from gatcluster.pipeline.progress import LogFn, ProgressLogger, combine_loggers
+from gatcluster.pipeline.progress import ProgressLogger, combine_loggers
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
 from gatcluster.tracking.mlflow_runs import (
     active_run,
@@ -31,7 +31,7 @@ from gatcluster.tracking.mlflow_runs import (
 )
 from gatcluster.tracking.system_metrics import system_metrics
 from gatcluster.training.distributed import SINGLE_PROCESS, Ranks
-from gatcluster.training.fit import FitResult, fit, resolve_device
+from gatcluster.training.fit import FitResult, LogFn, fit, resolve_device
 from gatcluster.training.model_file import save_model
 from gatcluster.training.resume import params_digest
 
@@ -54,7 +54,7 @@ def train(
 ) -> FitResult:
     """Fit on the data set with a progress bar beside `log_fn`; resumes from `checkpoint`."""
     data = params.data
-    images = ModelImages(dataset.images, data.image_size, data.grayscale)
+    images = ModelImages(dataset.images, params.model.input_size, data.grayscale)
     with ProgressLogger(params.train.iterations, "train") as bar:
         result = fit(params, images, dataset.labels, combine_loggers(bar, log_fn), checkpoint, ranks)
         bar(params.train.iterations, result.history[-1] if result.history else {})  # also when resumed
@@ -65,7 +65,7 @@ def train_quietly(params: Params, layout: ProjectLayout, ranks: Ranks) -> str:
     """A rank other than 0: train its share, without labels, progress bar, files or tracking."""
     data = params.data
     dataset = load_dataset(params, layout)
-    images = ModelImages(dataset.images, data.image_size, data.grayscale)
+    images = ModelImages(dataset.images, params.model.input_size, data.grayscale)
     fit(params, images, None, None, layout.checkpoint, ranks)
     return ""
 

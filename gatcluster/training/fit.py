@@ -17,11 +17,10 @@ import torch
 from gatcluster.config.params import Params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.model import GATCluster
-from gatcluster.training.candidates import choose_start
 from gatcluster.training.checkpoint import save_checkpoint
 from gatcluster.training.distributed import SINGLE_PROCESS, Ranks, rank_device
 from gatcluster.training.head_selection import best_head
-from gatcluster.training.resume import resume_seed, try_resume
+from gatcluster.training.resume import try_resume
 from gatcluster.training.trainer import Trainer, TrainingDiverged
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -95,23 +94,10 @@ def fit(
             f"the data set has {len(images)} images, fewer than train.sub_batch ({params.train.sub_batch}): "
             "lower train.sub_batch or add images"
         )
-    if params.train.candidates > 1 and ranks.distributed:
-        raise TrainingSetupError(
-            f"train.candidates > 1 trains in one process, but {ranks.world_size} were started (torchrun): "
-            "start one process or set train.candidates: 1"
-        )
     device = rank_device(resolve_device(params.train.device), ranks)
     started, cfg = time.perf_counter(), params.train
-    seed = resume_seed(checkpoint, params)
-    if seed is None and cfg.candidates > 1:
-        monitor = labels if cfg.eval_every else None
-        start = choose_start(params, images, device, run_iteration, log_fn, monitor)
-        trainer, done, history = start.trainer, cfg.candidate_iterations, start.history
-        if checkpoint is not None and cfg.checkpoint_every:
-            save_checkpoint(trainer.state(done, history), checkpoint)  # the choice survives a stop
-    else:
-        trainer = Trainer(params, images, device, ranks, seed=seed)
-        done, history = try_resume(trainer, checkpoint)
+    trainer = Trainer(params, images, device, ranks)
+    done, history = try_resume(trainer, checkpoint)
     for iteration in range(done, cfg.iterations):
         tic = time.perf_counter()
         metrics = run_iteration(trainer, iteration)

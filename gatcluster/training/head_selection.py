@@ -1,4 +1,4 @@
-"""Label-free choice of one head among several (`model.num_heads`): the lowest total loss.
+"""Label-free choice of one head among several (`experimental.num_heads`): the lowest total loss.
 
 Every K-cluster head is scored with the training loss (its own targets, computed from its clean
 predictions) on one fixed batch of the data set in one fixed augmented view, in eval mode. The

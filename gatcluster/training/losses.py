@@ -3,7 +3,7 @@
 Targets come from the clean probabilities P (|L| × K) of a large batch, computed without gradients:
 balanced targets for transformation invariance, sharpened targets for the attention head, and
 k-means relation labels for separability (of the sharpened targets as in the paper, or, with
-`train.relations: features`, of the network's mid-level features). Losses see the sub-batch
+`experimental.relations: features`, of the network's mid-level features). Losses see the sub-batch
 outputs p', q'.
 """
 
@@ -39,17 +39,14 @@ class Targets(NamedTuple):
     relation_labels: torch.Tensor  # (L,) k-means cluster of each image; r_ij = [label_i == label_j]
 
 
-def balanced_target(probs: torch.Tensor, eps: float = TARGET_EPS, sweeps: int = 1) -> torch.Tensor:
+def balanced_target(probs: torch.Tensor, eps: float = TARGET_EPS) -> torch.Tensor:
     """b_ik ∝ P_ik / Σ_l P_lk, rows renormalised: pushes towards balanced clusters.
 
-    That is one Sinkhorn-Knopp sweep (columns, then rows). More `sweeps` repeat it, so the column
-    sums approach |L|/K: an equal share of the batch for every cluster (SeLa, SwAV).
+    That is one Sinkhorn-Knopp sweep (columns, then rows), as in the paper; more sweeps were
+    screened and lost (docs/experiments.md).
     """
-    b = probs
-    for _ in range(sweeps):
-        b = b / (b.sum(dim=0, keepdim=True) + eps)
-        b = b / (b.sum(dim=1, keepdim=True) + eps)
-    return b
+    b = probs / (probs.sum(dim=0, keepdim=True) + eps)
+    return b / (b.sum(dim=1, keepdim=True) + eps)
 
 
 def sharpened_target(probs: torch.Tensor, eps: float = TARGET_EPS) -> torch.Tensor:
@@ -105,7 +102,6 @@ def compute_targets(
     n_init: int,
     seed: int,
     min_ratio: float,
-    sinkhorn_iters: int = 1,
     points: torch.Tensor | None = None,
 ) -> Targets:
     """All targets for one large batch from its clean probabilities P; the relations from k-means
@@ -114,31 +110,12 @@ def compute_targets(
     t = sharpened_target(probs)
     labels = relation_labels(t if points is None else points, num_clusters, n_init, seed, min_ratio)
     labels = labels.to(probs.device)
-    return Targets(balanced_target(probs, sweeps=sinkhorn_iters), t, labels)
+    return Targets(balanced_target(probs), t, labels)
 
 
-def confident_mask(sharpened: torch.Tensor, threshold: float) -> torch.Tensor | None:
-    """Images whose sharpened target's largest entry reaches `threshold`; None when 0 (off)."""
-    if threshold <= 0:
-        return None
-    return sharpened.max(dim=1).values >= threshold
-
-
-def _none_selected(probs: torch.Tensor) -> torch.Tensor:
-    """A zero loss that keeps the graph (no image passed the confidence mask)."""
-    return probs.sum() * 0.0
-
-
-def invariance_loss(
-    probs: torch.Tensor, balanced: torch.Tensor, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """−mean_i ⟨p'_i, b_i⟩ (over the masked images): −1 only when both are the same one-hot."""
-    agreement = (probs * balanced).sum(dim=1)
-    if mask is not None:
-        if not mask.any():
-            return _none_selected(probs)
-        agreement = agreement[mask]
-    return -agreement.mean()
+def invariance_loss(probs: torch.Tensor, balanced: torch.Tensor) -> torch.Tensor:
+    """−mean_i ⟨p'_i, b_i⟩: −1 only when both are the same one-hot."""
+    return -(probs * balanced).sum(dim=1).mean()
 
 
 def entropy_loss(probs: torch.Tensor) -> torch.Tensor:
@@ -171,15 +148,13 @@ def exact_bce(x: torch.Tensor, x_complement: torch.Tensor, target: torch.Tensor)
     return -(target * inside + (1 - target) * outside).mean()
 
 
-def separability_loss(
-    probs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
-) -> torch.Tensor:
+def separability_loss(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """BCE between cosine similarities and same-cluster relations (`exact_bce`).
 
-    Over the lower triangle including the diagonal: n(n+1)/2 pairs (528 for 32 images); with a
-    mask, only the pairs whose two images are both selected. 1 − cos comes from the distance of
-    the unit vectors, ½‖u_i − u_j‖², not from 1 − u_i·u_j: for two confident predictions of one
-    cluster u_i·u_j rounds to 1 and the difference would be rounding noise.
+    Over the lower triangle including the diagonal: n(n+1)/2 pairs (528 for 32 images). 1 − cos
+    comes from the distance of the unit vectors, ½‖u_i − u_j‖², not from 1 − u_i·u_j: for two
+    confident predictions of one cluster u_i·u_j rounds to 1 and the difference would be rounding
+    noise.
     """
     unit = F.normalize(probs, dim=1)
     # Every pair from broadcasting, (B, B, K) -> (B, B), then each pair read once: gathering rows of
@@ -187,11 +162,6 @@ def separability_loss(
     cos = (unit[:, None, :] * unit[None, :, :]).sum(dim=2)
     gap = 0.5 * (unit[:, None, :] - unit[None, :, :]).pow(2).sum(dim=2)  # 1 − cos, exactly
     rows, cols = torch.tril_indices(len(probs), len(probs), device=probs.device)
-    if mask is not None:
-        both = mask[rows] & mask[cols]
-        if not both.any():
-            return _none_selected(probs)
-        rows, cols = rows[both], cols[both]
     # Probabilities are non-negative, so the cosine lies in [0, 1].
     pair_cos, pair_gap = cos[rows, cols].clamp(0.0, 1.0), gap[rows, cols].clamp(0.0, 1.0)
     relation = (labels[rows] == labels[cols]).to(pair_cos.dtype)
@@ -205,34 +175,23 @@ def rest_of_rows(probs: torch.Tensor) -> torch.Tensor:
     return (probs[:, None, :] * others).sum(dim=2)
 
 
-def attention_loss(
-    att_probs: torch.Tensor, sharpened: torch.Tensor, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Elementwise BCE between attention-head probabilities and sharpened targets (masked rows);
-    1 − q as the sum of the other entries (`exact_bce`)."""
-    if mask is not None:
-        if not mask.any():
-            return _none_selected(att_probs)
-        att_probs, sharpened = att_probs[mask], sharpened[mask]
+def attention_loss(att_probs: torch.Tensor, sharpened: torch.Tensor) -> torch.Tensor:
+    """Elementwise BCE between attention-head probabilities and sharpened targets; 1 − q as the
+    sum of the other entries (`exact_bce`)."""
     return exact_bce(att_probs, rest_of_rows(att_probs), sharpened.to(att_probs.dtype))
 
 
 class GATClusterLoss(nn.Module):
-    """Weighted sum of the losses; returns the total and each term (float32, outside autocast).
-
-    With `confidence` > 0, invariance and attention see only the images whose sharpened target is
-    at least that confident, and separability only the pairs of them; the entropy terms see all.
-    """
+    """Weighted sum of the losses; returns the total and each term (float32, outside autocast)."""
 
     TERMS = ("invariance", "entropy", "entropy_att", "separability", "attention")
 
-    def __init__(self, weights: dict[str, float], confidence: float = 0.0) -> None:
+    def __init__(self, weights: dict[str, float]) -> None:
         super().__init__()
         missing = set(self.TERMS) - set(weights)
         if missing:
             raise ValueError(f"loss weights missing: {sorted(missing)}")
         self.weights = {k: float(weights[k]) for k in self.TERMS}
-        self.confidence = confidence
 
     def forward(
         self,
@@ -243,14 +202,13 @@ class GATClusterLoss(nn.Module):
         labels: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         probs, att_probs = full_precision(probs), full_precision(att_probs)
-        mask = confident_mask(sharpened, self.confidence)
         with torch.autocast(device_type=probs.device.type, enabled=False):
             terms = {
-                "invariance": invariance_loss(probs, balanced, mask),
+                "invariance": invariance_loss(probs, balanced),
                 "entropy": entropy_loss(probs),
                 "entropy_att": entropy_loss(att_probs),
-                "separability": separability_loss(probs, labels, mask),
-                "attention": attention_loss(att_probs, sharpened, mask),
+                "separability": separability_loss(probs, labels),
+                "attention": attention_loss(att_probs, sharpened),
             }
         total = sum(self.weights[k] * v for k, v in terms.items())
         return total, terms

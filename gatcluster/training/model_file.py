@@ -28,7 +28,7 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
     state = load_checkpoint(path)
     try:
         params = saved_params_from_dict(state["params"])
-        model = GATCluster(params.model, int(state["in_channels"]))
+        model = GATCluster(params.model, int(state["in_channels"]), params.experimental)
         model.keep_head(0)  # a saved model holds only its selected head
         model.load_state_dict(state["model"])
     except (KeyError, ParamsError, RuntimeError) as err:

@@ -55,6 +55,7 @@ def training_params(params: Params) -> dict:
         "model": raw["model"],
         "train": train,
         "augment": raw["augment"],
+        "experimental": raw["experimental"],
     }
 
 
@@ -62,17 +63,6 @@ def params_digest(params: Params) -> str:
     """A short sha256 of `training_params`: equal digests mean a checkpoint can be resumed."""
     text = json.dumps(training_params(params), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def resume_seed(checkpoint: Path | None, params: Params) -> int | None:
-    """The training seed of a checkpoint `try_resume` would resume (a chosen candidate start's,
-    `train.candidates`); None when there is none to resume."""
-    if checkpoint is None or not checkpoint.is_file():
-        return None
-    state = load_checkpoint(checkpoint)
-    if not resumable(state, params):
-        return None
-    return int(state.get("seed", params.seed))
 
 
 def resumable(state: dict, params: Params) -> bool:

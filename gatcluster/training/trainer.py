@@ -31,7 +31,6 @@ from gatcluster.training.distributed import (
     share,
     use_synced_batchnorm,
 )
-from gatcluster.training.ema import ema_copy, ema_update
 from gatcluster.training.head_selection import best_head, head_losses
 from gatcluster.training.losses import GATClusterLoss, Targets, compute_targets, relation_points
 from gatcluster.training.passes import (
@@ -89,12 +88,10 @@ class Trainer:
         images: torch.Tensor | ModelImages,
         device: torch.device,
         ranks: Ranks = SINGLE_PROCESS,
-        seed: int | None = None,
     ) -> None:
         self.params, self.cfg, self.device, self.ranks = params, params.train, device, ranks
-        # The seed of initialisation and of every training stream: the run's, or a candidate start's
-        # (train.candidates). Head and candidate selection keep the run's seed: one batch for all.
-        self.seed = params.seed if seed is None else seed
+        self.xcfg = params.experimental
+        self.seed = params.seed  # of initialisation and of every training stream
         # uint8 (N, C, S, S), the model-input-sized data set: on the device when it is a tensor,
         # read from disk batch by batch when it is ModelImages (prefetched in the background on CUDA).
         self.images = images if isinstance(images, ModelImages) else images.to(device)
@@ -104,10 +101,10 @@ class Trainer:
         self.grayscale = params.data.grayscale
         seed_everything(self.seed)
         in_channels = 1 if self.grayscale else 3
-        self.model = GATCluster(params.model, in_channels).to(device)
+        self.model = GATCluster(params.model, in_channels, self.xcfg).to(device)
         if self.cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        if ranks.distributed:  # before the EMA copy, so that it is synced too
+        if ranks.distributed:
             use_synced_batchnorm(self.model)
         # What an optimizer step calls: every head, under DDP when several processes train.
         self.forward_heads = (
@@ -116,16 +113,14 @@ class Trainer:
         if self.cfg.compile:  # the same weights; only the optimizer step's forward/backward is compiled
             self.forward_heads = torch.compile(self.forward_heads)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
-        self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights), self.cfg.confidence)
-        # The EMA copy computes the targets and is the trained model in the end (None: off).
-        self.teacher = ema_copy(self.model) if self.cfg.ema_decay > 0 else None
+        self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights))
         fp16 = self.cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
 
     @property
     def output_model(self) -> GATCluster:
-        """The network that computes targets and is returned: the EMA copy when it is on."""
-        return self.teacher if self.teacher is not None else self.model
+        """The network that computes targets and is returned."""
+        return self.model
 
     def head_targets(
         self, batch: torch.Tensor, seed: int, where: str, amp: bool, ranks: Ranks = SINGLE_PROCESS
@@ -136,12 +131,12 @@ class Trainer:
         all predictions and every rank receives them. Non-finite predictions stop training with a
         message naming `where` they appeared.
         """
-        cfg, model = self.cfg, self.output_model
-        features = cfg.relations == "features"
+        cfg, xcfg, model = self.cfg, self.xcfg, self.output_model
+        features = xcfg.relations == "features"
         probs, middle = chunked_probs_and_middle(
             model,
             share(batch, ranks),
-            cfg.target_chunk,
+            xcfg.target_chunk,
             self.grayscale,
             self.device,
             amp,
@@ -159,21 +154,13 @@ class Trainer:
                 "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
             )
         sizes = [self.params.model.num_clusters] * model.num_heads
-        sizes += [self.params.model.overcluster] * (len(probs) - model.num_heads)
+        sizes += [xcfg.overcluster] * (len(probs) - model.num_heads)
         if not ranks.is_main:  # filled in by rank 0's broadcast
             targets = [empty_targets(len(p), p.shape[1], self.device) for p in probs]
         else:
             points = relation_points(middle, seed) if features else None
             targets = [
-                compute_targets(
-                    p,
-                    k,
-                    cfg.kmeans_n_init,
-                    (seed + h) % (2**31),
-                    cfg.guard_min_ratio,
-                    cfg.sinkhorn_iters,
-                    points,
-                )
+                compute_targets(p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, points)
                 for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
             ]
         broadcast_from_main([t for tg in targets for t in tg], ranks)
@@ -182,12 +169,12 @@ class Trainer:
     def compute_targets(self, batch: torch.Tensor, iteration: int) -> list[Targets]:
         """Step 1: clean-view targets of the large batch for every head (eval mode, no gradients)."""
         cfg, ranks = self.cfg, self.ranks
-        if cfg.bn_reestimate:
+        if self.xcfg.bn_reestimate:
             with batchnorm_synced(self.output_model, ranks.distributed):
                 reestimate_batchnorm(
                     self.output_model,
                     share(batch, ranks),
-                    cfg.target_chunk,
+                    self.xcfg.target_chunk,
                     self.grayscale,
                     self.device,
                     cfg.channels_last,
@@ -199,32 +186,24 @@ class Trainer:
         self.target_stats = target_diagnostics(probs[0], targets[0], self.params.model.num_clusters)
         return targets
 
-    def augmented_views(self, batch: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
-        """`train.views` independent augmented views of the large batch, each (L, C, S, S)."""
-        return [
-            augmented_view(batch, self.params.augment, self.grayscale, gen) for _ in range(self.cfg.views)
-        ]
+    def augment(self, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The augmented view (L, C, S, S) of the large batch, drawn from `gen`."""
+        return augmented_view(batch, self.params.augment, self.grayscale, gen)
 
     def train_on(self, batch: torch.Tensor, targets: list[Targets], iteration: int) -> dict[str, float]:
-        """Step 2: R repeats × ⌊L·V/B⌋ augmented sub-batches, one Adam step each; mean losses.
-
-        A sub-batch holds B/V images in V views each (V = `train.views`), so its size stays B.
-        """
+        """Step 2: R repeats × ⌊L/B⌋ augmented sub-batches, one Adam step each; mean losses."""
         cfg = self.cfg
         aug_gen = derived_generator(self.seed, iteration, AUG_VIEW)
         shuffle_gen = derived_generator(self.seed, iteration, SHUFFLE)
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
-        steps, per_step = 0, cfg.sub_batch // cfg.views
-        views = self.augmented_views(batch, aug_gen)  # all of them on every rank: equal streams
-        for repeat in range(cfg.repeats):
-            if cfg.resample_aug_per_repeat and repeat > 0:
-                views = self.augmented_views(batch, aug_gen)
+        steps = 0
+        view = self.augment(batch, aug_gen)  # the whole view on every rank: equal streams
+        for _ in range(cfg.repeats):
             order = torch.randperm(len(batch), generator=shuffle_gen).to(self.device)
-            for start in range(0, len(order) - per_step + 1, per_step):
-                idx = order[start : start + per_step]
-                x = views[0][idx] if cfg.views == 1 else torch.cat([v[idx] for v in views])
-                terms = self.optimizer_step(x, targets, idx.repeat(cfg.views))
+            for start in range(0, len(order) - cfg.sub_batch + 1, cfg.sub_batch):
+                idx = order[start : start + cfg.sub_batch]
+                terms = self.optimizer_step(view[idx], targets, idx)
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
                 steps += 1
@@ -239,8 +218,8 @@ class Trainer:
         rank computes the loss of the whole sub-batch (module docstring of distributed.py).
         `loss/<term>` are means over the heads; `loss/head<h>` each head's total (several heads).
         """
-        ranks, cfg = self.ranks, self.cfg
-        with batchnorm_synced(self.model, ranks.distributed and cfg.sync_batchnorm):
+        ranks = self.ranks
+        with batchnorm_synced(self.model, ranks.distributed and self.xcfg.sync_batchnorm):
             return self.adam_step(x, targets, idx)
 
     def adam_step(
@@ -265,8 +244,6 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if self.teacher is not None:
-            ema_update(self.teacher, self.model, self.cfg.ema_decay)
         logged = {"loss/total": total.detach()}
         for key in head_terms[0]:
             values = [t[key].detach() for t in head_terms]
@@ -310,10 +287,14 @@ class Trainer:
     def finalize(self) -> None:
         """Fit BatchNorm statistics of the output model to the clean data set (when that is on)."""
         model = self.output_model
-        if self.cfg.bn_reestimate:
-            cfg = self.cfg
+        if self.xcfg.bn_reestimate:
             reestimate_batchnorm(
-                model, self.images, cfg.target_chunk, self.grayscale, self.device, cfg.channels_last
+                model,
+                self.images,
+                self.xcfg.target_chunk,
+                self.grayscale,
+                self.device,
+                self.cfg.channels_last,
             )  # in float32: the model is used in float32 from here on (evaluation, export)
         model.eval()
 
@@ -322,15 +303,14 @@ class Trainer:
 
         In float32, as the trained model is evaluated and exported.
         """
-        cfg = self.cfg
         return chunked_head_probs(
             self.output_model,
             self.images,
-            cfg.target_chunk,
+            self.xcfg.target_chunk,
             self.grayscale,
             self.device,
             False,
-            cfg.channels_last,
+            self.cfg.channels_last,
         )
 
     def evaluate(self, labels: np.ndarray) -> dict[str, float]:
@@ -351,10 +331,7 @@ class Trainer:
         return metrics
 
     def selection_losses(self) -> list[float]:
-        """Each K-cluster head's total loss on the run's fixed clean batch and augmented view.
-
-        The batch comes from the run's seed alone, so candidate starts are scored on the same one.
-        """
+        """Each K-cluster head's total loss on the run's fixed clean batch and augmented view."""
         model, cfg = self.output_model, self.cfg
         gen = derived_generator(self.params.seed, 0, SELECTION)
         idx = torch.randperm(len(self.images), generator=gen)[: cfg.large_batch]
@@ -377,13 +354,6 @@ class Trainer:
         model.keep_head(best_head(losses))
         return losses
 
-    def start_score(self) -> float:
-        """How well this start fits its own objective so far: the lowest head's selection loss, with
-        BatchNorm refitted to the clean data as at the end (and put back: training is unchanged)."""
-        with preserved_batchnorm_stats(self.output_model):
-            self.finalize()
-            return min(self.selection_losses())
-
     def state(self, iterations_done: int, history: list[dict[str, float]]) -> dict:
         """Everything a resume needs, in weights-only-loadable types."""
         state = {
@@ -397,15 +367,11 @@ class Trainer:
             "history": history,
             "scaler": self.scaler.state_dict(),
         }
-        if self.teacher is not None:
-            state["ema"] = self.teacher.state_dict()
         return state
 
     def load_state(self, state: dict) -> None:
-        """Restore model, EMA copy, optimizer and RNG states from a checkpoint."""
+        """Restore model, optimizer and RNG states from a checkpoint."""
         self.model.load_state_dict(state["model"])
-        if self.teacher is not None:
-            self.teacher.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"])
         if state.get("scaler"):

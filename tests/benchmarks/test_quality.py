@@ -13,7 +13,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_scripts import run_script  # noqa: E402
 
-SMOKE = ["train.iterations=1", "train.large_batch=128", "train.sub_batch=64", "train.kmeans_n_init=2"]
+SMOKE = ["train.iterations=1", "train.large_batch=128", "train.sub_batch=64", "experimental.kmeans_n_init=2"]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

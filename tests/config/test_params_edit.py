@@ -11,7 +11,13 @@ import yaml
 
 from gatcluster.config.loading import load_params, replace_params
 from gatcluster.config.params import Params, ParamsError
-from gatcluster.config.params_edit import apply_overrides, preset_names, preset_overrides, set_values
+from gatcluster.config.params_edit import (
+    apply_overrides,
+    preset_names,
+    preset_overrides,
+    preset_values,
+    set_values,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = [
@@ -33,9 +39,26 @@ def test_every_expected_preset_ships():
 @pytest.mark.parametrize("name", PRESETS)
 def test_each_preset_applies_to_the_project_params_and_validates(name):
     text = (ROOT / "params.yaml").read_text()
-    new_text, params = apply_overrides(text, preset_overrides(name))
-    assert params == replace_params(load_params(ROOT / "params.yaml"), preset_overrides(name))
+    new_text, params = apply_overrides(text, preset_values(name))
+    assert params == replace_params(load_params(ROOT / "params.yaml"), preset_values(name))
     assert new_text.count("#") == text.count("#")  # every comment kept
+
+
+@pytest.mark.parametrize("first", PRESETS)
+def test_presets_are_complete_so_their_order_does_not_matter(first):
+    # Applying A then B equals applying B alone, for every pair.
+    text = (ROOT / "params.yaml").read_text()
+    after_first, _ = apply_overrides(text, preset_values(first))
+    for second in PRESETS:
+        _, alone = apply_overrides(text, preset_values(second))
+        _, both = apply_overrides(after_first, preset_values(second))
+        assert both == alone, (first, second)
+
+
+def test_a_preset_keeps_the_keys_no_preset_decides():
+    text = set_values((ROOT / "params.yaml").read_text(), {"train.processes": 2, "train.device": "cpu"})
+    _, params = apply_overrides(text, preset_values("mnist"))
+    assert (params.train.processes, params.train.device) == (2, "cpu")
 
 
 def test_values_change_in_place_with_their_comments():
@@ -51,15 +74,21 @@ def test_values_change_in_place_with_their_comments():
 def test_a_preset_rewrites_only_the_lines_of_its_keys():
     # Round-trip edit: every line whose key the preset does not name stays byte-identical.
     text = (ROOT / "params.yaml").read_text()
-    overrides = preset_overrides("faithful")
+    overrides = preset_values("mnist")
     new_text, _ = apply_overrides(text, overrides)
     old_lines, new_lines = text.splitlines(), new_text.splitlines()
-    assert len(old_lines) == len(new_lines)
+    assert len(old_lines) == len(new_lines)  # mnist changes nothing in the experimental block
     changed = [new for old, new in zip(old_lines, new_lines, strict=True) if old != new]
     leaves = {key.rsplit(".", 1)[1] for key in overrides}
     assert changed and all(line.split(":")[0].strip() in leaves for line in changed)
-    width_line = "  width_mult: 1.0             # channel multiplier of the backbone (0.25 -> 16/32/64)"
-    assert width_line in new_lines
+    assert any(line.startswith("  source: mnist  ") and "# mnist5k|digits" in line for line in new_lines)
+
+
+def test_a_key_the_file_does_not_list_is_added_only_when_it_differs_from_its_default():
+    text = "train:\n  lr: 1\n"
+    assert set_values(text, {"experimental.relations": "features"}) == text
+    added = set_values(text, {"experimental.relations": "targets", "experimental.bn_reestimate": True})
+    assert yaml.safe_load(added) == {"train": {"lr": 1}, "experimental": {"relations": "targets"}}
 
 
 def test_null_and_lists_are_written_as_the_file_spells_them():
@@ -69,44 +98,36 @@ def test_null_and_lists_are_written_as_the_file_spells_them():
 
 
 def test_unknown_keys_and_presets_are_clear_errors():
-    with pytest.raises(ParamsError, match="no line for train.nope"):
-        set_values("train:\n  lr: 1\n", {"train.nope": 1})
-    with pytest.raises(ParamsError, match="no line for nope.lr"):
-        set_values("train:\n  lr: 1\n", {"nope.lr": 1})
+    with pytest.raises(ParamsError, match="unknown key train.nope"):
+        apply_overrides("train:\n  lr: 1\n", {"train.nope": 1})
+    with pytest.raises(ParamsError, match="unknown key nope"):
+        apply_overrides("train:\n  lr: 1\n", {"nope.lr": 1})
     with pytest.raises(ParamsError, match="unknown preset 'stl-10'; available: cifar10"):
         preset_overrides("stl-10")
 
 
 def test_an_invalid_result_is_rejected_before_anything_is_written():
     text = (ROOT / "params.yaml").read_text()
-    with pytest.raises(ParamsError, match="data.image_size must be 96"):
-        apply_overrides(text, {"model.backbone": "stl96"})
+    with pytest.raises(ParamsError, match=r"train.sub_batch \(2000\) must be <= train.large_batch"):
+        apply_overrides(text, {"train.sub_batch": 2000})
 
 
 def test_faithful_preset_is_the_authors_schedule():
-    params = replace_params(Params(), preset_overrides("faithful"))
-    t = params.train
-    assert (t.sub_batch, t.repeats, t.lr, t.lr_schedule, t.bn_reestimate) == (32, 8, 0.001, "constant", False)
-    assert params.model.theta_layout == "code" and t.iterations == 6000
+    params = replace_params(Params(), preset_values("faithful"))
+    t, x = params.train, params.experimental
+    assert (t.sub_batch, t.repeats, t.lr, t.lr_schedule, x.bn_reestimate) == (32, 8, 0.001, "constant", False)
+    assert x.theta_layout == "code" and t.iterations == 6000
 
 
-@pytest.mark.parametrize("name", ["faithful", "stl10", "imagenet10", "imagenet-dogs15"])
+@pytest.mark.parametrize(
+    "name", ["faithful", "stl10", "imagenet10", "imagenet-dogs15", "cifar10", "cifar100-20"]
+)
 def test_paper_presets_turn_every_trainer_addition_off(name):
-    on = {
-        "model.num_heads": 4,
-        "train.ema_decay": 0.99,
-        "train.views": 2,
-        "train.relations": "features",
-        "augment.stroke": 0.5,
-        "augment.elastic": 2,
-    }
-    params = replace_params(Params(), on)
-    params = replace_params(params, preset_overrides(name))
-    t, m = params.train, params.model
-    assert (m.num_heads, m.overcluster) == (1, 0)
-    assert (t.ema_decay, t.confidence, t.sinkhorn_iters, t.views, t.amp) == (0.0, 0.0, 1, 1, False)
-    assert (params.augment.stroke, params.augment.elastic) == (0.0, 0.0)
-    assert t.relations == "targets"
+    on = {"experimental.num_heads": 4, "experimental.overcluster": 50, "experimental.relations": "features"}
+    params = replace_params(replace_params(Params(), on), preset_values(name))
+    x = params.experimental
+    assert (x.num_heads, x.overcluster, x.relations, x.bn_reestimate) == (1, 0, "targets", False)
+    assert params.train.amp is False
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -117,18 +138,18 @@ def test_each_preset_trains_one_iteration_on_fixture_images(name, digits_dataset
     from gatcluster.data.prepare import prepare_images
     from gatcluster.training.fit import fit
 
-    params = replace_params(Params(), preset_overrides(name))
+    params = replace_params(Params(), preset_values(name))
     small = {"train.iterations": 1, "train.large_batch": 16, "train.sub_batch": 8, "train.repeats": 1}
     small |= {
-        "train.target_chunk": 16,
+        "experimental.target_chunk": 16,
         "train.device": "cpu",
         "train.checkpoint_every": 0,
-        "train.kmeans_n_init": 1,
+        "experimental.kmeans_n_init": 1,
     }
     params = replace_params(params, small)
-    data = params.data
+    size, grey = params.model.input_size, params.data.grayscale
     tinted = (digits_dataset.images[:32] * np.array([1.0, 0.6, 0.3])).astype(np.uint8)
-    images = prepare_images(fit_images(tinted, data.image_size, "resize"), data.image_size, data.grayscale)
+    images = prepare_images(fit_images(tinted, size, "resize"), size, grey)
     result = fit(params, images)
     assert len(result.history) == 1 and math.isfinite(result.history[0]["loss/total"])
-    assert result.model.input_size == data.image_size
+    assert result.model.input_size == size

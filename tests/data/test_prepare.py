@@ -22,7 +22,7 @@ def test_fitted_images_become_nchw_uint8():
 
 
 def test_images_of_another_size_are_a_dataset_error_naming_the_fix():
-    with pytest.raises(ImageSizeError, match=r"28x28 pixels but data.image_size is 32: .*dvc repro fetch"):
+    with pytest.raises(ImageSizeError, match=r"28x28 pixels but the model takes 32x32 .*dvc repro fetch"):
         prepare_images(np.zeros((1, 28, 28, 1), np.uint8), 32, grayscale=True)
     assert issubclass(ImageSizeError, DatasetError)  # stages report it as a data problem (exit 1)
 

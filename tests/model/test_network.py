@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gatcluster.config.params import ModelConfig
+from gatcluster.config.params import ExperimentalConfig, ModelConfig
 from gatcluster.model import GATCluster
 from gatcluster.model.backbone import BACKBONE_SPECS, build_backbone, scaled_width
 from gatcluster.model.head import GaussianAttentionHead, gaussian_map
@@ -111,9 +111,9 @@ def test_fea_dim_defaults_to_the_number_of_clusters():
 
 
 def test_extra_heads_share_the_backbone_and_keep_head_leaves_one():
-    cfg = ModelConfig(num_clusters=6, width_mult=0.125, num_heads=3, overcluster=18)
+    cfg = ModelConfig(num_clusters=6, width_mult=0.125)
     torch.manual_seed(0)
-    model = GATCluster(cfg, in_channels=1).eval()
+    model = GATCluster(cfg, 1, ExperimentalConfig(num_heads=3, overcluster=18)).eval()
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         outs = model.forward_heads(x)
@@ -131,7 +131,7 @@ def test_one_head_network_draws_the_same_weights_as_before_the_switches():
     torch.manual_seed(0)
     one = GATCluster(ModelConfig(width_mult=0.125), in_channels=1)
     torch.manual_seed(0)
-    many = GATCluster(ModelConfig(width_mult=0.125, num_heads=2, overcluster=20), in_channels=1)
+    many = GATCluster(ModelConfig(width_mult=0.125), 1, ExperimentalConfig(num_heads=2, overcluster=20))
     many.keep_head(0)
     assert one.state_dict().keys() == many.state_dict().keys()
     assert all(torch.equal(v, many.state_dict()[k]) for k, v in one.state_dict().items())
@@ -141,8 +141,8 @@ def test_one_head_network_draws_the_same_weights_as_before_the_switches():
     ("backbone", "size", "middle_side"), [("small32", 32, 8), ("stl96", 96, 8), ("imagenet128", 128, 8)]
 )
 def test_middle_features_come_from_the_same_pass_after_the_second_pool(backbone, size, middle_side):
-    cfg = ModelConfig(backbone=backbone, width_mult=0.125, num_clusters=5, num_heads=2)
-    model = GATCluster(cfg, in_channels=1).eval()
+    cfg = ModelConfig(backbone=backbone, width_mult=0.125, num_clusters=5)
+    model = GATCluster(cfg, in_channels=1, experimental=ExperimentalConfig(num_heads=2)).eval()
     x = torch.rand(3, 1, size, size)
     with torch.no_grad():
         outs, middle = model.forward_heads_with_middle(x)

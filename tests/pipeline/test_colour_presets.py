@@ -37,9 +37,9 @@ SHORT_CPU_SCHEDULE = {
     "train.large_batch": len(CLASSES) * PER_CLASS,
     "train.sub_batch": 16,
     "train.repeats": 2,
-    "train.target_chunk": len(CLASSES) * PER_CLASS,
+    "experimental.target_chunk": len(CLASSES) * PER_CLASS,
     "train.lr": 0.002,
-    "train.bn_reestimate": True,
+    "experimental.bn_reestimate": True,
     "train.device": "cpu",
     "train.checkpoint_every": 0,
     "train.eval_every": 0,
@@ -75,7 +75,7 @@ def colour_folder(root, size: int):
 @pytest.mark.parametrize(("preset", "grayscale"), [("stl10", True), ("imagenet10", False)])
 def test_colour_preset_shapes_train_converge_and_export(tmp_path, preset, grayscale):
     shape = preset_overrides(preset)
-    size = shape["data.image_size"]
+    size = replace_params(Params(), shape).model.input_size
     root = colour_folder(tmp_path / "images", size)
     overrides = {"data.source": "folder", "data.root": str(root), "data.grayscale": grayscale}
     params = replace_params(Params(), {**shape, **SHORT_CPU_SCHEDULE, **overrides})

@@ -27,11 +27,13 @@ def test_known_sources_are_counted_before_fetch(tmp_path):
 
 def test_the_fetched_data_counts_when_it_is_the_configured_source(tmp_path):
     (tmp_path / "manifest.json").write_text(
-        json.dumps({"source": "mnist5k", "count": 123, "image_shape": [1, 32, 32]})
+        json.dumps({"source": "mnist5k", "count": 123, "image_shape": [32, 32, 1]})  # as store.py writes it
     )
     assert expected_count(params(), tmp_path, None) == (123, "the fetched mnist5k data")
     other = params(**{"data.source": "digits"})
     assert expected_count(other, tmp_path, None)[0] == 1797  # a stale data set of another source
+    resized = params(**{"model.backbone": "stl96"})
+    assert expected_count(resized, tmp_path, None)[0] == 5000  # fetched for another input size
 
 
 def test_an_image_folder_is_counted_by_its_files(tmp_path):

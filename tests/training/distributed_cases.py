@@ -48,7 +48,7 @@ def trainer_for(
         "train.sub_batch": SUB_BATCH,
         "train.amp": False,
         "train.processes": ranks.world_size,
-        "train.sync_batchnorm": sync_batchnorm,
+        "experimental.sync_batchnorm": sync_batchnorm,
     }
     trainer = Trainer(replace_params(Params(), overrides), images, device, ranks)
     idx = large_batch_indices(len(images), LARGE_BATCH, 0, 0)

@@ -38,7 +38,7 @@ def test_one_step_gradient_on_cuda_matches_a_float64_cpu_reference(mnist_images,
     trainer = Trainer(default_params(**{"train.device": "cpu", "train.amp": False}), mnist_images, CPU)
     batch = trainer.large_batch(0)
     targets = [t[:128] for t in trainer.compute_targets(batch, 0)[0]]
-    x = trainer.augmented_views(batch, derived_generator(1, 0, AUG_VIEW))[0][:128]
+    x = trainer.augment(batch, derived_generator(1, 0, AUG_VIEW))[:128]
     model, loss_fn = trainer.model, trainer.loss_fn
     reference = sub_batch_gradient(model, loss_fn, x, targets, CPU, torch.float64)
     on_cuda = sub_batch_gradient(model, loss_fn, x, targets, CUDA, torch.float32, True, amp)

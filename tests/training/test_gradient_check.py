@@ -25,7 +25,7 @@ def step_case(digits_dataset):
     trainer = Trainer(replace_params(Params(), overrides), images, CPU)
     batch = trainer.large_batch(0)
     targets = [t[:64] for t in trainer.compute_targets(batch, 0)[0]]
-    x = trainer.augmented_views(batch, derived_generator(0, 0, AUG_VIEW))[0][:64]
+    x = trainer.augment(batch, derived_generator(0, 0, AUG_VIEW))[:64]
     return trainer, x, targets
 
 

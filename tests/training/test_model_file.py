@@ -36,8 +36,8 @@ def test_foreign_file_is_a_clear_error(tmp_path):
 
 
 def test_a_model_trained_with_several_heads_is_saved_and_loaded_with_one(tmp_path):
-    params = replace_params(Params(), {"model.num_heads": 3, "model.overcluster": 30})
-    model = GATCluster(params.model, in_channels=1)
+    params = replace_params(Params(), {"experimental.num_heads": 3, "experimental.overcluster": 30})
+    model = GATCluster(params.model, 1, params.experimental)
     model.keep_head(1)
     save_model(model, params, tmp_path / "model.pt")
     loaded, _ = load_model(tmp_path / "model.pt")

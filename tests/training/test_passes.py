@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gatcluster.config.params import ModelConfig
+from gatcluster.config.params import ExperimentalConfig, ModelConfig
 from gatcluster.data.views import clean_view
 from gatcluster.model import GATCluster
 from gatcluster.training.passes import (
@@ -72,7 +72,7 @@ def test_reestimation_reaches_every_head():
     # Extra and over-clustering heads have BatchNorm layers of their own: a forward through the
     # first head only would leave them reset (mean 0, variance 1) and their predictions garbage.
     torch.manual_seed(0)
-    model = GATCluster(ModelConfig(width_mult=0.125, num_heads=2, overcluster=20), in_channels=1)
+    model = GATCluster(ModelConfig(width_mult=0.125), 1, ExperimentalConfig(num_heads=2, overcluster=20))
     _, images = model_and_images()
     reestimate_batchnorm(model, images, 20, True, CPU)
     for head in (model.extra_heads[0], model.overcluster_heads[0]):

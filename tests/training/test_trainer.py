@@ -146,13 +146,13 @@ def test_checkpoint_of_other_training_code_is_not_resumed(digit_images, tmp_path
 
 
 def test_checkpoint_from_before_an_addition_counts_it_off(digit_images, tmp_path):
-    # A checkpoint written before train.relations existed trained with relations from the targets:
+    # A checkpoint written before the relations switch existed trained with relations from the targets:
     # today's default (features) must not resume it, relations "targets" must.
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
-    older = replace_params(params, {"train.relations": "targets"})
+    older = replace_params(params, {"experimental.relations": "targets"})
     fit(older, digit_images, checkpoint=tmp_path / "written.pt")
     state = load_checkpoint(tmp_path / "written.pt")
-    del state["params"]["train"]["relations"]
+    del state["params"]["experimental"]["relations"]
     for name in ("a.pt", "b.pt"):  # training overwrites the checkpoint it starts from: one each
         save_checkpoint(state, tmp_path / name)
     assert fit(params, digit_images, checkpoint=tmp_path / "a.pt").resumed_from == 0
@@ -194,7 +194,7 @@ def test_training_never_reads_labels_without_batchnorm_refits(digit_images, digi
     # Monitoring runs between iterations: it must not change the model, labelled or not. With
     # BatchNorm refits (the default) test_labels_never_influence_training_or_head_selection checks it.
     overrides = {"train.iterations": 2, "train.large_batch": 200, "train.eval_every": 1}
-    params = tiny_params(**overrides, **{"train.bn_reestimate": False})
+    params = tiny_params(**overrides, **{"experimental.bn_reestimate": False})
     unlabelled = fit(params, digit_images)
     with_labels = fit(params, digit_images, digits_dataset.labels)
     shuffled = fit(params, digit_images, np.random.default_rng(0).permutation(digits_dataset.labels))
@@ -206,16 +206,10 @@ def test_training_never_reads_labels_without_batchnorm_refits(digit_images, digi
 SWITCHES_OFF = ADDITIONS_OFF
 SWITCHES_ON = {
     "train.amp": True,
-    "model.num_heads": 3,
+    "experimental.num_heads": 3,
     "model.fea_dim": 16,
-    "model.overcluster": 20,
-    "train.ema_decay": 0.9,
-    "train.confidence": 0.12,
-    "train.sinkhorn_iters": 3,
-    "train.relations": "features",
-    "train.views": 2,
-    "augment.stroke": 0.5,
-    "augment.elastic": 2.0,
+    "experimental.overcluster": 20,
+    "experimental.relations": "features",
 }
 # Losses of the two iterations below with every switch off, pinned from the trainer of the
 # numerics fix (docs/numerics.md) on an AMD EPYC with AVX-512 BF16, 2 threads. Other arithmetic
@@ -243,7 +237,6 @@ def test_switches_off_train_as_pinned(digit_images):
     assert weight_sum == pytest.approx(485.992435, rel=2e-2)
 
 
-# Two iterations: the EMA copy starts equal to the network, so it changes the second target pass.
 SWITCH_BASE = {"train.iterations": 2, "train.large_batch": 128, "train.eval_every": 0}
 
 
@@ -269,7 +262,6 @@ def all_switches_params(**overrides) -> Params:
 def test_resume_is_bit_identical_with_every_switch_on(digit_images, tmp_path):
     params = all_switches_params(**{"train.iterations": 3, "train.checkpoint_every": 1})
     run = stop_and_resume(params, digit_images, tmp_path, stop_at=2)
-    assert "ema" in run.checkpoint
     resumed, whole = run.resumed, run.whole
     assert resumed.resumed_from == 1
     assert without_time(resumed.history) == without_time(whole.history)
