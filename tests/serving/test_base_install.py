@@ -83,25 +83,36 @@ def test_the_base_install_has_no_training_stack(base_python, tmp_path):
     assert run_in(base_python, "-c", "import onnxruntime, PIL, numpy, typer", cwd=tmp_path).returncode == 0
 
 
+def write_digits(folder: Path, digits_dataset, count: int) -> None:
+    """`count` real digits (cycling through the 1,797) as 32-px PNG files in `folder`."""
+    folder.mkdir()
+    for i in range(count):
+        pixels = digits_dataset.images[i % len(digits_dataset.images), ..., 0].astype(np.float32) * 255 / 16
+        Image.fromarray(pixels.astype(np.uint8)).resize((32, 32)).save(folder / f"digit-{i:04d}.png")
+
+
 def test_predict_and_info_run_without_torch(base_python, trained_onnx, digits_dataset, tmp_path):
     _, _, model = trained_onnx
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(24):
-        pixels = (digits_dataset.images[i, ..., 0].astype(np.float32) * 255 / 16).astype(np.uint8)
-        Image.fromarray(pixels).resize((32, 32)).save(photos / f"digit-{i:02d}.png")
-    (photos / "notes.txt").write_text("not an image")
-
     info = run_in(base_python, "-c", GAT, "info", str(model), cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     assert "num_clusters: 10" in info.stdout
 
-    args = ["predict", str(photos), "--model", str(model), "--out", "clusters.csv"]
+    write_digits(tmp_path / "many", digits_dataset, 1000)
+    args = ["predict", "many", "--model", str(model), "--out", "clusters.csv"]
+    result = run_in(base_python, "-c", GAT, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "clusters.csv").read_text().splitlines()) == 1 + 1000
+
+
+def test_gallery_attention_and_sorting_run_without_torch(base_python, trained_onnx, digits_dataset, tmp_path):
+    _, _, model = trained_onnx
+    write_digits(tmp_path / "photos", digits_dataset, 24)
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")
+    args = ["predict", "photos", "--model", str(model), "--out", "clusters.jsonl"]
     args += ["--gallery", "gallery", "--attention-dir", "att", "--sort-into", "sorted", "--copy"]
     result = run_in(base_python, "-c", GAT, *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = (tmp_path / "clusters.csv").read_text().splitlines()
-    assert len(rows) == 1 + 24
+    assert len((tmp_path / "clusters.jsonl").read_text().splitlines()) == 24
     assert (tmp_path / "gallery" / "gallery.html").is_file()
     assert len(list((tmp_path / "att").glob("*.png"))) == 24
     assert len(list((tmp_path / "sorted").rglob("*.png"))) == 24
