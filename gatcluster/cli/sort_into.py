@@ -4,11 +4,12 @@ Nothing already in DIR is ever overwritten or removed: a name that is taken gets
 (`photo (2).jpg`), and links are created with O_EXCL semantics (`os.symlink` and exclusive-create
 copies fail instead of replacing), so two runs racing into one folder cannot clobber each other
 either. Sorting the same inputs into the same folder again adds nothing: an existing link to the
-same file counts as already sorted.
+same file, or (with --copy) a file of the same size and content (SHA-256), counts as already sorted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import unicodedata
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_NAME_BYTES = 200  # well under the usual 255-byte file name limit, with room for " (123)"
+HASH_BLOCK = 1 << 20  # files are hashed in blocks: memory stays flat for any size
 
 
 def folder_name(name: str, cluster: int) -> str:
@@ -64,6 +66,7 @@ class ClusterSorter:
         folder = self.root / self.folders[cluster]
         folder.mkdir(parents=True, exist_ok=True)
         source = source.resolve()
+        self._source_digest = None  # hashed once, and only if a same-size copy is found
         n = 1
         while True:
             target = folder / (source.name if n == 1 else numbered(source.name, n))
@@ -76,8 +79,14 @@ class ClusterSorter:
                 n += 1
 
     def is_same(self, target: Path, source: Path) -> bool:
-        """Whether `target` already is this input's link (a rerun into the same folder)."""
-        return not self.copy and target.is_symlink() and Path(os.readlink(target)) == source
+        """Whether `target` already is this input: its link, or (copying) a copy of the same content."""
+        if not self.copy:
+            return target.is_symlink() and Path(os.readlink(target)) == source
+        if target.is_symlink() or not target.is_file() or target.stat().st_size != source.stat().st_size:
+            return False
+        if self._source_digest is None:
+            self._source_digest = file_digest(source)
+        return file_digest(target) == self._source_digest
 
     def create(self, target: Path, source: Path) -> None:
         """A new link or copy at `target`; FileExistsError if the name is taken (nothing replaced)."""
@@ -92,3 +101,12 @@ class ClusterSorter:
                 target.unlink(missing_ok=True)  # no half-copied file left behind
                 raise
         shutil.copystat(source, target)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()

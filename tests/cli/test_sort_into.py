@@ -68,3 +68,21 @@ def test_copy_makes_independent_files(tmp_path):
     assert not any(p.path.is_symlink() for p in placed)
     a.write_bytes(b"changed")
     assert placed[0].path.read_bytes() == b"first" and placed[1].path.name == "photo (2).jpg"
+
+
+def test_copying_again_adds_nothing_and_never_overwrites_a_different_file(tmp_path):
+    a, b = make_inputs(tmp_path / "in")  # two different photo.jpg files
+    out = tmp_path / "sorted"
+    (out / "cats").mkdir(parents=True)
+    (out / "cats" / "photo.jpg").write_bytes(b"mine")  # the user's own file, same name, other content
+    first = [ClusterSorter(out, ["cats", "dogs"], copy=True).place(p, 0) for p in (a, b)]
+    assert [p.path.name for p in first] == ["photo (2).jpg", "photo (3).jpg"]
+    again = [ClusterSorter(out, ["cats", "dogs"], copy=True).place(p, 0) for p in (a, b)]
+    assert all(p.already_there for p in again)
+    assert [p.path for p in again] == [p.path for p in first]
+    assert sorted(f.name for f in (out / "cats").iterdir()) == ["photo (2).jpg", "photo (3).jpg", "photo.jpg"]
+    assert (out / "cats" / "photo.jpg").read_bytes() == b"mine"
+    (out / "cats" / "photo (2).jpg").write_bytes(b"frist")  # same size, other content: not a copy of a
+    third = ClusterSorter(out, ["cats", "dogs"], copy=True).place(a, 0)
+    assert third.path.name == "photo (4).jpg" and not third.already_there
+    assert (out / "cats" / "photo (2).jpg").read_bytes() == b"frist"

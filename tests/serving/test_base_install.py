@@ -116,6 +116,9 @@ def test_gallery_attention_and_sorting_run_without_torch(base_python, trained_on
     assert (tmp_path / "gallery" / "gallery.html").is_file()
     assert len(list((tmp_path / "att").glob("*.png"))) == 24
     assert len(list((tmp_path / "sorted").rglob("*.png"))) == 24
+    again = run_in(base_python, "-c", GAT, *args, cwd=tmp_path)  # the same copies are already there
+    assert again.returncode == 0, again.stderr
+    assert len(list((tmp_path / "sorted").rglob("*.png"))) == 24
 
 
 def test_a_training_command_says_what_to_install(base_python, tmp_path):
