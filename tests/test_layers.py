@@ -7,9 +7,13 @@ still a dependency. Imports under `if TYPE_CHECKING:` are annotations only and d
 from __future__ import annotations
 
 import ast
+import runpy
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "gatcluster"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "gatcluster"
+# The one reading of "imports that run" (TYPE_CHECKING blocks left out), shared with dvc.yaml's deps.
+runtime_nodes = runpy.run_path(str(ROOT / "tools" / "stage_deps.py"))["runtime_nodes"]
 # Lowest first. The package's top-level modules (atomic, exit_codes, telemetry) are below them all.
 LAYERS = ("config", "data", "model", "evaluation", "training", "serving", "tracking", "pipeline", "cli")
 
@@ -29,19 +33,6 @@ def imported_modules(path: Path) -> set[str]:
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)
     return {m for m in found if m in MODULES}
-
-
-def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node of `tree` except those inside `if TYPE_CHECKING:` blocks."""
-    nodes, todo = [], [tree]
-    while todo:
-        node = todo.pop()
-        nodes.append(node)
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            todo.extend(node.orelse)
-            continue
-        todo.extend(ast.iter_child_nodes(node))
-    return nodes
 
 
 def layer(module: str) -> int:
