@@ -1,57 +1,96 @@
-"""Atomic file writes: write beside the target, rename into place only when writing completed.
+"""Atomic, durable file writes: write beside the target, flush to disk, rename into place.
 
-A crash, a Ctrl-C or an exception while writing leaves the previous file (or none) in place and
-no temporary file behind, so readers never see half-written checkpoints, reports or tables.
+A crash, a Ctrl-C, an exception or a power cut while writing leaves the previous file (or none)
+in place and no temporary file behind, so readers never see half-written checkpoints, reports or
+tables. The written data and the rename are fsynced before the call returns.
+
 Finished files and folders get ordinary permissions (0666 / 0777 less the umask), not the private
-0600 / 0700 of temporary files, so teammates and web servers can read models and reports.
+0600 / 0700 of `tempfile`'s files, so teammates and web servers can read models and reports. The
+kernel applies the umask when the temporary is created with mode 0666 / 0777, so the umask is
+never read: reading it means setting it, which would briefly give files that other threads create
+meanwhile (the system metrics sampler, the read-ahead) a wrong mode.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
-def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_TEMP_NAME_TRIES = 100
 
 
-def ordinary_mode(directory: bool = False) -> int:
-    """The mode a plain `open()` or `mkdir()` would give: 0666 or 0777 less the umask."""
-    return (0o777 if directory else 0o666) & ~current_umask()
+def _temp_candidates(parent: Path, prefix: str) -> Iterator[Path]:
+    for _ in range(_TEMP_NAME_TRIES):
+        yield parent / f"{prefix}{secrets.token_hex(6)}"
+    raise FileExistsError(f"no free temporary name in {parent} after {_TEMP_NAME_TRIES} tries")
+
+
+def make_temp_file(parent: Path, prefix: str) -> Path:
+    """A fresh empty file in `parent` with ordinary permissions (0666 less the umask)."""
+    for candidate in _temp_candidates(parent, prefix):
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")  # _temp_candidates raises when it runs out
 
 
 def make_temp_dir(parent: Path, prefix: str) -> Path:
     """A fresh temporary folder in `parent` with ordinary permissions, to be renamed into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    tmp.chmod(ordinary_mode(directory=True))
-    return tmp
+    for candidate in _temp_candidates(parent, prefix):
+        try:
+            candidate.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (a rename into it), to the disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file and folder under `folder` (bottom up) and `folder` itself."""
+    for root, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            fsync_path(Path(root) / name)
+        fsync_path(Path(root))
+
+
+def publish_dir(tmp: Path, dest: Path) -> None:
+    """Rename the completed folder `tmp` onto the absent `dest`, durably (contents, then the rename)."""
+    fsync_tree(tmp)
+    tmp.rename(dest)
+    fsync_path(dest.parent)
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A fresh temporary path in `path`'s folder; renamed onto `path` if the block completes.
+    """A fresh temporary path in `path`'s folder; fsynced and renamed onto `path` if the block completes.
 
     The folder is created if needed. On any exception (KeyboardInterrupt included) the temporary
     file is removed and `path` is left as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = make_temp_file(path.parent, f".{path.name}-")
     try:
         yield tmp
-        if tmp.is_file():
-            tmp.chmod(ordinary_mode())
+        if tmp.exists():
+            fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 
 import pytest
 
+from gatcluster import atomic
 from gatcluster.atomic import atomic_path, make_temp_dir, write_json_atomic, write_text_atomic
 from gatcluster.data.store import write_dataset
 
@@ -65,3 +67,52 @@ def test_dataset_folders_get_ordinary_permissions(tmp_path, umask, digits_datase
     assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "dataset" / "images.npy").stat().st_mode) == 0o644
     assert make_temp_dir(tmp_path, ".x-").stat().st_mode & 0o777 == 0o755
+
+
+def test_no_file_mode_differs_from_the_umask_under_a_concurrent_writer(tmp_path, umask, monkeypatch):
+    """Atomic writes never touch the umask, so files other threads create meanwhile keep theirs."""
+    umask(0o027)
+    umask_calls = []
+    monkeypatch.setattr(os, "umask", umask_calls.append)
+    stop = threading.Event()
+
+    def write_atomically() -> None:
+        i = 0
+        while not stop.is_set():
+            write_text_atomic(tmp_path / "atomic" / f"{i % 7}.txt", "x")
+            make_temp_dir(tmp_path / "atomic", ".d-").rmdir()
+            i += 1
+
+    (tmp_path / "atomic").mkdir()
+    (tmp_path / "plain").mkdir()
+    writer = threading.Thread(target=write_atomically)
+    writer.start()
+    try:
+        for i in range(3000):
+            plain = tmp_path / "plain" / f"{i}.txt"
+            plain.write_text("y")  # what a sampler or read-ahead thread does meanwhile
+            assert stat.S_IMODE(plain.stat().st_mode) == 0o640, plain
+    finally:
+        stop.set()
+        writer.join()
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "atomic").iterdir()}
+    assert modes == {0o640} and umask_calls == []
+
+
+def test_atomic_writes_fsync_the_file_and_its_folder_before_returning(tmp_path, monkeypatch):
+    synced = []
+    real_fsync_path = atomic.fsync_path
+    monkeypatch.setattr(atomic, "fsync_path", lambda path: synced.append(path) or real_fsync_path(path))
+    target = tmp_path / "ckpt.pt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("weights")
+    assert synced == [tmp, tmp_path]  # the data before the rename, the rename after it
+
+
+def test_dataset_folders_are_fsynced_before_the_rename(tmp_path, monkeypatch, digits_dataset):
+    synced = []
+    monkeypatch.setattr(atomic, "fsync_path", synced.append)
+    write_dataset(digits_dataset, tmp_path / "dataset")
+    names = [p.name for p in synced]
+    assert {"images.npy", "labels.npy", "manifest.json"} <= set(names)
+    assert synced[-1] == tmp_path  # the folder that received the rename, last

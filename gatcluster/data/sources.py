@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gatcluster.atomic import make_temp_dir
+from gatcluster.atomic import fsync_path, fsync_tree, make_temp_dir
 from gatcluster.data import formats
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.fit import FIT_RULE, fit_images
@@ -218,10 +218,12 @@ def _extract(archive: Path, dest: Path) -> None:
         else:
             with gzip.open(archive) as src:
                 (tmp / archive.name.removesuffix(".gz")).write_bytes(src.read())
+        fsync_tree(tmp)
         for item in tmp.iterdir():
             if (dest / item.name).is_dir():
                 shutil.rmtree(dest / item.name)
             item.replace(dest / item.name)
+        fsync_path(dest)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise DatasetError(f"could not extract {archive} ({err}); delete it and fetch again") from err
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gatcluster.atomic import make_temp_dir
+from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.data.fit import fit_images
 
 FORMAT_VERSION = 1
@@ -100,7 +100,7 @@ def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        publish_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest

@@ -17,7 +17,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from gatcluster.atomic import make_temp_dir
+from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.serving.contract import ModelFileError, read_contract
 from gatcluster.tracking.model_uri import ModelRef, RegistryError
 
@@ -107,7 +107,7 @@ def fetch_model(client: MlflowClient, ref: ModelRef, cache_root: Path) -> tuple[
         )
         check_gatcluster_model(tmp / MODEL_FILE, f"models:/{ref.name}/{version}")
         try:
-            tmp.rename(folder)  # complete or absent: an interrupted download leaves only a temp folder
+            publish_dir(tmp, folder)  # complete or absent: an interrupted download leaves only a temp folder
         except OSError:
             if not (folder / MODEL_FILE).is_file():  # not a concurrent `gat predict` that won the race
                 raise
