@@ -6,7 +6,8 @@ gat preset stl10                write the STL-10 preset into ./params.yaml (comm
 gat check                       validate ./params.yaml against the data (the pipeline's first stage)
 gat promote 3                   point the registry alias @champion at version 3 of the exported model
 gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
-gat server --backend-store-uri postgresql://...   the team's tracking server (registry, artifacts)
+gat server --backend-store-uri postgresql://...   the team's tracking server (registry, artifacts, users)
+gat user add alice              add a writer to the team server (as its admin)
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import importlib.util
 import logging
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -26,7 +24,9 @@ from typing import Annotated
 import typer
 
 from gatcluster import __version__
-from gatcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
+from gatcluster.cli.messages import fail
+from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, user_app
+from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.telemetry import telemetry_off
 
 telemetry_off()  # before MLflow or ONNX Runtime are imported by a command
@@ -37,12 +37,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print `message` on stderr; the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def show_version(value: bool) -> None:
@@ -307,44 +301,6 @@ def project_tracking_uri() -> str:
     return resolve_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd())
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on host:port (binding it fails)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def interrupt_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM handler: stop like Ctrl-C (`kill PID`, systemd and schedulers send SIGTERM)."""
-    raise KeyboardInterrupt
-
-
-def serve_until_stopped(cmd: list[str]) -> int:
-    """Run a server command as this process's child and stop it with us.
-
-    The server gets its own process group (MLflow starts worker processes), and Ctrl-C or SIGTERM
-    sent to this process stops the whole group, so no server outlives `gat` holding the port.
-    """
-    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
-    server = subprocess.Popen(cmd, start_new_session=True)
-    try:
-        return server.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-
-
 @app.command(epilog="Example: gat ui --port 5001")
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
@@ -375,51 +331,14 @@ def ui(
     raise typer.Exit(serve_until_stopped(cmd))
 
 
-@app.command(
+app.command(
     epilog="Examples:\n\n  gat server\n\n"
-    "  gat server --backend-store-uri postgresql://mlflow:secret@db:5432/mlflow --host 0.0.0.0 "
+    "  gat server --backend-store-uri postgresql://mlflow@db:5432/mlflow --host 0.0.0.0 "
     "--allowed-hosts mlflow.example.org --artifacts-destination /srv/mlflow/artifacts\n\n"
-    "Clients: export MLFLOW_TRACKING_URI=http://HOST:PORT, then dvc repro, gat promote, gat predict."
-)
-def server(
-    backend_store_uri: Annotated[
-        str | None,
-        typer.Option(help="SQL store: postgresql://user:pw@host:5432/db for a team; default ./mlflow.db"),
-    ] = None,
-    artifacts_destination: Annotated[
-        str | None,
-        typer.Option(help="Where the server keeps artifacts (folder or s3://...); default ./mlartifacts"),
-    ] = None,
-    host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 to serve the team's network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Server worker processes.")] = 2,
-    allowed_hosts: Annotated[
-        str | None, typer.Option(help="Host names clients use, when not localhost or a private IP.")
-    ] = None,
-) -> None:
-    """Run the team's MLflow tracking server: SQL store, model registry, proxied artifacts."""
-    from gatcluster.pipeline.layout import ProjectLayout
-    from gatcluster.tracking.mlflow_runs import default_tracking_uri, main_worktree_root
-    from gatcluster.tracking.server import ServerConfig, ServerError, check_backend, masked, server_command
-
-    if port_in_use(host, port):
-        raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
-    root = main_worktree_root(Path.cwd())
-    uri = backend_store_uri or default_tracking_uri(root)
-    try:
-        check_backend(uri)
-    except ServerError as err:
-        raise fail(str(err), EXIT_FAILED) from err
-    destination = artifacts_destination or str(ProjectLayout(root).artifact_root)
-    config = ServerConfig(uri, destination, host, port, workers, allowed_hosts)
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no GenAI job runner processes
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    typer.echo(
-        f"MLflow tracking server on http://{shown}:{port} (store {masked(uri)}, artifacts {destination}); "
-        f"clients: export MLFLOW_TRACKING_URI=http://<this host>:{port}; Ctrl-C stops it",
-        err=True,
-    )
-    raise typer.Exit(serve_until_stopped(server_command(config)))
+    "Clients: export MLFLOW_TRACKING_URI=http://HOST:PORT (and MLFLOW_TRACKING_USERNAME/PASSWORD "
+    "where it authenticates), then dvc repro, gat promote, gat predict."
+)(server)
+app.add_typer(user_app, name="user")
 
 
 def run() -> None:

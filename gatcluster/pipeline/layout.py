@@ -85,6 +85,11 @@ class ProjectLayout:
         """Where the project's MLflow experiments keep their artifacts."""
         return self.root / "mlartifacts"
 
+    @property
+    def auth_dir(self) -> Path:
+        """Where `gat server` keeps its users and secret key when it authenticates (private)."""
+        return self.root / ".mlflow-auth"
+
     def relative(self, path: Path) -> str:
         """`path` relative to the project root when inside it, for short messages."""
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)

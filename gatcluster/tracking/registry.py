@@ -11,6 +11,7 @@ a GATCluster ONNX model.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,22 @@ def register_version(
     return int(version.version)
 
 
+def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | None:
+    """A RegistryError saying what to do when the server refused who we are; None otherwise."""
+    if err.error_code == "UNAUTHENTICATED":
+        return RegistryError(
+            f"the tracking server at {tracking_uri} requires a user: set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (an admin adds users with `gat user add`)"
+        )
+    if err.error_code == "PERMISSION_DENIED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+        return RegistryError(
+            f"the tracking server at {tracking_uri} does not let {user} do this: "
+            "a writer or the model's creator can (an admin adds writers with `gat user add`)"
+        )
+    return None
+
+
 def resolve_version(client: MlflowClient, ref: ModelRef) -> int:
     """The version number a reference names now; RegistryError with the known versions otherwise."""
     try:
@@ -44,6 +61,9 @@ def resolve_version(client: MlflowClient, ref: ModelRef) -> int:
             return int(client.get_model_version_by_alias(ref.name, ref.alias).version)
         return int(client.get_model_version(ref.name, str(ref.version)).version)
     except MlflowException as err:
+        refused = access_refused(err, client.tracking_uri)
+        if refused is not None:
+            raise refused from err
         raise RegistryError(
             f"{ref} is not in the registry at {client.tracking_uri}: {known(client, ref.name)}"
         ) from err
@@ -65,7 +85,8 @@ def latest_version(client: MlflowClient, name: str) -> int:
     try:
         versions = [int(v.version) for v in client.search_model_versions(f"name='{name}'")]
     except MlflowException as err:
-        raise RegistryError(f"cannot list the versions of {name!r}: {err.message}") from err
+        refused = access_refused(err, client.tracking_uri)
+        raise refused or RegistryError(f"cannot list the versions of {name!r}: {err.message}") from err
     if not versions:
         raise RegistryError(known(client, name))
     return max(versions)
@@ -78,7 +99,10 @@ def move_alias(client: MlflowClient, name: str, version: int, alias: str) -> int
         before: int | None = int(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         before = None
-    client.set_registered_model_alias(name, alias, str(version))
+    try:
+        client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as err:
+        raise access_refused(err, client.tracking_uri) or RegistryError(err.message) from err
     return before
 
 

@@ -1,14 +1,27 @@
-"""`gat server`'s pieces: the mlflow server command, masked passwords, the store check before start."""
+"""`gat server`'s pieces: the mlflow server command and environment, masked passwords, the store
+check before start, and when authentication is on."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from gatcluster.tracking.server import ServerConfig, ServerError, check_backend, masked, server_command
+from gatcluster.tracking.server import (
+    BACKEND_URI_ENV,
+    ServerConfig,
+    ServerError,
+    check_backend,
+    is_loopback,
+    masked,
+    refuse_password_in_argv,
+    server_command,
+    server_env,
+)
 
 GAT = Path(sys.executable).parent / "gat"
 
@@ -19,17 +32,41 @@ def test_passwords_never_reach_messages():
 
 
 def test_the_server_proxies_artifacts_and_binds_where_told():
-    cmd = server_command(
-        ServerConfig("postgresql://u@h/db", "/srv/a", "0.0.0.0", 5005, 3, "mlflow.example.org")
-    )
+    config = ServerConfig("postgresql://u:pw@h/db", "/srv/a", "0.0.0.0", 5005, 3, "mlflow.example.org")
+    cmd = server_command(config)
     assert cmd[1:4] == ["-m", "mlflow", "server"]
-    pairs = dict(zip(cmd[4::2], cmd[5::2], strict=False))
     assert "--serve-artifacts" in cmd and cmd[cmd.index("--artifacts-destination") + 1] == "/srv/a"
-    assert pairs.get("--backend-store-uri") == "postgresql://u@h/db"
     assert (
         cmd[cmd.index("--host") + 1] == "0.0.0.0"
         and cmd[cmd.index("--allowed-hosts") + 1] == "mlflow.example.org"
     )
+    assert "--app-name" not in cmd
+
+
+def test_the_store_uri_travels_in_the_environment_never_on_the_command_line(tmp_path):
+    config = ServerConfig("postgresql://u:pw@h/db", "/srv/a", auth_config=tmp_path / "auth.ini")
+    cmd, env = server_command(config), server_env(config, "key")
+    assert not any("pw" in part or "postgresql" in part for part in cmd)
+    assert cmd[cmd.index("--app-name") + 1] == "basic-auth"
+    assert env[BACKEND_URI_ENV] == "postgresql://u:pw@h/db"
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "auth.ini")
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "key"
+
+
+def test_a_password_in_the_store_option_is_refused_with_where_to_put_it():
+    with pytest.raises(ServerError, match=r"holds a password.*~/.pgpass.*MLFLOW_BACKEND_STORE_URI") as err:
+        refuse_password_in_argv("postgresql://mlflow:s3cret@db/mlflow")
+    assert "s3cret" not in str(err.value)
+    refuse_password_in_argv("postgresql://mlflow@db/mlflow")  # no password: fine
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("localhost", True)]
+    + [("0.0.0.0", False), ("::", False), ("10.1.2.3", False), ("mlflow.example.org", False)],
+)
+def test_only_loopback_hosts_count_as_private(host, loopback):
+    assert is_loopback(host) is loopback
 
 
 def test_a_store_that_is_not_a_database_is_refused():
@@ -37,13 +74,59 @@ def test_a_store_that_is_not_a_database_is_refused():
         check_backend("file:///tmp/mlruns")
 
 
-def test_gat_server_says_when_the_database_is_unreachable(unused_port):
-    uri = f"postgresql://mlflow:s3cret@127.0.0.1:{unused_port()}/mlflow"  # nothing listens there
-    done = subprocess.run(
-        [str(GAT), "server", "--backend-store-uri", uri], capture_output=True, text=True, timeout=120
+def gat_server(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`gat server ARGS` that is expected to stop by itself (an error before serving)."""
+    environ = {
+        k: v for k, v in os.environ.items() if k not in (BACKEND_URI_ENV, "MLFLOW_AUTH_ADMIN_PASSWORD")
+    }
+    return subprocess.run(
+        [str(GAT), "server", *args],
+        cwd=cwd,
+        env={**environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+
+
+def test_gat_server_says_when_the_database_is_unreachable(tmp_path, unused_port):
+    uri = f"postgresql://mlflow:s3cret@127.0.0.1:{unused_port()}/mlflow"  # nothing listens there
+    done = gat_server(cwd=tmp_path, env={BACKEND_URI_ENV: uri})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert (
         "cannot connect to postgresql://mlflow:***@127.0.0.1" in done.stderr and "s3cret" not in done.stderr
     )
     assert "Is the database server running" in done.stderr
+
+
+def test_gat_server_refuses_a_password_on_its_command_line(tmp_path):
+    done = gat_server("--backend-store-uri", "postgresql://mlflow:s3cret@db/mlflow", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    assert "holds a password" in done.stderr
+
+
+def test_serving_the_network_needs_an_admin_password_on_first_start(tmp_path, unused_port):
+    done = gat_server("--host", "0.0.0.0", "--port", str(unused_port()), cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "first start with authentication: set MLFLOW_AUTH_ADMIN_PASSWORD" in done.stderr
+    short = gat_server(
+        "--host", "0.0.0.0", "--port", str(unused_port()), cwd=tmp_path,
+        env={"MLFLOW_AUTH_ADMIN_PASSWORD": "short"},
+    )  # fmt: skip
+    assert short.returncode == 1 and "at least 12 characters" in short.stderr
+
+
+def test_no_auth_on_the_network_says_what_it_exposes(tmp_path, unused_port):
+    port = unused_port()
+    cmd = [str(GAT), "server", "--host", "0.0.0.0", "--port", str(port), "--no-auth"]
+    server = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        first = server.stderr.readline()  # printed before MLflow starts
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    assert first.startswith(
+        f"warning: --no-auth: anyone who can reach http://0.0.0.0:{port} can read, change"
+    )
+    assert not (tmp_path / ".mlflow-auth").exists()

@@ -1,0 +1,225 @@
+"""`gat server` and `gat user`: the team's MLflow tracking server, its users, and serving processes.
+
+`gat server` binds 127.0.0.1 unless told otherwise; binding beyond it turns on MLflow's basic
+authentication unless `--no-auth` says the network is trusted, and that is printed with what it
+exposes. Secrets stay out of command lines (tracking/server.py).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gatcluster.cli.messages import fail
+from gatcluster.exit_codes import EXIT_FAILED
+
+user_app = typer.Typer(
+    help="Users of an authenticating `gat server` (run as an admin: MLFLOW_TRACKING_USERNAME/PASSWORD).",
+    no_args_is_help=True,
+)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port (binding it fails)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def interrupt_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop like Ctrl-C (`kill PID`, systemd and schedulers send SIGTERM)."""
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(cmd: list[str], env: dict[str, str] | None = None) -> int:
+    """Run a server command as this process's child (with `env` added) and stop it with us.
+
+    The server gets its own process group (MLflow starts worker processes), and Ctrl-C or SIGTERM
+    sent to this process stops the whole group, so no server outlives `gat` holding the port.
+    """
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
+    server_process = subprocess.Popen(cmd, start_new_session=True, env={**os.environ, **(env or {})})
+    try:
+        return server_process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server_process.poll() is None:
+            os.killpg(server_process.pid, signal.SIGTERM)
+            try:
+                server_process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server_process.pid, signal.SIGKILL)
+                server_process.wait()
+
+
+def read_new_password(prompt: str, from_stdin: bool) -> str:
+    """A password from one line of stdin, or typed twice at a hidden prompt (never from argv)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise fail("no terminal to ask for the password: pipe it in with --password-stdin")
+    first = getpass.getpass(f"{prompt}: ")
+    if getpass.getpass(f"{prompt} again: ") != first:
+        raise fail("the two passwords differ")
+    return first
+
+
+def admin_password_for_first_start() -> str:
+    """The admin's password for a new user store: MLFLOW_AUTH_ADMIN_PASSWORD or a prompt."""
+    from gatcluster.tracking.server_auth import ADMIN_PASSWORD_ENV, ADMIN_USERNAME
+
+    password = os.environ.get(ADMIN_PASSWORD_ENV)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise fail(
+            f"first start with authentication: set {ADMIN_PASSWORD_ENV} to the password of the "
+            f"'{ADMIN_USERNAME}' user to create (read -rs {ADMIN_PASSWORD_ENV}; export {ADMIN_PASSWORD_ENV})",
+            EXIT_FAILED,
+        )
+    return read_new_password(f"password for the new '{ADMIN_USERNAME}' user of this server", False)
+
+
+def prepare_authentication(folder: Path) -> tuple[Path, str]:
+    """The basic-auth ini and secret key in `folder`, with the admin user created on first start."""
+    from gatcluster.tracking.server_auth import (
+        ADMIN_USERNAME,
+        AuthSetupError,
+        admin_exists,
+        create_admin,
+        prepare_auth_files,
+    )
+
+    files, secret_key = prepare_auth_files(folder)
+    if not admin_exists(files):
+        try:
+            create_admin(files, admin_password_for_first_start())
+        except AuthSetupError as err:
+            raise fail(str(err), EXIT_FAILED) from err
+        typer.echo(f"created the '{ADMIN_USERNAME}' user of this server (users in {folder})", err=True)
+    return files.config, secret_key
+
+
+def exposure_warning(url: str) -> str:
+    """What `--no-auth` on a network interface gives away."""
+    return (
+        f"warning: --no-auth: anyone who can reach {url} can read, change and delete every run, "
+        "artifact and registered model, and upload files to the artifact store"
+    )
+
+
+def server(
+    backend_store_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL store without a password (postgresql://user@host:5432/db, password in ~/.pgpass); "
+            "default: MLFLOW_BACKEND_STORE_URI, else ./mlflow.db"
+        ),
+    ] = None,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(help="Where the server keeps artifacts (folder or s3://...); default ./mlartifacts"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 to serve the team's network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server worker processes.")] = 2,
+    allowed_hosts: Annotated[
+        str | None, typer.Option(help="Host names clients use, when not localhost or a private IP.")
+    ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require users and passwords (MLflow basic auth). Default: on unless --host is loopback.",
+        ),
+    ] = None,
+) -> None:
+    """Run the team's MLflow tracking server: SQL store, model registry, proxied artifacts, users."""
+    from gatcluster.pipeline.layout import ProjectLayout
+    from gatcluster.tracking.mlflow_runs import default_tracking_uri, main_worktree_root
+    from gatcluster.tracking.server import (
+        BACKEND_URI_ENV,
+        ServerConfig,
+        ServerError,
+        check_backend,
+        is_loopback,
+        masked,
+        refuse_password_in_argv,
+        server_command,
+        server_env,
+    )
+
+    layout = ProjectLayout(main_worktree_root(Path.cwd()))
+    try:
+        if backend_store_uri is not None:
+            refuse_password_in_argv(backend_store_uri)
+        uri = backend_store_uri or os.environ.get(BACKEND_URI_ENV) or default_tracking_uri(layout.root)
+        if port_in_use(host, port):
+            raise ServerError(f"port {port} on {host} is already in use: pick another with --port")
+        check_backend(uri)
+    except ServerError as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    authenticate = auth if auth is not None else not is_loopback(host)
+    auth_config, secret_key = prepare_authentication(layout.auth_dir) if authenticate else (None, None)
+    if not authenticate and not is_loopback(host):
+        typer.echo(exposure_warning(f"http://{host}:{port}"), err=True)
+    destination = artifacts_destination or str(layout.artifact_root)
+    config = ServerConfig(uri, destination, host, port, workers, allowed_hosts, auth_config)
+    clients = f"export MLFLOW_TRACKING_URI=http://<this host>:{port}"
+    if authenticate:
+        clients += " MLFLOW_TRACKING_USERNAME=<user> MLFLOW_TRACKING_PASSWORD=<password>"
+    typer.echo(
+        f"MLflow tracking server on {url} (store {masked(uri)}, artifacts {destination}, "
+        f"{'users and passwords required' if authenticate else 'no authentication'}); "
+        f"clients: {clients}; Ctrl-C stops it",
+        err=True,
+    )
+    raise typer.Exit(serve_until_stopped(server_command(config), server_env(config, secret_key)))
+
+
+@user_app.command(
+    "add",
+    epilog="Examples:\n\n  gat user add alice\n\n"
+    "  printf '%s\\n' \"$PW\" | gat user add bob --read-only --password-stdin",
+)
+def user_add(
+    name: Annotated[str, typer.Argument(help="The new user's name.")],
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Read everything, change nothing others created.")
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the new password from stdin instead of a prompt.")
+    ] = False,
+) -> None:
+    """Add a user to the team server at MLFLOW_TRACKING_URI: a writer (logs runs, registers models) or
+    a reader."""
+    from gatcluster.tracking.server_auth import AuthSetupError
+    from gatcluster.tracking.users import UserError, add_user
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri.startswith(("http://", "https://")):
+        raise fail("set MLFLOW_TRACKING_URI to the team server's http(s)://host:port")
+    if not os.environ.get("MLFLOW_TRACKING_USERNAME") or not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+        raise fail("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an admin's")
+    password = read_new_password(f"password for {name}", password_stdin)
+    try:
+        add_user(uri, name, password, read_only)
+    except (UserError, AuthSetupError) as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    kind = "reader" if read_only else "writer"
+    typer.echo(f"added {kind} {name} to {uri}", err=True)
