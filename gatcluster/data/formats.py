@@ -4,7 +4,7 @@ Each reader takes the folder that torchvision's layout puts the files in and ret
 combined (the paper's protocol) as an `ImageDataset`. They check structure (magic numbers, sizes,
 label ranges) rather than md5 sums, so an offline copy or a small test archive reads as well as
 the official files; the download path verifies the archives' md5 sums instead.
-CIFAR files are Python pickles: read only copies you trust (a verified download or your own mirror).
+CIFAR files are Python pickles: `sources` checks each against its published md5 before they are read here.
 """
 
 from __future__ import annotations

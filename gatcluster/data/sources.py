@@ -19,7 +19,7 @@ import shutil
 import tarfile
 import urllib.error
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +49,15 @@ ROOT_SOURCES = (*IMAGENET_WNIDS, "folder")
 
 @dataclass(frozen=True)
 class Mirror:
-    """Where a source's archives come from: URL = base_url + file name; md5s: file name -> md5."""
+    """Where a source's archives come from: URL = base_url + file name; md5s: file name -> md5.
+
+    `file_md5s` are the published md5 sums of the extracted files that are Python pickles (CIFAR):
+    every such file is checked before it is unpickled, since unpickling can run code.
+    """
 
     base_url: str
     md5s: dict[str, str]
+    file_md5s: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Layout:
     folder: str  # where the extracted files are, relative to root
     files: tuple[str, ...]
     read: Callable[[Path], ImageDataset]
+    pickled: bool = False  # the files are Python pickles: checked against file_md5s before reading
 
 
 LAYOUTS = {
@@ -70,8 +76,8 @@ LAYOUTS = {
     "fashion-mnist": Layout(
         "FashionMNIST/raw", "FashionMNIST/raw", formats.MNIST_FILES, formats.read_fashion_mnist
     ),
-    "cifar10": Layout(".", "cifar-10-batches-py", formats.CIFAR10_FILES, formats.read_cifar10),
-    "cifar100-20": Layout(".", "cifar-100-python", formats.CIFAR100_FILES, formats.read_cifar100_20),
+    "cifar10": Layout(".", "cifar-10-batches-py", formats.CIFAR10_FILES, formats.read_cifar10, True),
+    "cifar100-20": Layout(".", "cifar-100-python", formats.CIFAR100_FILES, formats.read_cifar100_20, True),
     "stl10": Layout(".", "stl10_binary", formats.STL10_FILES, formats.read_stl10),
 }
 
@@ -110,7 +116,10 @@ def official_mirror(name: str) -> Mirror:
         cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
         return Mirror(cls.mirrors[0], dict(cls.resources))
     cls = {"cifar10": datasets.CIFAR10, "cifar100-20": datasets.CIFAR100, "stl10": datasets.STL10}[name]
-    return Mirror(cls.url.rsplit("/", 1)[0] + "/", {cls.filename: cls.tgz_md5})
+    files = dict(cls.train_list + cls.test_list) if name != "stl10" else {}
+    if name != "stl10":
+        files[cls.meta["filename"]] = cls.meta["md5"]
+    return Mirror(cls.url.rsplit("/", 1)[0] + "/", {cls.filename: cls.tgz_md5}, files)
 
 
 def load_torchvision_source(
@@ -123,12 +132,26 @@ def load_torchvision_source(
     """
     layout = LAYOUTS[name]
     folder = root / layout.folder
+    mirror = mirror or official_mirror(name)
     if not all((folder / file).is_file() for file in layout.files):
-        _fetch_archives(name, root, layout, mirror or official_mirror(name), download)
+        _fetch_archives(name, root, layout, mirror, download)
+    if layout.pickled:
+        check_pickles(name, folder, layout.files, mirror.file_md5s)
     try:
         return layout.read(folder)
     except (OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as err:
         raise DatasetError(f"{folder} holds a damaged {name} copy ({err}); delete it, fetch again") from err
+
+
+def check_pickles(name: str, folder: Path, files: tuple[str, ...], md5s: dict[str, str]) -> None:
+    """DatasetError naming the first file that is not the published one: never unpickle it."""
+    for file in files:
+        path = folder / file
+        if file not in md5s or not _md5_matches(path, md5s[file]):
+            raise DatasetError(
+                f"{path} is not the published {name} file (md5 differs): a pickle can run code, so it is "
+                "not read; delete the folder and fetch again, or put the official archive in data.root"
+            )
 
 
 def load_imagenet_subset(name: str, root: Path, size: int) -> tuple[ImageDataset, list[SkippedFile]]:

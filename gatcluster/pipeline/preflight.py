@@ -78,7 +78,8 @@ def expected_count(params: Params, dataset_dir: Path, data_root: Path | None) ->
 
 
 def check_data_size(params: Params, count: int, where: str) -> None:
-    """PreflightError when `count` images cannot fill a sub-batch or give K clusters."""
+    """PreflightError when `count` images cannot fill a sub-batch, give K clusters, or split evenly
+    over the training processes."""
     t, k = params.train, params.model.num_clusters
     if count < t.sub_batch:
         raise PreflightError(
@@ -89,4 +90,11 @@ def check_data_size(params: Params, count: int, where: str) -> None:
         raise PreflightError(
             f"{where} has {count} images, fewer than model.num_clusters ({k}): "
             "lower model.num_clusters or add images"
+        )
+    if t.processes > 1 and count < t.large_batch and count % t.processes:
+        fits = count - count % t.processes
+        raise PreflightError(
+            f"{where} has {count} images, fewer than train.large_batch ({t.large_batch}), so each large "
+            f"batch is all {count}, which do not split evenly over train.processes ({t.processes}): "
+            f"set train.large_batch to {fits} (a multiple of {t.processes}) or train.processes to 1"
         )

@@ -97,10 +97,16 @@ def stop_process_group() -> None:
 
 
 def share(rows: torch.Tensor, ranks: Ranks) -> torch.Tensor:
-    """This rank's contiguous share of `rows` (equal shares: batch sizes are multiples of the world)."""
+    """This rank's contiguous share of `rows`; equal shares (the check stage makes batch sizes
+    multiples of the world), and a ValueError rather than rows silently left out otherwise."""
     if not ranks.distributed:
         return rows
-    size = len(rows) // ranks.world_size
+    size, left = divmod(len(rows), ranks.world_size)
+    if left:
+        raise ValueError(
+            f"{len(rows)} rows do not split evenly over {ranks.world_size} training processes: "
+            "make train.large_batch and train.sub_batch multiples of train.processes, at most the data size"
+        )
     return rows[ranks.rank * size : (ranks.rank + 1) * size]
 
 

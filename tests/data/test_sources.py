@@ -26,6 +26,7 @@ from gatcluster.data import formats
 from gatcluster.data.fit import FIT_RULE
 from gatcluster.data.sources import (
     IMAGENET_WNIDS,
+    LAYOUTS,
     Mirror,
     load_folder,
     load_imagenet_subset,
@@ -138,6 +139,21 @@ def cifar100_files() -> dict[str, bytes]:
     }
 
 
+def file_md5s(files: dict[str, bytes]) -> dict[str, str]:
+    """What a mirror publishes for the extracted files: base name -> md5."""
+    return {name.rsplit("/", 1)[-1]: hashlib.md5(content).hexdigest() for name, content in files.items()}
+
+
+class PlantedPickle:
+    """Unpickling this runs code: it would create `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
 def stl10_split(count: int) -> tuple[bytes, bytes]:
     """Column-major planes: byte c*9216 + col*96 + row; image n has R(row 1, col 5) = 100 + n."""
     raw = np.zeros((count, 3 * 96 * 96), dtype=np.uint8)
@@ -196,10 +212,9 @@ def test_second_load_reads_the_extracted_files_without_network(tmp_path, server)
 
 def test_cifar10_train_and_test_batches_combined(tmp_path, server):
     served, url = server
-    mirror = Mirror(
-        url, {"cifar-10-python.tar.gz": tar_gz(served / "cifar-10-python.tar.gz", cifar10_files())}
-    )
-    dataset = load_torchvision_source("cifar10", tmp_path, mirror=mirror)
+    files = cifar10_files()
+    archive = {"cifar-10-python.tar.gz": tar_gz(served / "cifar-10-python.tar.gz", files)}
+    dataset = load_torchvision_source("cifar10", tmp_path, mirror=Mirror(url, archive, file_md5s(files)))
     assert dataset.images.shape == (12, 32, 32, 3) and dataset.resize_rule == "resize"
     assert dataset.images[0, 0, 0].tolist() == [10, 20, 30] and dataset.images[0, 1, 2, 0] == 200
     assert dataset.labels.tolist() == [0, 1] * 6 and dataset.classes[9] == "truck"
@@ -208,10 +223,9 @@ def test_cifar10_train_and_test_batches_combined(tmp_path, server):
 
 def test_cifar100_20_uses_coarse_labels(tmp_path, server):
     served, url = server
-    mirror = Mirror(
-        url, {"cifar-100-python.tar.gz": tar_gz(served / "cifar-100-python.tar.gz", cifar100_files())}
-    )
-    dataset = load_torchvision_source("cifar100-20", tmp_path, mirror=mirror)
+    files = cifar100_files()
+    archive = {"cifar-100-python.tar.gz": tar_gz(served / "cifar-100-python.tar.gz", files)}
+    dataset = load_torchvision_source("cifar100-20", tmp_path, mirror=Mirror(url, archive, file_md5s(files)))
     assert dataset.images.shape == (8, 32, 32, 3)
     assert dataset.labels.tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
     assert dataset.classes == [f"super{i}" for i in range(20)]
@@ -253,8 +267,10 @@ def test_downloads_off_and_nothing_local(tmp_path):
 
 
 def test_extracted_offline_copy_needs_no_server(tmp_path):
-    root = extracted(tmp_path / "mirror", cifar10_files(per_batch=1))
-    dataset, skipped = load_source("cifar10", root, 32, tmp_path / "cache", Mirror(closed_port_url(), {}))
+    files = cifar10_files(per_batch=1)
+    root = extracted(tmp_path / "mirror", files)
+    mirror = Mirror(closed_port_url(), {}, file_md5s(files))
+    dataset, skipped = load_source("cifar10", root, 32, tmp_path / "cache", mirror)
     assert dataset.images.shape == (6, 32, 32, 3) and skipped == [] and not (tmp_path / "cache").exists()
 
 
@@ -269,8 +285,11 @@ def test_damaged_offline_copy_is_a_dataset_error(tmp_path):
     files = cifar10_files()
     files["cifar-10-batches-py/test_batch"] = files["cifar-10-batches-py/test_batch"][:30]
     root = extracted(tmp_path, files)
-    with pytest.raises(DatasetError, match="damaged cifar10"):
+    with pytest.raises(DatasetError, match="data_batch_1 is not the published cifar10 file"):
         load_torchvision_source("cifar10", root, mirror=Mirror(closed_port_url(), {}))
+    # a mirror that published the damaged file: read, and found damaged by its structure
+    with pytest.raises(DatasetError, match="damaged cifar10"):
+        load_torchvision_source("cifar10", root, mirror=Mirror(closed_port_url(), {}, file_md5s(files)))
 
 
 def test_bad_idx_header_is_a_dataset_error(tmp_path):
@@ -388,3 +407,23 @@ def test_tree_sources_need_an_existing_root(tmp_path, source):
         load_source(source, None, 32, tmp_path)
     with pytest.raises(DatasetError, match="needs data.root"):
         load_source(source, tmp_path / "missing", 32, tmp_path)
+
+
+def test_a_planted_pickle_is_refused_by_its_md5_and_never_unpickled(tmp_path):
+    files = cifar10_files(per_batch=1)
+    published = file_md5s(files)
+    marker = tmp_path / "code-ran"
+    files["cifar-10-batches-py/data_batch_3"] = pickle.dumps(PlantedPickle(marker))
+    root = extracted(tmp_path / "mirror", files)
+    with pytest.raises(DatasetError) as err:
+        load_source("cifar10", root, 32, tmp_path / "cache", Mirror(closed_port_url(), {}, published))
+    message = str(err.value)
+    assert message.startswith(f"{root / 'cifar-10-batches-py' / 'data_batch_3'} is not the published cifar10")
+    assert "\n" not in message and not marker.exists()
+
+
+def test_the_official_mirror_publishes_every_cifar_pickle():
+    for name in ("cifar10", "cifar100-20"):
+        layout, mirror = LAYOUTS[name], official_mirror(name)
+        assert layout.pickled and set(mirror.file_md5s) == set(layout.files)
+    assert not LAYOUTS["stl10"].pickled

@@ -51,6 +51,12 @@ def test_an_image_folder_is_counted_by_its_files(tmp_path):
     [
         ({"train.sub_batch": 64}, 63, "has 63 images, fewer than train.sub_batch \\(64\\)"),
         ({"train.sub_batch": 2}, 3, "has 3 images, fewer than model.num_clusters \\(10\\)"),
+        (
+            {"train.processes": 2, "train.large_batch": 1000},
+            999,
+            "has 999 images, fewer than train.large_batch \\(1000\\), .* do not split evenly over "
+            "train.processes \\(2\\): set train.large_batch to 998",
+        ),
     ],
 )
 def test_too_few_images_name_the_param_to_change(overrides, count, message):
@@ -64,3 +70,9 @@ def test_a_missing_or_wrong_data_root_is_a_params_error(tmp_path):
         resolve_data_root(params(**{"data.source": "folder"}).data, tmp_path)
     with pytest.raises(ParamsError, match="is not a folder"):
         resolve_data_root(params(**{"data.source": "folder", "data.root": "nope"}).data, tmp_path)
+
+
+def test_any_data_size_splits_over_processes_when_it_fills_the_large_batch():
+    two = params(**{"train.processes": 2, "train.large_batch": 1000})
+    for count in (998, 1000, 1001, 5001):  # even below L, or at least L: every batch splits evenly
+        check_data_size(two, count, "the data")

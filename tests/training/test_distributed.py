@@ -159,3 +159,12 @@ def test_two_gpus_with_nccl_take_the_one_process_step(one_process, tmp_path):
     torch.testing.assert_close(two["targets"][0], one_process["targets"].balanced, atol=1e-5, rtol=0)
     for name, grad in one_process["grads"].items():
         torch.testing.assert_close(two["grads"][name], grad, rtol=1e-6, atol=1e-8, msg=name)
+
+
+def test_rows_that_do_not_split_evenly_are_refused_not_dropped():
+    from gatcluster.training.distributed import Ranks, share
+
+    ranks = Ranks(rank=1, world_size=2, local_rank=1)
+    assert share(torch.arange(6), ranks).tolist() == [3, 4, 5]
+    with pytest.raises(ValueError, match="7 rows do not split evenly over 2 training processes"):
+        share(torch.arange(7), ranks)
