@@ -17,8 +17,10 @@ import gzip
 import pickle
 import shutil
 import tarfile
+import tempfile
 import urllib.error
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from gatcluster.data import formats
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.fit import FIT_RULE, fit_images
 from gatcluster.data.images import ImageDecodeError, load_image
-from gatcluster.data.store import DatasetError, ImageDataset
+from gatcluster.data.store import DatasetError, ImageDataset, release_pages, rows_per_block
 from gatcluster.data.walk import SkippedFile, walk_files
 
 IMAGENET_WNIDS = {  # docs/method.md §9; the position in the tuple is the class index
@@ -104,8 +106,8 @@ def load_source(
     if root is None or not root.is_dir():
         raise DatasetError(f"source {source} needs data.root to name an existing folder, got {root}")
     if source == "folder":
-        return load_folder(root, image_size)
-    return load_imagenet_subset(source, root, image_size)
+        return load_folder(root, image_size, cache_dir)
+    return load_imagenet_subset(source, root, image_size, cache_dir)
 
 
 def official_mirror(name: str) -> Mirror:
@@ -154,17 +156,20 @@ def check_pickles(name: str, folder: Path, files: tuple[str, ...], md5s: dict[st
             )
 
 
-def load_imagenet_subset(name: str, root: Path, size: int) -> tuple[ImageDataset, list[SkippedFile]]:
+def load_imagenet_subset(
+    name: str, root: Path, size: int, scratch_dir: Path | None = None
+) -> tuple[ImageDataset, list[SkippedFile]]:
     """ImageNet-10 / ImageNet-Dogs-15 from an ImageNet train tree root/<wnid>/*.JPEG.
 
-    Class index = position of the wnid in docs/method.md §9's list; images fitted to size × size.
+    Class index = position of the wnid in docs/method.md §9's list; images fitted to size × size
+    into a disk-backed array in `scratch_dir` (see `_decode_all`).
     """
     wnids = IMAGENET_WNIDS[name]
     missing = [wnid for wnid in wnids if not (root / wnid).is_dir()]
     if missing:
         raise DatasetError(f"{root} lacks the {name} class folder(s) {', '.join(missing)}")
-    files = [(path, label) for label, wnid in enumerate(wnids) for path in _visible_files(root / wnid)]
-    images, labels, skipped = _decode_all(files, size)
+    files = ((path, label) for label, wnid in enumerate(wnids) for path in _visible_files(root / wnid))
+    images, labels, skipped = _decode_all(files, size, scratch_dir)
     found = set(labels.tolist())
     empty = [wnid for label, wnid in enumerate(wnids) if label not in found]
     if empty:
@@ -172,19 +177,31 @@ def load_imagenet_subset(name: str, root: Path, size: int) -> tuple[ImageDataset
     return ImageDataset(images, labels, list(wnids), name, FIT_RULE), skipped
 
 
-def load_folder(root: Path, size: int) -> tuple[ImageDataset, list[SkippedFile]]:
-    """Every decodable image under `root` (recursive, hidden entries ignored), fitted to size × size.
+def load_folder(
+    root: Path, size: int, scratch_dir: Path | None = None
+) -> tuple[ImageDataset, list[SkippedFile]]:
+    """Every decodable image under `root` (recursive, hidden entries ignored), fitted to size × size
+    into a disk-backed array in `scratch_dir` (see `_decode_all`).
 
     Labelled by first-level sub-folder (classes sorted) when every image sits in one; else unlabelled.
     """
-    found = list(walk_files([root]))
-    files = [item for item in found if not isinstance(item, SkippedFile)]
-    images, kept, skipped = _decode_all([(path, i) for i, path in enumerate(files)], size)
-    skipped = [item for item in found if isinstance(item, SkippedFile)] + skipped
+    walk_skips: list[SkippedFile] = []
+    folders: dict[str, int] = {}  # first-level sub-folder -> tag; files directly in root get -1
+
+    def tagged_files() -> Iterator[tuple[Path, int]]:
+        for item in walk_files([root]):
+            if isinstance(item, SkippedFile):
+                walk_skips.append(item)
+                continue
+            parts = item.relative_to(root).parts
+            yield item, (folders.setdefault(parts[0], len(folders)) if len(parts) > 1 else -1)
+
+    images, tags, skipped = _decode_all(tagged_files(), size, scratch_dir)
+    skipped = walk_skips + skipped
     if not len(images):
         note = f" ({len(skipped)} skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
         raise DatasetError(f"no images found under {root}{note}")
-    labels, classes = _folder_labels(root, [files[i] for i in kept])
+    labels, classes = _folder_labels(tags, folders)
     return ImageDataset(images, labels, classes, "folder", FIT_RULE), skipped
 
 
@@ -257,26 +274,80 @@ def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
 
 
-def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
-    """Decode and fit each file: (N, size, size, 3) images, the tags of the kept files, skips."""
-    images = np.empty((len(files), size, size, TREE_CHANNELS), dtype=np.uint8)  # one buffer, no stacking copy
-    tags: list[int] = []
+class ScratchRows:
+    """A disk-backed uint8 array of rows that grows as rows are appended (image trees at fetch).
+
+    The rows live in a memory-mapped scratch file in `scratch_dir` (the system's temp folder when
+    None), unlinked from the start so nothing is left behind. Written pages are flushed and
+    released every block of rows (`store.BLOCK_BYTES`), so filling it holds about one block in
+    memory, whatever the number of rows; the file is sparse, so growing by doubling costs no disk.
+    """
+
+    def __init__(self, row_shape: tuple[int, ...], scratch_dir: Path | None) -> None:
+        if scratch_dir is not None:
+            scratch_dir.mkdir(parents=True, exist_ok=True)
+        self.file = tempfile.TemporaryFile(dir=scratch_dir)  # noqa: SIM115 (closed by finish)
+        self.row_shape = row_shape
+        self.count = 0
+        self.array: np.memmap | None = None
+        self.block = rows_per_block(np.empty((0, *row_shape), dtype=np.uint8))
+
+    def append(self, row: np.ndarray) -> None:
+        """Add one row at the end."""
+        if self.array is None or self.count == len(self.array):
+            self._grow()
+        self.array[self.count] = row
+        self.count += 1
+        if self.count % self.block == 0:
+            self._release()
+
+    def finish(self) -> np.ndarray:
+        """The rows so far, as a read-only view of the scratch file."""
+        self.file.close()  # the mapping keeps the unlinked file alive
+        if self.array is None:
+            return np.empty((0, *self.row_shape), dtype=np.uint8)
+        self._release()
+        return self.array[: self.count]
+
+    def _grow(self) -> None:
+        capacity = self.block if self.array is None else 2 * len(self.array)
+        if self.array is not None:
+            self._release()
+        self.file.truncate(capacity * int(np.prod(self.row_shape)))
+        self.array = np.memmap(self.file, dtype=np.uint8, mode="r+", shape=(capacity, *self.row_shape))
+
+    def _release(self) -> None:
+        self.array.flush()
+        release_pages(self.array)
+
+
+def _decode_all(
+    files: Iterable[tuple[Path, int]], size: int, scratch_dir: Path | None
+) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
+    """Decode and fit each file into `ScratchRows`: (N, size, size, 3) images, the tags of the kept
+    files, and the files skipped with their reasons. `files` is consumed lazily."""
+    rows = ScratchRows((size, size, TREE_CHANNELS), scratch_dir)
+    tags = array("q")
     skipped: list[SkippedFile] = []
     for path, tag in files:
         try:
-            images[len(tags)] = fit_images(load_image(path, TREE_CHANNELS)[None], size, FIT_RULE)[0]
+            rows.append(fit_images(load_image(path, TREE_CHANNELS)[None], size, FIT_RULE)[0])
         except ImageDecodeError as err:
             skipped.append(SkippedFile(path, str(err)))
             continue
         tags.append(tag)
-    return images[: len(tags)], np.asarray(tags, dtype=np.int64), skipped
+    return rows.finish(), np.frombuffer(tags, dtype=np.int64).copy(), skipped
 
 
-def _folder_labels(root: Path, paths: list[Path]) -> tuple[np.ndarray | None, list[str]]:
-    """Labels from first-level sub-folder names, or (None, []) when any image sits directly in root."""
-    parts = [path.relative_to(root).parts for path in paths]
-    if any(len(p) < 2 for p in parts):
+def _folder_labels(tags: np.ndarray, folders: dict[str, int]) -> tuple[np.ndarray | None, list[str]]:
+    """Labels from first-level sub-folder names (classes sorted), or (None, []) when any kept image
+    sits directly in root (tag -1)."""
+    if (tags < 0).any():
         return None, []
-    classes = sorted({p[0] for p in parts})
-    index = {name: i for i, name in enumerate(classes)}
-    return np.asarray([index[p[0]] for p in parts], dtype=np.int64), classes
+    names = {tag: name for name, tag in folders.items()}
+    classes = sorted({names[int(tag)] for tag in np.unique(tags)})
+    index = np.full(len(folders), -1, dtype=np.int64)
+    for tag, name in names.items():
+        if name in classes:
+            index[tag] = classes.index(name)
+    return index[tags], classes

@@ -21,7 +21,7 @@ from gatcluster.data.fit import fit_images
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PROJECT_DATASET_DIR = Path("data") / "dataset"  # where the pipeline keeps it, relative to the project
-CHECKSUM_ROWS = 8192  # rows hashed at a time
+BLOCK_BYTES = 4 * 2**20  # bytes of rows hashed, written or decoded between releases of mapped pages
 
 
 class DatasetError(RuntimeError):
@@ -64,6 +64,12 @@ def release_pages(array: np.ndarray) -> None:
         backing.madvise(mmap.MADV_DONTNEED)
 
 
+def rows_per_block(array: np.ndarray) -> int:
+    """How many rows of `array` make about BLOCK_BYTES (at least one)."""
+    row_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * array.itemsize
+    return max(1, BLOCK_BYTES // max(row_bytes, 1))
+
+
 def dataset_checksum(images: np.ndarray, labels: np.ndarray | None) -> str:
     """sha256 over the image bytes, their shape and the labels.
 
@@ -71,12 +77,24 @@ def dataset_checksum(images: np.ndarray, labels: np.ndarray | None) -> str:
     set larger than memory does not load it.
     """
     digest = hashlib.sha256(str(images.shape).encode())
-    for start in range(0, len(images), CHECKSUM_ROWS):
-        digest.update(np.ascontiguousarray(images[start : start + CHECKSUM_ROWS]).data)  # no copy
+    block = rows_per_block(images)
+    for start in range(0, len(images), block):
+        digest.update(np.ascontiguousarray(images[start : start + block]).data)  # no copy
         release_pages(images)
     if labels is not None:
         digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     return digest.hexdigest()
+
+
+def save_rows(path: Path, array: np.ndarray) -> None:
+    """`np.save` in blocks of rows, releasing a memory-mapped array's pages after each, so writing
+    a disk-backed data set does not load it (np.save would map every page in at once)."""
+    with path.open("wb") as out:
+        np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(array))
+        block = rows_per_block(array)
+        for start in range(0, len(array), block):
+            out.write(np.ascontiguousarray(array[start : start + block]).data)
+            release_pages(array)
 
 
 def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
@@ -94,7 +112,7 @@ def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out_dir.parent, f".{out_dir.name}-")
     try:
-        np.save(tmp / "images.npy", dataset.images)
+        save_rows(tmp / "images.npy", dataset.images)
         if dataset.labels is not None:
             np.save(tmp / "labels.npy", dataset.labels)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

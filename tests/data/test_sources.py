@@ -427,3 +427,21 @@ def test_the_official_mirror_publishes_every_cifar_pickle():
         layout, mirror = LAYOUTS[name], official_mirror(name)
         assert layout.pickled and set(mirror.file_md5s) == set(layout.files)
     assert not LAYOUTS["stl10"].pickled
+
+
+def test_image_trees_decode_into_a_growing_disk_backed_array(tmp_path, monkeypatch):
+    from gatcluster.data import store
+
+    monkeypatch.setattr(store, "BLOCK_BYTES", 3 * 4 * 4 * 3)  # blocks of 3 rows: many grow steps
+    pixels = np.random.default_rng(0).integers(0, 256, (23, 4, 4, 3), dtype=np.uint8)
+    for i, image in enumerate(pixels):
+        (tmp_path / "in" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "in" / f"c{i % 2}" / f"{i:02d}.png")
+    (tmp_path / "in" / "c1" / "99.png").write_bytes(b"not a png")
+    dataset, skipped = load_folder(tmp_path / "in", 4, tmp_path / "scratch")
+    assert isinstance(dataset.images, np.memmap) and dataset.images.shape == (23, 4, 4, 3)
+    order = [i for c in (0, 1) for i in range(23) if i % 2 == c]  # walk order: c0/..., then c1/...
+    assert np.array_equal(dataset.images, pixels[order])
+    assert dataset.labels.tolist() == [i % 2 for i in order] and dataset.classes == ["c0", "c1"]
+    assert [s.path.name for s in skipped] == ["99.png"]
+    assert list((tmp_path / "scratch").iterdir()) == []  # the scratch file was never visible

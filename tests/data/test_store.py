@@ -55,7 +55,7 @@ def test_failed_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(store.np, "save", disk_full)
+    monkeypatch.setattr(store, "save_rows", disk_full)
     with pytest.raises(OSError):
         write_dataset(small_dataset(labels=False), tmp_path / "d")
     monkeypatch.undo()
