@@ -9,6 +9,10 @@ Finished files and folders get ordinary permissions (0666 / 0777 less the umask)
 kernel applies the umask when the temporary is created with mode 0666 / 0777, so the umask is
 never read: reading it means setting it, which would briefly give files that other threads create
 meanwhile (the system metrics sampler, the read-ahead) a wrong mode.
+
+Temporary names carry the writer's process id. A writer killed with SIGKILL (or a power cut)
+cannot remove its temporary; the next write into the same folder with the same prefix removes
+every such leftover whose process is gone, so they never pile up or get cached as outputs.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +29,43 @@ from typing import Any
 _TEMP_NAME_TRIES = 100
 
 
+class WriteError(OSError):
+    """A file could not be written (a full disk, a write error); says which and what was kept."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message alone, without OSError's "[Errno 28]"
+
+
 def _temp_candidates(parent: Path, prefix: str) -> Iterator[Path]:
+    remove_stale_temporaries(parent, prefix)
     for _ in range(_TEMP_NAME_TRIES):
-        yield parent / f"{prefix}{secrets.token_hex(6)}"
+        yield parent / f"{prefix}{os.getpid()}-{secrets.token_hex(6)}"
     raise FileExistsError(f"no free temporary name in {parent} after {_TEMP_NAME_TRIES} tries")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale_temporaries(parent: Path, prefix: str) -> list[Path]:
+    """Remove the temporaries `prefix<pid>-...` in `parent` whose writing process is gone; them."""
+    removed = []
+    for leftover in parent.glob(f"{prefix}*"):
+        pid = leftover.name[len(prefix) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
 
 
 def make_temp_file(parent: Path, prefix: str) -> Path:
@@ -91,6 +129,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
             fsync_path(tmp)
         os.replace(tmp, path)
         fsync_path(path.parent)
+    except WriteError:
+        raise
+    except OSError as err:
+        kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
+        raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}; {kept}") from err
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -18,6 +18,7 @@ from gatcluster.telemetry import telemetry_off
 
 telemetry_off()  # before MLflow, ONNX Runtime or DVC are imported by a stage
 
+from gatcluster.atomic import WriteError  # noqa: E402
 from gatcluster.config.loading import load_params  # noqa: E402
 from gatcluster.config.params import Params, ParamsError  # noqa: E402
 from gatcluster.data.store import DatasetError  # noqa: E402
@@ -67,8 +68,9 @@ def verbose_requested() -> bool:
 def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...] = ()) -> None:
     """Run `main`, turning user errors into a one-line message and an exit code, not a traceback.
 
-    ParamsError and StageError exit 2 (usage), DatasetError, `failures` and MLflow errors (a
-    tracking server that is down or refuses a request) exit 1, Ctrl-C exits 130 and SIGTERM 143;
+    ParamsError and StageError exit 2 (usage), DatasetError, a failed write (a full disk:
+    WriteError, the previous file kept), `failures` and MLflow errors (a tracking server that is
+    down or refuses a request) exit 1, Ctrl-C exits 130 and SIGTERM 143;
     anything else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
@@ -77,7 +79,7 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
         main()
     except (ParamsError, StageError) as err:
         exit_with(f"error: {err}", EXIT_USAGE)
-    except (DatasetError, *failures) as err:
+    except (DatasetError, WriteError, *failures) as err:
         exit_with(f"error: {err}", EXIT_FAILED)
     except KeyboardInterrupt as err:
         exit_with("interrupted", interrupt_exit_code(err))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import threading
 
 import pytest
@@ -116,3 +117,19 @@ def test_dataset_folders_are_fsynced_before_the_rename(tmp_path, monkeypatch, di
     names = [p.name for p in synced]
     assert {"images.npy", "labels.npy", "manifest.json"} <= set(names)
     assert synced[-1] == tmp_path  # the folder that received the rename, last
+
+
+def test_temporaries_left_by_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    gone = subprocess.Popen(["true"])  # its process id is free once it has been waited for
+    gone.wait()
+    stale_file = tmp_path / f".table.csv-{gone.pid}-abc123"
+    stale_file.write_text("half")
+    stale_dir = tmp_path / f".dataset-{gone.pid}-def456"
+    (stale_dir / "sub").mkdir(parents=True)
+    alive = tmp_path / f".table.csv-{os.getppid()}-fff000"  # a live writer's: kept
+    alive.write_text("busy")
+    other = tmp_path / ".table.csv-notapid"  # not ours: kept
+    other.write_text("x")
+    write_text_atomic(tmp_path / "table.csv", "rows")
+    make_temp_dir(tmp_path, ".dataset-").rmdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["table.csv", alive.name, other.name])

@@ -17,6 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from gatcluster.atomic import WriteError
 from gatcluster.cli.sort_into import ClusterSorter
 from gatcluster.data.walk import SkippedFile, walk_files
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
@@ -173,7 +174,9 @@ def check_outputs_writable(opts: PredictOptions) -> None:
 
 
 def write_error(err: OSError) -> str:
-    """One line for a failed write: which path and why."""
+    """One line for a failed write: which path and why (and what was kept, where known)."""
+    if isinstance(err, WriteError):
+        return f"error: {err.strerror}"
     return f"error: cannot write {err.filename or 'the output'}: {err.strerror or err}"
 
 

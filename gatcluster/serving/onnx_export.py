@@ -9,7 +9,6 @@ travels in the model's metadata, so a predictor needs nothing but the `.onnx` fi
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,21 +56,18 @@ def export_onnx(
     wrapper = OnnxOutputs(model.eval()).eval()
     example = torch.rand(2, model.in_channels, model.input_size, model.input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp, exporter_logs(verbose):
-        raw = Path(tmp) / "raw.onnx"
-        torch.onnx.export(
+    with exporter_logs(verbose):
+        program = torch.onnx.export(  # kept in memory: nothing half-written on disk if it fails
             wrapper,
             (example,),
-            str(raw),
             input_names=[INPUT_NAME],
             output_names=list(OUTPUT_NAMES),
             dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
             opset_version=opset,
-            external_data=False,
             dynamo=True,
             verbose=verbose,
         )
-        graph = onnx.load(str(raw))
+        graph = program.model_proto
         onnx.helper.set_model_props(graph, {k: str(v) for k, v in metadata.items()})
         onnx.checker.check_model(graph, full_check=True)
     with atomic_path(path) as final:

@@ -87,6 +87,8 @@ class TableWriter:
             self.tmp = self.atomic.enter_context(atomic_path(self.path))
         if self.fmt != "parquet":
             self.stream = open(self.tmp, "w", newline="") if self.tmp else sys.stdout  # noqa: SIM115
+            if self.tmp:  # closed (flushed) inside the atomic write: a failed flush is its error
+                self.atomic.callback(self.stream.close)
             self.csv = csv.writer(self.stream, lineterminator="\n") if self.fmt == "csv" else None
             if self.csv:
                 self.csv.writerow(self.names)
@@ -113,13 +115,10 @@ class TableWriter:
         table = pa.Table.from_pylist([dict(zip(self.names, r, strict=True)) for r in rows])
         if self.parquet is None:
             self.parquet = pq.ParquetWriter(str(self.tmp), table.schema)
+            self.atomic.callback(self.parquet.close)
         self.parquet.write_table(table.cast(self.parquet.schema))
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.parquet is not None:
-            self.parquet.close()
-        if self.stream is not None and self.stream is not sys.stdout:
-            self.stream.close()
-        elif self.stream is sys.stdout:
+        if self.stream is sys.stdout:
             sys.stdout.flush()
-        self.atomic.__exit__(exc_type, exc, tb)
+        self.atomic.__exit__(exc_type, exc, tb)  # closes the file, then renames it or removes it

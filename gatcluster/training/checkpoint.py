@@ -6,6 +6,7 @@ the number of finished iterations, RNG states of torch / numpy / random, and the
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,15 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write `state` to `path` via a temporary file and an atomic rename."""
+    """Write `state` to `path` via a temporary file and an atomic rename.
+
+    Serialized in memory first: torch.save reports a failed file write (a full disk) as a bare
+    RuntimeError, a plain file write as an OSError that says so (atomic.WriteError).
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
