@@ -17,6 +17,7 @@ from pathlib import Path
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"  # MLflow's own name for the bootstrap password
 MIN_PASSWORD_LENGTH = 12  # MLflow's password policy
+AUTH_CACHE_TTL_S = 60
 
 
 class AuthSetupError(RuntimeError):
@@ -62,6 +63,10 @@ def auth_config_text(files: AuthFiles) -> str:
         f"database_uri = {files.database_uri}\n"
         f"admin_username = {ADMIN_USERNAME}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Checking a password is a deliberately slow hash (PBKDF2); without this cache every request
+        # pays it, and a training run makes hundreds. A changed or deleted password takes effect at
+        # once on the worker that changed it, on the others within the TTL.
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}\n"
     )
 
 
