@@ -106,3 +106,8 @@ class RowPrefetch:
             rows = self.read(idx)
         self.pending = None
         return rows.to(device, non_blocking=True)
+
+    def close(self) -> None:
+        """Stop the background thread (a read in progress finishes first)."""
+        self.pending = None
+        self.pool.shutdown(wait=True, cancel_futures=True)

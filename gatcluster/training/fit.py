@@ -95,8 +95,25 @@ def fit(
             "lower train.sub_batch or add images"
         )
     device = rank_device(resolve_device(params.train.device), ranks)
-    started, cfg = time.perf_counter(), params.train
+    started = time.perf_counter()
     trainer = Trainer(params, images, device, ranks)
+    try:
+        return train_and_finalize(trainer, params, labels, log_fn, checkpoint, ranks, started)
+    finally:
+        trainer.close()  # the read-ahead thread stops with the run, however it ends
+
+
+def train_and_finalize(
+    trainer: Trainer,
+    params: Params,
+    labels: np.ndarray | None,
+    log_fn: LogFn | None,
+    checkpoint: Path | None,
+    ranks: Ranks,
+    started: float,
+) -> FitResult:
+    """`fit`'s iterations (resumed where the checkpoint allows), then BatchNorm refit and head choice."""
+    cfg = params.train
     done, history = try_resume(trainer, checkpoint)
     for iteration in range(done, cfg.iterations):
         tic = time.perf_counter()

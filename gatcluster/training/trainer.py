@@ -284,6 +284,11 @@ class Trainer:
             )
         return {**losses, **self.target_stats, "lr": self.optimizer.param_groups[0]["lr"]}
 
+    def close(self) -> None:
+        """Release what the trainer started: the read-ahead thread on CUDA."""
+        if self.prefetch is not None:
+            self.prefetch.close()
+
     def finalize(self) -> None:
         """Fit BatchNorm statistics of the output model to the clean data set (when that is on)."""
         model = self.output_model

@@ -104,3 +104,14 @@ def test_training_from_a_stored_data_set_never_loads_or_keeps_it(tmp_path):
         tracemalloc.stop()
     assert numpy_peak < 10, numpy_peak
     assert mapped_rss_mib(npy) < 10
+
+
+def test_the_read_ahead_thread_stops_when_closed(tmp_path):
+    import threading
+
+    images = ModelImages(np.zeros((8, 4, 4, 1), dtype=np.uint8), 4, True)
+    prefetch = RowPrefetch(images, pin=False)
+    prefetch.start(torch.arange(4))
+    assert prefetch.take(torch.arange(4), torch.device("cpu")).shape == (4, 1, 4, 4)
+    prefetch.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("gat-prefetch")]
