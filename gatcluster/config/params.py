@@ -141,7 +141,7 @@ class AugmentConfig:
     """Strengths of the augmented view (docs/method.md §5)."""
 
     flip: bool = False
-    brightness: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    brightness: float = field(default=0.8, metadata=_range(0.0, 1.0))
     contrast: float = field(default=0.0, metadata=_range(0.0, 1.0))
     hue: float = field(default=0.0, metadata=_range(0.0, 0.5))
     degrees: float = field(default=20.0, metadata=_range(0.0, 180.0))
