@@ -36,12 +36,29 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A project after fetch, train, evaluate and export with the tiny params."""
+    from gatcluster.config.loading import load_params
+    from gatcluster.pipeline.evaluate_stage import run_evaluate
+    from gatcluster.pipeline.export_stage import run_export
+    from gatcluster.pipeline.layout import ProjectLayout
+    from gatcluster.pipeline.train_stage import run_train
+
     root = copy_project(tmp_path_factory.mktemp("faults"))
     write_params(root, TINY)
     fetch_in_process(root)
-    for stage in ("train", "evaluate", "export"):
-        done = run(root, sys.executable, f"stages/{stage}.py")
-        assert done.returncode == 0, done.stderr
+    # the stages' own work, in this process (their processes are what the tests below start)
+    params, layout = load_params(root / "params.yaml"), ProjectLayout(root)
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        run_train(params, layout, None, "")
+        run_evaluate(params, layout, None, "")
+        run_export(params, layout, None, "", verbose=False)
+    finally:
+        import mlflow
+
+        mlflow.set_tracking_uri(
+            before
+        )  # export sets it process-wide: the stage processes must not inherit it
+    assert os.environ.get("MLFLOW_TRACKING_URI") == before
     return root
 
 

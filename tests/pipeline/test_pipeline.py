@@ -221,12 +221,19 @@ def wait_for_server(url: str, server: subprocess.Popen, log: Path, seconds: floa
 
 
 def add_user(url: str, admin: tuple[str, str], user: tuple[str, str], *options: str) -> None:
-    """`gat user add` as the admin, the new password piped in (never on a command line)."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": url}
-    env |= {"MLFLOW_TRACKING_USERNAME": admin[0], "MLFLOW_TRACKING_PASSWORD": admin[1]}
-    cmd = [str(BIN / "gat"), "user", "add", user[0], "--password-stdin", *options]
-    done = subprocess.run(cmd, input=user[1] + "\n", env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    """`gat user add` as the admin (in this process), the new password piped in, never in argv."""
+    from typer.testing import CliRunner
+
+    from gatcluster.cli.app import app
+
+    env = {
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_TRACKING_USERNAME": admin[0],
+        "MLFLOW_TRACKING_PASSWORD": admin[1],
+    }
+    args = ["user", "add", user[0], "--password-stdin", *options]
+    done = CliRunner().invoke(app, args, input=user[1] + "\n", env=env)
+    assert done.exit_code == 0 and f"added {'reader' if options else 'writer'} {user[0]}" in done.output
 
 
 def command_lines() -> str:
