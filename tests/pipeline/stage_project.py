@@ -115,3 +115,24 @@ def train_until_first_checkpoint(root: Path, env: dict[str, str], **popen: objec
     while not checkpoint.exists() and train.poll() is None:
         time.sleep(0.1)
     return train
+
+
+def digit_photos(folder: Path, dataset, count: int) -> Path:
+    """`count` real digits as PNG files with non-ASCII names, in `folder`."""
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(dataset.images[i][..., 0]).save(folder / f"chiffre é {i}.png")
+    return folder
+
+
+def gat_in(project: Path, monkeypatch, cache: Path, *args: str):
+    """`gat ARGS` run in-process (CliRunner) from `project`, as a user there would; the result."""
+    from typer.testing import CliRunner
+
+    from gatcluster.cli.app import app
+
+    monkeypatch.chdir(project)  # the project's store is found from the working folder
+    monkeypatch.setenv("GAT_CACHE_DIR", str(cache))
+    return CliRunner().invoke(app, list(args))
