@@ -87,6 +87,10 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
         if not is_tracking_error(err):
             raise
         exit_with(tracking_error_message(err), EXIT_FAILED)
+    finally:
+        # Exiting now, whichever way: a SIGTERM that arrives meanwhile (torchrun stopping the other
+        # ranks after one failed) must not raise inside the interpreter's exit-time cleanup.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def is_tracking_error(err: Exception) -> bool:
