@@ -52,6 +52,11 @@ CONFIGS: dict[str, dict] = {
     "relations-targets": {"experimental.relations": "targets"},
     # Stronger brightness jitter (factors 0.2-1.8): clothes come in every shade, digits in one.
     "bright0.8": {"augment.brightness": 0.8},
+    # Targets from probabilities averaged over each image's k nearest neighbours in the mid-level
+    # features (k = 5 is the default since 2026-12-05; screened as nbr5 / nbr10 against 0).
+    "nbr0": {"experimental.neighbours": 0},
+    "nbr5": {"experimental.neighbours": 5},
+    "nbr10": {"experimental.neighbours": 10},
     "aug-strong": {
         "augment.degrees": 30,
         "augment.shear": 30,

@@ -43,13 +43,14 @@ def _temp_candidates(parent: Path, prefix: str) -> Iterator[Path]:
     raise FileExistsError(f"no free temporary name in {parent} after {_TEMP_NAME_TRIES} tries")
 
 
-def _process_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 checks without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's process
+        return True  # it exists, owned by someone else
     return True
 
 
@@ -58,7 +59,7 @@ def remove_stale_temporaries(parent: Path, prefix: str) -> list[Path]:
     removed = []
     for leftover in parent.glob(f"{prefix}*"):
         pid = leftover.name[len(prefix) :].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)

@@ -40,6 +40,7 @@ ADDITIONS_OFF = {
     "experimental.num_heads": 1,
     "experimental.overcluster": 0,
     "experimental.relations": "targets",
+    "experimental.neighbours": 0,
 }
 # Keys of earlier versions, now in the experimental block (a checkpoint's params still load).
 MOVED_KEYS = {
@@ -165,6 +166,7 @@ class ExperimentalConfig:
     sync_batchnorm: bool = True
     num_heads: int = field(default=1, metadata=_range(1, 32))
     overcluster: int = field(default=0, metadata=_range(0, 10000))
+    neighbours: int = field(default=5, metadata=_range(0, 1000))
 
 
 @dataclass(frozen=True)

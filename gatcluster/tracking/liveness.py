@@ -15,6 +15,8 @@ from pathlib import Path
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from gatcluster.atomic import pid_alive
+
 HOST_TAG, PID_TAG, BOOT_TAG = "gatcluster.host", "gatcluster.pid", "gatcluster.boot_id"
 CLOSED_TAG = "gatcluster.closed_reason"
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
@@ -31,17 +33,6 @@ def boot_id() -> str:
 def process_tags() -> dict[str, str]:
     """The tags that identify the current process."""
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), BOOT_TAG: boot_id()}
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
-    return True
 
 
 def process_gone(tags: dict[str, str]) -> bool:

@@ -32,7 +32,13 @@ from gatcluster.training.distributed import (
     use_synced_batchnorm,
 )
 from gatcluster.training.head_selection import best_head, head_losses
-from gatcluster.training.losses import GATClusterLoss, Targets, compute_targets, relation_points
+from gatcluster.training.losses import (
+    GATClusterLoss,
+    Targets,
+    compute_targets,
+    neighbour_mean,
+    relation_points,
+)
 from gatcluster.training.passes import (
     autocast_for,
     chunked_head_probs,
@@ -132,7 +138,7 @@ class Trainer:
         message naming `where` they appeared.
         """
         cfg, xcfg, model = self.cfg, self.xcfg, self.output_model
-        features = xcfg.relations == "features"
+        features = xcfg.relations == "features" or xcfg.neighbours > 0
         probs, middle = chunked_probs_and_middle(
             model,
             share(batch, ranks),
@@ -159,9 +165,16 @@ class Trainer:
             targets = [empty_targets(len(p), p.shape[1], self.device) for p in probs]
         else:
             points = relation_points(middle, seed) if features else None
+            # The targets' probabilities: each image's averaged with its nearest neighbours'.
+            smoothed = (
+                [neighbour_mean(p.float(), points, xcfg.neighbours) for p in probs]
+                if xcfg.neighbours
+                else probs
+            )
+            relate = points if xcfg.relations == "features" else None
             targets = [
-                compute_targets(p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, points)
-                for h, (p, k) in enumerate(zip(probs, sizes, strict=True))
+                compute_targets(p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, relate)
+                for h, (p, k) in enumerate(zip(smoothed, sizes, strict=True))
             ]
         broadcast_from_main([t for tg in targets for t in tg], ranks)
         return probs, targets

@@ -126,8 +126,10 @@ def test_each_stage_logs_exactly_the_params_dvc_yaml_gives_it():
 def test_saved_params_count_missing_additions_as_off():
     saved = params_to_dict(Params())
     del saved["experimental"]["relations"], saved["experimental"]["num_heads"]
+    del saved["experimental"]["neighbours"]
     restored = saved_params_from_dict(saved)
     assert restored.experimental.relations == "targets" and restored.experimental.num_heads == 1
+    assert restored.experimental.neighbours == 0
     assert params_from_dict(saved).experimental.relations == "features"  # plain loading: today's default
     complete = params_to_dict(replace_params(Params(), {"experimental.relations": "features"}))
     assert saved_params_from_dict(complete) == Params()  # named keys are kept as saved
@@ -142,7 +144,8 @@ def test_params_saved_by_the_previous_version_load_with_moved_and_removed_keys()
     )
     saved["model"].update(theta_layout="paper", att_lambda=0.05, num_heads=1, overcluster=0)
     saved["augment"].update(stroke=0.0, elastic=0.0)
-    assert saved_params_from_dict(saved) == Params()
+    # That version had no neighbour targets: its runs trained without them.
+    assert saved_params_from_dict(saved) == replace_params(Params(), {"experimental.neighbours": 0})
     saved["train"]["ema_decay"] = 0.99  # a trainer this version no longer has
     with pytest.raises(ParamsError, match=r"trained with train.ema_decay=0.99"):
         saved_params_from_dict(saved)

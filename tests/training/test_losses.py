@@ -18,6 +18,7 @@ from gatcluster.training.losses import (
     entropy_loss,
     invariance_loss,
     knee_log,
+    neighbour_mean,
     relation_labels,
     relation_points,
     separability_loss,
@@ -257,3 +258,24 @@ def test_separability_gradient_repeats_exactly():
         separability_loss(logits.softmax(dim=1), labels).backward()
         grads.append(logits.grad.clone())
     assert all(torch.equal(g, grads[0]) for g in grads)
+
+
+def test_neighbour_mean_averages_each_image_with_its_nearest_in_feature_space():
+    points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [10.2, 0.0]])
+    probs = one_hots([0, 1, 2, 3], k=4)
+    smoothed = neighbour_mean(probs, points, k=1)
+    expected = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
+    assert torch.allclose(smoothed, expected)
+    assert torch.allclose(smoothed.sum(dim=1), torch.ones(4))  # still probabilities
+    assert torch.allclose(neighbour_mean(probs, points, k=10), torch.full((4, 4), 0.25))  # at most L - 1
+
+
+def test_neighbour_mean_follows_the_features_groups():
+    features, truth = clustered_features(20)
+    probs = separated_probs(20, seed=1)  # confident, but unrelated to the feature groups
+    smoothed = neighbour_mean(probs, relation_points(features, seed=0), k=5)
+    # Each image's five nearest neighbours lie in its own feature group.
+    same_group = truth[:, None] == truth[None, :]
+    manual = torch.stack([probs[same_group[i]].mean(dim=0) for i in range(len(probs))])
+    assert not torch.allclose(smoothed, probs)
+    assert (smoothed - manual).abs().max() < (probs - manual).abs().max()

@@ -210,6 +210,7 @@ SWITCHES_ON = {
     "model.fea_dim": 16,
     "experimental.overcluster": 20,
     "experimental.relations": "features",
+    "experimental.neighbours": 5,
 }
 # Losses of the two iterations below with every switch off, pinned from the trainer of the
 # numerics fix (docs/numerics.md) on an AMD EPYC with AVX-512 BF16, 2 threads. Other arithmetic
