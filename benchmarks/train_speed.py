@@ -24,7 +24,7 @@ from gatcluster.config.params import Params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
-from gatcluster.training.losses import compute_targets, relation_points
+from gatcluster.training.losses import compute_targets, neighbour_mean, relation_points
 from gatcluster.training.passes import chunked_probs_and_middle, cpu_has_native_bf16, reestimate_batchnorm
 from gatcluster.training.streams import AUG_VIEW, derived_generator, large_batch_indices
 from gatcluster.training.trainer import Trainer
@@ -69,7 +69,7 @@ def profile(
         if x.bn_reestimate:
             refit_args = (model, batch, *args, t.channels_last, t.amp)
             timed(phases, "BatchNorm re-estimation", reestimate_batchnorm, *refit_args, device=device)
-        features = x.relations == "features"
+        features = x.relations == "features" or x.neighbours > 0
         forward_args = (model, batch, *args, t.amp, t.channels_last, features, True)
         probs, middle = timed(
             phases, "target forward pass", chunked_probs_and_middle, *forward_args, device=device
@@ -79,12 +79,18 @@ def profile(
             if features
             else None
         )
+        if x.neighbours > 0:
+            probs = [
+                timed(phases, "neighbour mean", neighbour_mean, p, points, x.neighbours, device=device)
+                for p in probs
+            ]
+        kmeans_points = points if x.relations == "features" else None
         targets = [
             timed(
                 phases,
                 "targets incl. k-means",
                 compute_targets,
-                *(p, k, x.kmeans_n_init, it, x.guard_min_ratio, points),
+                *(p, k, x.kmeans_n_init, it, x.guard_min_ratio, kmeans_points),
                 device=device,
             )
             for p, k in zip(probs, head_sizes(params, len(probs)), strict=True)

@@ -88,6 +88,12 @@ def check_consistency(params: Params) -> None:
         raise ParamsError(
             f"train.sub_batch ({train.sub_batch}) must be <= train.large_batch ({train.large_batch})"
         )
+    neighbours = params.experimental.neighbours
+    if neighbours >= train.large_batch:
+        raise ParamsError(
+            f"experimental.neighbours ({neighbours}) must be < train.large_batch ({train.large_batch}): "
+            "neighbours are taken inside each large batch"
+        )
     for key in ("large_batch", "sub_batch"):
         if getattr(train, key) % train.processes:
             raise ParamsError(

@@ -1,11 +1,11 @@
 """The four self-learning losses of GATCluster and the targets they learn from (docs/method.md §3).
 
 Targets come from the clean probabilities P (|L| × K) of a large batch, computed without gradients
-(each image's P averaged with its nearest neighbours' in the mid-level features, `neighbour_mean`):
-balanced targets for transformation invariance, sharpened targets for the attention head, and
-k-means relation labels for separability (of the sharpened targets as in the paper, or, with
-`experimental.relations: features`, of the network's mid-level features). Losses see the sub-batch
-outputs p', q'.
+(with `experimental.neighbours` > 0, the default, each image's P averaged with its nearest
+neighbours' in the mid-level features first: `neighbour_mean`): balanced targets for transformation
+invariance, sharpened targets for the attention head, and k-means relation labels for separability
+(of the sharpened targets as in the paper, or, with `experimental.relations: features`, of the
+network's mid-level features). Losses see the sub-batch outputs p', q'.
 """
 
 from __future__ import annotations
@@ -84,9 +84,14 @@ def neighbour_mean(probs: torch.Tensor, points: torch.Tensor, k: int) -> torch.T
     5 nearest neighbours in the mid-level features share the class 3 times in 4 where k-means
     clusters of the same points do only half the time (docs/experiments.md).
     """
-    dist = torch.cdist(points.float(), points.float())
+    # Distances in float64 and a stable sort, as k-means works in float64: the points carry the
+    # device's rounding, but ranking them adds none (float32's |x|² + |y|² − 2xy expansion in
+    # cdist cancels for close points), and equal distances keep index order on every device.
+    x = points.detach().to(torch.float64)
+    dist = torch.cdist(x, x)
     dist.fill_diagonal_(float("inf"))
-    nearest = dist.topk(min(k, len(points) - 1), dim=1, largest=False).indices  # (L, k)
+    nearest = dist.sort(dim=1, stable=True).indices[:, : min(k, len(points) - 1)]  # (L, k)
+    probs = probs.float()
     return (probs + probs[nearest].sum(dim=1)) / (nearest.shape[1] + 1)
 
 

@@ -165,15 +165,18 @@ class Trainer:
             targets = [empty_targets(len(p), p.shape[1], self.device) for p in probs]
         else:
             points = relation_points(middle, seed) if features else None
-            # The targets' probabilities: each image's averaged with its nearest neighbours'.
-            smoothed = (
-                [neighbour_mean(p.float(), points, xcfg.neighbours) for p in probs]
-                if xcfg.neighbours
-                else probs
-            )
-            relate = points if xcfg.relations == "features" else None
+            # Targets from probabilities averaged over feature neighbours: nearest neighbours share
+            # the class far more often than k-means clusters do (docs/method.md §3). The returned
+            # probabilities stay the network's own, for the diagnostics of its clusters.
+            if xcfg.neighbours > 0:
+                smoothed = [neighbour_mean(p, points, xcfg.neighbours) for p in probs]
+            else:
+                smoothed = probs
+            kmeans_points = points if xcfg.relations == "features" else None
             targets = [
-                compute_targets(p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, relate)
+                compute_targets(
+                    p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, kmeans_points
+                )
                 for h, (p, k) in enumerate(zip(smoothed, sizes, strict=True))
             ]
         broadcast_from_main([t for tg in targets for t in tg], ranks)

@@ -63,6 +63,10 @@ def test_integers_are_accepted_where_numbers_are_expected():
         ({"augment.scale": [1.2, 0.8]}, r"augment.scale must be a pair \[low, high\]"),
         ({"data.image_size": 28}, "data.image_size is no longer set: the backbone fixes the input size"),
         ({"train.sub_batch": 2000}, r"train.sub_batch \(2000\) must be <= train.large_batch"),
+        (
+            {"experimental.neighbours": 1000},
+            r"experimental.neighbours \(1000\) must be < train.large_batch \(1000\)",
+        ),
         ({"train": 3}, "train must be a mapping"),
         ({"train.processes": 3}, r"train.large_batch \(1000\) must be a multiple of train.processes \(3\)"),
         ({"train.processes": 0}, "train.processes must be >= 1"),

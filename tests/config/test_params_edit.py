@@ -123,10 +123,16 @@ def test_faithful_preset_is_the_authors_schedule():
     "name", ["faithful", "stl10", "imagenet10", "imagenet-dogs15", "cifar10", "cifar100-20"]
 )
 def test_paper_presets_turn_every_trainer_addition_off(name):
-    on = {"experimental.num_heads": 4, "experimental.overcluster": 50, "experimental.relations": "features"}
+    on = {
+        "experimental.num_heads": 4,
+        "experimental.overcluster": 50,
+        "experimental.relations": "features",
+        "experimental.neighbours": 5,
+    }
     params = replace_params(replace_params(Params(), on), preset_values(name))
     x = params.experimental
     assert (x.num_heads, x.overcluster, x.relations, x.bn_reestimate) == (1, 0, "targets", False)
+    assert x.neighbours == 0
     assert params.train.amp is False
 
 
