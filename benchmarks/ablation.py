@@ -53,7 +53,8 @@ CONFIGS: dict[str, dict] = {
     # Stronger brightness jitter (factors 0.2-1.8): clothes come in every shade, digits in one.
     "bright0.8": {"augment.brightness": 0.8},
     # Targets from probabilities averaged over each image's k nearest neighbours in the mid-level
-    # features (k = 5 is the default since 2026-12-05; screened as nbr5 / nbr10 against 0).
+    # features (k = 5 is the default since 2026-12-05; nbr5 and nbr10 were screened against the
+    # brightness-0.8 runs without neighbours; nbr0 turns them off).
     "nbr0": {"experimental.neighbours": 0},
     "nbr5": {"experimental.neighbours": 5},
     "nbr10": {"experimental.neighbours": 10},

@@ -5,8 +5,14 @@ features of each backbone stage (after each max-pool, unit length), the label fe
 global head's probabilities with k-means (K clusters, 10 restarts); prints each one's ACC beside
 the network's own argmax ACC. Labels only score the result.
 
+`--batches N` asks the question of the neighbour targets instead (experimental.neighbours): in N
+random batches of train.large_batch images, on the points the trainer uses (unit length, 32
+principal components), the trainer's k-means ACC beside the share of each image's k nearest
+neighbours that have its class, for the raw pixels and every stage.
+
     .venv/bin/python benchmarks/layer_probe.py                      # models/model.pt, data/dataset
     .venv/bin/python benchmarks/layer_probe.py --model m.pt --dataset d --threads 2
+    .venv/bin/python benchmarks/layer_probe.py --batches 3          # k-means vs nearest neighbours
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
@@ -22,6 +29,8 @@ from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import read_dataset
 from gatcluster.data.views import clean_view
 from gatcluster.evaluation.metrics import cluster_scores
+from gatcluster.training.kmeans import kmeans
+from gatcluster.training.losses import relation_points
 from gatcluster.training.model_file import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +56,34 @@ def stage_features(model, images: torch.Tensor, grayscale: bool) -> dict[str, to
     return {key: torch.cat(value) for key, value in parts.items()}
 
 
+NEIGHBOURS = (1, 5, 10, 20)
+
+
+def neighbour_row(name: str, features: torch.Tensor, labels: np.ndarray, k: int) -> str:
+    """k-means ACC and nearest-neighbour class agreement of one batch's features, as the trainer sees them."""
+    points = relation_points(features.flatten(1).float(), seed=0)
+    found = kmeans(points, k, 10, 0).numpy()
+    dist = torch.cdist(points.double(), points.double())
+    dist.fill_diagonal_(float("inf"))
+    cells = [f"{name:<20} k-means ACC {cluster_scores(found, labels).acc:.3f}"]
+    for n in NEIGHBOURS:
+        nearest = dist.topk(n, largest=False).indices.numpy()
+        cells.append(f"{n} nn {np.mean(labels[nearest] == labels[:, None]):.3f}")
+    return "  ".join(cells)
+
+
+def neighbour_probe(model, images: torch.Tensor, labels: np.ndarray, params, batches: int) -> None:
+    """Per random large batch: k-means against nearest neighbours, pixels and every stage."""
+    size = min(params.train.large_batch, len(images))
+    for b in range(batches):
+        idx = np.random.default_rng(b).choice(len(images), size, replace=False)
+        print(f"# batch {b}: {size} images")
+        pixels = clean_view(images[idx], params.data.grayscale)
+        print(neighbour_row("pixels", pixels, labels[idx], params.model.num_clusters))
+        for name, feats in stage_features(model, images[idx], params.data.grayscale).items():
+            print(neighbour_row(name, feats, labels[idx], params.model.num_clusters))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,12 +91,16 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "model.pt")
     parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "dataset")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=0, help="k-means vs nearest neighbours in N batches")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, params = load_model(args.model)
     data = read_dataset(args.dataset)
     images = prepare_images(data.images, params.model.input_size, params.data.grayscale)
-    labels = data.labels
+    labels = np.asarray(data.labels)
+    if args.batches:
+        neighbour_probe(model, images, labels, params, args.batches)
+        return
     k = params.model.num_clusters
     with torch.no_grad():
         own = model.eval()(clean_view(images, params.data.grayscale)).probs.argmax(1).numpy()
