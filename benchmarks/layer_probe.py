@@ -30,7 +30,7 @@ from gatcluster.data.store import read_dataset
 from gatcluster.data.views import clean_view
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.kmeans import kmeans
-from gatcluster.training.losses import relation_points
+from gatcluster.training.losses import nearest_neighbours, relation_points
 from gatcluster.training.model_file import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,11 +63,10 @@ def neighbour_row(name: str, features: torch.Tensor, labels: np.ndarray, k: int)
     """k-means ACC and nearest-neighbour class agreement of one batch's features, as the trainer sees them."""
     points = relation_points(features.flatten(1).float(), seed=0)
     found = kmeans(points, k, 10, 0).numpy()
-    dist = torch.cdist(points.double(), points.double())
-    dist.fill_diagonal_(float("inf"))
+    ranked = nearest_neighbours(points, max(NEIGHBOURS)).numpy()  # the trainer's ranking
     cells = [f"{name:<20} k-means ACC {cluster_scores(found, labels).acc:.3f}"]
     for n in NEIGHBOURS:
-        nearest = dist.topk(n, largest=False).indices.numpy()
+        nearest = ranked[:, :n]
         cells.append(f"{n} nn {np.mean(labels[nearest] == labels[:, None]):.3f}")
     return "  ".join(cells)
 

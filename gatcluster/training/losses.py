@@ -77,6 +77,19 @@ def relation_points(features: torch.Tensor, seed: int, dims: int = RELATION_FEAT
     return (basis @ u[:, :rank]) * s[:rank]
 
 
+def nearest_neighbours(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (L, min(k, L − 1)) of each point's k nearest other points, nearest first.
+
+    Distances in float64 and a stable sort, as k-means works in float64: the points carry the
+    device's rounding, but ranking them adds none (float32's |x|² + |y|² − 2xy expansion in cdist
+    cancels for close points), and equal distances keep index order on every device.
+    """
+    x = points.detach().to(torch.float64)
+    dist = torch.cdist(x, x)
+    dist.fill_diagonal_(float("inf"))
+    return dist.sort(dim=1, stable=True).indices[:, : min(k, len(points) - 1)]
+
+
 def neighbour_mean(probs: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
     """Each row of P averaged with the rows of its k nearest neighbours in `points` (itself included).
 
@@ -84,13 +97,7 @@ def neighbour_mean(probs: torch.Tensor, points: torch.Tensor, k: int) -> torch.T
     5 nearest neighbours in the mid-level features share the class 3 times in 4 where k-means
     clusters of the same points do only half the time (docs/experiments.md).
     """
-    # Distances in float64 and a stable sort, as k-means works in float64: the points carry the
-    # device's rounding, but ranking them adds none (float32's |x|² + |y|² − 2xy expansion in
-    # cdist cancels for close points), and equal distances keep index order on every device.
-    x = points.detach().to(torch.float64)
-    dist = torch.cdist(x, x)
-    dist.fill_diagonal_(float("inf"))
-    nearest = dist.sort(dim=1, stable=True).indices[:, : min(k, len(points) - 1)]  # (L, k)
+    nearest = nearest_neighbours(points, k)
     probs = probs.float()
     return (probs + probs[nearest].sum(dim=1)) / (nearest.shape[1] + 1)
 
