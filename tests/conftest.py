@@ -35,6 +35,29 @@ TEST_THREADS = 2
 torch.set_num_threads(TEST_THREADS)
 telemetry_off()
 
+# The longest test files, longest first (per-file totals of `pytest --durations`, 2026-12-05, this
+# 2-core machine). pytest-xdist hands whole files (--dist loadfile) to its two workers in collection
+# order, one at a time as they free up (pyproject.toml turns off its own order, by test count, which
+# left one-test files of 20-35 s for the end): longest first keeps the two workers busy to the end.
+LONGEST_FILES_FIRST = (
+    "tests/pipeline/test_pipeline.py",
+    "tests/training/test_trainer.py",
+    "tests/pipeline/test_faults.py",
+    "tests/pipeline/test_stage_processes.py",
+    "tests/pipeline/test_colour_presets.py",
+    "tests/pipeline/test_team_server.py",
+    "tests/benchmarks/test_gpu_check.py",
+    "tests/benchmarks/test_robustness.py",
+    "tests/cli/test_ui.py",
+    "tests/training/test_distributed.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the longest files first; the rest keep their order (a stable sort)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 @pytest.fixture(autouse=True)
 def global_tracking_uri_restored() -> Iterator[None]:
