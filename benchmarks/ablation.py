@@ -54,6 +54,8 @@ CONFIGS: dict[str, dict] = {
     "relfeat": {"experimental.relations": "features"},
     "relfeat-sep3": {"experimental.relations": "features", "train.loss_weights.separability": 3},
     "relations-targets": {"experimental.relations": "targets"},
+    # Relations from k-means on the spectral embedding of the features' 10-nearest-neighbour graph.
+    "spectral": {"experimental.relations": "spectral"},
     # Stronger brightness jitter (factors 0.2-1.8): clothes come in every shade, digits in one.
     "bright0.8": {"augment.brightness": 0.8},
     # Targets from probabilities averaged over each image's k nearest neighbours in the mid-level

@@ -24,7 +24,7 @@ from gatcluster.config.params import Params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
-from gatcluster.training.losses import compute_targets, neighbour_mean, relation_points
+from gatcluster.training.losses import compute_targets, kmeans_points, neighbour_mean, relation_points
 from gatcluster.training.passes import chunked_probs_and_middle, cpu_has_native_bf16, reestimate_batchnorm
 from gatcluster.training.streams import AUG_VIEW, derived_generator, large_batch_indices
 from gatcluster.training.trainer import Trainer
@@ -69,7 +69,7 @@ def profile(
         if x.bn_reestimate:
             refit_args = (model, batch, *args, t.channels_last, t.amp)
             timed(phases, "BatchNorm re-estimation", reestimate_batchnorm, *refit_args, device=device)
-        features = x.relations == "features" or x.neighbours > 0
+        features = x.relations != "targets" or x.neighbours > 0
         forward_args = (model, batch, *args, t.amp, t.channels_last, features, True)
         probs, middle = timed(
             phases, "target forward pass", chunked_probs_and_middle, *forward_args, device=device
@@ -84,16 +84,22 @@ def profile(
                 timed(phases, "neighbour mean", neighbour_mean, p, points, x.neighbours, device=device)
                 for p in probs
             ]
-        kmeans_points = points if x.relations == "features" else None
+        sizes = head_sizes(params, len(probs))
+        space = {
+            k: timed(phases, "spectral embedding", kmeans_points, x.relations, points, k, device=device)
+            if x.relations == "spectral"
+            else kmeans_points(x.relations, points, k)
+            for k in set(sizes)
+        }
         targets = [
             timed(
                 phases,
                 "targets incl. k-means",
                 compute_targets,
-                *(p, k, x.kmeans_n_init, it, x.guard_min_ratio, kmeans_points),
+                *(p, k, x.kmeans_n_init, it, x.guard_min_ratio, space[k]),
                 device=device,
             )
-            for p, k in zip(probs, head_sizes(params, len(probs)), strict=True)
+            for p, k in zip(probs, sizes, strict=True)
         ]
         gen = derived_generator(params.seed, it, AUG_VIEW)
         timed(phases, "augmented views", trainer.augment, batch, gen, device=device)

@@ -85,7 +85,7 @@ def saved_params_from_dict(raw: Any) -> Params:
     """`params_from_dict` for params saved by an earlier version (a checkpoint's or model file's).
 
     A trainer addition the saved dict does not name did not exist then, so that run trained with
-    it off, whatever today's default is (`experimental.relations` defaults to `features`, earlier
+    it off, whatever today's default is (`experimental.relations` defaults to `spectral`, earlier
     runs used the targets). Moved keys are moved; removed switches load when they were off (any
     other value names a trainer this version no longer has: ParamsError).
     """

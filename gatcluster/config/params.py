@@ -156,7 +156,7 @@ class ExperimentalConfig:
     """Method details that rarely change, and additions kept for study: params.yaml does not list
     this block; presets (`faithful`) and `-S experimental.<key>=...` set it."""
 
-    relations: str = field(default="features", metadata=_choices("targets", "features"))
+    relations: str = field(default="spectral", metadata=_choices("targets", "features", "spectral"))
     bn_reestimate: bool = True
     theta_layout: str = field(default="paper", metadata=_choices("paper", "code"))
     att_lambda: float = field(default=0.05, metadata=_range(0.0, 10.0, lo_open=True))

@@ -4,8 +4,9 @@ Targets come from the clean probabilities P (|L| × K) of a large batch, compute
 (with `experimental.neighbours` > 0, the default, each image's P averaged with its nearest
 neighbours' in the mid-level features first: `neighbour_mean`): balanced targets for transformation
 invariance, sharpened targets for the attention head, and k-means relation labels for separability
-(of the sharpened targets as in the paper, or, with `experimental.relations: features`, of the
-network's mid-level features). Losses see the sub-batch outputs p', q'.
+(of the sharpened targets as in the paper; with `experimental.relations: features`, of the
+network's mid-level features; with `spectral`, the default, of the spectral embedding of those
+features' nearest-neighbour graph: `kmeans_points`). Losses see the sub-batch outputs p', q'.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ LOG_KNEE = 1e-4
 # Principal components of the mid-level features that k-means sees: measured on mnist5k, 16–128
 # components give the same k-means ACC as all 2,048 dimensions at a twentieth of the time.
 RELATION_FEATURE_DIMS = 32
+# Neighbours per image in the graph whose spectral embedding the relations' k-means clusters
+# (`experimental.relations: spectral`): the common choice for spectral clustering (scikit-learn's
+# SpectralClustering uses 10), not tuned: the measured runs (docs/experiments.md) used 10.
+SPECTRAL_GRAPH_K = 10
 
 
 class Targets(NamedTuple):
@@ -100,6 +105,38 @@ def neighbour_mean(probs: torch.Tensor, points: torch.Tensor, k: int) -> torch.T
     nearest = nearest_neighbours(points, k)
     probs = probs.float()
     return (probs + probs[nearest].sum(dim=1)) / (nearest.shape[1] + 1)
+
+
+def spectral_points(points: torch.Tensor, dims: int, graph_k: int = SPECTRAL_GRAPH_K) -> torch.Tensor:
+    """The spectral embedding of `points` (Ng, Jordan and Weiss, 2001): the `dims` leading
+    eigenvectors of the symmetric normalised adjacency D^-1/2 W D^-1/2 of their symmetrised
+    `graph_k`-nearest-neighbour graph, each row scaled to unit length. (L, dims), float64.
+
+    k-means on these rows groups images that a chain of near neighbours connects, where k-means on
+    the points themselves cuts the data into convex cells; on Fashion-MNIST an image's nearest
+    neighbours share its class three times in four and k-means cells half the time
+    (docs/experiments.md). No random draws, and float64 like the distances. Eigenvectors are
+    defined up to sign (and up to a rotation where an eigenvalue repeats), which may differ between
+    devices; that leaves the rows' distances, and so k-means, unchanged.
+    """
+    x = points.detach().to(torch.float64)
+    nearest = nearest_neighbours(x, graph_k)
+    adjacency = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)
+    adjacency.scatter_(1, nearest, 1.0)
+    adjacency = torch.maximum(adjacency, adjacency.T)  # i ~ j when either is among the other's nearest
+    inv_sqrt_degree = adjacency.sum(dim=1).rsqrt()  # every degree ≥ 1: each point has neighbours
+    normalised = inv_sqrt_degree[:, None] * adjacency * inv_sqrt_degree[None, :]
+    _, vectors = torch.linalg.eigh(normalised)  # ascending eigenvalues: the leading ones last
+    return F.normalize(vectors[:, -dims:], dim=1)
+
+
+def kmeans_points(relations: str, points: torch.Tensor | None, num_clusters: int) -> torch.Tensor | None:
+    """What the relations' k-means clusters for `experimental.relations`: None for "targets" (the
+    sharpened targets), the feature `points` for "features", their spectral embedding with
+    `num_clusters` dimensions for "spectral"."""
+    if relations == "spectral":
+        return spectral_points(points, num_clusters)
+    return points if relations == "features" else None
 
 
 def relation_labels(

@@ -36,6 +36,7 @@ from gatcluster.training.losses import (
     GATClusterLoss,
     Targets,
     compute_targets,
+    kmeans_points,
     neighbour_mean,
     relation_points,
 )
@@ -138,7 +139,7 @@ class Trainer:
         message naming `where` they appeared.
         """
         cfg, xcfg, model = self.cfg, self.xcfg, self.output_model
-        features = xcfg.relations == "features" or xcfg.neighbours > 0
+        features = xcfg.relations != "targets" or xcfg.neighbours > 0
         probs, middle = chunked_probs_and_middle(
             model,
             share(batch, ranks),
@@ -172,10 +173,10 @@ class Trainer:
                 smoothed = [neighbour_mean(p, points, xcfg.neighbours) for p in probs]
             else:
                 smoothed = probs
-            kmeans_points = points if xcfg.relations == "features" else None
+            space = {k: kmeans_points(xcfg.relations, points, k) for k in set(sizes)}
             targets = [
                 compute_targets(
-                    p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, kmeans_points
+                    p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, space[k]
                 )
                 for h, (p, k) in enumerate(zip(smoothed, sizes, strict=True))
             ]

@@ -134,8 +134,8 @@ def test_saved_params_count_missing_additions_as_off():
     restored = saved_params_from_dict(saved)
     assert restored.experimental.relations == "targets" and restored.experimental.num_heads == 1
     assert restored.experimental.neighbours == 0
-    assert params_from_dict(saved).experimental.relations == "features"  # plain loading: today's default
-    complete = params_to_dict(replace_params(Params(), {"experimental.relations": "features"}))
+    assert params_from_dict(saved).experimental.relations == "spectral"  # plain loading: today's default
+    complete = params_to_dict(replace_params(Params(), {"experimental.relations": "spectral"}))
     assert saved_params_from_dict(complete) == Params()  # named keys are kept as saved
 
 

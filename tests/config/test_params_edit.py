@@ -86,7 +86,7 @@ def test_a_preset_rewrites_only_the_lines_of_its_keys():
 
 def test_a_key_the_file_does_not_list_is_added_only_when_it_differs_from_its_default():
     text = "train:\n  lr: 1\n"
-    assert set_values(text, {"experimental.relations": "features"}) == text
+    assert set_values(text, {"experimental.relations": "spectral"}) == text
     added = set_values(text, {"experimental.relations": "targets", "experimental.bn_reestimate": True})
     assert yaml.safe_load(added) == {"train": {"lr": 1}, "experimental": {"relations": "targets"}}
 
@@ -126,7 +126,7 @@ def test_paper_presets_turn_every_trainer_addition_off(name):
     on = {
         "experimental.num_heads": 4,
         "experimental.overcluster": 50,
-        "experimental.relations": "features",
+        "experimental.relations": "spectral",
         "experimental.neighbours": 5,
     }
     params = replace_params(replace_params(Params(), on), preset_values(name))

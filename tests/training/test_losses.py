@@ -17,12 +17,14 @@ from gatcluster.training.losses import (
     compute_targets,
     entropy_loss,
     invariance_loss,
+    kmeans_points,
     knee_log,
     neighbour_mean,
     relation_labels,
     relation_points,
     separability_loss,
     sharpened_target,
+    spectral_points,
 )
 
 K = 10
@@ -279,3 +281,37 @@ def test_neighbour_mean_follows_the_features_groups():
     manual = torch.stack([probs[same_group[i]].mean(dim=0) for i in range(len(probs))])
     assert not torch.allclose(smoothed, probs)
     assert (smoothed - manual).abs().max() < (probs - manual).abs().max()
+
+
+def rings(n_per_ring: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two concentric circles (radii 1 and 4) with a little noise, and each point's ring."""
+    gen = torch.Generator().manual_seed(0)
+    angle = torch.rand(2 * n_per_ring, generator=gen) * 2 * math.pi
+    truth = torch.arange(2).repeat_interleave(n_per_ring)
+    radius = 1.0 + 3.0 * truth + 0.05 * torch.randn(2 * n_per_ring, generator=gen)
+    return torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1), truth
+
+
+def test_spectral_points_separate_groups_that_k_means_cannot():
+    points, truth = rings(150)
+    same_truth = truth[:, None] == truth[None, :]
+    by_kmeans = relation_labels(points, 2, n_init=5, seed=0, min_ratio=0.0)
+    assert not torch.equal(by_kmeans[:, None] == by_kmeans[None, :], same_truth)  # convex halves
+    embedded = spectral_points(points, dims=2)
+    assert embedded.shape == (300, 2) and embedded.dtype == torch.float64
+    assert torch.allclose(embedded.norm(dim=1), torch.ones(300, dtype=torch.float64))
+    labels = relation_labels(embedded, 2, n_init=5, seed=0, min_ratio=0.0)
+    assert torch.equal(labels[:, None] == labels[None, :], same_truth)
+    assert torch.equal(embedded, spectral_points(points, dims=2))  # no random draws
+
+
+def test_kmeans_points_follow_the_relations_setting():
+    features, truth = clustered_features(20)
+    points = relation_points(features, seed=0)
+    assert kmeans_points("targets", points, K) is None  # k-means then runs on the sharpened targets
+    assert kmeans_points("features", points, K) is points
+    embedded = kmeans_points("spectral", points, K)
+    assert embedded.shape == (200, K)
+    probs = separated_probs(20, seed=1)  # unrelated to the feature groups
+    labels = compute_targets(probs, K, 3, 0, 0.1, points=embedded).relation_labels
+    assert torch.equal(labels[:, None] == labels[None, :], truth[:, None] == truth[None, :])

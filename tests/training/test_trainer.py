@@ -209,7 +209,7 @@ SWITCHES_ON = {
     "experimental.num_heads": 3,
     "model.fea_dim": 16,
     "experimental.overcluster": 20,
-    "experimental.relations": "features",
+    "experimental.relations": "spectral",
     "experimental.neighbours": 5,
 }
 # Losses of the two iterations below with every switch off, pinned from the trainer of the
