@@ -24,7 +24,13 @@ from gatcluster.config.params import Params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
-from gatcluster.training.losses import compute_targets, kmeans_points, neighbour_mean, relation_points
+from gatcluster.training.losses import (
+    compute_targets,
+    kmeans_points,
+    neighbour_mean,
+    neighbour_ranking,
+    relation_points,
+)
 from gatcluster.training.passes import chunked_probs_and_middle, cpu_has_native_bf16, reestimate_batchnorm
 from gatcluster.training.streams import AUG_VIEW, derived_generator, large_batch_indices
 from gatcluster.training.trainer import Trainer
@@ -79,18 +85,22 @@ def profile(
             if features
             else None
         )
+        nearest = timed(
+            phases, "neighbour ranking", neighbour_ranking, points, x.relations, x.neighbours, device=device
+        )
         if x.neighbours > 0:
             probs = [
-                timed(phases, "neighbour mean", neighbour_mean, p, points, x.neighbours, device=device)
+                timed(phases, "neighbour mean", neighbour_mean, p, nearest[:, : x.neighbours], device=device)
                 for p in probs
             ]
         sizes = head_sizes(params, len(probs))
-        space = {
-            k: timed(phases, "spectral embedding", kmeans_points, x.relations, points, k, device=device)
-            if x.relations == "spectral"
-            else kmeans_points(x.relations, points, k)
-            for k in set(sizes)
-        }
+        space = {}
+        for k in set(sizes):
+            if x.relations == "spectral":
+                embed_args = (x.relations, points, nearest, k)
+                space[k] = timed(phases, "spectral embedding", kmeans_points, *embed_args, device=device)
+            else:
+                space[k] = kmeans_points(x.relations, points, nearest, k)
         targets = [
             timed(
                 phases,

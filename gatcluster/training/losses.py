@@ -95,22 +95,32 @@ def nearest_neighbours(points: torch.Tensor, k: int) -> torch.Tensor:
     return dist.sort(dim=1, stable=True).indices[:, : min(k, len(points) - 1)]
 
 
-def neighbour_mean(probs: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
-    """Each row of P averaged with the rows of its k nearest neighbours in `points` (itself included).
+def neighbour_ranking(points: torch.Tensor | None, relations: str, neighbours: int) -> torch.Tensor | None:
+    """The nearest-neighbour ranking of the relation points that the targets need, computed once:
+    deep enough for the neighbour mean (`neighbours`) and the spectral graph (SPECTRAL_GRAPH_K), or
+    None when neither is used. A stable sort makes its first k columns the k-nearest ranking itself.
+    """
+    depth = max(neighbours, SPECTRAL_GRAPH_K if relations == "spectral" else 0)
+    return nearest_neighbours(points, depth) if depth > 0 and points is not None else None
+
+
+def neighbour_mean(probs: torch.Tensor, nearest: torch.Tensor) -> torch.Tensor:
+    """Each row of P averaged with the rows of its nearest neighbours (itself included): `nearest`
+    (L, k) holds their indices, as `nearest_neighbours` ranks them.
 
     The targets then agree along the data's local structure: inside a large batch of Fashion-MNIST,
     5 nearest neighbours in the mid-level features share the class 3 times in 4 where k-means
     clusters of the same points do only half the time (docs/experiments.md).
     """
-    nearest = nearest_neighbours(points, k)
     probs = probs.float()
     return (probs + probs[nearest].sum(dim=1)) / (nearest.shape[1] + 1)
 
 
-def spectral_points(points: torch.Tensor, dims: int, graph_k: int = SPECTRAL_GRAPH_K) -> torch.Tensor:
-    """The spectral embedding of `points` (Ng, Jordan and Weiss, 2001): the `dims` leading
-    eigenvectors of the symmetric normalised adjacency D^-1/2 W D^-1/2 of their symmetrised
-    `graph_k`-nearest-neighbour graph, each row scaled to unit length. (L, dims), float64.
+def spectral_points(nearest: torch.Tensor, dims: int) -> torch.Tensor:
+    """The spectral embedding (Ng, Jordan and Weiss, 2001) of the nearest-neighbour graph whose
+    indices `nearest` (L, k) holds: the `dims` leading eigenvectors of the symmetric normalised
+    adjacency D^-1/2 W D^-1/2 of the symmetrised graph, each row scaled to unit length. (L, dims),
+    float64.
 
     k-means on these rows groups images that a chain of near neighbours connects, where k-means on
     the points themselves cuts the data into convex cells; on Fashion-MNIST an image's nearest
@@ -119,9 +129,8 @@ def spectral_points(points: torch.Tensor, dims: int, graph_k: int = SPECTRAL_GRA
     defined up to sign (and up to a rotation where an eigenvalue repeats), which may differ between
     devices; that leaves the rows' distances, and so k-means, unchanged.
     """
-    x = points.detach().to(torch.float64)
-    nearest = nearest_neighbours(x, graph_k)
-    adjacency = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)
+    n = len(nearest)
+    adjacency = torch.zeros(n, n, dtype=torch.float64, device=nearest.device)
     adjacency.scatter_(1, nearest, 1.0)
     adjacency = torch.maximum(adjacency, adjacency.T)  # i ~ j when either is among the other's nearest
     inv_sqrt_degree = adjacency.sum(dim=1).rsqrt()  # every degree ≥ 1: each point has neighbours
@@ -130,12 +139,15 @@ def spectral_points(points: torch.Tensor, dims: int, graph_k: int = SPECTRAL_GRA
     return F.normalize(vectors[:, -dims:], dim=1)
 
 
-def kmeans_points(relations: str, points: torch.Tensor | None, num_clusters: int) -> torch.Tensor | None:
+def kmeans_points(
+    relations: str, points: torch.Tensor | None, nearest: torch.Tensor | None, num_clusters: int
+) -> torch.Tensor | None:
     """What the relations' k-means clusters for `experimental.relations`: None for "targets" (the
-    sharpened targets), the feature `points` for "features", their spectral embedding with
-    `num_clusters` dimensions for "spectral"."""
+    sharpened targets), the feature `points` for "features", for "spectral" the spectral embedding
+    with `num_clusters` dimensions of their SPECTRAL_GRAPH_K-nearest-neighbour graph (the first
+    columns of the ranking `nearest`)."""
     if relations == "spectral":
-        return spectral_points(points, num_clusters)
+        return spectral_points(nearest[:, :SPECTRAL_GRAPH_K], num_clusters)
     return points if relations == "features" else None
 
 

@@ -38,6 +38,7 @@ from gatcluster.training.losses import (
     compute_targets,
     kmeans_points,
     neighbour_mean,
+    neighbour_ranking,
     relation_points,
 )
 from gatcluster.training.passes import (
@@ -166,14 +167,15 @@ class Trainer:
             targets = [empty_targets(len(p), p.shape[1], self.device) for p in probs]
         else:
             points = relation_points(middle, seed) if features else None
+            nearest = neighbour_ranking(points, xcfg.relations, xcfg.neighbours)
             # Targets from probabilities averaged over feature neighbours: nearest neighbours share
             # the class far more often than k-means clusters do (docs/method.md §3). The returned
             # probabilities stay the network's own, for the diagnostics of its clusters.
             if xcfg.neighbours > 0:
-                smoothed = [neighbour_mean(p, points, xcfg.neighbours) for p in probs]
+                smoothed = [neighbour_mean(p, nearest[:, : xcfg.neighbours]) for p in probs]
             else:
                 smoothed = probs
-            space = {k: kmeans_points(xcfg.relations, points, k) for k in set(sizes)}
+            space = {k: kmeans_points(xcfg.relations, points, nearest, k) for k in set(sizes)}
             targets = [
                 compute_targets(
                     p, k, xcfg.kmeans_n_init, (seed + h) % (2**31), xcfg.guard_min_ratio, space[k]

@@ -19,7 +19,9 @@ from gatcluster.training.losses import (
     invariance_loss,
     kmeans_points,
     knee_log,
+    nearest_neighbours,
     neighbour_mean,
+    neighbour_ranking,
     relation_labels,
     relation_points,
     separability_loss,
@@ -265,22 +267,40 @@ def test_separability_gradient_repeats_exactly():
 def test_neighbour_mean_averages_each_image_with_its_nearest_in_feature_space():
     points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [10.2, 0.0]])
     probs = one_hots([0, 1, 2, 3], k=4)
-    smoothed = neighbour_mean(probs, points, k=1)
+    smoothed = neighbour_mean(probs, nearest_neighbours(points, 1))
     expected = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
     assert torch.allclose(smoothed, expected)
     assert torch.allclose(smoothed.sum(dim=1), torch.ones(4))  # still probabilities
-    assert torch.allclose(neighbour_mean(probs, points, k=10), torch.full((4, 4), 0.25))  # at most L - 1
+    everyone = nearest_neighbours(points, 10)  # at most L - 1
+    assert torch.allclose(neighbour_mean(probs, everyone), torch.full((4, 4), 0.25))
 
 
 def test_neighbour_mean_follows_the_features_groups():
     features, truth = clustered_features(20)
     probs = separated_probs(20, seed=1)  # confident, but unrelated to the feature groups
-    smoothed = neighbour_mean(probs, relation_points(features, seed=0), k=5)
+    smoothed = neighbour_mean(probs, nearest_neighbours(relation_points(features, seed=0), 5))
     # Each image's five nearest neighbours lie in its own feature group.
     same_group = truth[:, None] == truth[None, :]
     manual = torch.stack([probs[same_group[i]].mean(dim=0) for i in range(len(probs))])
     assert not torch.allclose(smoothed, probs)
     assert (smoothed - manual).abs().max() < (probs - manual).abs().max()
+
+
+def test_neighbour_ranking_is_deep_enough_for_every_use_and_its_prefix_is_each_ranking():
+    features, _ = clustered_features(20)
+    points = relation_points(features, seed=0)
+    deepest = neighbour_ranking(points, "spectral", neighbours=5)
+    assert deepest.shape == (200, 10)  # the spectral graph's 10 neighbours
+    assert neighbour_ranking(points, "features", neighbours=5).shape == (200, 5)
+    assert neighbour_ranking(points, "spectral", neighbours=12).shape == (200, 12)
+    assert neighbour_ranking(points, "features", neighbours=0) is None
+    assert neighbour_ranking(None, "targets", neighbours=0) is None
+    # The trainer slices one ranking for both uses: its first k columns are the k-nearest ranking.
+    tied = torch.tensor([[0.0], [1.0], [-1.0], [2.0], [-2.0], [1.0]])  # equal distances keep index order
+    for pts in (points, tied):
+        full = nearest_neighbours(pts, 10)
+        for k in (1, 3, 5):
+            assert torch.equal(full[:, :k], nearest_neighbours(pts, k))
 
 
 def rings(n_per_ring: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,20 +317,21 @@ def test_spectral_points_separate_groups_that_k_means_cannot():
     same_truth = truth[:, None] == truth[None, :]
     by_kmeans = relation_labels(points, 2, n_init=5, seed=0, min_ratio=0.0)
     assert not torch.equal(by_kmeans[:, None] == by_kmeans[None, :], same_truth)  # convex halves
-    embedded = spectral_points(points, dims=2)
+    embedded = spectral_points(nearest_neighbours(points, 10), dims=2)
     assert embedded.shape == (300, 2) and embedded.dtype == torch.float64
     assert torch.allclose(embedded.norm(dim=1), torch.ones(300, dtype=torch.float64))
     labels = relation_labels(embedded, 2, n_init=5, seed=0, min_ratio=0.0)
     assert torch.equal(labels[:, None] == labels[None, :], same_truth)
-    assert torch.equal(embedded, spectral_points(points, dims=2))  # no random draws
+    assert torch.equal(embedded, spectral_points(nearest_neighbours(points, 10), dims=2))  # no random draws
 
 
 def test_kmeans_points_follow_the_relations_setting():
     features, truth = clustered_features(20)
     points = relation_points(features, seed=0)
-    assert kmeans_points("targets", points, K) is None  # k-means then runs on the sharpened targets
-    assert kmeans_points("features", points, K) is points
-    embedded = kmeans_points("spectral", points, K)
+    nearest = neighbour_ranking(points, "spectral", neighbours=5)
+    assert kmeans_points("targets", points, nearest, K) is None  # k-means then runs on the sharpened targets
+    assert kmeans_points("features", points, nearest, K) is points
+    embedded = kmeans_points("spectral", points, nearest, K)
     assert embedded.shape == (200, K)
     probs = separated_probs(20, seed=1)  # unrelated to the feature groups
     labels = compute_targets(probs, K, 3, 0, 0.1, points=embedded).relation_labels
