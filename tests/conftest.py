@@ -1,8 +1,12 @@
 """Shared test setup: a fixed torch thread count and the bundled real datasets, loaded once.
 
 Seeded CPU runs repeat exactly only at a fixed thread count (reductions split differently), so
-every test process uses two threads, the count of the CI machine. pytest-xdist runs two test
-processes at once (pyproject.toml), so OpenMP threads sleep instead of spinning while they wait:
+every test process uses one torch thread, and so do the processes it starts (OMP_NUM_THREADS,
+GAT_THREADS in tests/pipeline/stage_project.py) unless a test sets another count. pytest-xdist
+runs two test processes at once (pyproject.toml) on the CI machine's two cores: one thread each
+fills them without oversubscribing (measured on an Intel Xeon, 2 cores: test_trainer.py's
+10-iteration run took 14 s alone and 59 s in the suite with two threads per process). OpenMP
+threads sleep instead of spinning while they wait, for the processes that do use more threads:
 spinning threads of one process would take the cores the other process needs (measured: a
 training test beside two single-thread torch jobs took 40 s with spinning threads, 22 s with
 sleeping ones).
@@ -20,8 +24,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-# Read by libgomp when torch loads it: before the import below; stage subprocesses inherit it.
+# Read by libgomp when torch loads it: before the import below; stage subprocesses inherit them.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -30,7 +35,7 @@ from gatcluster.data.bundled import load_digits, load_mnist5k
 from gatcluster.data.store import ImageDataset, fit_dataset
 from gatcluster.telemetry import telemetry_off
 
-TEST_THREADS = 2
+TEST_THREADS = 1
 
 torch.set_num_threads(TEST_THREADS)
 telemetry_off()

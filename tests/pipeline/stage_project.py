@@ -31,7 +31,7 @@ def stage_env(project: Path) -> dict[str, str]:
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(project),
         "DVC_NO_ANALYTICS": "1",
-        "GAT_THREADS": os.environ.get("GAT_THREADS", "2"),
+        "GAT_THREADS": os.environ.get("GAT_THREADS", "1"),
         "GIT_AUTHOR_NAME": "test",
         "GIT_AUTHOR_EMAIL": "test@example.com",
         "GIT_COMMITTER_NAME": "test",

@@ -2,7 +2,7 @@
 git repo, tracked in the project's real SQLite MLflow store.
 
 Tiny settings (digits, 2 iterations of L = 200, B = 32) keep one training run to a few seconds
-with one free core; GAT_THREADS (default 2) sets the stage's torch threads.
+with one free core; GAT_THREADS (default 1, tests/conftest.py) sets the stage's torch threads.
 """
 
 from __future__ import annotations
