@@ -30,6 +30,7 @@ from gatcluster.training.losses import (
     neighbour_mean,
     neighbour_ranking,
     relation_points,
+    uses_feature_points,
 )
 from gatcluster.training.passes import chunked_probs_and_middle, cpu_has_native_bf16, reestimate_batchnorm
 from gatcluster.training.streams import AUG_VIEW, derived_generator, large_batch_indices
@@ -75,7 +76,7 @@ def profile(
         if x.bn_reestimate:
             refit_args = (model, batch, *args, t.channels_last, t.amp)
             timed(phases, "BatchNorm re-estimation", reestimate_batchnorm, *refit_args, device=device)
-        features = x.relations != "targets" or x.neighbours > 0
+        features = uses_feature_points(x.relations, x.neighbours)
         forward_args = (model, batch, *args, t.amp, t.channels_last, features, True)
         probs, middle = timed(
             phases, "target forward pass", chunked_probs_and_middle, *forward_args, device=device

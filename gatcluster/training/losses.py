@@ -95,6 +95,12 @@ def nearest_neighbours(points: torch.Tensor, k: int) -> torch.Tensor:
     return dist.sort(dim=1, stable=True).indices[:, : min(k, len(points) - 1)]
 
 
+def uses_feature_points(relations: str, neighbours: int) -> bool:
+    """Whether the targets need the mid-level feature points (`relation_points`): for relations
+    other than the sharpened targets' and for the neighbour mean."""
+    return relations != "targets" or neighbours > 0
+
+
 def neighbour_ranking(points: torch.Tensor | None, relations: str, neighbours: int) -> torch.Tensor | None:
     """The nearest-neighbour ranking of the relation points that the targets need, computed once:
     deep enough for the neighbour mean (`neighbours`) and the spectral graph (SPECTRAL_GRAPH_K), or

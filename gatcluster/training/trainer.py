@@ -40,6 +40,7 @@ from gatcluster.training.losses import (
     neighbour_mean,
     neighbour_ranking,
     relation_points,
+    uses_feature_points,
 )
 from gatcluster.training.passes import (
     autocast_for,
@@ -140,7 +141,7 @@ class Trainer:
         message naming `where` they appeared.
         """
         cfg, xcfg, model = self.cfg, self.xcfg, self.output_model
-        features = xcfg.relations != "targets" or xcfg.neighbours > 0
+        features = uses_feature_points(xcfg.relations, xcfg.neighbours)
         probs, middle = chunked_probs_and_middle(
             model,
             share(batch, ranks),

@@ -27,6 +27,7 @@ from gatcluster.training.losses import (
     separability_loss,
     sharpened_target,
     spectral_points,
+    uses_feature_points,
 )
 
 K = 10
@@ -284,6 +285,12 @@ def test_neighbour_mean_follows_the_features_groups():
     manual = torch.stack([probs[same_group[i]].mean(dim=0) for i in range(len(probs))])
     assert not torch.allclose(smoothed, probs)
     assert (smoothed - manual).abs().max() < (probs - manual).abs().max()
+
+
+def test_feature_points_are_needed_unless_relations_and_targets_come_from_the_targets_alone():
+    assert uses_feature_points("spectral", 0) and uses_feature_points("features", 0)
+    assert uses_feature_points("targets", 5)
+    assert not uses_feature_points("targets", 0)
 
 
 def test_neighbour_ranking_is_deep_enough_for_every_use_and_its_prefix_is_each_ranking():
