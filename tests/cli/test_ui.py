@@ -41,6 +41,19 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def descendants(pid: int) -> list[str]:
+    """The command lines of every process below `pid`."""
+    rows = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    table = [line.split(None, 2) for line in rows.splitlines() if len(line.split(None, 2)) == 3]
+    below, found = {pid}, []
+    for _ in range(len(table)):  # parents may be listed after their children
+        for child, parent, args in table:
+            if int(parent) in below and int(child) not in below:
+                below.add(int(child))
+                found.append(args)
+    return found
+
+
 def test_gat_ui_shows_the_run_and_stopping_it_stops_its_server(tmp_path, unused_port, browser):
     uri = default_tracking_uri(tmp_path)
     client = MlflowClient(tracking_uri=uri)
@@ -51,6 +64,8 @@ def test_gat_ui_shows_the_run_and_stopping_it_stops_its_server(tmp_path, unused_
     gat = subprocess.Popen([str(GAT), "ui", "--port", str(port)], env=env, start_new_session=True)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health")
+        serving = [args for args in descendants(gat.pid) if "uvicorn" in args or "spawn_main" in args]
+        assert len(serving) == 1, serving  # one worker by default, not uvicorn's four
         dom = browser.dump_dom(f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs")
         assert "ui-check-run" in dom
         gat.send_signal(signal.SIGTERM)  # `kill PID`: to gat alone, not to its process group
@@ -60,8 +75,12 @@ def test_gat_ui_shows_the_run_and_stopping_it_stops_its_server(tmp_path, unused_
             time.sleep(0.2)
         assert not listening(port)  # mlflow ui's workers went with it
     finally:
-        if gat.poll() is None:
-            os.killpg(gat.pid, signal.SIGKILL)
+        if gat.poll() is None:  # a failed check: gat stops its server (in a session of its own) itself
+            gat.send_signal(signal.SIGTERM)
+            try:
+                gat.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(gat.pid, signal.SIGKILL)
 
 
 def test_a_busy_port_is_an_error_with_a_hint(tmp_path):
