@@ -44,6 +44,22 @@ def digit_images(digits_dataset):
     return prepare_images(fit_dataset(digits_dataset, 32).images, 32, True)
 
 
+# The first 400 digits (every class, about 40 each) for the determinism, resume and label tests: each
+# fit refits BatchNorm and scores every head on all its images, which on all 1,797 digits cost more
+# than their one to three iterations. Quality and the pinned losses keep all the digits.
+FEW = 400
+
+
+@pytest.fixture(scope="module")
+def few_images(digit_images):
+    return digit_images[:FEW]
+
+
+@pytest.fixture(scope="module")
+def few_labels(digits_dataset):
+    return digits_dataset.labels[:FEW]
+
+
 def tiny_params(**overrides) -> Params:
     return replace_params(Params(), {**TINY, **overrides})
 
@@ -95,78 +111,78 @@ def test_loss_on_one_target_set_falls_over_repeats(digit_images):
     assert totals[-1] < totals[0] - 0.1, totals
 
 
-def test_same_seed_gives_identical_runs(digit_images):
+def test_same_seed_gives_identical_runs(few_images):
     params = tiny_params(**{"train.iterations": 2, "train.large_batch": 300})
-    a, b = fit(params, digit_images), fit(params, digit_images)
+    a, b = fit(params, few_images), fit(params, few_images)
     assert without_time(a.history) == without_time(b.history)
     assert states_equal(a.model.state_dict(), b.model.state_dict())
-    c = fit(replace_params(params, {"seed": 1}), digit_images)
+    c = fit(replace_params(params, {"seed": 1}), few_images)
     assert without_time(c.history) != without_time(a.history)
 
 
-def test_interrupted_run_resumes_bit_identical(digit_images, tmp_path):
+def test_interrupted_run_resumes_bit_identical(few_images, tmp_path):
     params = tiny_params(**{"train.iterations": 4, "train.large_batch": 300, "train.checkpoint_every": 1})
     # Stopped like Ctrl-C during iteration 3: the checkpoint of iteration 2 stays.
-    run = stop_and_resume(params, digit_images, tmp_path, stop_at=3)
+    run = stop_and_resume(params, few_images, tmp_path, stop_at=3)
     assert run.checkpoint["iteration"] == 2
     assert run.resumed.resumed_from == 2
     assert without_time(run.resumed.history) == without_time(run.whole.history)
     assert states_equal(run.resumed.model.state_dict(), run.whole.model.state_dict())
 
 
-def test_checkpoint_loads_weights_only_with_what_resume_needs(digit_images, tmp_path):
+def test_checkpoint_loads_weights_only_with_what_resume_needs(few_images, tmp_path):
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
-    fit(params, digit_images, checkpoint=tmp_path / "last.pt")
+    fit(params, few_images, checkpoint=tmp_path / "last.pt")
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert {"model", "optimizer", "iteration", "rng", "params", "code", "history"} <= state.keys()
     assert state["params"]["train"]["large_batch"] == 200 and state["iteration"] == 1
 
 
-def test_checkpoint_of_other_params_is_not_resumed(digit_images, tmp_path):
+def test_checkpoint_of_other_params_is_not_resumed(few_images, tmp_path):
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
-    fit(params, digit_images, checkpoint=tmp_path / "last.pt")
-    again = fit(replace_params(params, {"train.lr": 0.001}), digit_images, checkpoint=tmp_path / "last.pt")
+    fit(params, few_images, checkpoint=tmp_path / "last.pt")
+    again = fit(replace_params(params, {"train.lr": 0.001}), few_images, checkpoint=tmp_path / "last.pt")
     assert again.resumed_from == 0
-    fit(params, digit_images, checkpoint=tmp_path / "other.pt")
-    rerun = fit(params, digit_images, checkpoint=tmp_path / "other.pt")
+    fit(params, few_images, checkpoint=tmp_path / "other.pt")
+    rerun = fit(params, few_images, checkpoint=tmp_path / "other.pt")
     assert rerun.resumed_from == 1 and len(rerun.history) == 1  # nothing left to do
 
 
-def test_checkpoint_of_other_training_code_is_not_resumed(digit_images, tmp_path):
+def test_checkpoint_of_other_training_code_is_not_resumed(few_images, tmp_path):
     # Same params, older trainer: resuming would continue another computation (and, in a DVC
     # pipeline, report its numbers as this code's).
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
-    fit(params, digit_images, checkpoint=tmp_path / "last.pt")
+    fit(params, few_images, checkpoint=tmp_path / "last.pt")
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["code"] == code_digest()
     save_checkpoint({**state, "code": "0" * 16}, tmp_path / "older.pt")
     save_checkpoint({k: v for k, v in state.items() if k != "code"}, tmp_path / "oldest.pt")
     for name in ("older.pt", "oldest.pt"):
-        assert fit(params, digit_images, checkpoint=tmp_path / name).resumed_from == 0
+        assert fit(params, few_images, checkpoint=tmp_path / name).resumed_from == 0
 
 
-def test_checkpoint_from_before_an_addition_counts_it_off(digit_images, tmp_path):
+def test_checkpoint_from_before_an_addition_counts_it_off(few_images, tmp_path):
     # A checkpoint written before the relations switch existed trained with relations from the targets:
     # today's default (features) must not resume it, relations "targets" must.
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
     older = replace_params(params, {"experimental.relations": "targets"})
-    fit(older, digit_images, checkpoint=tmp_path / "written.pt")
+    fit(older, few_images, checkpoint=tmp_path / "written.pt")
     state = load_checkpoint(tmp_path / "written.pt")
     del state["params"]["experimental"]["relations"]
     for name in ("a.pt", "b.pt"):  # training overwrites the checkpoint it starts from: one each
         save_checkpoint(state, tmp_path / name)
-    assert fit(params, digit_images, checkpoint=tmp_path / "a.pt").resumed_from == 0
-    assert fit(older, digit_images, checkpoint=tmp_path / "b.pt").resumed_from == 1
+    assert fit(params, few_images, checkpoint=tmp_path / "a.pt").resumed_from == 0
+    assert fit(older, few_images, checkpoint=tmp_path / "b.pt").resumed_from == 1
 
 
-def test_periodic_metrics_are_logged_with_their_step(digit_images, digits_dataset):
+def test_periodic_metrics_are_logged_with_their_step(few_images, few_labels):
     logged = []
     params = tiny_params(**{"train.iterations": 2, "train.large_batch": 200, "train.eval_every": 2})
-    result = fit(params, digit_images, digits_dataset.labels, log_fn=lambda s, m: logged.append((s, m)))
+    result = fit(params, few_images, few_labels, log_fn=lambda s, m: logged.append((s, m)))
     assert [s for s, _ in logged] == [1, 2]
     # The last monitoring pass scores the very model fit returns (same BatchNorm refit, same images).
     assert "acc" not in logged[0][1]
-    assert logged[1][1]["acc"] == acc_of(result.model, digit_images, digits_dataset.labels)
+    assert logged[1][1]["acc"] == acc_of(result.model, few_images, few_labels)
     assert all(math.isfinite(v) for v in logged[0][1].values())
 
 
@@ -190,14 +206,14 @@ def test_cuda_without_gpu_is_a_clear_error():
     assert resolve_device("auto") == CPU
 
 
-def test_training_never_reads_labels_without_batchnorm_refits(digit_images, digits_dataset):
+def test_training_never_reads_labels_without_batchnorm_refits(few_images, few_labels):
     # Monitoring runs between iterations: it must not change the model, labelled or not. With
     # BatchNorm refits (the default) test_labels_never_influence_training_or_head_selection checks it.
     overrides = {"train.iterations": 2, "train.large_batch": 200, "train.eval_every": 1}
     params = tiny_params(**overrides, **{"experimental.bn_reestimate": False})
-    unlabelled = fit(params, digit_images)
-    with_labels = fit(params, digit_images, digits_dataset.labels)
-    shuffled = fit(params, digit_images, np.random.default_rng(0).permutation(digits_dataset.labels))
+    unlabelled = fit(params, few_images)
+    with_labels = fit(params, few_images, few_labels)
+    shuffled = fit(params, few_images, np.random.default_rng(0).permutation(few_labels))
     assert states_equal(with_labels.model.state_dict(), shuffled.model.state_dict())
     assert states_equal(with_labels.model.state_dict(), unlabelled.model.state_dict())
 
@@ -261,9 +277,9 @@ def all_switches_params(**overrides) -> Params:
     return tiny_params(**{"train.large_batch": 128, **SWITCHES_ON, **overrides})
 
 
-def test_resume_is_bit_identical_with_every_switch_on(digit_images, tmp_path):
+def test_resume_is_bit_identical_with_every_switch_on(few_images, tmp_path):
     params = all_switches_params(**{"train.iterations": 3, "train.checkpoint_every": 1})
-    run = stop_and_resume(params, digit_images, tmp_path, stop_at=2)
+    run = stop_and_resume(params, few_images, tmp_path, stop_at=2)
     resumed, whole = run.resumed, run.whole
     assert resumed.resumed_from == 1
     assert without_time(resumed.history) == without_time(whole.history)
@@ -271,12 +287,12 @@ def test_resume_is_bit_identical_with_every_switch_on(digit_images, tmp_path):
     assert resumed.head_losses == whole.head_losses and resumed.selected_head == whole.selected_head
 
 
-def test_labels_never_influence_training_or_head_selection(digit_images, digits_dataset):
+def test_labels_never_influence_training_or_head_selection(few_images, few_labels):
     # One iteration: its monitoring pass reads the labels, so any leak would already show.
     params = all_switches_params(**{"train.iterations": 1, "train.eval_every": 1})
-    with_labels = fit(params, digit_images, digits_dataset.labels)
-    shuffled = fit(params, digit_images, np.random.default_rng(0).permutation(digits_dataset.labels))
-    unlabelled = fit(params, digit_images)
+    with_labels = fit(params, few_images, few_labels)
+    shuffled = fit(params, few_images, np.random.default_rng(0).permutation(few_labels))
+    unlabelled = fit(params, few_images)
     for other in (shuffled, unlabelled):
         assert states_equal(with_labels.model.state_dict(), other.model.state_dict())
         assert other.head_losses == with_labels.head_losses
@@ -284,23 +300,23 @@ def test_labels_never_influence_training_or_head_selection(digit_images, digits_
     assert {"acc/head0", "acc/head1", "acc/head2"} <= with_labels.history[-1].keys()  # monitoring only
 
 
-def test_the_lowest_loss_head_is_kept_alone(digit_images, tmp_path):
+def test_the_lowest_loss_head_is_kept_alone(few_images, tmp_path):
     import onnx
 
     from gatcluster.serving.onnx_export import check_parity, export_onnx
 
-    result = fit(all_switches_params(**{"train.iterations": 2}), digit_images)
+    result = fit(all_switches_params(**{"train.iterations": 2}), few_images)
     assert len(result.head_losses) == 3 and len(result.head_predictions) == 3
     assert result.selected_head == int(np.argmin(result.head_losses))
     model = result.model
     assert model.num_heads == 1 and not model.overcluster_heads
-    pred = predict_clusters(model, digit_images, 500, True, CPU).numpy()
+    pred = predict_clusters(model, few_images, 500, True, CPU).numpy()
     assert np.array_equal(pred, result.head_predictions[result.selected_head])
     export_onnx(model, tmp_path / "m.onnx", 18, {})
     weights = sum(np.prod(t.dims) for t in onnx.load(tmp_path / "m.onnx").graph.initializer)
     one_head = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
     assert weights <= one_head  # the other heads' weights are not in the file
-    check_parity(model, tmp_path / "m.onnx", digit_images[:7].float().div(255))
+    check_parity(model, tmp_path / "m.onnx", few_images[:7].float().div(255))
 
 
 def test_training_from_disk_equals_training_from_memory(digit_images, digits_dataset, tmp_path):
