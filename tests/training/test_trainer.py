@@ -234,8 +234,11 @@ SWITCHES_ON = {
 # iteration's losses, 0.3 % off the second's and 0.5 % off the weight sum. The second iteration's
 # k-means relations are a partition in which a few images may change sides (that moved its
 # separability by 3.5 % in an earlier version of this trainer), so other CPUs are held to 1 % in
-# the first iteration, 6 % in the second and 2 % on the weights. Exact repeats on one CPU are
-# the seeded-repeat and resume tests' job.
+# the first iteration and 6 % in the second. The weight sum (BatchNorm running statistics
+# included, which follow that partition most) landed 0.5-2.2 % off its pin on an Intel Xeon over
+# layouts, thread counts and torch 2.11 / 2.14, so it is held to 3.5 %; half the optimizer steps
+# (train.repeats 1), lr x 1.25 or no BatchNorm refit move it 4.7-10.5 %. Exact repeats on one CPU
+# are the seeded-repeat and resume tests' job.
 SWITCHES_OFF_LOSSES = [
     {"total": -8.380707, "invariance": -0.099975, "entropy": -2.290906, "separability": 4.212713},
     {"total": -9.617472, "invariance": -0.100541, "entropy": -2.290917, "separability": 3.011746},
@@ -252,7 +255,7 @@ def test_switches_off_train_as_pinned(digit_images):
     weight_sum = sum(
         float(v.double().sum()) for v in result.model.state_dict().values() if v.is_floating_point()
     )
-    assert weight_sum == pytest.approx(485.992435, rel=2e-2)
+    assert weight_sum == pytest.approx(485.992435, rel=3.5e-2)
 
 
 SWITCH_BASE = {"train.iterations": 2, "train.large_batch": 128, "train.eval_every": 0}
