@@ -8,6 +8,9 @@ worker process, and scores the final model on the same images (labels only score
     fp32-nchw    float32, NCHW, 2 threads
     fp32-cl-1t   float32, channels_last, 1 thread
     fp64-nchw    float64 network and losses, NCHW, 2 threads (targets stay float32)
+    avx2-cl      the defaults as a CPU without AVX-512 runs them: torch's and oneDNN's kernels
+                 capped at AVX2 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA), so no native bf16 and
+                 float32 channels_last, 2 threads; any x86-64 CPU with AVX2 runs it
 
 Prints one table (ACC per variant and seed, each variant's mean) and the spread over all cells
 (largest minus smallest ACC) with the worst cell. Finished cells are appended to `--out` as JSON
@@ -27,6 +30,7 @@ import os
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,21 +42,49 @@ from ablation import parse_overrides, run_one, stop_with_parent  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 FP32 = {"train.amp": False}
 NCHW = {"train.amp": False, "train.channels_last": False}
-# name -> (params overrides, torch default dtype, threads)
-VARIANTS: dict[str, tuple[dict, str, int]] = {
-    "bf16-cl": ({"train.amp": True, "train.channels_last": True}, "float32", 2),
-    "fp32-cl": ({**FP32, "train.channels_last": True}, "float32", 2),
-    "fp32-nchw": (NCHW, "float32", 2),
-    "fp32-cl-1t": ({**FP32, "train.channels_last": True}, "float32", 1),
-    "fp64-nchw": (NCHW, "float64", 2),
+DEFAULTS = {"train.amp": True, "train.channels_last": True}
+# Environment that caps torch's own kernels (ATen) and oneDNN's at AVX2: the arithmetic of a CPU
+# without AVX-512, on which oneDNN also reports no native bf16, so amp trains in float32.
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arithmetic: params overrides, torch's default dtype, threads, environment."""
+
+    overrides: dict
+    dtype: str = "float32"
+    threads: int = 2
+    env: dict = field(default_factory=dict)
+
+
+VARIANTS: dict[str, Variant] = {
+    "bf16-cl": Variant(DEFAULTS),
+    "fp32-cl": Variant({**FP32, "train.channels_last": True}),
+    "fp32-nchw": Variant(NCHW),
+    "fp32-cl-1t": Variant({**FP32, "train.channels_last": True}, threads=1),
+    "fp64-nchw": Variant(NCHW, dtype="float64"),
+    "avx2-cl": Variant(DEFAULTS, env=AVX2_ONLY),
 }
 
 
+def arithmetic_in_use() -> dict:
+    """What this process computes with: torch's CPU kernel level and whether bf16 is native."""
+    from gatcluster.training.passes import cpu_has_native_bf16
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_native_bf16()}
+
+
 def run_variant(params_file: str, variant: str, common: dict, seed: int) -> dict:
-    """Worker: one variant and seed, in the variant's dtype and thread count."""
-    overrides, dtype, threads = VARIANTS[variant]
-    torch.set_default_dtype(getattr(torch, dtype))
-    return run_one(params_file, {**overrides, **common}, seed, threads)
+    """Worker (a fresh process per cell): one variant and seed in the variant's arithmetic."""
+    spec = VARIANTS[variant]
+    # Read by torch and oneDNN at their first kernel, which a fresh worker has not run yet.
+    os.environ.update(spec.env)
+    torch.set_default_dtype(getattr(torch, spec.dtype))
+    arithmetic = arithmetic_in_use()
+    if spec.env and (arithmetic["cpu_capability"] != "AVX2" or arithmetic["native_bf16"]):
+        raise RuntimeError(f"{variant}: the kernels were not capped at AVX2 ({arithmetic})")
+    return {**run_one(params_file, {**spec.overrides, **common}, seed, spec.threads), **arithmetic}
 
 
 def available_variants() -> list[str]:
@@ -104,8 +136,13 @@ def main() -> None:
     cells = finished_cells(args.out, common)
     todo = [(v, s) for v in variants for s in args.seeds if (v, s) not in cells]
     context = multiprocessing.get_context("spawn")
+    # One fresh process per cell: a variant's dtype, threads and kernel level never leak into the next.
     with ProcessPoolExecutor(
-        args.jobs, mp_context=context, initializer=stop_with_parent, initargs=(os.getpid(),)
+        args.jobs,
+        mp_context=context,
+        initializer=stop_with_parent,
+        initargs=(os.getpid(),),
+        max_tasks_per_child=1,
     ) as pool:
         futures = {pool.submit(run_variant, str(args.params), v, common, s): (v, s) for v, s in todo}
         for future in as_completed(futures):

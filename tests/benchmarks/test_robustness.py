@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_scripts import REPO, run_script  # noqa: E402
@@ -28,7 +29,7 @@ def digit_folder(root: Path, dataset) -> Path:
 
 
 def robustness(out: Path, images: Path) -> str:
-    cells = ["--variants", "fp64-nchw", "fp32-cl-1t", "--seeds", "0", "--out", str(out)]
+    cells = ["--variants", "fp64-nchw", "fp32-cl-1t", "avx2-cl", "--seeds", "0", "--out", str(out)]
     data = ["data.source=folder", f"data.root={images}"]
     return run_script("robustness.py", [*cells, "--set", *data, *SMOKE], REPO)
 
@@ -37,9 +38,14 @@ def test_robustness_table_and_resume(tmp_path, digits_dataset):
     out, images = tmp_path / "cells.jsonl", digit_folder(tmp_path / "digits", digits_dataset)
     first = robustness(out, images)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(r["variant"] for r in rows) == ["fp32-cl-1t", "fp64-nchw"]
+    by_variant = {r["variant"]: r for r in rows}
+    assert sorted(by_variant) == ["avx2-cl", "fp32-cl-1t", "fp64-nchw"]
     assert all(0.0 <= r["acc"] <= 1.0 for r in rows)
-    assert "spread over 2 cells" in first and "worst cell" in first
+    # The AVX2 cell ran a CPU without AVX-512's kernels, whatever this CPU has; the others this CPU's.
+    assert by_variant["avx2-cl"]["cpu_capability"] == "AVX2" and not by_variant["avx2-cl"]["native_bf16"]
+    here = torch.backends.cpu.get_cpu_capability()
+    assert by_variant["fp32-cl-1t"]["cpu_capability"] == by_variant["fp64-nchw"]["cpu_capability"] == here
+    assert "spread over 3 cells" in first and "worst cell" in first
     second = robustness(out, images)  # nothing left to train: the same table from the file
-    assert len(out.read_text().splitlines()) == 2
+    assert len(out.read_text().splitlines()) == 3
     assert second.splitlines()[-3:] == first.splitlines()[-3:]

@@ -93,14 +93,17 @@ def test_cosine_schedule_decays_from_base_to_zero():
 
 
 def test_short_run_beats_the_untrained_model(digit_images, digits_dataset):
-    # Measured on this machine (2 threads, 10 iterations, seeds 0, 1, 3): untrained ACC 0.10-0.15,
-    # trained 0.27-0.30; the smallest gain seen was +0.13, so +0.08 is a clear but safe margin.
+    # Measured on an Intel Xeon (10 iterations, seeds 0 / 1 / 2; untrained ACC 0.146 / 0.102 / 0.123)
+    # under three arithmetics: bf16 autocast gains +0.105 / +0.201 / +0.127, float32 +0.091 / +0.179 /
+    # +0.176, float32 with AVX2 kernels (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2, a CPU
+    # without AVX-512) +0.080 / +0.178 / +0.193. Seed 0 (this test's) is the weakest: +0.05 leaves
+    # it a margin on every arithmetic, and a trainer that does not learn gains nothing.
     params = tiny_params(**{"train.iterations": 10})
     untrained = Trainer(params, digit_images, CPU)
     untrained.finalize()
     before = acc_of(untrained.model, digit_images, digits_dataset.labels)
     after = acc_of(fit(params, digit_images).model, digit_images, digits_dataset.labels)
-    assert after >= before + 0.08, (before, after)
+    assert after >= before + 0.05, (before, after)
 
 
 def test_loss_on_one_target_set_falls_over_repeats(digit_images):
