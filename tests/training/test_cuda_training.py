@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -45,9 +49,24 @@ def test_one_step_gradient_on_cuda_matches_a_float64_cpu_reference(mnist_images,
     assert F.cosine_similarity(on_cuda, reference, dim=0) >= least_cosine
 
 
+@contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """torch's CPU thread count set to `count` for the block (the suite runs one thread per process)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_thirty_cuda_iterations_reach_the_cpu_accuracy(mnist_images, mnist5k_dataset):
     def monitored_acc(device: str) -> float:
         params = default_params(**{"train.device": device, "train.iterations": 30, "train.eval_every": 30})
         return fit(params, mnist_images, mnist5k_dataset.labels).history[-1]["acc"]
 
-    assert monitored_acc("cuda") >= monitored_acc("cpu") - 0.05
+    # The CPU reference need not repeat bit for bit here, only be the CPU's result: a GPU machine's
+    # many cores keep its 30 iterations inside the GPU session's time for this part.
+    with cpu_threads(min(8, os.cpu_count() or 1)):
+        cpu_acc = monitored_acc("cpu")
+    assert monitored_acc("cuda") >= cpu_acc - 0.05
