@@ -14,7 +14,8 @@ predictions equal to CPU predictions of the same model); the default training (`
 200) for each of `--seeds` with its ACC beside the CPU's for the same seed; milliseconds per phase
 of an outer iteration (BatchNorm refit, target pass, relation points, k-means, augmentation,
 optimizer steps); a short training with bf16 autocast on and off (ACC, training images/s with
-targets included); the peak CUDA memory of training at two large-batch sizes.
+targets included); the peak CUDA memory of training at two large-batch sizes; eager against
+`train.compile` (training images/s after the compiling first iteration).
 """
 
 from __future__ import annotations
@@ -148,6 +149,27 @@ def cuda_memory(images: torch.Tensor, source: str, large_batches: list[int]) -> 
         print(f"  L = {large_batch:5}: {torch.cuda.max_memory_allocated() / 2**20:8.1f} MiB")
 
 
+def compile_speed(images: torch.Tensor, source: str, iterations: int) -> None:
+    """Whether `train.compile` pays on CUDA: training images/s after the first (compiling) iteration,
+    eager beside compiled, from the trainings' own per-iteration times."""
+    print(f"## train.compile on CUDA: {iterations} iterations of the default params, bf16 autocast")
+    if not torch.cuda.is_available() or iterations < 2:
+        print(f"  {NO_CUDA if not torch.cuda.is_available() else 'skipped: needs --iterations 2 or more'}")
+        return
+    for compiled in (False, True):
+        params = short_params(source, "cuda", iterations, 1000, True)
+        params = replace_params(params, {"train.compile": compiled})
+        try:
+            seconds = [row["seconds"] for row in fit(params, images).history]
+        except Exception as err:  # noqa: BLE001 - a box without a working compiler: report, go on
+            reason = (str(err).splitlines() or [""])[0]
+            print(f"  compile {compiled!s:5}: failed: {type(err).__name__}: {reason}")
+            continue
+        rate = (iterations - 1) * training_images(params) / sum(seconds[1:])
+        first = f"first iteration {seconds[0]:6.1f} s"
+        print(f"  compile {compiled!s:5}: {first}, then {rate:8.0f} training images/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,6 +194,7 @@ def main() -> None:
     phase_times(images, args.source, device, args.phase_iterations)
     training_speed(images, data, args.source, device, args.iterations, args.large_batch)
     cuda_memory(images, args.source, args.large_batches)
+    compile_speed(images, args.source, args.iterations)
 
 
 if __name__ == "__main__":

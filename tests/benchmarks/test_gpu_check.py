@@ -45,7 +45,7 @@ def test_gpu_check_runs_without_mlflow_dvc_or_onnx(tmp_path):
     assert "amp True : ACC" in out and "amp False: ACC" in out and "training images/s" in out
     assert "targets incl. k-means" in out and "optimizer steps" in out and "seed 0: ACC" in out
     if not torch.cuda.is_available():
-        assert out.count("skipped: no usable CUDA GPU") == 2 and "CUDA GPU: none" in out
+        assert out.count("skipped: no usable CUDA GPU") == 3 and "CUDA GPU: none" in out
 
 
 def test_gpu_diagnose_runs_its_cpu_rows_without_mlflow_dvc_or_onnx(tmp_path):
