@@ -48,8 +48,12 @@ for part in "${parts[@]}"; do
     diagnose) "${limit[@]}" python3 benchmarks/gpu_diagnose.py >"$out/diagnose.txt" 2>&1 ;;
   esac
   rc=$?
-  [ "$rc" -eq 124 ] && echo "(stopped at its limit of $seconds s)" >>"$out/$part.txt"
+  elapsed=$(($(date +%s) - start))
+  # 124: stopped by timeout's TERM; 137 after the limit: killed by its KILL 10 s later.
+  if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ "$elapsed" -ge "$seconds" ]; }; then
+    echo "(stopped at its limit of $seconds s)" >>"$out/$part.txt"
+  fi
   [ "$rc" -gt "$worst" ] && worst=$rc
-  echo "$part: exit $rc in $(($(date +%s) - start)) s" | tee -a "$out/parts.txt"
+  echo "$part: exit $rc in $elapsed s" | tee -a "$out/parts.txt"
 done
 exit "$worst"
