@@ -153,8 +153,11 @@ def compile_speed(images: torch.Tensor, source: str, iterations: int) -> None:
     """Whether `train.compile` pays on CUDA: training images/s after the first (compiling) iteration,
     eager beside compiled, from the trainings' own per-iteration times."""
     print(f"## train.compile on CUDA: {iterations} iterations of the default params, bf16 autocast")
-    if not torch.cuda.is_available() or iterations < 2:
-        print(f"  {NO_CUDA if not torch.cuda.is_available() else 'skipped: needs --iterations 2 or more'}")
+    if not torch.cuda.is_available():
+        print(f"  {NO_CUDA}")
+        return
+    if iterations < 2:  # the first iteration compiles; the rate needs at least one after it
+        print("  skipped: needs --iterations 2 or more")
         return
     for compiled in (False, True):
         params = short_params(source, "cuda", iterations, 1000, True)
