@@ -14,8 +14,9 @@ predictions equal to CPU predictions of the same model); the default training (`
 200) for each of `--seeds` with its ACC beside the CPU's for the same seed; milliseconds per phase
 of an outer iteration (BatchNorm refit, target pass, relation points, k-means, augmentation,
 optimizer steps); a short training with bf16 autocast on and off (ACC, training images/s with
-targets included); the peak CUDA memory of training at two large-batch sizes; eager against
-`train.compile` (training images/s after the compiling first iteration).
+targets included); the peak CUDA memory of training at two large-batch sizes; the optimizer steps
+launched eagerly, replayed from CUDA graphs (the default) and compiled (`train.compile`): ACC and
+training images/s after the first iteration.
 """
 
 from __future__ import annotations
@@ -149,28 +150,39 @@ def cuda_memory(images: torch.Tensor, source: str, large_batches: list[int]) -> 
         print(f"  L = {large_batch:5}: {torch.cuda.max_memory_allocated() / 2**20:8.1f} MiB")
 
 
-def compile_speed(images: torch.Tensor, source: str, iterations: int) -> None:
-    """Whether `train.compile` pays on CUDA: training images/s after the first (compiling) iteration,
-    eager beside compiled, from the trainings' own per-iteration times."""
-    print(f"## train.compile on CUDA: {iterations} iterations of the default params, bf16 autocast")
+# How each timed training launches its optimizer steps: the defaults record each step once as a
+# CUDA graph and replay it; eager launches every kernel from the host; compile adds torch.compile.
+STEP_MODES = {
+    "eager": {"experimental.cuda_graphs": False},
+    "cuda graphs": {},
+    "compile": {"experimental.cuda_graphs": False, "train.compile": True},
+}
+
+
+def step_modes(images: torch.Tensor, data, source: str, iterations: int) -> None:
+    """Whether CUDA graphs (the default) and `train.compile` pay on CUDA: training images/s after the
+    first iteration (which warms up, records or compiles) and ACC, beside eager launches."""
+    print(f"## optimizer steps on CUDA: {iterations} iterations of the default params, bf16 autocast")
     if not torch.cuda.is_available():
         print(f"  {NO_CUDA}")
         return
-    if iterations < 2:  # the first iteration compiles; the rate needs at least one after it
+    if iterations < 2:  # the first iteration records or compiles; the rate needs one after it
         print("  skipped: needs --iterations 2 or more")
         return
-    for compiled in (False, True):
-        params = short_params(source, "cuda", iterations, 1000, True)
-        params = replace_params(params, {"train.compile": compiled})
+    for mode, overrides in STEP_MODES.items():
+        params = replace_params(short_params(source, "cuda", iterations, 1000, True), overrides)
         try:
-            seconds = [row["seconds"] for row in fit(params, images).history]
+            result = fit(params, images)
         except Exception as err:  # noqa: BLE001 - a box without a working compiler: report, go on
             reason = (str(err).splitlines() or [""])[0]
-            print(f"  compile {compiled!s:5}: failed: {type(err).__name__}: {reason}")
+            print(f"  {mode:<11}: failed: {type(err).__name__}: {reason}")
             continue
+        seconds = [row["seconds"] for row in result.history]
         rate = (iterations - 1) * training_images(params) / sum(seconds[1:])
+        pred = predict_clusters(result.model, images, 500, True, torch.device("cuda"))
+        acc = cluster_scores(pred.cpu().numpy(), data.labels).acc
         first = f"first iteration {seconds[0]:6.1f} s"
-        print(f"  compile {compiled!s:5}: {first}, then {rate:8.0f} training images/s")
+        print(f"  {mode:<11}: ACC {acc:.3f}  {first}, then {rate:8.0f} training images/s")
 
 
 def main() -> None:
@@ -197,7 +209,7 @@ def main() -> None:
     phase_times(images, args.source, device, args.phase_iterations)
     training_speed(images, data, args.source, device, args.iterations, args.large_batch)
     cuda_memory(images, args.source, args.large_batches)
-    compile_speed(images, args.source, args.iterations)
+    step_modes(images, data, args.source, args.iterations)
 
 
 if __name__ == "__main__":

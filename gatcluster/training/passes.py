@@ -27,7 +27,9 @@ def autocast_for(device: torch.device, enabled: bool):
     bf16 (measured 1.7× faster training steps here), a no-op elsewhere (emulated bf16 is slower)."""
     if enabled and device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        # No cast-weight cache: each weight is cast once per forward anyway, and a cache filled
+        # while a CUDA graph records would hold the graph's memory (PyTorch's CUDA graph notes).
+        return torch.autocast("cuda", dtype=dtype, cache_enabled=False)
     if enabled and device.type == "cpu" and cpu_has_native_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Params that do not change what training computes: a checkpoint stays valid across them. The
 # process count is one of them: batch semantics are equal across world sizes (README, Scaling out).
 NON_TRAINING_KEYS = {"checkpoint_every", "eval_every", "device", "processes", "compile"}
+NON_TRAINING_EXPERIMENTAL = {"cuda_graphs"}  # how a CUDA step is launched, not what it computes
 
 
 # The subpackages whose code decides what training computes: data preparation and views, the
@@ -55,7 +56,7 @@ def training_params(params: Params) -> dict:
         "model": raw["model"],
         "train": train,
         "augment": raw["augment"],
-        "experimental": raw["experimental"],
+        "experimental": {k: v for k, v in raw["experimental"].items() if k not in NON_TRAINING_EXPERIMENTAL},
     }
 
 

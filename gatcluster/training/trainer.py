@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -51,6 +52,7 @@ from gatcluster.training.passes import (
     reestimate_batchnorm,
 )
 from gatcluster.training.resume import code_digest
+from gatcluster.training.step_graph import GraphedStep, adam_for, reapply_adam_settings, set_lr
 from gatcluster.training.streams import (
     AUG_VIEW,
     KMEANS,
@@ -121,10 +123,24 @@ class Trainer:
         )
         if self.cfg.compile:  # the same weights; only the optimizer step's forward/backward is compiled
             self.forward_heads = torch.compile(self.forward_heads)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
         self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights))
         fp16 = self.cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.records = self.records_steps()
+        self.optimizer = adam_for(self.model.parameters(), self.cfg.lr, device, self.records)
+        self.graphed_step = GraphedStep(self.optimizer_step) if self.records else None
+
+    def records_steps(self) -> bool:
+        """Whether optimizer steps are replayed as a CUDA graph: asked for, on CUDA, in one process
+        (DDP's collectives are not recorded here), not compiled, no fp16 loss scaling (which reads
+        its overflow check back to the host every step)."""
+        return (
+            self.xcfg.cuda_graphs
+            and self.device.type == "cuda"
+            and not self.ranks.distributed
+            and not self.cfg.compile
+            and not self.scaler.is_enabled()
+        )
 
     @property
     def output_model(self) -> GATCluster:
@@ -219,15 +235,25 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         steps = 0
         view = self.augment(batch, aug_gen)  # the whole view on every rank: equal streams
+        step = self.step_on(view, targets)
         for _ in range(cfg.repeats):
             order = torch.randperm(len(batch), generator=shuffle_gen).to(self.device)
             for start in range(0, len(order) - cfg.sub_batch + 1, cfg.sub_batch):
-                idx = order[start : start + cfg.sub_batch]
-                terms = self.optimizer_step(view[idx], targets, idx)
+                terms = step(order[start : start + cfg.sub_batch])
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value
                 steps += 1
         return {key: float(value) / steps for key, value in sums.items()}
+
+    def step_on(
+        self, view: torch.Tensor, targets: list[Targets]
+    ) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+        """One optimizer step on rows `idx` of `view`, as a function of `idx`: replayed from a CUDA
+        graph when steps are recorded (`records_steps`), else eager."""
+        if self.graphed_step is None:
+            return lambda idx: self.optimizer_step(view[idx], targets, idx)
+        self.graphed_step.load(view, targets)
+        return self.graphed_step
 
     def optimizer_step(
         self, x: torch.Tensor, targets: list[Targets], idx: torch.Tensor
@@ -293,8 +319,8 @@ class Trainer:
 
     def run_iteration(self, iteration: int) -> dict[str, float]:
         """One outer iteration: targets on a fresh large batch, then training on it."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(iteration, self.cfg.iterations, self.cfg.lr, self.cfg.lr_schedule)
+        lr = lr_at(iteration, self.cfg.iterations, self.cfg.lr, self.cfg.lr_schedule)
+        set_lr(self.optimizer, lr)
         batch = self.large_batch(iteration)
         losses = self.train_on(batch, self.compute_targets(batch, iteration), iteration)
         if not all(math.isfinite(v) for v in losses.values()):
@@ -302,7 +328,7 @@ class Trainer:
                 f"non-finite loss in iteration {iteration + 1}: {losses}. "
                 "Lower train.lr, or check the input data for NaNs; the last checkpoint is kept."
             )
-        return {**losses, **self.target_stats, "lr": self.optimizer.param_groups[0]["lr"]}
+        return {**losses, **self.target_stats, "lr": lr}
 
     def close(self) -> None:
         """Release what the trainer started: the read-ahead thread on CUDA."""
@@ -398,6 +424,9 @@ class Trainer:
         """Restore model, optimizer and RNG states from a checkpoint."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        reapply_adam_settings(self.optimizer, self.device, self.records)
+        if self.records:  # the loaded moments have new addresses: record anew
+            self.graphed_step = GraphedStep(self.optimizer_step)
         restore_rng_state(state["rng"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gatcluster.config.loading import replace_params
 from gatcluster.config.params import ADDITIONS_OFF, Params
@@ -149,6 +150,13 @@ def test_checkpoint_of_other_params_is_not_resumed(few_images, tmp_path):
     fit(params, few_images, checkpoint=tmp_path / "other.pt")
     rerun = fit(params, few_images, checkpoint=tmp_path / "other.pt")
     assert rerun.resumed_from == 1 and len(rerun.history) == 1  # nothing left to do
+
+
+def test_checkpoint_resumes_across_how_cuda_steps_are_launched(few_images, tmp_path):
+    params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
+    eager = replace_params(params, {"experimental.cuda_graphs": False})
+    fit(eager, few_images, checkpoint=tmp_path / "last.pt")
+    assert fit(params, few_images, checkpoint=tmp_path / "last.pt").resumed_from == 1
 
 
 def test_checkpoint_of_other_training_code_is_not_resumed(few_images, tmp_path):
@@ -341,6 +349,39 @@ def test_compile_wraps_the_step_forward_only_when_asked(digit_images, monkeypatc
     assert compiled == []
     trainer = Trainer(tiny_params(**{"train.compile": True}), digit_images, CPU)
     assert compiled == [trainer.model.forward_heads]  # the optimizer step's network, nothing else
+
+
+# Ops that read a device value back to the host: a CUDA graph cannot record them.
+HOST_READS = {"_local_scalar_dense", "item", "nonzero", "masked_select", "equal", "is_nonzero"}
+
+
+class HostReads(TorchDispatchMode):
+    """Names every op in the block that reads a value back to the host."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._opname in HOST_READS:
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_an_optimizer_step_reads_nothing_back_to_the_host(digit_images, monkeypatch):
+    # What CUDA records as a graph: forward, losses and backward (CUDA's Adam is capturable; the
+    # CPU's reads its step counts, so it is left out here).
+    trainer = Trainer(tiny_params(), digit_images, CPU)
+    assert trainer.graphed_step is None  # recording is for CUDA only
+    batch = trainer.large_batch(0)
+    targets = trainer.compute_targets(batch, 0)
+    view = trainer.augment(batch, torch.Generator().manual_seed(0))
+    trainer.model.train()
+    monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
+    idx = torch.arange(64)
+    with HostReads() as reads:
+        trainer.step_on(view, targets)(idx)
+    assert reads.seen == []
 
 
 @pytest.mark.gpu

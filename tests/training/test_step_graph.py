@@ -1,0 +1,97 @@
+"""The recorded optimizer step's CPU-checkable parts: static buffers, Adam's settings per device.
+
+Recording and replaying need CUDA: tests/training/test_cuda_training.py (marked gpu) checks that
+replayed steps train as eager ones do.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gatcluster.training.losses import Targets
+from gatcluster.training.step_graph import (
+    GraphedStep,
+    adam_for,
+    reapply_adam_settings,
+    set_lr,
+)
+
+CPU = torch.device("cpu")
+
+
+def batch_and_targets(rows: int = 8, clusters: int = 3, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    view = torch.rand(rows, 1, 4, 4, generator=gen)
+    probs = torch.rand(rows, clusters, generator=gen).softmax(dim=1)
+    labels = torch.randint(0, clusters, (rows,), generator=gen)
+    return view, [Targets(probs, probs.square(), labels)]
+
+
+def recorded_inputs(view: torch.Tensor, targets: list[Targets], idx: torch.Tensor) -> dict:
+    """A stand-in step: what it was given, so a test sees which rows and targets arrived."""
+    return {"x": view.clone(), "balanced": targets[0].balanced[idx].clone(), "idx": idx.clone()}
+
+
+def test_load_copies_into_the_same_buffers_while_the_layout_holds():
+    graphed = GraphedStep(recorded_inputs)
+    view, targets = batch_and_targets(seed=0)
+    graphed.load(view, targets)
+    buffers = (graphed.view, *graphed.targets[0])
+    assert graphed.view is not view  # a copy: the caller's tensors may be freed or changed
+    new_view, new_targets = batch_and_targets(seed=1)
+    graphed.load(new_view, new_targets)
+    assert all(a is b for a, b in zip(buffers, (graphed.view, *graphed.targets[0]), strict=True))
+    assert torch.equal(graphed.view, new_view)
+    assert all(torch.equal(a, b) for a, b in zip(graphed.targets[0], new_targets[0], strict=True))
+
+
+def test_load_of_another_layout_makes_new_buffers_and_records_anew():
+    graphed = GraphedStep(recorded_inputs)
+    graphed.load(*batch_and_targets(rows=8))
+    graphed.graph, graphed.eager_steps = object(), 3  # as if recorded
+    graphed.load(*batch_and_targets(rows=6))
+    assert graphed.view.shape[0] == 6 and graphed.graph is None and graphed.eager_steps == 0
+
+
+def test_a_step_after_a_failed_capture_runs_eagerly_on_the_loaded_rows():
+    graphed = GraphedStep(recorded_inputs)
+    view, targets = batch_and_targets()
+    graphed.load(view, targets)
+    graphed.eager_only = True
+    idx = torch.tensor([5, 1, 2])
+    out = graphed(idx)
+    assert torch.equal(out["x"], view[idx]) and torch.equal(out["balanced"], targets[0].balanced[idx])
+
+
+def test_adam_that_records_nothing_keeps_torch_defaults():
+    group = adam_for([torch.nn.Parameter(torch.ones(2))], 0.002, CPU, False).param_groups[0]
+    assert group["lr"] == 0.002 and not group["capturable"]
+
+
+def test_set_lr_sets_floats_and_fills_rate_tensors_in_place():
+    plain = adam_for([torch.nn.Parameter(torch.ones(2))], 0.002, CPU, False)
+    set_lr(plain, 0.001)
+    assert plain.param_groups[0]["lr"] == 0.001
+    rate = torch.tensor(0.002)
+    as_tensor = torch.optim.Adam([torch.nn.Parameter(torch.ones(2))], lr=rate, foreach=False)
+    set_lr(as_tensor, 0.001)
+    # The same tensor, changed: a recorded step reads the rate from its address.
+    assert as_tensor.param_groups[0]["lr"] is rate and rate.item() == pytest.approx(0.001)
+
+
+def test_a_recording_runs_optimizer_state_resumes_where_nothing_is_recorded():
+    param = torch.nn.Parameter(torch.ones(2))
+    optimizer = adam_for([param], 0.002, CPU, False)
+    param.sum().backward()
+    optimizer.step()
+    saved = optimizer.state_dict()
+    # What a run with recorded steps saves, as load_checkpoint maps it to the CPU.
+    saved["param_groups"][0].update(lr=torch.tensor(0.0015), capturable=True)
+    resumed = adam_for([param], 0.002, CPU, False)
+    resumed.load_state_dict(saved)
+    reapply_adam_settings(resumed, CPU, False)
+    group = resumed.param_groups[0]
+    assert group["lr"] == pytest.approx(0.0015) and isinstance(group["lr"], float) and not group["capturable"]
+    resumed.step()  # a capturable group or a rate tensor would refuse the CPU's default Adam
+    assert torch.isfinite(param).all()
