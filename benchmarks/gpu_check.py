@@ -38,6 +38,7 @@ from gatcluster.data.store import fit_dataset
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.fit import fit
 from gatcluster.training.passes import predict_clusters
+from gatcluster.training.step_graph import GraphCaptureFailed
 
 # train_speed.py sits beside this script: its phase profile is reused, on the CUDA device here.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,6 +72,16 @@ def short_params(source: str, device: str, iterations: int, large_batch: int, am
     return replace_params(Params(), overrides)
 
 
+def train(params: Params, images: torch.Tensor):
+    """`fit`; should recording the CUDA graph fail, print why and train with eager steps, so the
+    rest of the check still measures something."""
+    try:
+        return fit(params, images)
+    except GraphCaptureFailed as err:
+        print(f"  {err}")
+        return fit(replace_params(params, {"experimental.cuda_graphs": False}), images)
+
+
 def device_checks(images: torch.Tensor, source: str) -> None:
     """CUDA trains with finite losses in bf16 and float32; CUDA and CPU predict the same clusters."""
     print("## device checks")
@@ -78,7 +89,7 @@ def device_checks(images: torch.Tensor, source: str) -> None:
         print(f"  {NO_CUDA}")
         return
     for amp in (True, False):
-        result = fit(short_params(source, "cuda", 2, 256, amp), images)
+        result = train(short_params(source, "cuda", 2, 256, amp), images)
         finite = all(math.isfinite(row["loss/total"]) for row in result.history)
         print(f"  cuda training, amp {amp}: losses finite {finite}")
     model = result.model.eval()
@@ -96,7 +107,7 @@ def training_speed(
     for amp in (True, False):
         params = short_params(source, device, iterations, large_batch, amp)
         tic = time.perf_counter()
-        result = fit(params, images)
+        result = train(params, images)
         seconds = time.perf_counter() - tic
         t = params.train
         trained = iterations * t.repeats * (min(t.large_batch, len(images)) // t.sub_batch) * t.sub_batch
@@ -111,7 +122,12 @@ def phase_times(images: torch.Tensor, source: str, device: str, iterations: int)
     """Milliseconds per phase of an outer iteration with the default params (device-synchronised)."""
     print(f"## where an iteration's time goes on {device} (default params, {iterations} iterations)")
     params = short_params(source, device, iterations + 1, 1000, True)
-    phases = profile(params, images, iterations, torch.device(device))
+    try:
+        phases = profile(params, images, iterations, torch.device(device))
+    except GraphCaptureFailed as err:
+        print(f"  {err}")
+        params = replace_params(params, {"experimental.cuda_graphs": False})
+        phases = profile(params, images, iterations, torch.device(device))
     total = sum(phases.values())
     for name, seconds in phases.items():
         print(f"  {name:<40} {seconds * 1000:8.1f} ms")
@@ -125,7 +141,7 @@ def seed_accuracy(images: torch.Tensor, data, source: str, device: str, seeds: l
     for seed in seeds:
         params = replace_params(short_params(source, device, iterations, 1000, True), {"seed": seed})
         tic = time.perf_counter()
-        result = fit(params, images)
+        result = train(params, images)
         seconds = time.perf_counter() - tic
         pred = predict_clusters(result.model, images, 500, True, torch.device(device))
         accs.append(cluster_scores(pred.cpu().numpy(), data.labels).acc)
@@ -146,7 +162,7 @@ def cuda_memory(images: torch.Tensor, source: str, large_batches: list[int]) -> 
         return
     for large_batch in large_batches:
         torch.cuda.reset_peak_memory_stats()
-        fit(short_params(source, "cuda", 2, large_batch, True), images)
+        train(short_params(source, "cuda", 2, large_batch, True), images)
         print(f"  L = {large_batch:5}: {torch.cuda.max_memory_allocated() / 2**20:8.1f} MiB")
 
 

@@ -30,6 +30,7 @@ from gatcluster.data.store import fit_dataset
 from gatcluster.training.fit import fit
 from gatcluster.training.gradient_check import sub_batch_gradient
 from gatcluster.training.passes import batchnorm_layers, reestimate_batchnorm
+from gatcluster.training.step_graph import GraphCaptureFailed
 from gatcluster.training.streams import AUG_VIEW, derived_generator
 from gatcluster.training.trainer import Trainer
 
@@ -105,8 +106,12 @@ def trainings(images: torch.Tensor, labels, source: str, iterations: int) -> Non
             continue
         overrides = {"train.iterations": iterations, "train.eval_every": iterations}
         params = params_for(source, device, **overrides, **{"train.channels_last": cl, "train.amp": amp})
-        with cuda_flags(cudnn, tf32) if device == "cuda" else nullcontext():
-            history = fit(params, images, labels).history
+        try:
+            with cuda_flags(cudnn, tf32) if device == "cuda" else nullcontext():
+                history = fit(params, images, labels).history
+        except GraphCaptureFailed as err:  # the next setting may still record
+            print(f"  {name}: {err}")
+            continue
         last = history[-1]
         print(f"  {name:<48} ACC {last['acc']:.3f}  largest cluster {last['targets/largest_cluster']:.3f}")
 

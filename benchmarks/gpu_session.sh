@@ -3,7 +3,8 @@
 #
 #   bash benchmarks/gpu_session.sh [tests] [seeds] [diagnose]     # default: all three, in this order
 #
-# tests:    the pytest tests marked gpu (CUDA gradient vs float64 CPU, 30 CUDA iterations vs the CPU)
+# tests:    the pytest tests marked gpu (CUDA gradient vs float64 CPU, CUDA graphs vs eager steps,
+#           30 CUDA iterations vs the CPU)
 # seeds:    benchmarks/gpu_check.py --seeds 0 1 2 3 4 (phases, speed, 200-iteration ACC per seed)
 # diagnose: benchmarks/gpu_diagnose.py (gradients, short trainings and BatchNorm per CUDA setting)
 #

@@ -33,6 +33,7 @@ from gatcluster.training.distributed import (
     stop_process_group,
 )
 from gatcluster.training.fit import LostProcess, TrainingSetupError, resolve_device
+from gatcluster.training.step_graph import GraphCaptureFailed
 from gatcluster.training.trainer import TrainingDiverged
 
 
@@ -122,5 +123,12 @@ def main() -> None:
 if __name__ == "__main__":
     run_stage(
         main,
-        failures=(TrainingDiverged, TrainingSetupError, CheckpointError, StoppedByTorchrun, LostProcess),
+        failures=(
+            TrainingDiverged,
+            TrainingSetupError,
+            CheckpointError,
+            StoppedByTorchrun,
+            LostProcess,
+            GraphCaptureFailed,
+        ),
     )

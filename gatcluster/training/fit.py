@@ -137,6 +137,7 @@ def train_and_finalize(
             and (step % cfg.checkpoint_every == 0 or step == cfg.iterations)
         ):
             save_checkpoint(trainer.state(step, history), checkpoint)
+    trainer.end_training()
     if not ranks.is_main:
         return FitResult(trainer.output_model, history, done, time.perf_counter() - started)
     trainer.finalize()

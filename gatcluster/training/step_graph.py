@@ -10,13 +10,13 @@ batch's augmented view and every head's targets (copied in once per iteration) a
 row indices (copied in per step); the sub-batch is gathered inside the graph. Every step here is a
 real training step: the warm-up steps and the captured one are not repeated or skipped, so training
 with graphs takes the same steps as without. The optimizer must be capturable (Adam's step count and
-learning rate on the device: `adam_for`). Should capture fail, the step runs eagerly from then on,
-with one warning.
+learning rate on the device: `adam_for`). A failed capture stops training with GraphCaptureFailed,
+naming the switch that turns recording off: a capture that failed midway leaves PyTorch's CUDA
+memory allocator believing it still records, so eager steps after it cannot be trusted.
 """
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Callable
 
@@ -24,11 +24,14 @@ import torch
 
 from gatcluster.training.losses import Targets
 
-log = logging.getLogger(__name__)
-
 # Eager steps before the capture: PyTorch's recipe warms up on a side stream so that lazily
 # created state (Adam's moments, cuBLAS/cuDNN handles, autograd's buffers) exists before recording.
 WARMUP_STEPS = 3
+
+
+class GraphCaptureFailed(RuntimeError):
+    """Recording the optimizer step as a CUDA graph failed; says how to train without recording."""
+
 
 StepFn = Callable[[torch.Tensor, list[Targets], torch.Tensor], dict[str, torch.Tensor]]
 
@@ -51,12 +54,17 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def reapply_adam_settings(optimizer: torch.optim.Optimizer, device: torch.device, capturable: bool) -> None:
-    """After `load_state_dict`: the groups carry the saved run's settings (a float rate and
-    capturable=False, or a rate tensor mapped to the CPU and capturable=True); put back this run's."""
+    """After `load_state_dict`: the groups and step counts carry the saved run's settings (a float
+    rate, counts on the CPU; or a rate tensor and counts on the device, capturable); put back this
+    run's. torch places loaded counts by the saved groups' flag, not by this optimizer's."""
     for group in optimizer.param_groups:
         lr = float(group["lr"])
         group["capturable"] = capturable
         group["lr"] = torch.tensor(lr, device=device) if capturable else lr
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "step" in state:
+                state["step"] = state["step"].to(param.device if capturable else "cpu")
 
 
 def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -76,7 +84,6 @@ class GraphedStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.outputs: dict[str, torch.Tensor] = {}
         self.eager_steps = 0
-        self.eager_only = False  # capture failed: every step runs eagerly
 
     def load(self, view: torch.Tensor, targets: list[Targets]) -> None:
         """Copy this iteration's augmented view and targets into the static buffers."""
@@ -100,8 +107,6 @@ class GraphedStep:
     def __call__(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimizer step on rows `idx` of the loaded view; the step's detached loss terms
         (after a replay, the graph's own output tensors: read them before the next step)."""
-        if self.eager_only:
-            return self.run_step(idx)
         if self.idx is None or not same_layout(self.idx, idx):
             self.idx, self.graph, self.eager_steps = idx.clone(), None, 0
         else:
@@ -138,10 +143,14 @@ class GraphedStep:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 outputs = self.run_step(self.idx)
         except RuntimeError as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            log.warning("CUDA graph capture failed (%s); optimizer steps run eagerly", reason[:200])
-            self.eager_only = True
-            return self.run_step(self.idx)  # nothing recorded ran: this step is still to take
+            # capture_end's own error hides the cause: the error raised inside the capture.
+            cause = err.__context__ if isinstance(err.__context__, Exception) else err
+            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
+            raise GraphCaptureFailed(
+                f"recording the optimizer step as a CUDA graph failed ({reason}): train without "
+                "recording, experimental.cuda_graphs: false (dvc exp run -S "
+                "experimental.cuda_graphs=false); the last checkpoint is kept"
+            ) from err
         self.graph, self.outputs = graph, outputs
         graph.replay()
         return outputs

@@ -330,6 +330,13 @@ class Trainer:
             )
         return {**losses, **self.target_stats, "lr": lr}
 
+    def end_training(self) -> None:
+        """After the last step: free the recorded step (its memory pool and static buffers) and the
+        last gradients, which a recorded step keeps in that pool."""
+        if self.records:
+            self.graphed_step = None
+        self.optimizer.zero_grad(set_to_none=True)
+
     def close(self) -> None:
         """Release what the trainer started: the read-ahead thread on CUDA."""
         if self.prefetch is not None:

@@ -6,11 +6,14 @@ replayed steps train as eager ones do.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 
 from gatcluster.training.losses import Targets
 from gatcluster.training.step_graph import (
+    GraphCaptureFailed,
     GraphedStep,
     adam_for,
     reapply_adam_settings,
@@ -54,14 +57,28 @@ def test_load_of_another_layout_makes_new_buffers_and_records_anew():
     assert graphed.view.shape[0] == 6 and graphed.graph is None and graphed.eager_steps == 0
 
 
-def test_a_step_after_a_failed_capture_runs_eagerly_on_the_loaded_rows():
-    graphed = GraphedStep(recorded_inputs)
-    view, targets = batch_and_targets()
-    graphed.load(view, targets)
-    graphed.eager_only = True
-    idx = torch.tensor([5, 1, 2])
-    out = graphed(idx)
-    assert torch.equal(out["x"], view[idx]) and torch.equal(out["balanced"], targets[0].balanced[idx])
+def test_a_failed_capture_stops_with_its_cause_and_the_switch(monkeypatch):
+    @contextmanager
+    def failing_capture(graph, capture_error_mode):
+        try:
+            yield
+        finally:  # as capture_end reports an invalidated capture, hiding the error inside it
+            raise RuntimeError("operation failed due to a previous error during capture")
+
+    def step_that_syncs(view, targets, idx):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", object)
+    monkeypatch.setattr(torch.cuda, "graph", failing_capture)
+    graphed = GraphedStep(step_that_syncs)
+    graphed.load(*batch_and_targets())
+    graphed.idx = torch.arange(4)
+    with pytest.raises(GraphCaptureFailed) as failed:
+        graphed.capture()
+    message = str(failed.value)
+    assert "(operation not permitted when stream is capturing)" in message
+    assert "experimental.cuda_graphs=false" in message and "\n" not in message
+    assert graphed.graph is None
 
 
 def test_adam_that_records_nothing_keeps_torch_defaults():
@@ -95,3 +112,19 @@ def test_a_recording_runs_optimizer_state_resumes_where_nothing_is_recorded():
     assert group["lr"] == pytest.approx(0.0015) and isinstance(group["lr"], float) and not group["capturable"]
     resumed.step()  # a capturable group or a rate tensor would refuse the CPU's default Adam
     assert torch.isfinite(param).all()
+
+
+def test_loaded_settings_follow_this_runs_recording():
+    # torch places loaded step counts by the saved groups' flag; moving them between the CPU and a
+    # GPU is checked on CUDA (test_cuda_training.py: a recording run resumes an eager checkpoint).
+    param = torch.nn.Parameter(torch.ones(2))
+    optimizer = adam_for([param], 0.002, CPU, False)
+    param.sum().backward()
+    optimizer.step()
+    reapply_adam_settings(optimizer, CPU, True)
+    group = optimizer.param_groups[0]
+    assert group["capturable"] and isinstance(group["lr"], torch.Tensor)
+    assert optimizer.state[param]["step"].device == param.device
+    reapply_adam_settings(optimizer, CPU, False)
+    assert not group["capturable"] and group["lr"] == pytest.approx(0.002)
+    assert optimizer.state[param]["step"].device == CPU
