@@ -26,7 +26,9 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -36,7 +38,7 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.evaluation.metrics import cluster_scores
-from gatcluster.training.fit import fit
+from gatcluster.training.fit import FitResult, fit
 from gatcluster.training.passes import predict_clusters
 from gatcluster.training.step_graph import GraphCaptureFailed
 
@@ -45,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_speed import profile, training_images  # noqa: E402
 
 NO_CUDA = "skipped: no usable CUDA GPU"
+T = TypeVar("T")
 # The CPU's ACC of the default 200 iterations on mnist5k per seed, with today's defaults (spectral
 # relations), to set beside the GPU's: benchmarks/ablation.py --configs spectral --seeds 0 1 2 3 4,
 # Intel Xeon with AMX-BF16, bf16 autocast, 1 thread per run, torch 2.14.1 (docs/experiments.md,
@@ -72,14 +75,34 @@ def short_params(source: str, device: str, iterations: int, large_batch: int, am
     return replace_params(Params(), overrides)
 
 
-def train(params: Params, images: torch.Tensor):
-    """`fit`; should recording the CUDA graph fail, print why and train with eager steps, so the
-    rest of the check still measures something."""
+class Recording:
+    """Whether a CUDA graph capture failed in this process. The library stops training then (its
+    allocator still counts the capture as running); this check goes on with eager steps for every
+    later training, best effort, and says so, so that one failure does not cost the GPU session."""
+
+    failed = False
+
+
+def eager(params: Params) -> Params:
+    """`params` with optimizer steps launched one kernel at a time."""
+    return replace_params(params, {"experimental.cuda_graphs": False})
+
+
+def with_recording(run: Callable[[Params], T], params: Params) -> T:
+    """`run(params)`; after a failed capture (now or earlier), `run` on eager steps instead."""
+    if Recording.failed:
+        return run(eager(params))
     try:
-        return fit(params, images)
+        return run(params)
     except GraphCaptureFailed as err:
-        print(f"  {err}")
-        return fit(replace_params(params, {"experimental.cuda_graphs": False}), images)
+        Recording.failed = True
+        print(f"  {err}\n  (from here on this check trains with eager steps, in the same process)")
+        return run(eager(params))
+
+
+def train(params: Params, images: torch.Tensor) -> FitResult:
+    """`fit`, recording steps unless a capture failed (`with_recording`)."""
+    return with_recording(lambda p: fit(p, images), params)
 
 
 def device_checks(images: torch.Tensor, source: str) -> None:
@@ -122,12 +145,7 @@ def phase_times(images: torch.Tensor, source: str, device: str, iterations: int)
     """Milliseconds per phase of an outer iteration with the default params (device-synchronised)."""
     print(f"## where an iteration's time goes on {device} (default params, {iterations} iterations)")
     params = short_params(source, device, iterations + 1, 1000, True)
-    try:
-        phases = profile(params, images, iterations, torch.device(device))
-    except GraphCaptureFailed as err:
-        print(f"  {err}")
-        params = replace_params(params, {"experimental.cuda_graphs": False})
-        phases = profile(params, images, iterations, torch.device(device))
+    phases = with_recording(lambda p: profile(p, images, iterations, torch.device(device)), params)
     total = sum(phases.values())
     for name, seconds in phases.items():
         print(f"  {name:<40} {seconds * 1000:8.1f} ms")
@@ -187,6 +205,9 @@ def step_modes(images: torch.Tensor, data, source: str, iterations: int) -> None
         return
     for mode, overrides in STEP_MODES.items():
         params = replace_params(short_params(source, "cuda", iterations, 1000, True), overrides)
+        if mode == "cuda graphs" and Recording.failed:
+            print(f"  {mode:<11}: skipped: a capture failed earlier in this check")
+            continue
         try:
             result = fit(params, images)
         except Exception as err:  # noqa: BLE001 - a box without a working compiler: report, go on

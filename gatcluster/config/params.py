@@ -164,6 +164,7 @@ class ExperimentalConfig:
     guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
     target_chunk: int = field(default=200, metadata=_range(1))
     sync_batchnorm: bool = True
+    # How CUDA launches a step, beside sync_batchnorm: kept out of params.yaml's 40 listed keys.
     cuda_graphs: bool = True
     num_heads: int = field(default=1, metadata=_range(1, 32))
     overcluster: int = field(default=0, metadata=_range(0, 10000))

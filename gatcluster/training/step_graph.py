@@ -1,4 +1,4 @@
-"""The optimizer step recorded once as a CUDA graph and replayed (`train.cuda_graphs`).
+"""The optimizer step recorded once as a CUDA graph and replayed (`experimental.cuda_graphs`).
 
 An eager step of this small network is a few hundred short kernels (forward, loss, backward, Adam),
 each launched by the host: on a GPU the host's launches, not the GPU, set the pace. Replaying a
@@ -18,7 +18,7 @@ memory allocator believing it still records, so eager steps after it cannot be t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -36,7 +36,9 @@ class GraphCaptureFailed(RuntimeError):
 StepFn = Callable[[torch.Tensor, list[Targets], torch.Tensor], dict[str, torch.Tensor]]
 
 
-def adam_for(parameters, lr: float, device: torch.device, capturable: bool) -> torch.optim.Adam:
+def adam_for(
+    parameters: Iterable[torch.nn.Parameter], lr: float, device: torch.device, capturable: bool
+) -> torch.optim.Adam:
     """Adam as the trainer uses it: `capturable` for recorded steps (step counts and a learning-rate
     tensor on the device, so a replayed step reads the current rate), torch's defaults otherwise."""
     if capturable:

@@ -53,8 +53,9 @@ def test_one_step_gradient_on_cuda_matches_a_float64_cpu_reference(mnist_images,
 @pytest.mark.parametrize("amp", [False, True])
 def test_recorded_steps_train_as_eager_steps(mnist_images, amp):
     def trained(graphs: bool) -> tuple[Trainer, list[float]]:
+        # Three iterations: the cosine rate falls at each one, which a recorded step must read.
         overrides = {"train.device": "cuda", "train.amp": amp, "train.iterations": 3}
-        overrides["experimental.cuda_graphs"] = graphs  # with 3 iterations the rate falls each one
+        overrides["experimental.cuda_graphs"] = graphs
         trainer = Trainer(default_params(**overrides), mnist_images, CUDA)
         return trainer, [trainer.run_iteration(i)["loss/total"] for i in range(3)]
 

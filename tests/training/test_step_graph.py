@@ -57,6 +57,30 @@ def test_load_of_another_layout_makes_new_buffers_and_records_anew():
     assert graphed.view.shape[0] == 6 and graphed.graph is None and graphed.eager_steps == 0
 
 
+def test_three_warm_up_steps_then_one_capture_then_replays_on_one_index_buffer(monkeypatch):
+    calls = []
+
+    class Recorded:
+        def replay(self):
+            calls.append("replay")
+
+    def capture():
+        calls.append("capture")
+        graphed.graph = Recorded()
+        return {}
+
+    graphed = GraphedStep(recorded_inputs)
+    graphed.load(*batch_and_targets())
+    monkeypatch.setattr(graphed, "warm_up", lambda: calls.append("warm-up") or {})
+    monkeypatch.setattr(graphed, "capture", capture)
+    graphed(torch.tensor([0, 1]))
+    index_buffer = graphed.idx
+    for step in range(1, 6):
+        graphed(torch.tensor([step, step + 1]))
+    assert calls == ["warm-up"] * 3 + ["capture", "replay", "replay"]
+    assert graphed.idx is index_buffer and graphed.idx.tolist() == [5, 6]  # what the graph reads
+
+
 def test_a_failed_capture_stops_with_its_cause_and_the_switch(monkeypatch):
     @contextmanager
     def failing_capture(graph, capture_error_mode):
@@ -97,7 +121,7 @@ def test_set_lr_sets_floats_and_fills_rate_tensors_in_place():
     assert as_tensor.param_groups[0]["lr"] is rate and rate.item() == pytest.approx(0.001)
 
 
-def test_a_recording_runs_optimizer_state_resumes_where_nothing_is_recorded():
+def test_an_eager_run_resumes_a_recording_runs_optimizer_state():
     param = torch.nn.Parameter(torch.ones(2))
     optimizer = adam_for([param], 0.002, CPU, False)
     param.sum().backward()
