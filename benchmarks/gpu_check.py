@@ -13,10 +13,11 @@ Prints, per part and in this order: the device checks (CUDA training runs, losse
 predictions equal to CPU predictions of the same model); the default training (`--seed-iterations`,
 200) for each of `--seeds` with its ACC beside the CPU's for the same seed; milliseconds per phase
 of an outer iteration (BatchNorm refit, target pass, relation points, k-means, augmentation,
-optimizer steps); a short training with bf16 autocast on and off (ACC, training images/s with
-targets included); the peak CUDA memory of training at two large-batch sizes; the optimizer steps
-launched eagerly, replayed from CUDA graphs (the default) and compiled (`train.compile`): ACC and
-training images/s after the first iteration.
+optimizer steps); the spectral embedding's eigendecomposition on CUDA and on the CPU; a short
+training with bf16 autocast on and off (ACC, training images/s with targets included); the peak
+CUDA memory of training at two large-batch sizes; the optimizer steps launched eagerly, replayed
+from CUDA graphs (the default) and compiled (`train.compile`): ACC and training images/s after the
+first iteration.
 """
 
 from __future__ import annotations
@@ -152,6 +153,34 @@ def phase_times(images: torch.Tensor, source: str, device: str, iterations: int)
     print(f"  {'all':<40} {total * 1000:8.1f} ms, {training_images(params) / total:.0f} training images/s")
 
 
+def eigh_times(size: int = 1000, repeats: int = 5) -> None:
+    """The spectral embedding's eigendecomposition (L x L, float64, every target pass) on CUDA and
+    on this machine's CPU: cuSOLVER's dense eigh is slow for one mid-sized matrix, and this says
+    whether running it on the host would pay."""
+    print(f"## eigh of one {size} x {size} float64 matrix (the spectral embedding's), mean of {repeats}")
+    gen = torch.Generator().manual_seed(0)
+    matrix = torch.rand(size, size, generator=gen, dtype=torch.float64)
+    matrix = matrix + matrix.T
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        x = matrix.to(device)
+        torch.linalg.eigh(x)  # warm-up: library handles and workspaces
+        synchronize(device)
+        tic = time.perf_counter()
+        for _ in range(repeats):
+            torch.linalg.eigh(x)
+        synchronize(device)
+        ms = (time.perf_counter() - tic) / repeats * 1000
+        where = f"cpu, {torch.get_num_threads()} threads" if device.type == "cpu" else "cuda"
+        print(f"  {where:<16} {ms:8.1f} ms")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for `device`'s queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def seed_accuracy(images: torch.Tensor, data, source: str, device: str, seeds: list[int], iterations: int):
     """The default training of each seed: ACC beside the CPU's, seconds, training images/s."""
     print(f"## default training, {iterations} iterations, on {device}")
@@ -244,6 +273,7 @@ def main() -> None:
     # only explain them, so a run stopped at a time limit has lost the least.
     seed_accuracy(images, data, args.source, device, args.seeds, args.seed_iterations)
     phase_times(images, args.source, device, args.phase_iterations)
+    eigh_times()
     training_speed(images, data, args.source, device, args.iterations, args.large_batch)
     cuda_memory(images, args.source, args.large_batches)
     step_modes(images, data, args.source, args.iterations)
