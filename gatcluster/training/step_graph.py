@@ -36,6 +36,15 @@ class GraphCaptureFailed(RuntimeError):
 StepFn = Callable[[torch.Tensor, list[Targets], torch.Tensor], dict[str, torch.Tensor]]
 
 
+def records_steps(
+    asked: bool, device: torch.device, distributed: bool, compiled: bool, loss_scaling: bool
+) -> bool:
+    """Whether optimizer steps are recorded: `asked` (experimental.cuda_graphs), on CUDA, in one
+    process (DDP's collectives are not recorded here), not compiled (train.compile), without fp16
+    loss scaling (GradScaler reads its overflow check back to the host every step)."""
+    return asked and device.type == "cuda" and not (distributed or compiled or loss_scaling)
+
+
 def adam_for(
     parameters: Iterable[torch.nn.Parameter], lr: float, device: torch.device, capturable: bool
 ) -> torch.optim.Adam:

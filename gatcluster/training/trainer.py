@@ -52,7 +52,13 @@ from gatcluster.training.passes import (
     reestimate_batchnorm,
 )
 from gatcluster.training.resume import code_digest
-from gatcluster.training.step_graph import GraphedStep, adam_for, reapply_adam_settings, set_lr
+from gatcluster.training.step_graph import (
+    GraphedStep,
+    adam_for,
+    reapply_adam_settings,
+    records_steps,
+    set_lr,
+)
 from gatcluster.training.streams import (
     AUG_VIEW,
     KMEANS,
@@ -126,21 +132,11 @@ class Trainer:
         self.loss_fn = GATClusterLoss(vars(self.cfg.loss_weights))
         fp16 = self.cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
-        self.records = self.records_steps()
+        self.records = records_steps(
+            self.xcfg.cuda_graphs, device, ranks.distributed, self.cfg.compile, self.scaler.is_enabled()
+        )
         self.optimizer = adam_for(self.model.parameters(), self.cfg.lr, device, self.records)
         self.graphed_step = GraphedStep(self.optimizer_step) if self.records else None
-
-    def records_steps(self) -> bool:
-        """Whether optimizer steps are replayed as a CUDA graph: asked for, on CUDA, in one process
-        (DDP's collectives are not recorded here), not compiled, no fp16 loss scaling (which reads
-        its overflow check back to the host every step)."""
-        return (
-            self.xcfg.cuda_graphs
-            and self.device.type == "cuda"
-            and not self.ranks.distributed
-            and not self.cfg.compile
-            and not self.scaler.is_enabled()
-        )
 
     @property
     def output_model(self) -> GATCluster:
@@ -249,7 +245,7 @@ class Trainer:
         self, view: torch.Tensor, targets: list[Targets]
     ) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
         """One optimizer step on rows `idx` of `view`, as a function of `idx`: replayed from a CUDA
-        graph when steps are recorded (`records_steps`), else eager."""
+        graph when steps are recorded (`step_graph.records_steps`), else eager."""
         if self.graphed_step is None:
             return lambda idx: self.optimizer_step(view[idx], targets, idx)
         self.graphed_step.load(view, targets)

@@ -17,6 +17,7 @@ from gatcluster.training.step_graph import (
     GraphedStep,
     adam_for,
     reapply_adam_settings,
+    records_steps,
     set_lr,
 )
 
@@ -152,3 +153,23 @@ def test_loaded_settings_follow_this_runs_recording():
     reapply_adam_settings(optimizer, CPU, False)
     assert not group["capturable"] and group["lr"] == pytest.approx(0.002)
     assert optimizer.state[param]["step"].device == CPU
+
+
+CUDA = torch.device("cuda")  # only compared, never used: no GPU needed
+
+
+@pytest.mark.parametrize(
+    ("asked", "device", "distributed", "compiled", "loss_scaling"),
+    [
+        (False, CUDA, False, False, False),
+        (True, CPU, False, False, False),
+        (True, CUDA, True, False, False),
+        (True, CUDA, False, True, False),
+        (True, CUDA, False, False, True),
+    ],
+)
+def test_steps_are_recorded_only_when_asked_on_cuda_in_one_uncompiled_unscaled_process(
+    asked, device, distributed, compiled, loss_scaling
+):
+    assert records_steps(True, CUDA, False, False, False)
+    assert not records_steps(asked, device, distributed, compiled, loss_scaling)
