@@ -45,7 +45,7 @@ from gatcluster.training.step_graph import GraphCaptureFailed
 
 # train_speed.py sits beside this script: its phase profile is reused, on the CUDA device here.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_speed import profile, training_images  # noqa: E402
+from train_speed import profile, synchronize, training_images  # noqa: E402
 
 NO_CUDA = "skipped: no usable CUDA GPU"
 T = TypeVar("T")
@@ -173,12 +173,6 @@ def eigh_times(size: int = 1000, repeats: int = 5) -> None:
         ms = (time.perf_counter() - tic) / repeats * 1000
         where = f"cpu, {torch.get_num_threads()} threads" if device.type == "cpu" else "cuda"
         print(f"  {where:<16} {ms:8.1f} ms")
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for `device`'s queued work (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def seed_accuracy(images: torch.Tensor, data, source: str, device: str, seeds: list[int], iterations: int):

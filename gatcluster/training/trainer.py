@@ -329,8 +329,7 @@ class Trainer:
     def end_training(self) -> None:
         """After the last step: free the recorded step (its memory pool and static buffers) and the
         last gradients, which a recorded step keeps in that pool."""
-        if self.records:
-            self.graphed_step = None
+        self.graphed_step = None
         self.optimizer.zero_grad(set_to_none=True)
 
     def close(self) -> None:
