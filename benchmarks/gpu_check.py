@@ -13,7 +13,7 @@ Prints, per part and in this order: the device checks (CUDA training runs, losse
 predictions equal to CPU predictions of the same model); the default training (`--seed-iterations`,
 200) for each of `--seeds` with its ACC beside the CPU's for the same seed; milliseconds per phase
 of an outer iteration (BatchNorm refit, target pass, relation points, k-means, augmentation,
-optimizer steps); the spectral embedding's eigendecomposition on CUDA and on the CPU; a short
+optimizer steps); the spectral embedding on the CPU, on CUDA and on CUDA via the host; a short
 training with bf16 autocast on and off (ACC, training images/s with targets included); the peak
 CUDA memory of training at two large-batch sizes; the optimizer steps launched eagerly, replayed
 from CUDA graphs (the default) and compiled (`train.compile`): ACC and training images/s after the
@@ -40,6 +40,8 @@ from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.fit import FitResult, fit
+from gatcluster.training.kmeans import kmeans
+from gatcluster.training.losses import neighbour_ranking, relation_points, spectral_points
 from gatcluster.training.passes import predict_clusters
 from gatcluster.training.step_graph import GraphCaptureFailed
 
@@ -153,26 +155,41 @@ def phase_times(images: torch.Tensor, source: str, device: str, iterations: int)
     print(f"  {'all':<40} {total * 1000:8.1f} ms, {training_images(params) / total:.0f} training images/s")
 
 
-def eigh_times(size: int = 1000, repeats: int = 5) -> None:
-    """The spectral embedding's eigendecomposition (L x L, float64, every target pass) on CUDA and
-    on this machine's CPU: cuSOLVER's dense eigh is slow for one mid-sized matrix, and this says
-    whether running it on the host would pay."""
-    print(f"## eigh of one {size} x {size} float64 matrix (the spectral embedding's), mean of {repeats}")
-    gen = torch.Generator().manual_seed(0)
-    matrix = torch.rand(size, size, generator=gen, dtype=torch.float64)
-    matrix = matrix + matrix.T
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    for device in devices:
-        x = matrix.to(device)
-        torch.linalg.eigh(x)  # warm-up: library handles and workspaces
+def spectral_times(images: torch.Tensor, size: int = 1000, repeats: int = 5) -> None:
+    """The spectral embedding of one target pass (`spectral_points`: the L x L normalised adjacency
+    of a 10-nearest-neighbour graph and its float64 eigendecomposition) on the CPU and on CUDA, and
+    on CUDA with the embedding computed on the host (ranking down, embedding up). cuSOLVER's dense
+    eigh is slow for one mid-sized matrix, so this says whether the host would pay. The graph is
+    that of the first `size` images' pixels, which cluster like the features do; the two devices'
+    k-means labels of the embedding are compared too (one graph, so only the arithmetic differs).
+    """
+    pixels = images[:size].flatten(1).float()
+    n = len(pixels)
+    print(f"## spectral embedding of one {n}-image graph ({n} x {n} float64 eigh), mean of {repeats}")
+    nearest = neighbour_ranking(relation_points(pixels, 0), "spectral", 0)
+    defaults = Params()
+    k, restarts = defaults.model.num_clusters, defaults.experimental.kmeans_n_init
+    runs = {"cpu": lambda: spectral_points(nearest, k)}
+    if torch.cuda.is_available():
+        on_cuda = nearest.cuda()
+        runs["cuda"] = lambda: spectral_points(on_cuda, k)
+        runs["cuda, on the host"] = lambda: spectral_points(on_cuda.cpu(), k).cuda()
+    labels = {}
+    for where, run in runs.items():
+        device = torch.device(where.split(",")[0])
+        embedding = run()  # warm-up: library handles and workspaces
         synchronize(device)
         tic = time.perf_counter()
         for _ in range(repeats):
-            torch.linalg.eigh(x)
+            run()
         synchronize(device)
         ms = (time.perf_counter() - tic) / repeats * 1000
-        where = f"cpu, {torch.get_num_threads()} threads" if device.type == "cpu" else "cuda"
-        print(f"  {where:<16} {ms:8.1f} ms")
+        threads = f" ({torch.get_num_threads()} threads)" if where == "cpu" else ""
+        print(f"  {where + threads:<24} {ms:8.1f} ms")
+        labels[where] = kmeans(embedding, k, restarts, 0).cpu().numpy()
+    if "cuda" in labels:
+        agree = cluster_scores(labels["cuda"], labels["cpu"]).acc
+        print(f"  k-means of the cuda and cpu embeddings: {agree:.4f} of images in matching clusters")
 
 
 def seed_accuracy(images: torch.Tensor, data, source: str, device: str, seeds: list[int], iterations: int):
@@ -267,7 +284,7 @@ def main() -> None:
     # only explain them, so a run stopped at a time limit has lost the least.
     seed_accuracy(images, data, args.source, device, args.seeds, args.seed_iterations)
     phase_times(images, args.source, device, args.phase_iterations)
-    eigh_times()
+    spectral_times(images)
     training_speed(images, data, args.source, device, args.iterations, args.large_batch)
     cuda_memory(images, args.source, args.large_batches)
     step_modes(images, data, args.source, args.iterations)

@@ -45,7 +45,7 @@ def test_gpu_check_runs_without_mlflow_dvc_or_onnx(tmp_path):
     out = run_on_a_bare_box(tmp_path, "gpu_check.py", args)
     assert "amp True : ACC" in out and "amp False: ACC" in out and "training images/s" in out
     assert "targets incl. k-means" in out and "optimizer steps" in out and "seed 0: ACC" in out
-    assert re.search(r"cpu, \d+ threads +[\d.]+ ms", out)  # the spectral eigendecomposition, timed
+    assert re.search(r"cpu \(\d+ threads\) +[\d.]+ ms", out)  # the spectral embedding, timed
     if not torch.cuda.is_available():
         assert out.count("skipped: no usable CUDA GPU") == 3 and "CUDA GPU: none" in out
 
