@@ -332,6 +332,34 @@ def test_spectral_points_separate_groups_that_k_means_cannot():
     assert torch.equal(embedded, spectral_points(nearest_neighbours(points, 10), dims=2))  # no random draws
 
 
+def full_eigh_embedding(nearest: torch.Tensor, dims: int) -> torch.Tensor:
+    """The embedding by torch's full eigh of the same normalised adjacency: the reference."""
+    n = len(nearest)
+    adjacency = torch.zeros(n, n, dtype=torch.float64).scatter_(1, nearest, 1.0)
+    adjacency = torch.maximum(adjacency, adjacency.T)
+    d = adjacency.sum(dim=1).rsqrt()
+    return torch.linalg.eigh(d[:, None] * adjacency * d[None, :]).eigenvectors[:, -dims:]
+
+
+def test_spectral_points_span_the_leading_eigenvectors_of_a_full_eigh():
+    features, _ = clustered_features(30)
+    nearest = nearest_neighbours(relation_points(features, seed=0), 10)
+    embedded = spectral_points(nearest, K)
+    reference = torch.nn.functional.normalize(full_eigh_embedding(nearest, K), dim=1)
+    # Rows are defined up to one orthogonal map of the subspace: their inner products are not.
+    assert torch.allclose(embedded @ embedded.T, reference @ reference.T, atol=1e-9)
+
+
+def test_spectral_points_of_a_graph_of_k_components_put_each_on_its_own_axis():
+    # Ten far-apart groups: eigenvalue 1 ten times over, where a Lanczos solver misses copies.
+    gen = torch.Generator().manual_seed(0)
+    truth = torch.arange(K).repeat_interleave(30)
+    points = 100 * torch.randn(K, 8, generator=gen)[truth] + torch.randn(len(truth), 8, generator=gen)
+    embedded = spectral_points(nearest_neighbours(points, 10), K)
+    same = (truth[:, None] == truth[None, :]).double()
+    assert torch.allclose(embedded @ embedded.T, same, atol=1e-9)  # one unit vector per group, orthogonal
+
+
 def test_kmeans_points_follow_the_relations_setting():
     features, truth = clustered_features(20)
     points = relation_points(features, seed=0)
