@@ -138,8 +138,8 @@ def spectral_points(nearest: torch.Tensor, dims: int) -> torch.Tensor:
     distances, and so k-means, unchanged.
 
     Computed on the host whatever the device, by LAPACK's dsyevr for the leading eigenpairs only:
-    half the time of a full eigh on the CPU (and exact where eigenvalues repeat, as on a graph of
-    several components, where a Lanczos solver misses copies), and the same code on every device
+    on one thread as fast as a full eigh on two (and exact where eigenvalues repeat, as on a graph
+    of several components, where a Lanczos solver misses copies), and the same code on every device
     (docs/experiments.md, "The spectral embedding"). On CUDA this reads the ranking back once per
     target pass: 80 KB down, the embedding up.
     """
@@ -151,8 +151,11 @@ def spectral_points(nearest: torch.Tensor, dims: int) -> torch.Tensor:
     inv_sqrt_degree = adjacency.sum(dim=1).rsqrt()  # every degree ≥ 1: each point has neighbours
     normalised = (inv_sqrt_degree[:, None] * adjacency * inv_sqrt_degree[None, :]).numpy()
     leading = [n - min(dims, n), n - 1]  # ascending eigenvalues: the leading ones last
-    # LAPACK's threads follow torch's, so a 1-thread run stays one thread (and repeats exactly).
-    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+    # One LAPACK thread when the CPU trains: OpenBLAS's idle workers spin for a while after a call
+    # and took the cores from the k-means right after (28 -> 85-117 ms per target pass at 2
+    # threads). On a GPU's host torch's threads idle, so LAPACK may have them.
+    threads = 1 if nearest.device.type == "cpu" else torch.get_num_threads()
+    with threadpool_limits(limits=threads, user_api="blas"):
         _, vectors = scipy.linalg.eigh(
             normalised, subset_by_index=leading, driver="evr", overwrite_a=True, check_finite=False
         )
