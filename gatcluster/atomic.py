@@ -17,10 +17,12 @@ every such leftover whose process is gone, so they never pile up or get cached a
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,13 +117,35 @@ def publish_dir(tmp: Path, dest: Path) -> None:
     fsync_path(dest.parent)
 
 
+def file_target(path: Path) -> Path:
+    """Where writing `path` lands: a symbolic link's target (the link stays a link), else `path`.
+
+    A WriteError, before anything is written, when that is something other than a regular file
+    (a folder, a device such as /dev/null, a FIFO, a socket): a rename would replace it.
+    """
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    except OSError:
+        return target  # unreadable: the write itself says why
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+        raise WriteError(errno.EEXIST, f"cannot write {path}: it is {kind}, which is left as it is")
+    return target
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A fresh temporary path in `path`'s folder; fsynced and renamed onto `path` if the block completes.
 
     The folder is created if needed. On any exception (KeyboardInterrupt included) the temporary
-    file is removed and `path` is left as it was.
+    file is removed and `path` is left as it was. A symbolic link is written through (its target
+    replaced, the link kept); a `path` that is a folder, a device or a FIFO is refused
+    (`file_target`).
     """
+    path = file_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_file(path.parent, f".{path.name}-")
     try:

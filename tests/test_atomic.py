@@ -34,6 +34,25 @@ def test_failed_block_keeps_the_old_file_and_removes_the_temporary(tmp_path, err
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
 
 
+def test_a_symbolic_link_is_written_through_and_stays_a_link(tmp_path):
+    (tmp_path / "real.csv").write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to("real.csv")
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and (tmp_path / "real.csv").read_text() == "new"
+
+
+def test_a_fifo_or_a_folder_is_refused_and_left_as_it_is(tmp_path):
+    fifo, folder = tmp_path / "pipe", tmp_path / "folder"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for target, kind in ((fifo, "not a regular file"), (folder, "a folder")):
+        with pytest.raises(atomic.WriteError, match=f"cannot write {target}: it is {kind}"):
+            write_text_atomic(target, "table")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and folder.is_dir() and not any(folder.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "pipe"]  # no temporary left
+
+
 def test_write_text_atomic_replaces_the_content(tmp_path):
     target = tmp_path / "a.txt"
     write_text_atomic(target, "one")

@@ -17,9 +17,9 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from gatcluster.atomic import WriteError
+from gatcluster.atomic import WriteError, file_target
 from gatcluster.cli.sort_into import ClusterSorter
-from gatcluster.data.walk import SkippedFile, walk_files
+from gatcluster.data.walk import SkippedFile, path_text, walk_files
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
 from gatcluster.pipeline.progress import count_columns
@@ -112,7 +112,7 @@ class Extras:
         for p in predictions:
             if self.collector is not None:
                 image = np.ascontiguousarray(np.transpose(p.image, (2, 0, 1)))
-                self.collector.add(p.cluster, p.confidence, image, p.att_map, str(p.path))
+                self.collector.add(p.cluster, p.confidence, image, p.att_map, path_text(p.path))
             if self.sorter is not None:
                 placed = self.sorter.place(p.path, p.cluster)
                 tally.sorted += not placed.already_there
@@ -165,12 +165,17 @@ def cluster_all(
 
 def check_outputs_writable(opts: PredictOptions) -> None:
     """Create the output folders and prove they take a file, before any image is read (OSError)."""
+    if opts.out is not None:
+        file_target(opts.out)  # a device, FIFO or folder named as --out: refused now, not at the end
     folders = [opts.out.parent] if opts.out is not None else []
     folders += [f for f in (opts.attention_dir, opts.gallery, opts.sort_into) if f is not None]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as err:  # name the user's folder, not the probe's random file
+            raise OSError(err.errno, err.strerror, str(folder)) from err
 
 
 def write_error(err: OSError) -> str:

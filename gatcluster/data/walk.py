@@ -6,9 +6,16 @@ are followed once each (so loops end), and what cannot be read is reported, not 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+
+def path_text(path: Path) -> str:
+    """`path` as text any UTF-8 writer takes (tables, HTML): the bytes of a file name that are not
+    UTF-8, which Python keeps as lone surrogates that no encoder accepts, become `\\xNN` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class SkippedFile(NamedTuple):

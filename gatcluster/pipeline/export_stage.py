@@ -26,7 +26,7 @@ from gatcluster.model import GATCluster
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
-from gatcluster.serving.contract import ModelContract
+from gatcluster.serving.contract import INPUT_NAME, ModelContract
 from gatcluster.serving.onnx_export import check_parity, export_onnx, onnx_session
 from gatcluster.tracking.mlflow_runs import active_run, git_state, log_stage_params, reopen_run
 from gatcluster.tracking.registry import register_version
@@ -75,7 +75,7 @@ def log_model(tracking: Tracking, run_id: str, example: np.ndarray, layout: Proj
     MLflow says of the logged model (its URI and id)."""
     session = onnx_session(layout.onnx_file)
     outputs = dict(
-        zip([o.name for o in session.get_outputs()], session.run(None, {"image": example}), strict=True)
+        zip([o.name for o in session.get_outputs()], session.run(None, {INPUT_NAME: example}), strict=True)
     )
     mlflow.set_tracking_uri(tracking.uri)
     with mlflow.start_run(run_id=run_id):

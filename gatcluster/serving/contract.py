@@ -15,6 +15,10 @@ from gatcluster.data.fit import RULES
 from gatcluster.data.images import PREPROCESSING
 
 PREFIX = "gatcluster."
+# The graph's input and outputs by name: export writes them, predict feeds and reads them.
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("probs", "att_map", "features")
+PREDICT_OUTPUTS = OUTPUT_NAMES[:2]
 NORMALIZATION = "x / 255 (no mean/std)"
 REQUIRED = ("input_size", "channels", "num_clusters", "resize_rule")
 
@@ -48,6 +52,8 @@ class ModelContract:
             problems.append(f"channels {self.channels} is neither 1 nor 3")
         if self.resize_rule not in RULES:
             problems.append(f"resize_rule {self.resize_rule!r} is none of {', '.join(RULES)}")
+        if self.num_clusters < 1:
+            problems.append(f"num_clusters {self.num_clusters} is not positive")
         if len(self.cluster_names) != self.num_clusters:
             problems.append(f"{len(self.cluster_names)} cluster names for {self.num_clusters} clusters")
         if problems:
@@ -111,4 +117,35 @@ def read_contract(path: Path) -> ModelContract:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # ORT raises its own InvalidProtobuf / Fail types for bad files
         raise ModelFileError(f"{path} is not a readable ONNX model ({type(err).__name__})") from err
-    return ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+    contract = ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
+    check_graph(session, contract, path)
+    return contract
+
+
+def check_graph(session, contract: ModelContract, path: Path) -> None:
+    """ModelFileError unless the graph takes the image and gives the clusters its metadata says:
+    an `image` input (N, channels, input_size, input_size) and `probs` (N, num_clusters) and
+    `att_map` outputs (a dimension the graph leaves symbolic matches anything)."""
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    wanted_in = [None, contract.channels, contract.input_size, contract.input_size]
+    problems = []
+    if not _dims_match(inputs.get(INPUT_NAME), wanted_in):
+        problems.append(f"input {INPUT_NAME} {inputs.get(INPUT_NAME)} for {wanted_in[1:]} images")
+    probs, att_map = PREDICT_OUTPUTS
+    if not _dims_match(outputs.get(probs), [None, contract.num_clusters]):
+        problems.append(f"output {probs} {outputs.get(probs)} for {contract.num_clusters} clusters")
+    if att_map not in outputs:
+        problems.append(f"no output {att_map}")
+    if problems:
+        found = "; ".join(problems)
+        raise ModelFileError(
+            f"{path}: the graph does not match its gatcluster metadata ({found}): export it again"
+        )
+
+
+def _dims_match(shape: list | None, wanted: list[int | None]) -> bool:
+    """Whether an ONNX shape has `wanted`'s rank and equals it wherever both are numbers."""
+    if shape is None or len(shape) != len(wanted):
+        return False
+    return all(not isinstance(d, int) or w is None or d == w for d, w in zip(shape, wanted, strict=True))

@@ -20,9 +20,8 @@ from torch import nn
 
 from gatcluster.atomic import atomic_path
 from gatcluster.model import GATCluster
+from gatcluster.serving.contract import INPUT_NAME, OUTPUT_NAMES
 
-OUTPUT_NAMES = ("probs", "att_map", "features")
-INPUT_NAME = "image"
 PROB_ATOL = 1e-4  # absolute tolerance on probabilities
 MAP_RTOL = 1e-3  # relative tolerance on attention maps and features
 # Loggers of the exporter's graph passes: INFO lines such as "Removed 135 unused nodes".

@@ -20,7 +20,7 @@ from gatcluster.data.fit import fit_images
 from gatcluster.data.images import IMAGE_SUFFIXES, ImageDecodeError, load_image
 from gatcluster.data.pixels import clean_view_array
 from gatcluster.data.walk import SkippedFile
-from gatcluster.serving.contract import ModelContract, ModelFileError
+from gatcluster.serving.contract import INPUT_NAME, PREDICT_OUTPUTS, ModelContract, ModelFileError
 from gatcluster.telemetry import telemetry_off
 
 telemetry_off()  # before onnxruntime is imported anywhere
@@ -139,7 +139,7 @@ def predict_batch(
     session, contract: ModelContract, paths: list[Path], fitted: np.ndarray
 ) -> list[Prediction]:
     """Run one batch of fitted images; a Prediction per image."""
-    probs, att_maps = session.run(["probs", "att_map"], {"image": model_input(fitted, contract)})[:2]
+    probs, att_maps = session.run(list(PREDICT_OUTPUTS), {INPUT_NAME: model_input(fitted, contract)})
     clusters = probs.argmax(axis=1)
     return [
         Prediction(p, int(c), contract.cluster_names[c], float(row[c]), row.tolist(), att, image)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from gatcluster.atomic import atomic_path
+from gatcluster.data.walk import path_text
 from gatcluster.serving.onnx_predict import Prediction
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -34,9 +35,10 @@ class OutputFormatError(ValueError):
 def format_for(path: Path | None, requested: str | None) -> str:
     """The output format: from --out's suffix and/or --format; CSV on stdout by default.
 
-    A known suffix that contradicts --format, or a suffix that names no format without --format
-    (`.json`, `.xlsx`, none), is an `OutputFormatError`: a file never holds another format than its
-    name says.
+    A suffix that names no table format (`.json`, `.png`, `.onnx`: with or without --format), a
+    known one that contradicts --format, or no suffix without --format is an `OutputFormatError`:
+    a file never holds another format than its name says, and a typo never replaces an input image
+    or the model with a table.
     """
     if requested is not None and requested not in FORMATS:
         raise OutputFormatError(f"--format must be one of {', '.join(FORMATS)}; got {requested!r}")
@@ -47,10 +49,12 @@ def format_for(path: Path | None, requested: str | None) -> str:
         raise OutputFormatError(
             f"--out {path.name} is {by_suffix} by its name but --format is {requested}: make them agree"
         )
-    if by_suffix is None and requested is None:
+    # An unknown suffix is refused even with --format: never a table named like an image or a model.
+    if by_suffix is None and (path.suffix or requested is None):
         known = ", ".join(SUFFIX_FORMATS)
+        alternative = "" if path.suffix else ", or pass --format"
         raise OutputFormatError(
-            f"cannot tell the table format from --out {path.name}: name it {known}, or pass --format"
+            f"cannot tell the table format from --out {path.name}: name it {known}{alternative}"
         )
     return by_suffix or requested
 
@@ -61,8 +65,9 @@ def columns(num_clusters: int) -> list[str]:
 
 
 def row(p: Prediction) -> list:
-    """One table row for a prediction."""
-    return [str(p.path), p.cluster, p.name, round(p.confidence, 6), *(round(v, 6) for v in p.probs)]
+    """One table row for a prediction (its path as `path_text`: a file name that is not UTF-8 has
+    `\\xNN` escapes for those bytes)."""
+    return [path_text(p.path), p.cluster, p.name, round(p.confidence, 6), *(round(v, 6) for v in p.probs)]
 
 
 class TableWriter:

@@ -261,6 +261,22 @@ def test_an_unwritable_output_is_one_line_before_any_image_is_read(
     assert "Traceback" not in result.output and "images in" not in result.stderr  # nothing was clustered
 
 
+def test_out_never_replaces_an_input_the_model_or_a_device(tmp_path, trained_onnx, digits_dataset):
+    photo = digits_folder(tmp_path / "d", digits_dataset.images[:3])[0]
+    model = tmp_path / "m.onnx"
+    model.write_bytes(trained_onnx[2].read_bytes())
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    kept = {photo: photo.read_bytes(), model: model.read_bytes()}
+    for out, code in ((photo, 2), (model, 2), (fifo, 1)):
+        args = ["predict", str(tmp_path / "d"), "--model", str(model), "--format", "csv", "--out", str(out)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == code and "error: cannot" in result.stderr, result.stderr
+        assert "Traceback" not in result.output and "images in" not in result.stderr  # before any work
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
 @pytest.mark.parametrize(
     ("model_bytes", "message"), [(None, "model file not found"), (b"junk", "not a readable ONNX model")]
 )
@@ -360,3 +376,4 @@ def test_sort_into_and_gallery_follow_the_table(tmp_path, trained_onnx, digits_d
 def test_copy_needs_sort_into(tmp_path, trained_onnx):
     result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--copy"])
     assert result.exit_code == 2 and "--copy applies to --sort-into" in result.stderr
+

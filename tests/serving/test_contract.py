@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import onnx
 import pytest
 
 from gatcluster.data.fit import FIT_RULE
-from gatcluster.serving.contract import ModelContract, ModelFileError
+from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 
 NAMES = ("cat", "dog", "ship")
 
@@ -33,6 +34,10 @@ def test_missing_keys_are_named():
         ({"gatcluster.channels": "2"}, "channels 2 is neither 1 nor 3"),
         ({"gatcluster.resize_rule": "stretch"}, "resize_rule 'stretch' is none of pad, resize"),
         ({"gatcluster.num_clusters": "4"}, "3 cluster names for 4 clusters"),
+        (
+            {"gatcluster.num_clusters": "0", "gatcluster.cluster_names": "[]"},
+            "num_clusters 0 is not positive",
+        ),
         ({"gatcluster.input_size": "thirty-two"}, "unreadable gatcluster metadata"),
         ({"gatcluster.cluster_names": "[not json"}, "unreadable gatcluster metadata"),
     ],
@@ -47,3 +52,25 @@ def test_unnamed_clusters_get_numbered_names():
     metadata = ModelContract(32, 1, "pad", 3, NAMES).to_metadata()
     metadata["gatcluster.cluster_names"] = "null"
     assert ModelContract.from_metadata(metadata).cluster_names == ("cluster 0", "cluster 1", "cluster 2")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gatcluster.input_size": "64"}, r"input image \['batch', 1, 32, 32\] for \[1, 64, 64\] images"),
+        ({"gatcluster.channels": "3"}, r"input image \['batch', 1, 32, 32\] for \[3, 32, 32\] images"),
+        (
+            {"gatcluster.num_clusters": "5", "gatcluster.cluster_names": '["a", "b", "c", "d", "e"]'},
+            r"output probs \['batch', 10\] for 5 clusters",
+        ),
+    ],
+)
+def test_metadata_that_contradicts_the_graph_is_refused_on_reading(tmp_path, trained_onnx, change, message):
+    model = onnx.load(str(trained_onnx[2]))
+    for prop in model.metadata_props:
+        prop.value = change.get(prop.key, prop.value)
+    path = tmp_path / "edited.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelFileError, match=f"the graph does not match its gatcluster metadata .*{message}"):
+        read_contract(path)
+    assert read_contract(trained_onnx[2]).num_clusters == 10  # the untouched export reads as before

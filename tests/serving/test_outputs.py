@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,8 @@ def test_format_comes_from_the_suffix_or_the_flag():
         ("x.xlsx", None, "cannot tell the table format from --out x.xlsx"),
         ("clusters", None, "cannot tell the table format from --out clusters"),
         ("x.csv", "xlsx", "--format must be one of csv, jsonl, parquet"),
+        ("photo.png", "csv", "cannot tell the table format from --out photo.png: name it .csv"),
+        ("gatcluster.onnx", "jsonl", "cannot tell the table format from --out gatcluster.onnx"),
     ],
 )
 def test_unknown_or_clashing_formats_are_errors(name, flag, message):
@@ -77,3 +81,26 @@ def test_no_rows_write_no_table(tmp_path, fmt, capsys):
 def test_parquet_needs_a_file():
     with pytest.raises(ValueError, match="needs --out"):
         TableWriter(None, "parquet", 2)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_a_file_name_that_is_not_utf8_is_written_with_escapes(tmp_path, fmt):
+    odd = Prediction(
+        Path(os.fsdecode(b"bad\xff\xfename.png")),
+        0,
+        "c0",
+        0.9,
+        [0.9, 0.1],
+        np.zeros((2, 2)),
+        np.zeros((4, 4, 3)),
+    )
+    out = tmp_path / f"t.{fmt}"
+    with TableWriter(out, fmt, 2) as table:
+        table.write([odd, *predictions(1)])
+    if fmt == "parquet":
+        paths = __import__("pyarrow.parquet").parquet.read_table(out).column("path").to_pylist()
+    elif fmt == "csv":
+        paths = [r["path"] for r in csv.DictReader(out.open(encoding="utf-8"))]
+    else:
+        paths = [json.loads(line)["path"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert paths == ["bad\\xff\\xfename.png", "img0.png"]
