@@ -76,6 +76,7 @@ def preset(
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
     from gatcluster.atomic import write_text_atomic
+    from gatcluster.config.loading import read_params_text
     from gatcluster.config.params import ParamsError
     from gatcluster.config.params_edit import (
         apply_overrides,
@@ -92,7 +93,7 @@ def preset(
         raise fail(f"{params} not found: run this in the project folder or pass --params")
     try:
         overrides = preset_values(name)
-        text, _ = apply_overrides(params.read_text(), overrides)
+        text, _ = apply_overrides(read_params_text(params), overrides, str(params))
     except ParamsError as err:
         raise fail(str(err)) from err
     try:
@@ -233,9 +234,7 @@ def local_model_file(model: str) -> Path:
     if not is_registry_uri(model):
         return Path(model)
     try:
-        from mlflow.tracking import MlflowClient
-
-        from gatcluster.tracking.registry import fetch_model
+        from gatcluster.tracking.registry import fetch_model, registry_client
     except ImportError as err:
         raise fail(
             f"--model {model} needs MLflow: pip install 'gatcluster[train]' (or give a .onnx file)"
@@ -244,7 +243,7 @@ def local_model_file(model: str) -> Path:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
     uri = project_tracking_uri()
     try:
-        path, version = fetch_model(MlflowClient(tracking_uri=uri), parse_model_uri(model), cache_root())
+        path, version = fetch_model(registry_client(uri), parse_model_uri(model), cache_root())
     except RegistryError as err:
         raise fail(str(err), EXIT_FAILED) from err
     typer.echo(f"{model}: version {version} ({path})", err=True)
@@ -277,9 +276,7 @@ def promote(
     params: Annotated[Path, typer.Option(help="The params file naming the model.")] = Path("params.yaml"),
 ) -> None:
     """Point a registry alias (default @champion) at a version of the exported model."""
-    from mlflow.tracking import MlflowClient
-
-    from gatcluster.tracking.registry import RegistryError, latest_version, move_alias
+    from gatcluster.tracking.registry import RegistryError, latest_version, move_alias, registry_client
 
     name = registered_model_name(registered_model, params)
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", alias):
@@ -287,8 +284,8 @@ def promote(
     if version != "latest" and not version.isdigit():
         raise fail(f"VERSION must be a number or 'latest', got {version!r}")
     uri = project_tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
     try:
+        client = registry_client(uri)
         number = latest_version(client, name) if version == "latest" else int(version)
         before = move_alias(client, name, number, alias)
     except RegistryError as err:

@@ -20,6 +20,7 @@ import typer
 
 from gatcluster.cli.messages import fail
 from gatcluster.exit_codes import EXIT_FAILED
+from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
 
 user_app = typer.Typer(
     help="Users of an authenticating `gat server` (run as an admin: MLFLOW_TRACKING_USERNAME/PASSWORD).",
@@ -216,6 +217,10 @@ def user_add(
         raise fail("set MLFLOW_TRACKING_URI to the team server's http(s)://host:port")
     if not os.environ.get("MLFLOW_TRACKING_USERNAME") or not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
         raise fail("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an admin's")
+    try:
+        check_server_answers(uri)  # before asking for a password, and in seconds, not minutes
+    except ServerUnreachable as err:
+        raise fail(str(err), EXIT_FAILED) from err
     password = read_new_password(f"password for {name}", password_stdin)
     try:
         add_user(uri, name, password, read_only)

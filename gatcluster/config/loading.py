@@ -28,7 +28,18 @@ def load_params(path: Path) -> Params:
     """Read a params.yaml file into `Params`; a missing or malformed file is a `ParamsError`."""
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
-    return params_from_text(path.read_text(), str(path))
+    return params_from_text(read_params_text(path), str(path))
+
+
+def read_params_text(path: Path) -> str:
+    """A params file's text (UTF-8, as YAML files are); other bytes are a one-line `ParamsError`."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ParamsError(
+            f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}):"
+            " save it as UTF-8 and run again"
+        ) from err
 
 
 def params_from_text(text: str, where: str = "params.yaml") -> Params:

@@ -94,6 +94,11 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
     """
     codec = round_trip_yaml()
     document = codec.load(text)
+    # An empty or comment-only file loads as None, a section whose keys are all commented out
+    # (`data:`) as a None value: both stand for "all defaults" and take the keys set here.
+    empty = document is None
+    if empty:
+        document = CommentedMap()
     defaults = flatten_params(Params())
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
@@ -101,7 +106,7 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
         for key in parents:
             if not isinstance(node, dict):
                 break
-            if key not in node and defaults.get(dotted, object()) != value:
+            if node.get(key) is None and defaults.get(dotted, object()) != value:
                 node[key] = CommentedMap()
             node = node.get(key)
         if not isinstance(node, dict) or (leaf not in node and defaults.get(dotted, object()) == value):
@@ -111,11 +116,14 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
         node[leaf] = yaml_node(value)
     out = io.StringIO()
     codec.dump(document, out)
+    if empty and text.strip():  # the comments of a comment-only file stay on top
+        return text.rstrip("\n") + "\n" + out.getvalue()
     return out.getvalue()
 
 
-def apply_overrides(text: str, overrides: dict[str, Any]) -> tuple[str, Params]:
-    """New params.yaml text and its validated Params; nothing is written here."""
-    params_from_text(text)  # a file that is already broken is reported as it is
+def apply_overrides(text: str, overrides: dict[str, Any], where: str = "params.yaml") -> tuple[str, Params]:
+    """New params.yaml text and its validated Params; nothing is written here. `where` names the
+    file in messages."""
+    params_from_text(text, where)  # a file that is already broken is reported as it is
     new_text = set_values(text, overrides)
-    return new_text, params_from_text(new_text)
+    return new_text, params_from_text(new_text, where)

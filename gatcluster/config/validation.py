@@ -7,6 +7,7 @@ the result; every problem is a `ParamsError` naming the dotted key and what is a
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
@@ -56,6 +57,8 @@ def _check_type(hint: Any, value: Any, key: str) -> Any:
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # .nan passes every range check; .inf would train on nothing
+            raise ParamsError(f"{key} must be a finite number, got {value!r}")
         return float(value)
     if hint is str and isinstance(value, str):
         return value
@@ -76,7 +79,8 @@ def _check_metadata(value: Any, key: str, meta: Any) -> None:
 
 def _convert_pair(value: Any, key: str) -> tuple[float, float]:
     ok = isinstance(value, (list, tuple)) and len(value) == 2
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    numbers = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ok = numbers and all(math.isfinite(v) for v in value)
     if not ok or not 0 < value[0] <= value[1]:
         raise ParamsError(f"{key} must be a pair [low, high] with 0 < low <= high, got {value!r}")
     return (float(value[0]), float(value[1]))

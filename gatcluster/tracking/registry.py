@@ -21,8 +21,12 @@ from mlflow.tracking import MlflowClient
 from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.serving.contract import ModelFileError, read_contract
 from gatcluster.tracking.model_uri import ModelRef, RegistryError
+from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
 
 MODEL_FILE = "model.onnx"  # what mlflow.onnx.log_model names the file inside the model folder
+# The error codes of a registry lookup that found nothing: an unknown model or version, and an
+# unknown alias (which MLflow's stores report as an invalid parameter).
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def register_version(
@@ -36,6 +40,18 @@ def register_version(
         client.create_registered_model(name, description="GATCluster ONNX models (gatcluster export stage)")
     version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
     return int(version.version)
+
+
+def registry_client(tracking_uri: str) -> MlflowClient:
+    """A client of the registry at `tracking_uri`: RegistryError in one line, at once, when a remote
+    server does not answer or MLflow cannot use the URI (an unknown scheme)."""
+    try:
+        check_server_answers(tracking_uri)
+        return MlflowClient(tracking_uri=tracking_uri)
+    except ServerUnreachable as err:
+        raise RegistryError(str(err)) from err
+    except MlflowException as err:
+        raise RegistryError(f"MLFLOW_TRACKING_URI {tracking_uri}: {err.message}") from err
 
 
 def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | None:
@@ -64,6 +80,8 @@ def resolve_version(client: MlflowClient, ref: ModelRef) -> int:
         refused = access_refused(err, client.tracking_uri)
         if refused is not None:
             raise refused from err
+        if err.error_code not in NOT_FOUND:  # a failing store is not a missing version
+            raise RegistryError(f"the registry at {client.tracking_uri} failed: {err.message}") from err
         raise RegistryError(
             f"{ref} is not in the registry at {client.tracking_uri}: {known(client, ref.name)}"
         ) from err

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -377,3 +378,16 @@ def test_copy_needs_sort_into(tmp_path, trained_onnx):
     result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--copy"])
     assert result.exit_code == 2 and "--copy applies to --sort-into" in result.stderr
 
+
+@pytest.mark.parametrize(
+    "args",
+    [["promote", "1"], ["predict", ".", "--model", "models:/gatcluster@champion"], ["user", "add", "al"]],
+)
+def test_a_tracking_server_that_is_down_is_one_line_not_minutes_of_retries(args):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "x"}
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 1 and f"the tracking server at {uri} does not answer" in result.stderr
+    assert "Traceback" not in result.output and "registry" not in result.stderr  # not blamed on the registry

@@ -70,6 +70,9 @@ def test_integers_are_accepted_where_numbers_are_expected():
         ({"train": 3}, "train must be a mapping"),
         ({"train.processes": 3}, r"train.large_batch \(1000\) must be a multiple of train.processes \(3\)"),
         ({"train.processes": 0}, "train.processes must be >= 1"),
+        ({"train.lr": float("nan")}, "train.lr must be a finite number, got nan"),  # passes every range check
+        ({"augment.brightness": float("-inf")}, "augment.brightness must be a finite number"),
+        ({"augment.scale": [0.8, float("inf")]}, r"augment.scale must be a pair \[low, high\]"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(overrides, message):
@@ -86,6 +89,9 @@ def test_missing_and_malformed_files(tmp_path):
         load_params(bad)
     bad.write_text("")
     assert load_params(bad) == Params()  # an empty file means all defaults
+    bad.write_bytes("# caf\u00e9\ntrain:\n  lr: 0.002\n".encode("latin-1"))
+    with pytest.raises(ParamsError, match=r"params.yaml is not UTF-8 text \(byte 0xe9 at offset 5\)"):
+        load_params(bad)
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,13 @@ def test_a_key_the_file_does_not_list_is_added_only_when_it_differs_from_its_def
     assert yaml.safe_load(added) == {"train": {"lr": 1}, "experimental": {"relations": "targets"}}
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "data:\n  # source: digits\nmodel:\n"])
+def test_an_empty_file_or_section_takes_the_values_instead_of_dropping_them(text):
+    new, params = apply_overrides(text, preset_values("stl10"))
+    assert params.data.source == "stl10" and params.model.backbone == "stl96"
+    assert new.startswith("# only a comment\n") or not text.startswith("#")  # its comments stay
+
+
 def test_null_and_lists_are_written_as_the_file_spells_them():
     text = "data:\n  root: /x   # where\naugment:\n  scale: [0.7, 1.3]\n"
     new = set_values(text, {"data.root": None, "augment.scale": (0.5, 1.5)})

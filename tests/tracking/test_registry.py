@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 
 import mlflow
 import onnx
@@ -13,7 +14,13 @@ from onnx import TensorProto, helper, numpy_helper
 from gatcluster.serving.contract import read_contract
 from gatcluster.tracking.mlflow_runs import default_tracking_uri, experiment_id, start_run
 from gatcluster.tracking.model_uri import ModelRef, RegistryError, parse_model_uri
-from gatcluster.tracking.registry import fetch_model, latest_version, move_alias, register_version
+from gatcluster.tracking.registry import (
+    fetch_model,
+    latest_version,
+    move_alias,
+    register_version,
+    registry_client,
+)
 
 
 @pytest.mark.parametrize(
@@ -85,3 +92,18 @@ def test_an_onnx_model_without_the_gatcluster_contract_is_refused(tmp_path, regi
     with pytest.raises(RegistryError, match="models:/other/1 is not a GATCluster ONNX model"):
         fetch_model(client, parse_model_uri("models:/other/1"), tmp_path / "cache")
     assert not list((tmp_path / "cache").rglob("model.onnx"))  # nothing refused is kept
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_server_that_is_down_or_a_uri_mlflow_cannot_use_is_one_line_at_once():
+    uri = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(RegistryError, match=f"the tracking server at {uri} does not answer .*refused"):
+        registry_client(uri)  # one connection, not MLflow's retries, then the registry blamed
+    with pytest.raises(RegistryError, match="MLFLOW_TRACKING_URI foo://bar: "):
+        registry_client("foo://bar")
