@@ -53,6 +53,14 @@ def test_a_fifo_or_a_folder_is_refused_and_left_as_it_is(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "pipe"]  # no temporary left
 
 
+def test_another_files_error_inside_the_block_is_not_blamed_on_the_target(tmp_path):
+    target, other = tmp_path / "table.csv", tmp_path / "taken"
+    with pytest.raises(FileExistsError) as raised, atomic_path(target) as tmp:
+        tmp.write_text("rows")
+        raise FileExistsError(17, "File exists", str(other))
+    assert raised.value.filename == str(other) and not target.exists()
+
+
 def test_write_text_atomic_replaces_the_content(tmp_path):
     target = tmp_path / "a.txt"
     write_text_atomic(target, "one")

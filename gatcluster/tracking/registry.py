@@ -45,6 +45,13 @@ def register_version(
 def registry_client(tracking_uri: str) -> MlflowClient:
     """A client of the registry at `tracking_uri`: RegistryError in one line, at once, when a remote
     server does not answer or MLflow cannot use the URI (an unknown scheme)."""
+    store = tracking_uri.removeprefix("sqlite:///")  # sqlite:////abs/path or sqlite:///relative
+    if store != tracking_uri and not Path(store).is_file():
+        # MLflow would create an empty store there just to find no model in it.
+        raise RegistryError(
+            f"no MLflow store at {store}: run the pipeline (dvc repro) in this project first,"
+            " or set MLFLOW_TRACKING_URI to the team's server"
+        )
     try:
         check_server_answers(tracking_uri)
         return MlflowClient(tracking_uri=tracking_uri)

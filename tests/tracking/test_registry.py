@@ -107,3 +107,9 @@ def test_a_server_that_is_down_or_a_uri_mlflow_cannot_use_is_one_line_at_once():
         registry_client(uri)  # one connection, not MLflow's retries, then the registry blamed
     with pytest.raises(RegistryError, match="MLFLOW_TRACKING_URI foo://bar: "):
         registry_client("foo://bar")
+
+
+def test_a_project_without_a_store_is_told_so_and_gets_none(tmp_path):
+    with pytest.raises(RegistryError, match=f"no MLflow store at {tmp_path}/mlflow.db: run the pipeline"):
+        registry_client(default_tracking_uri(tmp_path))
+    assert not (tmp_path / "mlflow.db").exists()  # MLflow would have created an empty one
