@@ -157,7 +157,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except WriteError:
         raise
     except OSError as err:
-        if err.filename is not None and Path(os.fsdecode(err.filename)) not in (tmp, path):
+        if err.filename is not None and Path(os.fsdecode(err.filename)) not in (tmp, path, path.parent):
             raise  # another file's error inside the block (a link of --sort-into): not this file's
         kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
         raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}; {kept}") from err

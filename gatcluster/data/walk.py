@@ -18,6 +18,15 @@ def path_text(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def missing_reason(path: Path) -> str:
+    """Why a path given as an input is neither a file nor a folder to read."""
+    if path.is_symlink() and not path.exists():
+        return "broken symlink"
+    if path.exists():  # a FIFO, device or socket: reading one could block or never end
+        return "not a regular file"  # as the folder walk says of one
+    return "no such file or folder"
+
+
 class SkippedFile(NamedTuple):
     """An input left out, and why ("broken symlink", "truncated image", ...)."""
 
@@ -34,7 +43,7 @@ def walk_files(paths: Iterable[Path]) -> Iterator[Path | SkippedFile]:
         elif path.is_file():
             yield path
         else:
-            yield SkippedFile(path, "broken symlink" if path.is_symlink() else "no such file or folder")
+            yield SkippedFile(path, missing_reason(path))
 
 
 def _walk_folder(folder: Path, seen: set[Path]) -> Iterator[Path | SkippedFile]:

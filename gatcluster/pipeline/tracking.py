@@ -23,6 +23,7 @@ from gatcluster.tracking.mlflow_runs import (
     main_worktree_root,
     resolve_tracking_uri,
 )
+from gatcluster.tracking.reachability import check_server_answers
 
 log = logging.getLogger("tracking")
 
@@ -37,9 +38,12 @@ class Tracking:
 
 
 def open_tracking(params: Params, project_root: Path, uri_override: str | None) -> Tracking:
-    """Connect to the store, get (or create) the experiment for `params`, close runs of dead processes."""
+    """Connect to the store, get (or create) the experiment for `params`, close runs of dead processes.
+
+    A remote server that takes no connection is a ServerUnreachable at once."""
     main_root = main_worktree_root(project_root)
     uri = resolve_tracking_uri(uri_override, project_root)
+    check_server_answers(uri)  # ServerUnreachable in seconds, not after MLflow's minutes of retries
     client = MlflowClient(tracking_uri=uri)
     name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
     artifact_root = artifact_root_for(uri, ProjectLayout(main_root).artifact_root)

@@ -15,7 +15,8 @@ def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
     os.symlink(tmp_path, tmp_path / "b" / "loop")
     os.symlink(tmp_path / "gone", tmp_path / "b" / "dangling.png")
     os.mkfifo(tmp_path / "pipe.png")
-    items = list(walk_files([tmp_path, tmp_path / "missing.jpg"]))
+    os.mkfifo(tmp_path / "given-pipe")  # also given by name below
+    items = list(walk_files([tmp_path, tmp_path / "missing.jpg", tmp_path / "given-pipe"]))
     files = [i.name for i in items if not isinstance(i, SkippedFile)]
     reasons = {i.path.name: i.reason for i in items if isinstance(i, SkippedFile)}
     assert files == ["a.png", "x.png"]
@@ -23,4 +24,5 @@ def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
         "dangling.png": "broken symlink",
         "pipe.png": "not a regular file",
         "missing.jpg": "no such file or folder",
+        "given-pipe": "not a regular file",
     }

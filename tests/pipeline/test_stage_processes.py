@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +67,19 @@ def test_train_without_fetched_data_says_to_fetch(tmp_path):
     done = run(tmp_path, sys.executable, "stages/train.py")
     assert done.returncode == 1
     assert "run the fetch stage first" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_tracking_server_that_is_down_stops_the_stage_in_one_line(tmp_path):
+    root = copy_project(tmp_path)
+    write_params(root, TINY)
+    fetch_in_process(root)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    done = run(root, sys.executable, "stages/train.py", env={**stage_env(root), "MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"error: the tracking server at {uri} does not answer" in done.stderr
+    assert not (root / "checkpoints").exists()  # stopped before training, not after MLflow's retries
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
