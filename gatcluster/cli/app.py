@@ -189,6 +189,9 @@ def predict(
         raise fail(str(err)) from err
     if fmt == "parquet" and out is None:
         raise fail("Parquet output needs --out FILE (it is a binary format)")
+    if threads is not None and threads > (os.cpu_count() or 1):
+        # More threads than CPUs only makes ONNX Runtime's threads wait on each other.
+        raise fail(f"--threads {threads} is more than this machine's {os.cpu_count()} CPUs")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise fail("Parquet output needs pyarrow: pip install 'gatcluster[parquet]' (or use csv / jsonl)")
     for flag, folder in (

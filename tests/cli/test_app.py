@@ -293,6 +293,8 @@ def test_usage_errors_exit_2(tmp_path, trained_onnx):
     assert runner.invoke(app, ["predict", str(tmp_path), "--format", "xml"]).exit_code == 2
     assert runner.invoke(app, ["predict", "--model", str(trained_onnx[2])]).exit_code == 2  # no PATH
     assert runner.invoke(app, ["predict", str(tmp_path), "--batch-size", "0"]).exit_code == 2
+    many = runner.invoke(app, ["predict", str(tmp_path), "--threads", str(10 * (os.cpu_count() or 1))])
+    assert many.exit_code == 2 and "CPUs" in many.stderr
     no_file = runner.invoke(app, ["predict", str(tmp_path), "--format", "parquet"])
     assert no_file.exit_code == 2 and "Parquet output needs --out" in no_file.stderr
 
