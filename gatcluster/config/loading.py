@@ -45,12 +45,28 @@ def read_params_text(path: Path) -> str:
 def params_from_text(text: str, where: str = "params.yaml") -> Params:
     """Parse and validate params.yaml text; a YAML syntax error is a one-line `ParamsError`."""
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.load(text, Loader=UniqueKeyLoader) or {}
     except yaml.YAMLError as err:
         raise ParamsError(
             f"{where} is not valid YAML ({yaml_error_summary(err)}): fix it and run again"
         ) from err
     return params_from_dict(raw)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: PyYAML keeps
+    the last silently, so a second `lr:` added under `train` would win unseen."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice in one block", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def yaml_error_summary(err: yaml.YAMLError) -> str:

@@ -89,6 +89,9 @@ def test_missing_and_malformed_files(tmp_path):
         load_params(bad)
     bad.write_text("")
     assert load_params(bad) == Params()  # an empty file means all defaults
+    bad.write_text("train:\n  lr: 0.002\n  iterations: 5\n  lr: 0.01\n")
+    with pytest.raises(ParamsError, match=r"line 4, column 3: the key 'lr' is given twice in one block"):
+        load_params(bad)
     bad.write_bytes("# caf\u00e9\ntrain:\n  lr: 0.002\n".encode("latin-1"))
     with pytest.raises(ParamsError, match=r"params.yaml is not UTF-8 text \(byte 0xe9 at offset 5\)"):
         load_params(bad)
