@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from gatcluster.config.params import DataConfig, Params, ParamsError
+from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.sources import ROOT_SOURCES
 from gatcluster.data.store import MANIFEST
 from gatcluster.data.walk import SkippedFile, walk_files
@@ -45,6 +46,11 @@ def resolve_data_root(data: DataConfig, project_root: Path) -> Path | None:
     if data.source in ROOT_SOURCES and not root.is_dir():
         raise PreflightError(
             f"data.root {root} is not a folder (data.source {data.source} reads images there)"
+        )
+    if data.source not in BUNDLED_SOURCES and not root.exists():  # an offline copy that is not there
+        raise PreflightError(
+            f"data.root {root} does not exist (data.source {data.source} reads its offline copy there):"
+            " fix the path, or set data.root: null to download it"
         )
     return root
 

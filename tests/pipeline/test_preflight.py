@@ -70,6 +70,9 @@ def test_a_missing_or_wrong_data_root_is_a_params_error(tmp_path):
         resolve_data_root(params(**{"data.source": "folder"}).data, tmp_path)
     with pytest.raises(ParamsError, match="is not a folder"):
         resolve_data_root(params(**{"data.source": "folder", "data.root": "nope"}).data, tmp_path)
+    with pytest.raises(ParamsError, match=f"data.root {tmp_path}/nope does not exist .*data.root: null"):
+        resolve_data_root(params(**{"data.source": "cifar10", "data.root": "nope"}).data, tmp_path)
+    assert resolve_data_root(params(**{"data.source": "cifar10"}).data, tmp_path) is None  # downloads
 
 
 def test_any_data_size_splits_over_processes_when_it_fills_the_large_batch():
