@@ -7,6 +7,7 @@ or an output could not be written (checked before any image is read, and again w
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -73,9 +74,19 @@ class Tally:
     already_sorted: int = 0
 
 
-def image_inputs(paths: list[Path], tally: Tally) -> Iterator[Path | SkippedFile]:
-    """Walked inputs that are images by suffix or content; other files are counted as ignored."""
+def image_inputs(
+    paths: list[Path], tally: Tally, outputs: tuple[Path, ...] = ()
+) -> Iterator[Path | SkippedFile]:
+    """Walked inputs that are images by suffix or content; other files are counted as ignored.
+
+    Files inside the `outputs` folders (--sort-into, --gallery, --attention-dir) are never inputs:
+    with one of them inside an input folder, a second run would otherwise cluster its own links,
+    gallery and overlays too.
+    """
+    own = [Path(os.path.abspath(folder)) for folder in outputs]
     for item in walk_files(paths):
+        if isinstance(item, Path) and any(Path(os.path.abspath(item)).is_relative_to(o) for o in own):
+            continue
         if isinstance(item, SkippedFile) or looks_like_image(item):
             yield item
         else:
@@ -139,7 +150,8 @@ def cluster_all(
     """Stream every input through the model into the output table; the tally."""
     tally = Tally()
     extras = Extras(opts, contract)
-    inputs = list(image_inputs(paths, tally))  # paths only (cheap): the bar gets a total and an ETA
+    outputs = tuple(f for f in (opts.sort_into, opts.gallery, opts.attention_dir) if f is not None)
+    inputs = list(image_inputs(paths, tally, outputs))  # paths only (cheap): the bar gets a total, an ETA
     total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
     with (
         TableWriter(opts.out, opts.fmt, contract.num_clusters) as table,

@@ -376,6 +376,22 @@ def test_sort_into_and_gallery_follow_the_table(tmp_path, trained_onnx, digits_d
     assert "ünïcødé 数字.png" in page and len(list((tmp_path / "gallery").glob("cluster-*.png"))) == 10
 
 
+def test_outputs_inside_the_input_folder_are_never_clustered_on_a_second_run(
+    tmp_path, trained_onnx, digits_dataset
+):
+    photos = tmp_path / "d"
+    digits_folder(photos, digits_dataset.images[:12])
+    args = ["predict", str(photos), "--model", str(trained_onnx[2]), "--out", str(tmp_path / "p.csv")]
+    args += ["--sort-into", str(photos / "sorted"), "--gallery", str(photos / "gallery")]
+    args += ["--attention-dir", str(photos / "att")]
+    for _ in range(2):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        with open(tmp_path / "p.csv", newline="") as handle:
+            assert len(list(csv.DictReader(handle))) == 12  # its links, gallery and overlays left out
+    assert len(list((photos / "sorted").rglob("*.png"))) == 12
+
+
 def test_copy_needs_sort_into(tmp_path, trained_onnx):
     result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--copy"])
     assert result.exit_code == 2 and "--copy applies to --sort-into" in result.stderr
