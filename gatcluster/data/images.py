@@ -68,7 +68,7 @@ def _open_decoded(path: Path) -> Image.Image:
             raise ImageDecodeError("empty file")
         with Image.open(path) as image:
             image.load()
-            return ImageOps.exif_transpose(image)
+            return _upright(image)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as err:
@@ -82,6 +82,18 @@ def _open_decoded(path: Path) -> Image.Image:
         raise ImageDecodeError(reason) from err
     except (SyntaxError, ValueError, EOFError) as err:  # what Pillow's plugins raise on bad data
         raise ImageDecodeError(f"corrupt ({err})") from err
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """`image` turned by its EXIF orientation; as stored when its EXIF cannot be read.
+
+    A damaged EXIF block (a tag of the wrong type) made Pillow raise struct.error or TypeError
+    while the pixels were fine: the image is kept, as other viewers show it.
+    """
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - whatever Pillow's EXIF parser raises, the pixels stand
+        return image.copy()
 
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:
@@ -99,8 +111,13 @@ def _to_mode(image: Image.Image, mode: str) -> Image.Image:
 
 def _sixteen_to_eight(image: Image.Image) -> Image.Image:
     """16-bit greyscale (modes I;16* and I, which Pillow uses for 16-bit data) -> 8-bit "L"."""
-    values = np.asarray(image).astype(np.float64)
-    return Image.fromarray(np.rint(np.clip(values, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8))
+    # round(v * 255 / 65535) = round(v / 257), and v / 257 never ends in .5 for an integer v, so
+    # (v + 128) // 257 is that rounding exactly, in int32: a quarter of float64's memory (a
+    # 13000 x 13000 16-bit PNG took 4.3 GB through float64 temporaries).
+    values = np.clip(np.asarray(image), 0, 65535).astype(np.int32)
+    values += 128
+    values //= 257
+    return Image.fromarray(values.astype(np.uint8))
 
 
 def _has_alpha(image: Image.Image) -> bool:

@@ -32,7 +32,7 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.fit import FIT_RULE, fit_images
 from gatcluster.data.images import ImageDecodeError, load_image
 from gatcluster.data.store import DatasetError, ImageDataset, release_pages, rows_per_block
-from gatcluster.data.walk import SkippedFile, walk_files
+from gatcluster.data.walk import SkippedFile, path_text, walk_files
 
 IMAGENET_WNIDS = {  # docs/method.md §9; the position in the tuple is the class index
     "imagenet10": (
@@ -344,7 +344,7 @@ def _folder_labels(tags: np.ndarray, folders: dict[str, int]) -> tuple[np.ndarra
     sits directly in root (tag -1)."""
     if (tags < 0).any():
         return None, []
-    names = {tag: name for name, tag in folders.items()}
+    names = {tag: path_text(Path(name)) for name, tag in folders.items()}  # class names: valid UTF-8
     classes = sorted({names[int(tag)] for tag in np.unique(tags)})
     index = np.full(len(folders), -1, dtype=np.int64)
     for tag, name in names.items():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gatcluster.config.params import DataConfig, Params, ParamsError
 from gatcluster.data.bundled import BUNDLED_SOURCES
+from gatcluster.data.images import IMAGE_SUFFIXES, is_image_file
 from gatcluster.data.sources import ROOT_SOURCES
 from gatcluster.data.store import MANIFEST
 from gatcluster.data.walk import SkippedFile, walk_files
@@ -41,15 +42,18 @@ def resolve_data_root(data: DataConfig, project_root: Path) -> Path | None:
         if data.source in ROOT_SOURCES:
             raise PreflightError(f"data.source {data.source} needs data.root: the folder holding its images")
         return None
+    if not data.root.strip():  # Path("") is the current folder: the project itself
+        raise PreflightError("data.root is empty: give the folder, or null where the source needs none")
     root = Path(data.root).expanduser()
     root = root if root.is_absolute() else project_root / root
     if data.source in ROOT_SOURCES and not root.is_dir():
         raise PreflightError(
             f"data.root {root} is not a folder (data.source {data.source} reads images there)"
         )
-    if data.source not in BUNDLED_SOURCES and not root.exists():  # an offline copy that is not there
+    if data.source not in BUNDLED_SOURCES and not root.is_dir():  # an offline copy that is not there
+        what = "is not a folder" if root.exists() else "does not exist"
         raise PreflightError(
-            f"data.root {root} does not exist (data.source {data.source} reads its offline copy there):"
+            f"data.root {root} {what} (data.source {data.source} reads its offline copy there):"
             " fix the path, or set data.root: null to download it"
         )
     return root
@@ -60,17 +64,23 @@ def fetched_count(params: Params, dataset_dir: Path) -> int | None:
     manifest = dataset_dir / MANIFEST
     if not manifest.is_file():
         return None
-    info = json.loads(manifest.read_text())
-    same = (
-        info.get("source") == params.data.source
-        and info.get("image_shape", [])[:2] == [params.model.input_size] * 2  # [H, W, C]
-    )
-    return int(info["count"]) if same and params.data.source != "folder" else None
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+        same = (
+            info.get("source") == params.data.source
+            and info.get("image_shape", [])[:2] == [params.model.input_size] * 2  # [H, W, C]
+        )
+        return int(info["count"]) if same and params.data.source != "folder" else None
+    except (ValueError, TypeError, KeyError, AttributeError):  # a damaged manifest: as if not fetched
+        return None  # (fetch writes it again; the train stage says so if it is run first)
 
 
 def folder_file_count(root: Path) -> int:
-    """Files under an image folder (an upper bound of its images; unreadable ones drop at fetch)."""
-    return sum(1 for item in walk_files([root]) if not isinstance(item, SkippedFile))
+    """Images under an image folder: files named like images, and others whose content is one (an
+    upper bound: corrupt images drop at fetch). Counting every file called a folder of text files
+    valid here and failed in fetch, after `dvc repro` had set the previous data set aside."""
+    files = [item for item in walk_files([root]) if not isinstance(item, SkippedFile)]
+    return sum(1 for f in files if f.suffix.lower() in IMAGE_SUFFIXES or is_image_file(f))
 
 
 def expected_count(params: Params, dataset_dir: Path, data_root: Path | None) -> tuple[int | None, str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from gatcluster.data import images
 from gatcluster.data.images import (
     PREPROCESSING,
     ImageDecodeError,
@@ -95,6 +98,24 @@ def test_exif_orientation_is_applied(tmp_path):
     array = load_image(path, 1)
     assert array.shape == (40, 20, 1)  # portrait after rotation
     assert array[:8, -8:].mean() > 200 and array[:8, :8].mean() < 50  # top-left went to top-right
+
+
+def test_an_image_whose_exif_cannot_be_read_is_kept_as_stored(tmp_path, monkeypatch):
+    # Pillow raised struct.error / TypeError on a photo whose EXIF tag had the wrong type (the
+    # pixels were fine): the image stays, unturned, instead of stopping fetch or gat predict.
+    def damaged(image):
+        raise struct.error("required argument is not an integer")
+
+    monkeypatch.setattr(images.ImageOps, "exif_transpose", damaged)
+    path = saved(noise_rgb(), tmp_path / "photo.jpg", quality=95)
+    assert load_image(path, 3).shape == (40, 60, 3)
+
+
+def test_sixteen_bit_rounding_matches_the_exact_scale_for_every_value(tmp_path):
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    path = saved(Image.fromarray(values), tmp_path / "ramp.png")
+    expected = np.rint(values.astype(np.float64) * (255 / 65535)).astype(np.uint8)
+    assert np.array_equal(load_image(path, 1)[..., 0], expected)
 
 
 def corrupt_png(path):

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import pickle
 import socket
 import struct
@@ -360,6 +361,14 @@ def test_labelled_folder_with_junk(tmp_path):
         ("README.txt", "not an image"),
         ("broken.png", "not an image"),
     ]
+
+
+def test_class_folders_whose_names_are_not_utf8_get_escaped_class_names(tmp_path):
+    write_image(tmp_path / os.fsdecode(b"bad\xffcls") / "a.png", 20)
+    write_image(tmp_path / "good" / "b.png", 200)
+    dataset, _ = load_folder(tmp_path, 4)
+    assert dataset.classes == ["bad\\xffcls", "good"]  # manifest, reports and gallery can write them
+    "".join(dataset.classes).encode("utf-8")
 
 
 def test_images_directly_in_root_make_the_folder_unlabelled(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 from gatcluster.config.loading import replace_params
 from gatcluster.config.params import Params, ParamsError
@@ -25,6 +26,13 @@ def test_known_sources_are_counted_before_fetch(tmp_path):
     assert expected_count(params(**{"data.source": "digits"}), tmp_path, None)[0] == 1797
 
 
+@pytest.mark.parametrize("text", ["{cut off", "[]", '{"source": "mnist5k"}'])
+def test_a_damaged_manifest_counts_as_not_fetched(tmp_path, text):
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "manifest.json").write_text(text)
+    assert expected_count(params(), tmp_path / "dataset", None) == (5000, "the size of mnist5k")
+
+
 def test_the_fetched_data_counts_when_it_is_the_configured_source(tmp_path):
     (tmp_path / "manifest.json").write_text(
         json.dumps({"source": "mnist5k", "count": 123, "image_shape": [32, 32, 1]})  # as store.py writes it
@@ -36,14 +44,15 @@ def test_the_fetched_data_counts_when_it_is_the_configured_source(tmp_path):
     assert expected_count(resized, tmp_path, None)[0] == 5000  # fetched for another input size
 
 
-def test_an_image_folder_is_counted_by_its_files(tmp_path):
+def test_an_image_folder_is_counted_by_its_image_files(tmp_path):
     (tmp_path / "imgs" / "a").mkdir(parents=True)
-    for name in ("1.png", "2.png", "a/3.jpg", ".hidden.png"):
+    for name in ("1.png", "2.png", "a/3.jpg", ".hidden.png", "notes.txt", "data.json"):
         (tmp_path / "imgs" / name).write_bytes(b"x")
+    Image.new("L", (4, 4)).save(tmp_path / "imgs" / "scan.dat", format="PNG")  # an image by content
     folder = params(**{"data.source": "folder", "data.root": "imgs"})
     root = resolve_data_root(folder.data, tmp_path)
     assert root == tmp_path / "imgs"
-    assert expected_count(folder, tmp_path / "none", root)[0] == 3
+    assert expected_count(folder, tmp_path / "none", root)[0] == 4  # not the text files
 
 
 @pytest.mark.parametrize(
@@ -73,6 +82,11 @@ def test_a_missing_or_wrong_data_root_is_a_params_error(tmp_path):
     with pytest.raises(ParamsError, match=f"data.root {tmp_path}/nope does not exist .*data.root: null"):
         resolve_data_root(params(**{"data.source": "cifar10", "data.root": "nope"}).data, tmp_path)
     assert resolve_data_root(params(**{"data.source": "cifar10"}).data, tmp_path) is None  # downloads
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ParamsError, match=f"data.root {tmp_path}/a-file is not a folder .*offline copy"):
+        resolve_data_root(params(**{"data.source": "cifar10", "data.root": "a-file"}).data, tmp_path)
+    with pytest.raises(ParamsError, match="data.root is empty"):  # not the project folder itself
+        resolve_data_root(params(**{"data.source": "folder", "data.root": ""}).data, tmp_path)
 
 
 def test_any_data_size_splits_over_processes_when_it_fills_the_large_batch():
