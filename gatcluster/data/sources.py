@@ -211,9 +211,16 @@ def _fetch_archives(name: str, root: Path, layout: Layout, mirror: Mirror, downl
     for filename, md5 in mirror.md5s.items():
         archive = archive_dir / filename
         if not _md5_matches(archive, md5):
+            # A copy that is there but differs (cut off, another version) is named, not just "not found".
+            found = f"{archive} is there but is not the published file (md5 differs); " * archive.exists()
             if not download:
-                raise DatasetError(f"{name} not found under {root} and downloads are off: {_how_to(root)}")
-            _download(name, root, mirror.base_url + filename, archive, md5)
+                raise DatasetError(
+                    f"{found}{name} not found under {root} and downloads are off: {_how_to(root)}"
+                )
+            try:
+                _download(name, root, mirror.base_url + filename, archive, md5)
+            except DatasetError as err:
+                raise DatasetError(f"{found}{err}") from err
         _extract(archive, archive_dir)
     missing = [file for file in layout.files if not (root / layout.folder / file).is_file()]
     if missing:

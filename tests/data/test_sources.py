@@ -260,6 +260,16 @@ def test_offline_without_a_copy_says_how_to_provide_the_data(tmp_path):
     assert str(tmp_path / "cache") in message
 
 
+def test_a_cut_off_local_archive_is_named_when_the_download_fails(tmp_path):
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"cut off")
+    mirror = Mirror(closed_port_url(), {"cifar-10-python.tar.gz": "0" * 32})
+    with pytest.raises(DatasetError) as err:
+        load_torchvision_source("cifar10", tmp_path, mirror=mirror)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    assert str(err.value).startswith(f"{archive} is there but is not the published file (md5 differs); ")
+    assert "could not download cifar10" in str(err.value)
+
+
 def test_downloads_off_and_nothing_local(tmp_path):
     with pytest.raises(DatasetError, match="downloads are off"):
         load_torchvision_source(
