@@ -208,7 +208,7 @@ def print_summary(tally: Tally, seconds: float, provider: str, console: Console)
         highlight=False,
     )
     for item in tally.skipped[:SHOWN_SKIPS]:
-        console.print(f"skipped {item.path}: {item.reason}", highlight=False, markup=False)
+        console.print(f"skipped {path_text(item.path)}: {item.reason}", highlight=False, markup=False)
     if len(tally.skipped) > SHOWN_SKIPS:
         console.print(f"... and {len(tally.skipped) - SHOWN_SKIPS} more skipped", highlight=False)
 
