@@ -141,11 +141,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A fresh temporary path in `path`'s folder; fsynced and renamed onto `path` if the block completes.
 
     The folder is created if needed. On any exception (KeyboardInterrupt included) the temporary
-    file is removed and `path` is left as it was. A symbolic link is written through (its target
-    replaced, the link kept); a `path` that is a folder, a device or a FIFO is refused
-    (`file_target`).
+    file is removed and `path` is left as it was. A `path` that is a folder, a device or a FIFO is
+    refused (`file_target`). A symbolic link is replaced, never written through: behind one may sit
+    a DVC cache file that other commits share; callers that mean to follow a link (a table the
+    user named) pass `file_target(path)`.
     """
-    path = file_target(path)
+    if not path.is_symlink():
+        file_target(path)  # a folder, device or FIFO is refused, not replaced
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_file(path.parent, f".{path.name}-")
     try:

@@ -34,12 +34,17 @@ def test_failed_block_keeps_the_old_file_and_removes_the_temporary(tmp_path, err
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
 
 
-def test_a_symbolic_link_is_written_through_and_stays_a_link(tmp_path):
-    (tmp_path / "real.csv").write_text("old")
-    link = tmp_path / "link.csv"
-    link.symlink_to("real.csv")
+def test_a_symbolic_link_is_replaced_and_what_it_pointed_at_left_alone(tmp_path):
+    # Behind a link may sit a DVC cache file (cache.type symlink) that other commits share.
+    (tmp_path / "cached").write_text("old")
+    link = tmp_path / "model.pt"
+    link.symlink_to("cached")
     write_text_atomic(link, "new")
-    assert link.is_symlink() and (tmp_path / "real.csv").read_text() == "new"
+    assert not link.is_symlink() and link.read_text() == "new"
+    assert (tmp_path / "cached").read_text() == "old"
+    assert atomic.file_target(tmp_path / "model.pt") == tmp_path / "model.pt"
+    (tmp_path / "table.csv").symlink_to("cached")
+    assert atomic.file_target(tmp_path / "table.csv") == tmp_path / "cached"  # what a user's table follows
 
 
 def test_a_fifo_or_a_folder_is_refused_and_left_as_it_is(tmp_path):

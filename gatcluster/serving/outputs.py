@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
-from gatcluster.atomic import atomic_path
+from gatcluster.atomic import atomic_path, file_target
 from gatcluster.data.walk import path_text
 from gatcluster.serving.onnx_predict import Prediction
 
@@ -89,7 +89,8 @@ class TableWriter:
     def _open(self) -> None:
         """Start the table at the first row: the temporary file (or stdout) and the header."""
         if self.path is not None:
-            self.tmp = self.atomic.enter_context(atomic_path(self.path))
+            # A table the user named through a link is written through it (the link stays).
+            self.tmp = self.atomic.enter_context(atomic_path(file_target(self.path)))
         if self.fmt != "parquet":
             self.stream = open(self.tmp, "w", newline="") if self.tmp else sys.stdout  # noqa: SIM115
             if self.tmp:  # closed (flushed) inside the atomic write: a failed flush is its error

@@ -104,3 +104,12 @@ def test_a_file_name_that_is_not_utf8_is_written_with_escapes(tmp_path, fmt):
     else:
         paths = [json.loads(line)["path"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert paths == ["bad\\xff\\xfename.png", "img0.png"]
+
+
+def test_a_table_named_through_a_link_is_written_through_it(tmp_path):
+    (tmp_path / "real.csv").write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to("real.csv")
+    with TableWriter(link, "csv", 2) as table:
+        table.write(predictions(2))
+    assert link.is_symlink() and (tmp_path / "real.csv").read_text().startswith("path,cluster")
