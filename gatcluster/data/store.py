@@ -10,6 +10,7 @@ import hashlib
 import json
 import mmap
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,9 +18,11 @@ import numpy as np
 
 from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.data.fit import fit_images
+from gatcluster.data.walk import SkippedFile, path_text
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+SKIPPED_FILE = "skipped.tsv"  # every file an image tree's fetch left out, with its reason
 PROJECT_DATASET_DIR = Path("data") / "dataset"  # where the pipeline keeps it, relative to the project
 BLOCK_BYTES = 4 * 2**20  # bytes of rows hashed, written or decoded between releases of mapped pages
 
@@ -97,8 +100,9 @@ def save_rows(path: Path, array: np.ndarray) -> None:
             release_pages(array)
 
 
-def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
-    """Write `dataset` to `out_dir` atomically; returns the manifest."""
+def write_dataset(dataset: ImageDataset, out_dir: Path, skipped: Sequence[SkippedFile] = ()) -> dict:
+    """Write `dataset` to `out_dir` atomically; returns the manifest. The files left out of an image
+    tree (`skipped`), if any, are listed whole in SKIPPED_FILE (path, tab, reason per line)."""
     manifest = {
         "format_version": FORMAT_VERSION,
         "source": dataset.source,
@@ -116,6 +120,9 @@ def write_dataset(dataset: ImageDataset, out_dir: Path) -> dict:
         if dataset.labels is not None:
             np.save(tmp / "labels.npy", dataset.labels)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if skipped:
+            lines = (f"{path_text(item.path)}\t{item.reason}\n" for item in skipped)
+            (tmp / SKIPPED_FILE).write_text("".join(lines), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         publish_dir(tmp, out_dir)

@@ -10,11 +10,12 @@ checked before anything is written.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from gatcluster.config.params import Params
 from gatcluster.data.sources import load_source
-from gatcluster.data.store import fit_dataset, write_dataset
-from gatcluster.data.walk import SkippedFile
+from gatcluster.data.store import SKIPPED_FILE, fit_dataset, write_dataset
+from gatcluster.data.walk import SkippedFile, path_text
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
 
@@ -24,14 +25,16 @@ log = logging.getLogger("fetch")
 
 
 def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout) -> None:
-    """Warn about files left out of an image tree: the count and the first few with reasons."""
+    """Warn about files left out of an image tree: the count, the first few with reasons, and where
+    the whole list goes (`write_dataset` writes it beside the data set)."""
     if not skipped:
         return
     log.warning("skipped %d unreadable or non-image files:", len(skipped))
     for item in skipped[:SHOWN_SKIPS]:
-        log.warning("  %s: %s", layout.relative(item.path), item.reason)
+        log.warning("  %s: %s", path_text(Path(layout.relative(item.path))), item.reason)
     if len(skipped) > SHOWN_SKIPS:
-        log.warning("  ... and %d more", len(skipped) - SHOWN_SKIPS)
+        listed = layout.relative(layout.dataset_dir / SKIPPED_FILE)
+        log.warning("  ... and %d more (all listed in %s)", len(skipped) - SHOWN_SKIPS, listed)
 
 
 def run_fetch(params: Params, layout: ProjectLayout) -> str:
@@ -41,7 +44,7 @@ def run_fetch(params: Params, layout: ProjectLayout) -> str:
     dataset, skipped = load_source(data.source, root, params.model.input_size, layout.raw_cache)
     report_skipped(skipped, layout)
     check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing anything
-    manifest = write_dataset(fit_dataset(dataset, params.model.input_size), layout.dataset_dir)
+    manifest = write_dataset(fit_dataset(dataset, params.model.input_size), layout.dataset_dir, skipped)
     shape = "x".join(str(d) for d in manifest["image_shape"])
     return (
         f"fetched {data.source}: {manifest['count']} images of {shape} ({manifest['resize_rule']}), "

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gatcluster.data import store
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest, write_dataset
+from gatcluster.data.walk import SkippedFile
 
 
 def small_dataset(labels: bool = True) -> ImageDataset:
@@ -26,6 +29,17 @@ def test_round_trip_with_manifest(tmp_path):
     )
     assert read_manifest(tmp_path / "d") == manifest
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_every_skipped_file_is_listed_beside_the_data_set(tmp_path):
+    skipped = [SkippedFile(Path(f"imgs/broken{i}.png"), "truncated") for i in range(7)]
+    skipped.append(SkippedFile(Path(os.fsdecode(b"imgs/bad\xff.png")), "not an image"))
+    write_dataset(small_dataset(), tmp_path / "d", skipped)
+    lines = (tmp_path / "d" / store.SKIPPED_FILE).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 8 and lines[0] == "imgs/broken0.png\ttruncated"
+    assert lines[-1] == "imgs/bad\\xff.png\tnot an image"
+    write_dataset(small_dataset(), tmp_path / "d")  # a fetch that skipped nothing lists nothing
+    assert not (tmp_path / "d" / store.SKIPPED_FILE).exists()
 
 
 def test_unlabelled_round_trip(tmp_path):

@@ -11,9 +11,11 @@ import pytest
 from gatcluster.config.loading import replace_params
 from gatcluster.config.params import Params
 from gatcluster.data.store import DatasetError, ImageDataset, write_dataset
+from gatcluster.data.walk import SkippedFile
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.evaluate_stage import confusion_csv, sample_indices, scores_text
 from gatcluster.pipeline.export_stage import read_cluster_names
+from gatcluster.pipeline.fetch_stage import report_skipped
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.train_stage import history_csv, load_dataset, summary, what_was_trained
 from gatcluster.training.fit import FitResult
@@ -88,3 +90,14 @@ def test_evaluate_texts_and_seeded_samples():
     first, again = sample_indices(100, 8, 3), sample_indices(100, 8, 3)
     assert first.tolist() == again.tolist() and len(set(first.tolist())) == 8
     assert len(sample_indices(5, 8, 3)) == 5
+
+
+def test_fetch_names_the_first_skipped_files_and_where_all_are_listed(tmp_path, caplog):
+    layout = ProjectLayout(tmp_path)
+    skipped = [SkippedFile(tmp_path / "imgs" / f"b{i}.png", "truncated") for i in range(7)]
+    with caplog.at_level("WARNING", logger="fetch"):
+        report_skipped(skipped, layout)
+    assert (
+        "skipped 7 unreadable or non-image files:" in caplog.text and "imgs/b0.png: truncated" in caplog.text
+    )
+    assert "... and 2 more (all listed in data/dataset/skipped.tsv)" in caplog.text
