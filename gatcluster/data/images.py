@@ -13,6 +13,7 @@ becomes the same array at training and at prediction time. The choices are liste
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +67,13 @@ def _open_decoded(path: Path) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file")
-        with Image.open(path) as image:
-            image.load()
-            return _upright(image)
+        with warnings.catch_warnings():
+            # Pillow warns (two lines) between its pixel limit and twice it, and raises above;
+            # the image is fitted down to the model's input anyway: the error alone is ours.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return _upright(image)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -168,6 +169,14 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels > 2 × limit: Pillow's error
     with pytest.raises(ImageDecodeError, match="too large"):
         load_image(path, 1)
+
+
+def test_an_image_between_the_pixel_limit_and_twice_it_loads_without_a_warning(tmp_path, monkeypatch):
+    path = saved(Image.new("L", (40, 40)), tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: Pillow's warning zone
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        assert load_image(path, 1).shape == (40, 40, 1)
 
 
 def test_unicode_and_space_names(tmp_path):
