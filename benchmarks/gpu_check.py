@@ -40,7 +40,12 @@ from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training.fit import FitResult, fit
-from gatcluster.training.losses import neighbour_ranking, relation_points, spectral_points
+from gatcluster.training.losses import (
+    neighbour_ranking,
+    normalised_adjacency,
+    relation_points,
+    spectral_points,
+)
 from gatcluster.training.passes import predict_clusters
 from gatcluster.training.step_graph import GraphCaptureFailed
 
@@ -157,11 +162,7 @@ def phase_times(images: torch.Tensor, source: str, device: str, iterations: int)
 def device_eigh_embedding(nearest: torch.Tensor, dims: int) -> torch.Tensor:
     """The spectral embedding as it was computed before it moved to the host: a full
     `torch.linalg.eigh` on the ranking's device (cuSOLVER on CUDA), for comparison."""
-    n = len(nearest)
-    adjacency = torch.zeros(n, n, dtype=torch.float64, device=nearest.device).scatter_(1, nearest, 1.0)
-    adjacency = torch.maximum(adjacency, adjacency.T)
-    d = adjacency.sum(dim=1).rsqrt()
-    vectors = torch.linalg.eigh(d[:, None] * adjacency * d[None, :]).eigenvectors
+    vectors = torch.linalg.eigh(normalised_adjacency(nearest)).eigenvectors
     return torch.nn.functional.normalize(vectors[:, -dims:], dim=1)
 
 

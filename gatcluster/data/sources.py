@@ -212,7 +212,11 @@ def _fetch_archives(name: str, root: Path, layout: Layout, mirror: Mirror, downl
         archive = archive_dir / filename
         if not _md5_matches(archive, md5):
             # A copy that is there but differs (cut off, another version) is named, not just "not found".
-            found = f"{archive} is there but is not the published file (md5 differs); " * archive.exists()
+            found = (
+                f"{archive} is there but is not the published file (md5 differs); "
+                if archive.exists()
+                else ""
+            )
             if not download:
                 raise DatasetError(
                     f"{found}{name} not found under {root} and downloads are off: {_how_to(root)}"
@@ -351,7 +355,7 @@ def _folder_labels(tags: np.ndarray, folders: dict[str, int]) -> tuple[np.ndarra
     sits directly in root (tag -1)."""
     if (tags < 0).any():
         return None, []
-    names = {tag: path_text(Path(name)) for name, tag in folders.items()}  # class names: valid UTF-8
+    names = {tag: path_text(name) for name, tag in folders.items()}  # class names: valid UTF-8
     classes = sorted({names[int(tag)] for tag in np.unique(tags)})
     index = np.full(len(folders), -1, dtype=np.int64)
     for tag, name in names.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 
-def path_text(path: Path) -> str:
+def path_text(path: str | os.PathLike) -> str:
     """`path` as text any UTF-8 writer takes (tables, HTML): the bytes of a file name that are not
     UTF-8, which Python keeps as lone surrogates that no encoder accepts, become `\\xNN` escapes."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")

@@ -10,7 +10,6 @@ checked before anything is written.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from gatcluster.config.params import Params
 from gatcluster.data.sources import load_source
@@ -31,7 +30,7 @@ def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout) -> None:
         return
     log.warning("skipped %d unreadable or non-image files:", len(skipped))
     for item in skipped[:SHOWN_SKIPS]:
-        log.warning("  %s: %s", path_text(Path(layout.relative(item.path))), item.reason)
+        log.warning("  %s: %s", path_text(layout.relative(item.path)), item.reason)
     if len(skipped) > SHOWN_SKIPS:
         listed = layout.relative(layout.dataset_dir / SKIPPED_FILE)
         log.warning("  ... and %d more (all listed in %s)", len(skipped) - SHOWN_SKIPS, listed)

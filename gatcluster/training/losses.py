@@ -124,6 +124,17 @@ def neighbour_mean(probs: torch.Tensor, nearest: torch.Tensor) -> torch.Tensor:
     return (probs + probs[nearest].sum(dim=1)) / (nearest.shape[1] + 1)
 
 
+def normalised_adjacency(nearest: torch.Tensor) -> torch.Tensor:
+    """D^-1/2 W D^-1/2 (L, L), float64, on the ranking's device, of the symmetrised graph whose
+    indices `nearest` (L, k) holds: i ~ j when either is among the other's nearest."""
+    n = len(nearest)
+    adjacency = torch.zeros(n, n, dtype=torch.float64, device=nearest.device)
+    adjacency.scatter_(1, nearest, 1.0)
+    adjacency = torch.maximum(adjacency, adjacency.T)
+    inv_sqrt_degree = adjacency.sum(dim=1).rsqrt()  # every degree ≥ 1: each point has neighbours
+    return inv_sqrt_degree[:, None] * adjacency * inv_sqrt_degree[None, :]
+
+
 def spectral_points(nearest: torch.Tensor, dims: int) -> torch.Tensor:
     """The spectral embedding (Ng, Jordan and Weiss, 2001) of the nearest-neighbour graph whose
     indices `nearest` (L, k) holds: the `dims` leading eigenvectors of the symmetric normalised
@@ -143,13 +154,8 @@ def spectral_points(nearest: torch.Tensor, dims: int) -> torch.Tensor:
     (docs/experiments.md, "The spectral embedding"). On CUDA this reads the ranking back once per
     target pass: 80 KB down, the embedding up.
     """
-    ranking = nearest.cpu()
-    n = len(ranking)
-    adjacency = torch.zeros(n, n, dtype=torch.float64)
-    adjacency.scatter_(1, ranking, 1.0)
-    adjacency = torch.maximum(adjacency, adjacency.T)  # i ~ j when either is among the other's nearest
-    inv_sqrt_degree = adjacency.sum(dim=1).rsqrt()  # every degree ≥ 1: each point has neighbours
-    normalised = (inv_sqrt_degree[:, None] * adjacency * inv_sqrt_degree[None, :]).numpy()
+    normalised = normalised_adjacency(nearest.cpu()).numpy()
+    n = len(normalised)
     leading = [n - min(dims, n), n - 1]  # ascending eigenvalues: the leading ones last
     # One LAPACK thread when the CPU trains: OpenBLAS's idle workers spin for a while after a call
     # and took the cores from the k-means right after (28 -> 85-117 ms per target pass at 2

@@ -22,6 +22,7 @@ from gatcluster.training.losses import (
     nearest_neighbours,
     neighbour_mean,
     neighbour_ranking,
+    normalised_adjacency,
     relation_labels,
     relation_points,
     separability_loss,
@@ -334,11 +335,7 @@ def test_spectral_points_separate_groups_that_k_means_cannot():
 
 def full_eigh_embedding(nearest: torch.Tensor, dims: int) -> torch.Tensor:
     """The embedding by torch's full eigh of the same normalised adjacency: the reference."""
-    n = len(nearest)
-    adjacency = torch.zeros(n, n, dtype=torch.float64).scatter_(1, nearest, 1.0)
-    adjacency = torch.maximum(adjacency, adjacency.T)
-    d = adjacency.sum(dim=1).rsqrt()
-    return torch.linalg.eigh(d[:, None] * adjacency * d[None, :]).eigenvectors[:, -dims:]
+    return torch.linalg.eigh(normalised_adjacency(nearest)).eigenvectors[:, -dims:]
 
 
 def test_spectral_points_span_the_leading_eigenvectors_of_a_full_eigh():
