@@ -76,13 +76,14 @@ def preset(
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
     from gatcluster.atomic import write_text_atomic
-    from gatcluster.config.loading import read_params_text
-    from gatcluster.config.params import ParamsError
+    from gatcluster.config.loading import params_from_text, read_params_text
+    from gatcluster.config.params import DATA_ROOT_KINDS, ParamsError
     from gatcluster.config.params_edit import (
         apply_overrides,
         preset_description,
         preset_names,
         preset_values,
+        root_reset,
     )
 
     if name is None:
@@ -92,8 +93,11 @@ def preset(
     if not params.is_file():
         raise fail(f"{params} not found: run this in the project folder or pass --params")
     try:
+        old_text = read_params_text(params)
+        old_data = params_from_text(old_text, str(params)).data
         overrides = preset_values(name)
-        text, _ = apply_overrides(read_params_text(params), overrides, str(params))
+        reset = root_reset(old_data, overrides["data.source"])
+        text, _ = apply_overrides(old_text, overrides | reset, str(params))
     except ParamsError as err:
         raise fail(str(err)) from err
     try:
@@ -101,6 +105,12 @@ def preset(
     except OSError as err:
         raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
+    if reset:
+        new_source = overrides["data.source"]
+        typer.echo(
+            f"data.root reset to null: {old_data.root} was set for data.source {old_data.source},"
+            f" and {new_source} reads an {DATA_ROOT_KINDS[new_source]} there; set it again if you have one"
+        )
 
 
 @app.command(epilog="Example: gat check && dvc repro")

@@ -12,18 +12,22 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-SOURCES = (
-    "mnist5k",
-    "digits",
-    "mnist",
-    "fashion-mnist",
-    "cifar10",
-    "cifar100-20",
-    "stl10",
-    "imagenet10",
-    "imagenet-dogs15",
-    "folder",
-)
+# What data.root names for each source. Sources of one kind can share a root (one folder of
+# torchvision-layout copies holds CIFAR-10 and CIFAR-100; one ImageNet train tree holds both
+# subsets); the bundled sources read none.
+DATA_ROOT_KINDS = {
+    "mnist5k": None,
+    "digits": None,
+    "mnist": "offline copy",
+    "fashion-mnist": "offline copy",
+    "cifar10": "offline copy",
+    "cifar100-20": "offline copy",
+    "stl10": "offline copy",
+    "imagenet10": "ImageNet train tree",
+    "imagenet-dogs15": "ImageNet train tree",
+    "folder": "image folder",
+}
+SOURCES = tuple(DATA_ROOT_KINDS)
 # The params each pipeline stage uses (its `params:` in dvc.yaml) and logs to its MLflow run.
 STAGE_PARAMS = {
     "train": ("seed", "data", "model", "train", "augment", "experimental", "mlflow"),

@@ -3,7 +3,10 @@
 A preset is shipped as `gatcluster/config/presets/<name>.yaml`, naming what it changes. Applying one
 sets every key that any preset sets: to the preset's value, or else to the default. So presets are
 complete and their order does not matter (A then B equals B), while the keys no preset touches
-(device, processes, intervals, MLflow) stay the user's. The file is rewritten in place (a
+(device, processes, intervals, MLflow) stay the user's. data.root, which no preset sets, belongs to
+its source: a preset that moves to a source reading another kind of root (an image folder, an
+ImageNet tree, an offline copy) resets it to null, so fetch never reads a user's image folder as a
+CIFAR copy or downloads archives into it. The file is rewritten in place (a
 ruamel.yaml round trip: comments and layout stay) and validated as a whole, so a preset can never
 leave an invalid params.yaml behind.
 """
@@ -19,7 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from gatcluster.config.loading import params_from_text
-from gatcluster.config.params import Params, ParamsError, flatten_params
+from gatcluster.config.params import DATA_ROOT_KINDS, DataConfig, Params, ParamsError, flatten_params
 
 
 def preset_names() -> list[str]:
@@ -45,6 +48,15 @@ def preset_values(name: str) -> dict[str, Any]:
     """The complete preset `name`: its own values, and the default of every other preset key."""
     defaults = flatten_params(Params())
     return {key: defaults[key] for key in sorted(preset_keys())} | preset_overrides(name)
+
+
+def root_reset(data: DataConfig, new_source: str) -> dict[str, Any]:
+    """{"data.root": None} when `new_source` reads a root of another kind than `data.root` was set
+    for, else {}. A new source that reads no root keeps it (ignored there, back in use later)."""
+    new_kind = DATA_ROOT_KINDS[new_source]
+    if data.root is None or new_kind is None or new_kind == DATA_ROOT_KINDS[data.source]:
+        return {}
+    return {"data.root": None}
 
 
 def preset_description(name: str) -> str:

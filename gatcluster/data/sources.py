@@ -205,6 +205,16 @@ def load_folder(
     return ImageDataset(images, labels, classes, "folder", FIT_RULE), skipped
 
 
+def unfiled_images(root: Path, skipped: Iterable[SkippedFile]) -> list[Path]:
+    """The images directly in `root` while its sub-folders hold images too: what left a `folder`
+    source unlabelled (labels come from first-level sub-folders only when every image sits in one).
+    Empty for a flat folder or one with no images at its top. Lists the tree again, decodes nothing."""
+    left_out = {item.path for item in skipped}
+    kept = [f for f in walk_files([root]) if isinstance(f, Path) and f not in left_out]
+    top = [f for f in kept if len(f.relative_to(root).parts) == 1]
+    return top if len(top) < len(kept) else []
+
+
 def _fetch_archives(name: str, root: Path, layout: Layout, mirror: Mirror, download: bool) -> None:
     """Verify (downloading when allowed) and extract every archive of `mirror` into torchvision's layout."""
     archive_dir = root / layout.archive_dir

@@ -10,10 +10,11 @@ checked before anything is written.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from gatcluster.config.params import Params
-from gatcluster.data.sources import load_source
-from gatcluster.data.store import SKIPPED_FILE, fit_dataset, write_dataset
+from gatcluster.data.sources import load_source, unfiled_images
+from gatcluster.data.store import SKIPPED_FILE, ImageDataset, fit_dataset, write_dataset
 from gatcluster.data.walk import SkippedFile, path_text
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
@@ -36,12 +37,36 @@ def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout) -> None:
         log.warning("  ... and %d more (all listed in %s)", len(skipped) - SHOWN_SKIPS, listed)
 
 
+def report_unfiled(
+    dataset: ImageDataset, root: Path, skipped: list[SkippedFile], layout: ProjectLayout
+) -> None:
+    """Warn when images directly in a folder source's root left its class sub-folders unlabelled,
+    naming the first few: one stray file should not silently cost the evaluation its labels."""
+    if dataset.source != "folder" or dataset.has_labels:
+        return
+    unfiled = unfiled_images(root, skipped)
+    if not unfiled:
+        return
+    shown = ", ".join(path_text(f.name) for f in unfiled[:SHOWN_SKIPS])
+    more = f", ... ({len(unfiled)} in all)" if len(unfiled) > SHOWN_SKIPS else ""
+    log.warning(
+        "unlabelled: %s directly in %s, outside its sub-folders (%s%s); labels come from sub-folder"
+        " names only when every image sits in one",
+        "1 image lies" if len(unfiled) == 1 else f"{len(unfiled)} images lie",
+        path_text(layout.relative(root)),
+        shown,
+        more,
+    )
+
+
 def run_fetch(params: Params, layout: ProjectLayout) -> str:
     """Fetch the configured source, fit it, write it to data/dataset/; the one-line report."""
     data = params.data
     root = resolve_data_root(data, layout.root)
     dataset, skipped = load_source(data.source, root, params.model.input_size, layout.raw_cache)
     report_skipped(skipped, layout)
+    if root is not None:
+        report_unfiled(dataset, root, skipped, layout)
     check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing anything
     manifest = write_dataset(fit_dataset(dataset, params.model.input_size), layout.dataset_dir, skipped)
     shape = "x".join(str(d) for d in manifest["image_shape"])

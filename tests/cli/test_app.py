@@ -50,6 +50,30 @@ def test_preset_rewrites_params_in_place(tmp_path):
     assert "# K, the number of clusters" in params.read_text()
 
 
+def test_preset_to_a_source_reading_another_root_resets_data_root_and_says_so(tmp_path):
+    # An image folder is no CIFAR copy: fetch must neither read it as one nor download into it.
+    params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text().replace("source: mnist5k", "source: folder")
+    params.write_text(text.replace("root: null", "root: /my/photos"))
+    result = runner.invoke(app, ["preset", "cifar10", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    data = yaml.safe_load(params.read_text())["data"]
+    assert data == {"source": "cifar10", "root": None, "grayscale": True}
+    assert "data.root reset to null: /my/photos was set for data.source folder" in result.stdout
+    assert "# offline mirror" in params.read_text()  # the line's comment stays
+
+
+def test_preset_keeps_a_root_its_source_reads_alike(tmp_path):
+    # One folder of torchvision-layout copies serves CIFAR-10 and CIFAR-100.
+    params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text().replace("source: mnist5k", "source: cifar10")
+    params.write_text(text.replace("root: null", "root: /mirror"))
+    result = runner.invoke(app, ["preset", "cifar100-20", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(params.read_text())["data"]["root"] == "/mirror"
+    assert "data.root" not in result.stdout
+
+
 def test_unknown_preset_is_a_usage_error_that_changes_nothing(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)

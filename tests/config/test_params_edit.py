@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 from gatcluster.config.loading import load_params, replace_params
-from gatcluster.config.params import Params, ParamsError
+from gatcluster.config.params import DataConfig, Params, ParamsError
 from gatcluster.config.params_edit import (
     apply_overrides,
     preset_names,
     preset_overrides,
     preset_values,
+    root_reset,
     set_values,
 )
 
@@ -96,6 +97,24 @@ def test_an_empty_file_or_section_takes_the_values_instead_of_dropping_them(text
     new, params = apply_overrides(text, preset_values("stl10"))
     assert params.data.source == "stl10" and params.model.backbone == "stl96"
     assert new.startswith("# only a comment\n") or not text.startswith("#")  # its comments stay
+
+
+@pytest.mark.parametrize(
+    ("source", "root", "new_source", "reset"),
+    [
+        ("folder", "/photos", "cifar10", True),  # an image folder is no offline copy
+        ("folder", "/photos", "imagenet10", True),
+        ("cifar10", "/mirror", "imagenet10", True),
+        ("mnist5k", "/photos", "cifar10", True),  # a root nothing read: no copy either
+        ("cifar10", "/mirror", "cifar100-20", False),  # one folder of torchvision copies
+        ("imagenet10", "/train", "imagenet-dogs15", False),  # one ImageNet train tree
+        ("folder", "/photos", "mnist5k", False),  # read by nothing there: kept for later
+        ("folder", None, "cifar10", False),
+    ],
+)
+def test_a_root_is_reset_only_for_a_source_reading_another_kind(source, root, new_source, reset):
+    data = DataConfig(source=source, root=root)
+    assert root_reset(data, new_source) == ({"data.root": None} if reset else {})
 
 
 def test_null_and_lists_are_written_as_the_file_spells_them():

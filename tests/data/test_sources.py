@@ -34,6 +34,7 @@ from gatcluster.data.sources import (
     load_source,
     load_torchvision_source,
     official_mirror,
+    unfiled_images,
 )
 from gatcluster.data.store import DatasetError
 
@@ -386,6 +387,18 @@ def test_images_directly_in_root_make_the_folder_unlabelled(tmp_path):
     write_image(tmp_path / "sub" / "deep" / "x.png", 60)
     dataset, skipped = load_folder(tmp_path, 4)
     assert dataset.labels is None and dataset.classes == [] and dataset.images.shape == (2, 4, 4, 3)
+    assert unfiled_images(tmp_path, skipped) == [tmp_path / "top.png"]  # what fetch names
+
+
+def test_a_flat_folder_or_junk_at_the_top_is_not_called_unfiled(tmp_path):
+    write_image(tmp_path / "a.png", 50)
+    write_image(tmp_path / "b.png", 60)
+    assert unfiled_images(tmp_path, load_folder(tmp_path, 4)[1]) == []  # flat: unlabelled on purpose
+    labelled = tmp_path / "labelled"
+    write_image(labelled / "cat" / "c.png", 70)
+    (labelled / "notes.txt").write_text("not an image")
+    dataset, skipped = load_folder(labelled, 4)
+    assert dataset.classes == ["cat"] and unfiled_images(labelled, skipped) == []
 
 
 def test_symlink_loops_terminate_and_linked_folders_count_once(tmp_path):

@@ -7,15 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gatcluster.config.loading import replace_params
 from gatcluster.config.params import Params
+from gatcluster.data.sources import load_folder
 from gatcluster.data.store import DatasetError, ImageDataset, write_dataset
 from gatcluster.data.walk import SkippedFile
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.evaluate_stage import confusion_csv, sample_indices, scores_text
 from gatcluster.pipeline.export_stage import read_cluster_names
-from gatcluster.pipeline.fetch_stage import report_skipped
+from gatcluster.pipeline.fetch_stage import report_skipped, report_unfiled
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.train_stage import history_csv, load_dataset, summary, what_was_trained
 from gatcluster.training.fit import FitResult
@@ -101,3 +103,21 @@ def test_fetch_names_the_first_skipped_files_and_where_all_are_listed(tmp_path, 
         "skipped 7 unreadable or non-image files:" in caplog.text and "imgs/b0.png: truncated" in caplog.text
     )
     assert "... and 2 more (all listed in data/dataset/skipped.tsv)" in caplog.text
+
+
+def test_fetch_names_the_images_that_left_class_folders_unlabelled(tmp_path, caplog):
+    root = tmp_path / "photos"
+    for name in ("cat/a.png", "dog/b.png", "stray.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (6, 6), (40, 80, 120)).save(root / name)
+    (root / "notes.txt").write_text("skipped, so no cause of missing labels")
+    dataset, skipped = load_folder(root, 4)
+    with caplog.at_level("WARNING", logger="fetch"):
+        report_unfiled(dataset, root, skipped, ProjectLayout(tmp_path))
+    assert dataset.labels is None
+    assert "unlabelled: 1 image lies directly in photos, outside its sub-folders (stray.png)" in caplog.text
+    (root / "stray.png").rename(root / "cat" / "stray.png")
+    caplog.clear()
+    dataset, skipped = load_folder(root, 4)
+    report_unfiled(dataset, root, skipped, ProjectLayout(tmp_path))
+    assert dataset.classes == ["cat", "dog"] and not caplog.text
