@@ -50,11 +50,17 @@ def test_preset_rewrites_params_in_place(tmp_path):
     assert "# K, the number of clusters" in params.read_text()
 
 
+def project_params_with_data(folder: Path, source: str, root: str) -> Path:
+    """The project's params.yaml copied into `folder` with data.source and data.root set."""
+    text = (ROOT / "params.yaml").read_text().replace("source: mnist5k", f"source: {source}")
+    params = folder / "params.yaml"
+    params.write_text(text.replace("root: null", f"root: {root}"))
+    return params
+
+
 def test_preset_to_a_source_reading_another_root_resets_data_root_and_says_so(tmp_path):
     # An image folder is no CIFAR copy: fetch must neither read it as one nor download into it.
-    params = tmp_path / "params.yaml"
-    text = (ROOT / "params.yaml").read_text().replace("source: mnist5k", "source: folder")
-    params.write_text(text.replace("root: null", "root: /my/photos"))
+    params = project_params_with_data(tmp_path, "folder", "/my/photos")
     result = runner.invoke(app, ["preset", "cifar10", "--params", str(params)])
     assert result.exit_code == 0, result.output
     data = yaml.safe_load(params.read_text())["data"]
@@ -65,9 +71,7 @@ def test_preset_to_a_source_reading_another_root_resets_data_root_and_says_so(tm
 
 def test_preset_keeps_a_root_its_source_reads_alike(tmp_path):
     # One folder of torchvision-layout copies serves CIFAR-10 and CIFAR-100.
-    params = tmp_path / "params.yaml"
-    text = (ROOT / "params.yaml").read_text().replace("source: mnist5k", "source: cifar10")
-    params.write_text(text.replace("root: null", "root: /mirror"))
+    params = project_params_with_data(tmp_path, "cifar10", "/mirror")
     result = runner.invoke(app, ["preset", "cifar100-20", "--params", str(params)])
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(params.read_text())["data"]["root"] == "/mirror"
