@@ -6,6 +6,7 @@ The schema is `params.py`'s; `validation.py` checks each field and the cross-fie
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,15 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2 floats, as DVC's parser reads params.yaml: PyYAML follows YAML 1.1, where a float
+# without a dot (`lr: 1e-3`) is a string, so the file DVC tracks and the one validated here differed.
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def yaml_error_summary(err: yaml.YAMLError) -> str:

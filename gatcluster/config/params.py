@@ -164,14 +164,14 @@ class ExperimentalConfig:
     bn_reestimate: bool = True
     theta_layout: str = field(default="paper", metadata=_choices("paper", "code"))
     att_lambda: float = field(default=0.05, metadata=_range(0.0, 10.0, lo_open=True))
-    kmeans_n_init: int = field(default=20, metadata=_range(1))
+    kmeans_n_init: int = field(default=20, metadata=_range(1, 100))
     guard_min_ratio: float = field(default=0.1, metadata=_range(0.0, 1.0))
     target_chunk: int = field(default=200, metadata=_range(1))
     sync_batchnorm: bool = True
     # How CUDA launches a step, beside sync_batchnorm: kept out of params.yaml's 40 listed keys.
     cuda_graphs: bool = True
     num_heads: int = field(default=1, metadata=_range(1, 32))
-    overcluster: int = field(default=0, metadata=_range(0, 10000))
+    overcluster: int = field(default=0, metadata=_range(0, 1000))
     neighbours: int = field(default=5, metadata=_range(0, 1000))
 
 
@@ -187,7 +187,8 @@ class EvaluateConfig:
 class ExportConfig:
     """The ONNX export stage."""
 
-    opset: int = field(default=18, metadata=_range(13, 23))
+    # torch's exporter writes opset 18 and converts upwards; below 18 it falls back to 18 unasked.
+    opset: int = field(default=18, metadata=_range(18, 23))
     registered_model: str | None = "gatcluster"
 
 

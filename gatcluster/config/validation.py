@@ -14,6 +14,8 @@ from typing import Any
 
 from gatcluster.config.params import GREYSCALE_SOURCES, Params, ParamsError
 
+SCALE_LIMITS = (0.1, 10.0)
+
 
 def build_section(cls: type, raw: Any, prefix: str) -> Any:
     where = prefix.rstrip(".") or "params"
@@ -81,8 +83,12 @@ def _convert_pair(value: Any, key: str) -> tuple[float, float]:
     ok = isinstance(value, (list, tuple)) and len(value) == 2
     numbers = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     ok = numbers and all(math.isfinite(v) for v in value)
-    if not ok or not 0 < value[0] <= value[1]:
-        raise ParamsError(f"{key} must be a pair [low, high] with 0 < low <= high, got {value!r}")
+    # The one pair is augment.scale: below a tenth the view is a blank patch, above 10x one pixel.
+    if not ok or not SCALE_LIMITS[0] <= value[0] <= value[1] <= SCALE_LIMITS[1]:
+        raise ParamsError(
+            f"{key} must be a pair [low, high] with {SCALE_LIMITS[0]} <= low <= high <= {SCALE_LIMITS[1]},"
+            f" got {value!r}"
+        )
     return (float(value[0]), float(value[1]))
 
 
@@ -115,14 +121,24 @@ def check_consistency(params: Params) -> None:
         raise ParamsError(
             f"experimental.overcluster must be 0 (off) or more than model.num_clusters ({k}), got {over}"
         )
+    for key, clusters in (("model.num_clusters", k), ("experimental.overcluster", over)):
+        if clusters >= train.large_batch:
+            raise ParamsError(
+                f"{key} ({clusters}) must be less than train.large_batch ({train.large_batch}): "
+                "each large batch is clustered into that many groups for the targets"
+            )
+    if not any(dataclasses.astuple(train.loss_weights)):
+        raise ParamsError("train.loss_weights are all 0: nothing would be trained; keep at least one above 0")
 
 
 def check_registered_model(name: str | None) -> None:
-    """An MLflow registered-model name: not blank, no '/' or ':' (they delimit models:/ URIs)."""
+    """An MLflow registered-model name: not blank, no '/' or ':' (they delimit models:/ URIs), and
+    printable without spaces at either end (models:/ URIs and `gat promote` must be able to name it)."""
     if name is None:
         return
-    if not name.strip() or "/" in name or ":" in name:
+    printable = name.isprintable() and name == name.strip()
+    if not name.strip() or "/" in name or ":" in name or not printable:
         raise ParamsError(
-            f"export.registered_model must be a name without '/' or ':' (or null: register nothing), "
-            f"got {name!r}"
+            "export.registered_model must be a name without '/', ':', control characters or spaces at"
+            f" either end (or null: register nothing), got {name!r}"
         )

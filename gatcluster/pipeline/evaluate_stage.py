@@ -121,7 +121,7 @@ def write_reports(
 ) -> dict:
     """Predict every image and write the four report files; the metrics report."""
     data, k, reports = trained.data, trained.model.num_clusters, layout.reports_dir
-    images = ModelImages(dataset.images, params.model.input_size, data.grayscale)
+    images = ModelImages(dataset.images, trained.model.input_size, data.grayscale)
     collector = GalleryCollector(k, params.evaluate.gallery_members, params.seed)
     pred = predict_and_collect(model, images, dataset, data.grayscale, collector)
     report = metrics_report(pred, dataset.labels, k)

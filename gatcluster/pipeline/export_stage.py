@@ -115,7 +115,7 @@ def run_export(
     model, trained = load_model(layout.model_file)
     dataset = read_dataset(layout.dataset_dir, mapped=True)
     data = trained.data
-    images = ModelImages(dataset.images, params.model.input_size, data.grayscale)
+    images = ModelImages(dataset.images, trained.model.input_size, data.grayscale)
     tracking = open_tracking(trained, layout.root, tracking_uri)
     checksum = read_manifest(layout.dataset_dir)["checksum"]
     tags = run_tags(layout.root, checksum, "cpu", exp_name)

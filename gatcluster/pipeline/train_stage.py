@@ -12,10 +12,13 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
+
 from gatcluster.atomic import write_json_atomic, write_text_atomic
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
+from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.progress import ProgressLogger, combine_loggers
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
@@ -104,8 +107,12 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
-def summary(result: FitResult, params: Params) -> dict[str, float]:
-    """Run length, time and resume point, with the last monitoring scores when there were any."""
+def summary(result: FitResult, params: Params, labels: np.ndarray | None = None) -> dict[str, float]:
+    """Run length, time and resume point, with the last monitoring scores when there were any.
+
+    With several heads, monitoring scores the first head while training; the scores here are then
+    those of the head that was kept (the model written), from its final predictions and `labels`.
+    """
     out = {
         "iterations": params.train.iterations,
         "seconds": round(result.seconds, 2),
@@ -118,6 +125,9 @@ def summary(result: FitResult, params: Params) -> dict[str, float]:
     if result.head_losses:  # several heads: which one was kept, and every head's selection loss
         out["selected_head"] = result.selected_head
         out.update({f"head{h}_selection_loss": loss for h, loss in enumerate(result.head_losses)})
+        if "acc" in out and labels is not None:
+            kept = cluster_scores(result.head_predictions[result.selected_head], labels)
+            out.update(acc=kept.acc, nmi=kept.nmi, ari=kept.ari)
     return out
 
 
@@ -134,13 +144,18 @@ def what_was_trained(result: FitResult, params: Params) -> str:
 
 
 def write_outputs(
-    result: FitResult, params: Params, tracking: Tracking, run_id: str, layout: ProjectLayout
+    result: FitResult,
+    params: Params,
+    tracking: Tracking,
+    run_id: str,
+    layout: ProjectLayout,
+    labels: np.ndarray | None,
 ) -> str:
     """The model, its run file, the curves and the summary (to MLflow too); the one-line report."""
     save_model(result.model, params, layout.model_file)
     write_run_file(layout.model_run_file, run_id, tracking.experiment_id)
     write_text_atomic(layout.train_reports_dir / "history.csv", history_csv(result.history))
-    scores = summary(result, params)
+    scores = summary(result, params, labels)
     write_json_atomic(layout.train_reports_dir / "summary.json", scores)
     log_metrics(
         tracking.client, run_id, {f"train/{k}": v for k, v in scores.items()}, params.train.iterations
@@ -176,4 +191,4 @@ def run_train(
         tracking.client.log_artifact(run_id, str(layout.params_file))
         with system_metrics(run_id, tracking.uri, params.mlflow.system_metrics_every):
             result = train(params, dataset, metric_logger(tracking.client, run_id), layout.checkpoint, ranks)
-        return write_outputs(result, params, tracking, run_id, layout)
+        return write_outputs(result, params, tracking, run_id, layout, dataset.labels)

@@ -29,7 +29,8 @@ EXPORTER_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")
 
 
 class ExportMismatch(RuntimeError):
-    """ONNX Runtime's outputs differ from PyTorch's beyond the tolerances."""
+    """The ONNX file is not what was asked for: ONNX Runtime's outputs differ from PyTorch's beyond
+    the tolerances, or the exporter wrote another opset."""
 
 
 class OnnxOutputs(nn.Module):
@@ -67,6 +68,9 @@ def export_onnx(
             verbose=verbose,
         )
         graph = program.model_proto
+        written = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
+        if written != opset:  # the exporter falls back to its own opset where it cannot convert
+            raise ExportMismatch(f"the exporter wrote ONNX opset {written}, not export.opset {opset}")
         onnx.helper.set_model_props(graph, {k: str(v) for k, v in metadata.items()})
         onnx.checker.check_model(graph, full_check=True)
     with atomic_path(path) as final:

@@ -12,6 +12,7 @@ from gatcluster.config.loading import load_params, params_from_dict, replace_par
 from gatcluster.config.params import (
     STAGE_PARAMS,
     ExperimentalConfig,
+    LossWeights,
     Params,
     ParamsError,
     flatten_params,
@@ -73,6 +74,21 @@ def test_integers_are_accepted_where_numbers_are_expected():
         ({"train.lr": float("nan")}, "train.lr must be a finite number, got nan"),  # passes every range check
         ({"augment.brightness": float("-inf")}, "augment.brightness must be a finite number"),
         ({"augment.scale": [0.8, float("inf")]}, r"augment.scale must be a pair \[low, high\]"),
+        ({"augment.scale": [0.001, 0.001]}, r"with 0.1 <= low <= high <= 10.0"),  # a blank view
+        ({"experimental.kmeans_n_init": 10**9}, "experimental.kmeans_n_init must be <= 100"),  # 80 GB
+        ({"export.opset": 17}, "export.opset must be >= 18"),  # the exporter wrote 18 unasked
+        (
+            {"model.num_clusters": 1000, "train.large_batch": 300},
+            r"model.num_clusters \(1000\) must be less than train.large_batch \(300\)",
+        ),
+        (
+            {"experimental.overcluster": 500, "train.large_batch": 400, "train.sub_batch": 100},
+            r"experimental.overcluster \(500\) must be less than train.large_batch \(400\)",
+        ),
+        (
+            {f"train.loss_weights.{f.name}": 0 for f in dataclasses.fields(LossWeights)},
+            "train.loss_weights are all 0: nothing would be trained",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(overrides, message):
@@ -92,6 +108,8 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("train:\n  lr: 0.002\n  iterations: 5\n  lr: 0.01\n")
     with pytest.raises(ParamsError, match=r"line 4, column 3: the key 'lr' is given twice in one block"):
         load_params(bad)
+    bad.write_text("train:\n  lr: 1e-3\naugment:\n  scale: [7e-1, 1.3E+0]\n")  # YAML 1.2 floats, as in DVC
+    assert load_params(bad).train.lr == 0.001 and load_params(bad).augment.scale == (0.7, 1.3)
     bad.write_bytes("# caf\u00e9\ntrain:\n  lr: 0.002\n".encode("latin-1"))
     with pytest.raises(ParamsError, match=r"params.yaml is not UTF-8 text \(byte 0xe9 at offset 5\)"):
         load_params(bad)
@@ -112,7 +130,7 @@ def test_trainer_switches_are_validated(overrides, message):
         replace_params(Params(), overrides)
 
 
-@pytest.mark.parametrize("name", ["", "  ", "a/b", "models:x"])
+@pytest.mark.parametrize("name", ["", "  ", "a/b", "models:x", "x\ny", " gat", "gat\t"])
 def test_a_registered_model_name_that_breaks_models_uris_is_refused(name):
     with pytest.raises(ParamsError, match="export.registered_model must be a name without"):
         replace_params(Params(), {"export.registered_model": name})

@@ -171,9 +171,10 @@ def test_each_preset_trains_one_iteration_on_fixture_images(name, digits_dataset
     from gatcluster.training.fit import fit
 
     params = replace_params(Params(), preset_values(name))
-    small = {"train.iterations": 1, "train.large_batch": 16, "train.sub_batch": 8, "train.repeats": 1}
+    batch = max(16, params.model.num_clusters + 4)  # more images than clusters in each large batch
+    small = {"train.iterations": 1, "train.large_batch": batch, "train.sub_batch": 8, "train.repeats": 1}
     small |= {
-        "experimental.target_chunk": 16,
+        "experimental.target_chunk": batch,
         "train.device": "cpu",
         "train.checkpoint_every": 0,
         "experimental.kmeans_n_init": 1,

@@ -54,6 +54,16 @@ def test_summary_keeps_the_last_monitoring_scores_and_the_selected_head():
     }
 
 
+def test_with_several_heads_the_summary_scores_the_head_that_was_kept():
+    # Monitoring scored head 0 (acc 0.5); head 1 was kept and predicts the labels exactly.
+    labels = np.array([0, 0, 1, 1])
+    heads = [np.array([0, 1, 0, 1]), np.array([1, 1, 0, 0])]
+    result = FitResult(None, [{"acc": 0.5, "nmi": 0.0, "ari": -0.5}], 0, 1.0, [0.3, 0.1], 1, heads)
+    out = summary(result, PARAMS, labels)
+    assert (out["acc"], out["nmi"], out["ari"]) == (1.0, 1.0, 1.0) and out["selected_head"] == 1
+    assert summary(result, PARAMS)["acc"] == 0.5  # no labels: only what monitoring saw
+
+
 @pytest.mark.parametrize(
     ("resumed_from", "expected"),
     [
@@ -121,3 +131,18 @@ def test_fetch_names_the_images_that_left_class_folders_unlabelled(tmp_path, cap
     dataset, skipped = load_folder(root, 4)
     report_unfiled(dataset, root, skipped, ProjectLayout(tmp_path))
     assert dataset.classes == ["cat", "dog"] and not caplog.text
+
+
+def test_evaluate_fits_the_images_to_the_trained_model_not_to_a_later_backbone(tmp_path):
+    # Trained with small32; params.yaml moved to stl96 since (evaluate does not depend on model.*).
+    from gatcluster.model import GATCluster
+    from gatcluster.pipeline.evaluate_stage import write_reports
+
+    trained = replace_params(Params(), {"model.width_mult": 0.125})
+    model = GATCluster(trained.model, in_channels=1).eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 1), dtype=np.uint8)
+    dataset = ImageDataset(images, np.arange(24) % 3, ["a", "b", "c"], "mnist5k", "pad")
+    later = replace_params(trained, {"model.backbone": "stl96", "evaluate.attention_samples": 4})
+    report = write_reports(model, trained, dataset, later, ProjectLayout(tmp_path))
+    assert report["num_images"] == 24 and (tmp_path / "reports" / "metrics.json").is_file()

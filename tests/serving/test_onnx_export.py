@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from gatcluster.data.views import clean_view
 from gatcluster.model import GATCluster
 from gatcluster.serving.onnx_export import (
     OUTPUT_NAMES,
+    ExportMismatch,
     check_parity,
     export_onnx,
     onnx_session,
@@ -64,3 +66,13 @@ def test_export_is_quiet_unless_asked(tmp_path, capsys, caplog):
     assert "[torch.onnx]" in capsys.readouterr().out
     assert [r for r in caplog.records if r.name.startswith(("onnx_ir", "onnxscript"))]
     assert logging.getLogger("onnx_ir").level == logging.NOTSET  # levels restored
+
+
+def test_the_file_has_the_opset_asked_for_or_nothing_is_written(tmp_path):
+    model = GATCluster(ModelConfig(width_mult=0.125), in_channels=1).eval()
+    export_onnx(model, tmp_path / "20.onnx", 20, {})
+    assert [(o.domain, o.version) for o in onnx.load(str(tmp_path / "20.onnx")).opset_import] == [("", 20)]
+    # Below 18 torch's exporter cannot convert and writes 18 (params.yaml refuses it; this is the guard).
+    with pytest.raises(ExportMismatch, match="the exporter wrote ONNX opset 18, not export.opset 17"):
+        export_onnx(model, tmp_path / "17.onnx", 17, {})
+    assert not (tmp_path / "17.onnx").exists()
