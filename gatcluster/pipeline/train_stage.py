@@ -53,13 +53,20 @@ def load_dataset(params: Params, layout: ProjectLayout) -> ImageDataset:
 
 
 def train(
-    params: Params, dataset: ImageDataset, log_fn: LogFn, checkpoint: Path, ranks: Ranks = SINGLE_PROCESS
+    params: Params,
+    dataset: ImageDataset,
+    log_fn: LogFn,
+    checkpoint: Path,
+    checksum: str,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> FitResult:
-    """Fit on the data set with a progress bar beside `log_fn`; resumes from `checkpoint`."""
+    """Fit on the data set (`checksum`: its manifest's) with a progress bar beside `log_fn`; resumes
+    from `checkpoint` when it was written on this data set with these params and code."""
     data = params.data
     images = ModelImages(dataset.images, params.model.input_size, data.grayscale)
     with ProgressLogger(params.train.iterations, "train") as bar:
-        result = fit(params, images, dataset.labels, combine_loggers(bar, log_fn), checkpoint, ranks)
+        logger = combine_loggers(bar, log_fn)
+        result = fit(params, images, dataset.labels, logger, checkpoint, ranks, checksum)
         bar(params.train.iterations, result.history[-1] if result.history else {})  # also when resumed
     return result
 
@@ -69,7 +76,8 @@ def train_quietly(params: Params, layout: ProjectLayout, ranks: Ranks) -> str:
     data = params.data
     dataset = load_dataset(params, layout)
     images = ModelImages(dataset.images, params.model.input_size, data.grayscale)
-    fit(params, images, None, None, layout.checkpoint, ranks)
+    checksum = read_manifest(layout.dataset_dir)["checksum"]
+    fit(params, images, None, None, layout.checkpoint, ranks, checksum)
     return ""
 
 
@@ -83,16 +91,22 @@ def interrupted_message(layout: ProjectLayout) -> str:
 
 
 def training_run(
-    tracking: Tracking, params: Params, tags: dict[str, str], layout: ProjectLayout, run_name: str
+    tracking: Tracking,
+    params: Params,
+    checksum: str,
+    tags: dict[str, str],
+    layout: ProjectLayout,
+    run_name: str,
 ) -> str:
-    """The MLflow run of this model: the interrupted run when its checkpoint is resumed, else new."""
+    """The MLflow run of this model: the interrupted run when its checkpoint is resumed (same
+    params, same data set `checksum`), else a new one."""
     info = read_run_file(layout.checkpoint_run_file)
-    digest = params_digest(params)
-    resumable = layout.checkpoint.is_file() and info is not None and info.get("params_digest") == digest
-    if resumable and run_exists(tracking.client, info["run_id"]):
+    same = {"params_digest": params_digest(params), "data_checksum": checksum}
+    matches = info is not None and all(info.get(key) == value for key, value in same.items())
+    if matches and layout.checkpoint.is_file() and run_exists(tracking.client, info["run_id"]):
         return info["run_id"]
     run_id = start_run(tracking.client, tracking.experiment_id, run_name, tags)
-    write_run_file(layout.checkpoint_run_file, run_id, tracking.experiment_id, {"params_digest": digest})
+    write_run_file(layout.checkpoint_run_file, run_id, tracking.experiment_id, same)
     return run_id
 
 
@@ -183,12 +197,14 @@ def run_train(
     dataset = load_dataset(params, layout)
     tracking = open_tracking(params, layout.root, tracking_uri)
     device = str(resolve_device(params.train.device))
-    tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], device, exp_name)
+    checksum = read_manifest(layout.dataset_dir)["checksum"]
+    tags = run_tags(layout.root, checksum, device, exp_name)
     tags["processes"] = str(ranks.world_size)
-    run_id = training_run(tracking, params, tags, layout, exp_name or "train")
+    run_id = training_run(tracking, params, checksum, tags, layout, exp_name or "train")
     with active_run(tracking.client, run_id):
         log_stage_params(tracking.client, run_id, flatten_params(params, STAGE_PARAMS["train"]))
         tracking.client.log_artifact(run_id, str(layout.params_file))
         with system_metrics(run_id, tracking.uri, params.mlflow.system_metrics_every):
-            result = train(params, dataset, metric_logger(tracking.client, run_id), layout.checkpoint, ranks)
+            log_fn = metric_logger(tracking.client, run_id)
+            result = train(params, dataset, log_fn, layout.checkpoint, checksum, ranks)
         return write_outputs(result, params, tracking, run_id, layout, dataset.labels)

@@ -79,8 +79,12 @@ def fit(
     log_fn: LogFn | None = None,
     checkpoint: Path | None = None,
     ranks: Ranks = SINGLE_PROCESS,
+    data_id: str | None = None,
 ) -> FitResult:
     """Train GATCluster on uint8 images (N, C, S, S); resume from `checkpoint` when compatible.
+
+    `data_id` names the data set (the fetched manifest's checksum): a checkpoint written on other
+    data is not resumed, though params and code match (a folder whose images changed).
 
     `images` is a tensor (moved to the device whole) or ModelImages (read from disk per batch).
     `labels` only feed the periodic monitoring metrics (`train.eval_every`); they never choose
@@ -96,7 +100,7 @@ def fit(
         )
     device = rank_device(resolve_device(params.train.device), ranks)
     started = time.perf_counter()
-    trainer = Trainer(params, images, device, ranks)
+    trainer = Trainer(params, images, device, ranks, data_id)
     try:
         return train_and_finalize(trainer, params, labels, log_fn, checkpoint, ranks, started)
     finally:

@@ -1,8 +1,9 @@
 """Resuming training: which params and code a checkpoint must share, and loading a compatible one.
 
-A checkpoint is resumed only when every param that decides what training computes is equal and
-it was written by the same training code (data, model and training sources); params that do not
-(checkpoint and monitoring intervals, device) may change in between.
+A checkpoint is resumed only when every param that decides what training computes is equal, it
+was written by the same training code (data, model and training sources) and on the same data
+set (its checksum, when the caller names one); params that do not (checkpoint and monitoring
+intervals, device) may change in between.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ def params_digest(params: Params) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def resumable(state: dict, params: Params) -> bool:
-    """Whether checkpoint `state` continues training `params` with this code."""
+def resumable(state: dict, params: Params, data_id: str | None = None) -> bool:
+    """Whether checkpoint `state` continues training `params` with this code on data `data_id`."""
     saved = state.get("params")
-    if state.get("code") != code_digest() or not isinstance(saved, dict):
+    if state.get("code") != code_digest() or state.get("data") != data_id or not isinstance(saved, dict):
         return False
     return training_params_from_dict(saved) == training_params(params)
 
@@ -79,9 +80,10 @@ def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dic
     if checkpoint is None or not checkpoint.is_file():
         return 0, []
     state = load_checkpoint(checkpoint)
-    if not resumable(state, trainer.params):
+    if not resumable(state, trainer.params, trainer.data_id):
         log.warning(
-            "checkpoint %s was made with other params or other training code: starting from scratch",
+            "checkpoint %s was made with other params, other training code or on other data:"
+            " starting from scratch",
             checkpoint,
         )
         return 0, []

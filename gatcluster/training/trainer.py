@@ -105,8 +105,10 @@ class Trainer:
         images: torch.Tensor | ModelImages,
         device: torch.device,
         ranks: Ranks = SINGLE_PROCESS,
+        data_id: str | None = None,
     ) -> None:
         self.params, self.cfg, self.device, self.ranks = params, params.train, device, ranks
+        self.data_id = data_id  # the data set's checksum: a checkpoint of other data is not resumed
         self.xcfg = params.experimental
         self.seed = params.seed  # of initialisation and of every training stream
         # uint8 (N, C, S, S), the model-input-sized data set: on the device when it is a tensor,
@@ -416,6 +418,7 @@ class Trainer:
             "rng": rng_state(),
             "params": params_to_dict(self.params),
             "code": code_digest(),
+            "data": self.data_id,
             "seed": self.seed,
             "history": history,
             "scaler": self.scaler.state_dict(),

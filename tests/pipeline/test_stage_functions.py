@@ -19,7 +19,13 @@ from gatcluster.pipeline.evaluate_stage import confusion_csv, sample_indices, sc
 from gatcluster.pipeline.export_stage import read_cluster_names
 from gatcluster.pipeline.fetch_stage import report_skipped, report_unfiled
 from gatcluster.pipeline.layout import ProjectLayout
-from gatcluster.pipeline.train_stage import history_csv, load_dataset, summary, what_was_trained
+from gatcluster.pipeline.train_stage import (
+    history_csv,
+    load_dataset,
+    summary,
+    training_run,
+    what_was_trained,
+)
 from gatcluster.training.fit import FitResult
 
 PARAMS = replace_params(Params(), {"train.iterations": 10})
@@ -146,3 +152,18 @@ def test_evaluate_fits_the_images_to_the_trained_model_not_to_a_later_backbone(t
     later = replace_params(trained, {"model.backbone": "stl96", "evaluate.attention_samples": 4})
     report = write_reports(model, trained, dataset, later, ProjectLayout(tmp_path))
     assert report["num_images"] == 24 and (tmp_path / "reports" / "metrics.json").is_file()
+
+
+def test_the_mlflow_run_is_continued_only_for_the_same_params_and_data_set(tmp_path):
+    from gatcluster.pipeline.tracking import open_tracking
+
+    layout = ProjectLayout(tmp_path)
+    tracking = open_tracking(PARAMS, tmp_path, None)
+    first = training_run(tracking, PARAMS, "sha-a", {}, layout, "train")
+    layout.checkpoint.parent.mkdir(parents=True, exist_ok=True)  # the run file is there already
+    layout.checkpoint.write_bytes(b"an interrupted run's checkpoint")
+    assert training_run(tracking, PARAMS, "sha-a", {}, layout, "train") == first  # resumed in place
+    other_data = training_run(tracking, PARAMS, "sha-b", {}, layout, "train")  # the images changed
+    assert other_data != first
+    other_params = replace_params(PARAMS, {"train.lr": 0.01})
+    assert training_run(tracking, other_params, "sha-b", {}, layout, "x") not in (first, other_data)

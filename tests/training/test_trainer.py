@@ -153,6 +153,15 @@ def test_checkpoint_of_other_params_is_not_resumed(few_images, tmp_path):
     assert rerun.resumed_from == 1 and len(rerun.history) == 1  # nothing left to do
 
 
+def test_checkpoint_of_another_data_set_is_not_resumed(few_images, tmp_path):
+    # A folder whose images changed: same params and code, other data; resuming would hand back
+    # the model of the old images as if trained on the new ones.
+    params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
+    fit(params, few_images, checkpoint=tmp_path / "last.pt", data_id="sha-old")
+    assert fit(params, few_images, checkpoint=tmp_path / "last.pt", data_id="sha-new").resumed_from == 0
+    assert fit(params, few_images, checkpoint=tmp_path / "last.pt", data_id="sha-new").resumed_from == 1
+
+
 def test_checkpoint_resumes_across_how_cuda_steps_are_launched(few_images, tmp_path):
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
     eager = replace_params(params, {"experimental.cuda_graphs": False})
