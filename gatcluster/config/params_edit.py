@@ -21,7 +21,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from gatcluster.config.loading import params_from_text
+from gatcluster.config.loading import UniqueKeyLoader, params_from_text, yaml_error_summary
 from gatcluster.config.params import DATA_ROOT_KINDS, DataConfig, Params, ParamsError, flatten_params
 
 
@@ -125,7 +125,14 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
             continue  # absent and at its default
         if leaf not in node and isinstance(node, CommentedMap):
             node.fa.set_block_style()  # `experimental: {}` grows into a block, one key per line
-        node[leaf] = yaml_node(value)
+        current = node.get(leaf)
+        if isinstance(current, CommentedSeq) and isinstance(value, list | tuple):
+            # Items replaced in place: the list keeps its style and the comment ruamel attaches to
+            # it. `dvc exp run -S` writes lists as blocks with the key's comment before the first
+            # item; a new inline list there would carry that comment into the next key's line.
+            current[:] = list(value)
+        else:
+            node[leaf] = yaml_node(value)
     out = io.StringIO()
     codec.dump(document, out)
     if empty and text.strip():  # the comments of a comment-only file stay on top
@@ -138,4 +145,11 @@ def apply_overrides(text: str, overrides: dict[str, Any], where: str = "params.y
     file in messages."""
     params_from_text(text, where)  # a file that is already broken is reported as it is
     new_text = set_values(text, overrides)
+    try:
+        yaml.load(new_text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as err:  # the rewrite's fault, not the file's: say so
+        raise ParamsError(
+            f"rewriting {where} in place would break its YAML ({yaml_error_summary(err)}); {where} is"
+            " unchanged: set the values by hand, and please report this with the file"
+        ) from err
     return new_text, params_from_text(new_text, where)

@@ -117,6 +117,17 @@ def test_a_root_is_reset_only_for_a_source_reading_another_kind(source, root, ne
     assert root_reset(data, new_source) == ({"data.root": None} if reset else {})
 
 
+def test_a_params_file_rewritten_by_dvc_exp_run_takes_a_preset():
+    # `dvc exp run -S` writes lists as blocks, the key's comment before the first item, and null as
+    # nothing: an inline list put there carried the comment into the next key's line.
+    text = (ROOT / "params.yaml").read_text().replace("root: null", "root:")
+    line = next(s for s in text.splitlines() if s.startswith("  scale: [0.7, 1.3]"))
+    text = text.replace(line, line.replace("[0.7, 1.3]", "          ") + "\n  - 0.7\n  - 1.3")
+    new_text, params = apply_overrides(text, preset_values("stl10"))
+    assert params.augment.scale == (0.8, 1.2) and params.data.source == "stl10"
+    assert new_text.count("#") == text.count("#")
+
+
 def test_null_and_lists_are_written_as_the_file_spells_them():
     text = "data:\n  root: /x   # where\naugment:\n  scale: [0.7, 1.3]\n"
     new = set_values(text, {"data.root": None, "augment.scale": (0.5, 1.5)})
