@@ -103,9 +103,11 @@ def is_tracking_error(err: Exception) -> bool:
 def tracking_error_message(err: Exception) -> str:
     """One line: what MLflow said, which store it was, and what to do."""
     said = (getattr(err, "message", None) or str(err)).strip().splitlines()[0]
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlflow.db'}"
+    server = os.environ.get("MLFLOW_TRACKING_URI")
+    if not server:  # the project's own store: no server to check, no variable to unset
+        return f"error: MLflow tracking failed at sqlite:///{ROOT / 'mlflow.db'}: {said}"
     return (
-        f"error: MLflow tracking failed at {uri}: {said}. Check that the tracking server runs "
+        f"error: MLflow tracking failed at {server}: {said}. Check that the tracking server runs "
         "(gat server) or unset MLFLOW_TRACKING_URI to use the project's mlflow.db; then run again"
     )
 

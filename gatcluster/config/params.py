@@ -158,7 +158,7 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class ExperimentalConfig:
     """Method details that rarely change, and additions kept for study: params.yaml does not list
-    this block; presets (`faithful`) and `-S experimental.<key>=...` set it."""
+    this block; presets (`faithful`) and `-S ++experimental.<key>=...` set it."""
 
     relations: str = field(default="spectral", metadata=_choices("targets", "features", "spectral"))
     bn_reestimate: bool = True

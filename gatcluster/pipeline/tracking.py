@@ -14,6 +14,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from gatcluster.config.params import Params
+from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.tracking.liveness import close_dead_runs
 from gatcluster.tracking.mlflow_runs import (
@@ -48,9 +49,25 @@ def open_tracking(params: Params, project_root: Path, uri_override: str | None) 
     name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
     artifact_root = artifact_root_for(uri, ProjectLayout(main_root).artifact_root)
     tracking = Tracking(client, experiment_id(client, name, artifact_root), uri)
+    check_artifacts_reachable(tracking, name)
     for run_id in close_dead_runs(client, tracking.experiment_id):
         log.warning("closed MLflow run %s as KILLED: its process had ended without closing it", run_id)
     return tracking
+
+
+def check_artifacts_reachable(tracking: Tracking, name: str) -> None:
+    """A StageError when the experiment keeps its artifacts behind a tracking server that this
+    store is opened without: an experiment created through `gat server` on the project's own
+    mlflow.db, then used with MLFLOW_TRACKING_URI unset (MLflow fails at the first artifact)."""
+    if tracking.uri.startswith(("http://", "https://")):
+        return
+    location = tracking.client.get_experiment(tracking.experiment_id).artifact_location
+    if location.startswith("mlflow-artifacts:"):
+        raise StageError(
+            f"MLflow experiment {name!r} in {tracking.uri} keeps its artifacts on a tracking server"
+            f" ({location}): run with MLFLOW_TRACKING_URI at that server (gat server), or set"
+            " mlflow.experiment to another name to track here without one"
+        )
 
 
 def run_tags(project_root: Path, data_checksum: str, device: str, exp_name: str) -> dict[str, str]:

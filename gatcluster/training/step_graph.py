@@ -160,7 +160,7 @@ class GraphedStep:
             raise GraphCaptureFailed(
                 f"recording the optimizer step as a CUDA graph failed ({reason}): train without "
                 "recording, experimental.cuda_graphs: false (dvc exp run -S "
-                "experimental.cuda_graphs=false); the last checkpoint is kept"
+                "++experimental.cuda_graphs=false); the last checkpoint is kept"
             ) from err
         self.graph, self.outputs = graph, outputs
         graph.replay()

@@ -167,3 +167,16 @@ def test_the_mlflow_run_is_continued_only_for_the_same_params_and_data_set(tmp_p
     assert other_data != first
     other_params = replace_params(PARAMS, {"train.lr": 0.01})
     assert training_run(tracking, other_params, "sha-b", {}, layout, "x") not in (first, other_data)
+
+
+def test_an_experiment_made_through_a_server_is_a_clear_error_on_the_local_store(tmp_path):
+    # `gat server` serves the project's own mlflow.db; experiments it creates keep artifacts at
+    # mlflow-artifacts:/..., which only the server can write: without it MLflow failed at the first
+    # artifact, after training.
+    from gatcluster.pipeline.tracking import open_tracking
+
+    tracking = open_tracking(PARAMS, tmp_path, None)
+    tracking.client.create_experiment("team", artifact_location="mlflow-artifacts:/7")
+    team = replace_params(PARAMS, {"mlflow.experiment": "team"})
+    with pytest.raises(StageError, match=r"experiment 'team' in sqlite:.* keeps its artifacts on a tracking"):
+        open_tracking(team, tmp_path, None)

@@ -102,7 +102,7 @@ def test_a_failed_capture_stops_with_its_cause_and_the_switch(monkeypatch):
         graphed.capture()
     message = str(failed.value)
     assert "(operation not permitted when stream is capturing)" in message
-    assert "experimental.cuda_graphs=false" in message and "\n" not in message
+    assert "-S ++experimental.cuda_graphs=false" in message and "\n" not in message
     assert graphed.graph is None
 
 
