@@ -47,14 +47,14 @@ def format_for(path: Path | None, requested: str | None) -> str:
     by_suffix = SUFFIX_FORMATS.get(path.suffix.lower())
     if by_suffix and requested and by_suffix != requested:
         raise OutputFormatError(
-            f"--out {path.name} is {by_suffix} by its name but --format is {requested}: make them agree"
+            f"--out {path} is {by_suffix} by its name but --format is {requested}: make them agree"
         )
     # An unknown suffix is refused even with --format: never a table named like an image or a model.
     if by_suffix is None and (path.suffix or requested is None):
         known = ", ".join(SUFFIX_FORMATS)
         alternative = "" if path.suffix else ", or pass --format"
         raise OutputFormatError(
-            f"cannot tell the table format from --out {path.name}: name it {known}{alternative}"
+            f"cannot tell the table format from --out {path}: name it {known}{alternative}"
         )
     return by_suffix or requested
 

@@ -264,9 +264,9 @@ def test_nothing_to_cluster_exits_1_and_writes_no_table(tmp_path, trained_onnx, 
 @pytest.mark.parametrize(
     ("out", "flag", "message"),
     [
-        ("x.json", None, "cannot tell the table format from --out x.json"),
-        ("x.xlsx", None, "cannot tell the table format from --out x.xlsx"),
-        ("y.csv", "jsonl", "y.csv is csv by its name but --format is jsonl"),
+        ("x.json", None, "cannot tell the table format from --out {dir}/x.json"),  # the path as given
+        ("x.xlsx", None, "cannot tell the table format from --out {dir}/x.xlsx"),
+        ("y.csv", "jsonl", "--out {dir}/y.csv is csv by its name but --format is jsonl"),
         ("folder", None, "is a folder: give a file name"),
     ],
 )
@@ -274,6 +274,7 @@ def test_output_name_problems_are_usage_errors_before_any_work(tmp_path, trained
     (tmp_path / "folder").mkdir()
     args = ["predict", str(tmp_path), "--model", str(trained_onnx[2]), "--out", str(tmp_path / out)]
     result = runner.invoke(app, [*args, *(["--format", flag] if flag else [])])
+    message = message.replace("{dir}", str(tmp_path))
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
 
 
