@@ -64,6 +64,13 @@ def registry_client(tracking_uri: str) -> MlflowClient:
 def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | None:
     """A RegistryError saying what to do when the server refused who we are; None otherwise."""
     if err.error_code == "UNAUTHENTICATED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        if user and os.environ.get("MLFLOW_TRACKING_PASSWORD"):  # given, and refused
+            return RegistryError(
+                f"the tracking server at {tracking_uri} refused user {user} with this password: check"
+                " MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (an admin adds users with"
+                " `gat user add`)"
+            )
         return RegistryError(
             f"the tracking server at {tracking_uri} requires a user: set MLFLOW_TRACKING_USERNAME and "
             "MLFLOW_TRACKING_PASSWORD (an admin adds users with `gat user add`)"

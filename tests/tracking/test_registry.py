@@ -15,6 +15,7 @@ from gatcluster.serving.contract import read_contract
 from gatcluster.tracking.mlflow_runs import default_tracking_uri, experiment_id, start_run
 from gatcluster.tracking.model_uri import ModelRef, RegistryError, parse_model_uri
 from gatcluster.tracking.registry import (
+    access_refused,
     fetch_model,
     latest_version,
     move_alias,
@@ -113,3 +114,16 @@ def test_a_project_without_a_store_is_told_so_and_gets_none(tmp_path):
     with pytest.raises(RegistryError, match=f"no MLflow store at {tmp_path}/mlflow.db: run the pipeline"):
         registry_client(default_tracking_uri(tmp_path))
     assert not (tmp_path / "mlflow.db").exists()  # MLflow would have created an empty one
+
+
+def test_a_refused_login_says_whether_credentials_were_missing_or_wrong(monkeypatch):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import UNAUTHENTICATED
+
+    refused = MlflowException("Unauthenticated", error_code=UNAUTHENTICATED)
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    assert "requires a user: set MLFLOW_TRACKING_USERNAME" in str(access_refused(refused, "http://team"))
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "carol")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
+    assert "refused user carol with this password" in str(access_refused(refused, "http://team"))
