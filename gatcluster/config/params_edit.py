@@ -97,12 +97,16 @@ def yaml_node(value: Any) -> Any:
     return value
 
 
+UNLISTED_BLOCK = "experimental"  # the block params.yaml lists empty: only keys that differ appear
+
+
 def set_values(text: str, overrides: dict[str, Any]) -> str:
     """`text` (params.yaml) with the value of each dotted key replaced in place, comments kept.
 
     A key the file does not list is added (with its block) unless the value is its default, which
     an absent key already means: params.yaml stays free of the `experimental` block until a value
-    there differs.
+    there differs, and a key of that block set back to its default is removed again (so `faithful`
+    then `mnist` leaves the file as `mnist` alone does, and DVC sees no changed params).
     """
     codec = round_trip_yaml()
     document = codec.load(text)
@@ -121,11 +125,21 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
             if node.get(key) is None and defaults.get(dotted, object()) != value:
                 node[key] = CommentedMap()
             node = node.get(key)
-        if not isinstance(node, dict) or (leaf not in node and defaults.get(dotted, object()) == value):
+        at_default = defaults.get(dotted, object()) == value
+        if not isinstance(node, dict) or (leaf not in node and at_default):
             continue  # absent and at its default
+        if at_default and parents == [UNLISTED_BLOCK]:
+            del node[leaf]  # back to the block's "all defaults" form
+            if not node and isinstance(node, CommentedMap):
+                node.fa.set_flow_style()  # `experimental: {}` on its line, its comment kept
+            continue
         if leaf not in node and isinstance(node, CommentedMap):
             node.fa.set_block_style()  # `experimental: {}` grows into a block, one key per line
         current = node.get(leaf)
+        if leaf in node and current == value and isinstance(current, bool) == isinstance(value, bool):
+            continue  # the same value (20 for 20.0): left as the file spells it
+        if isinstance(value, float) and value.is_integer() and type(current) is int:
+            value = int(value)  # a whole number where the file spells the key as one: 20, not 20.0
         if isinstance(current, CommentedSeq) and isinstance(value, list | tuple):
             # Items replaced in place: the list keeps its style and the comment ruamel attaches to
             # it. `dvc exp run -S` writes lists as blocks with the key's comment before the first
@@ -133,6 +147,10 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
             current[:] = list(value)
         else:
             node[leaf] = yaml_node(value)
+    block = document.get(UNLISTED_BLOCK) if isinstance(document, dict) else None
+    if isinstance(block, CommentedMap):  # sorted: the same keys read the same, in whatever order set
+        for key in sorted(block):
+            block.move_to_end(key)
     out = io.StringIO()
     codec.dump(document, out)
     if empty and text.strip():  # the comments of a comment-only file stay on top
