@@ -133,12 +133,19 @@ def check(
 
 
 @app.command(epilog="Example: gat info models/gatcluster.onnx")
-def info(model: Annotated[Path, typer.Argument(help="A gatcluster .onnx file.")]) -> None:
+def info(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A gatcluster .onnx file, or a registry model: models:/NAME@ALIAS, models:/NAME/VERSION."
+        ),
+    ],
+) -> None:
     """Print the preprocessing contract and provenance stored in a model."""
     from gatcluster.serving.contract import ModelFileError, read_contract
 
     try:
-        contract = read_contract(model)
+        contract = read_contract(local_model_file(model))
     except ModelFileError as err:
         raise fail(str(err), EXIT_FAILED) from err
     for key, value in sorted(contract.to_metadata().items()):
@@ -241,7 +248,7 @@ def cache_root() -> Path:
 
 
 def local_model_file(model: str) -> Path:
-    """--model as a local file: a path as given, or a registry version fetched into the cache."""
+    """A model argument as a local file: a path as given, or a registry version fetched into the cache."""
     from gatcluster.tracking.model_uri import RegistryError, is_registry_uri, parse_model_uri
 
     if not is_registry_uri(model):
@@ -249,9 +256,7 @@ def local_model_file(model: str) -> Path:
     try:
         from gatcluster.tracking.registry import fetch_model, registry_client
     except ImportError as err:
-        raise fail(
-            f"--model {model} needs MLflow: pip install 'gatcluster[train]' (or give a .onnx file)"
-        ) from err
+        raise fail(f"{model} needs MLflow: pip install 'gatcluster[train]' (or give a .onnx file)") from err
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
     uri = project_tracking_uri()

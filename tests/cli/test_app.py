@@ -428,7 +428,12 @@ def test_copy_needs_sort_into(tmp_path, trained_onnx):
 
 @pytest.mark.parametrize(
     "args",
-    [["promote", "1"], ["predict", ".", "--model", "models:/gatcluster@champion"], ["user", "add", "al"]],
+    [
+        ["promote", "1"],
+        ["predict", ".", "--model", "models:/gatcluster@champion"],
+        ["info", "models:/gatcluster@champion"],
+        ["user", "add", "al"],
+    ],
 )
 def test_a_tracking_server_that_is_down_is_one_line_not_minutes_of_retries(args):
     with socket.socket() as sock:  # a port nothing listens on

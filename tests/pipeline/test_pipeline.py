@@ -147,6 +147,8 @@ def test_export_registers_a_version_that_promote_and_predict_by_alias_use(
     assert "models:/gatcluster@champion: version 1" in done.stderr
     assert len(list((tmp_path / "sorted").rglob("*.png"))) == 12
     assert (tmp_path / "gallery" / "gallery.html").is_file()
+    described = gat_in(clone, monkeypatch, tmp_path / "cache", "info", "models:/gatcluster@champion")
+    assert described.exit_code == 0 and "num_clusters: 10" in described.stdout, described.output
 
 
 def test_a_second_clone_pulls_from_a_dvc_remote_and_rebuilds_nothing(clone, tmp_path):
