@@ -61,6 +61,11 @@ def read_params() -> Params:
     return load_params(LAYOUT.params_file)
 
 
+# Libraries whose INFO lines ("Creating initial MLflow database tables...", "View run ... at")
+# would fill every stage's output; GAT_VERBOSE=1 shows them.
+QUIET_LIBRARY_LOGGERS = ("mlflow", "alembic")
+
+
 def verbose_requested() -> bool:
     """GAT_VERBOSE=1: let libraries print their progress and INFO lines (quiet by default)."""
     return os.environ.get("GAT_VERBOSE", "") == "1"
@@ -75,6 +80,9 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
     130 and SIGTERM 143; anything else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if not verbose_requested():  # the stages' own INFO lines only: not MLflow's and its migrations'
+        for name in QUIET_LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, raise_terminated)
     try:
         main()

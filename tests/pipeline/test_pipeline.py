@@ -46,7 +46,7 @@ def project(tmp_path_factory) -> Path:
     assert run(root, "git", "init", "-q").returncode == 0
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
-    dvc(root, "repro")
+    (root / ".dvc" / "tmp" / "repro.log").write_text(dvc(root, "repro"))  # git-ignored by DVC
     return root
 
 
@@ -62,6 +62,8 @@ def test_repro_writes_dataset_model_and_reports(project):
     model = torch.load(project / "models" / "model.pt", weights_only=True)
     assert model["in_channels"] == 1 and model["params"]["data"]["source"] == "digits"
     assert (project / "checkpoints" / "train" / "last.pt").is_file()
+    log = (project / ".dvc" / "tmp" / "repro.log").read_text()
+    assert "trained 2 iterations" in log and "INFO: mlflow" not in log and "Creating initial" not in log
 
 
 def test_evaluate_writes_metrics_confusion_and_attention(project):
