@@ -81,11 +81,12 @@ def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dic
         return 0, []
     state = load_checkpoint(checkpoint)
     if not resumable(state, trainer.params, trainer.data_id):
-        log.warning(
-            "checkpoint %s was made with other params, other training code or on other data:"
-            " starting from scratch",
-            checkpoint,
-        )
+        if trainer.ranks.is_main:  # every rank decides alike; one line says so
+            log.warning(
+                "checkpoint %s was made with other params, other training code or on other data:"
+                " starting from scratch",
+                checkpoint,
+            )
         return 0, []
     trainer.load_state(state)
     log.info("resuming from %s after iteration %d", checkpoint, state["iteration"])
