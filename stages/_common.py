@@ -113,7 +113,10 @@ def tracking_error_message(err: Exception) -> str:
     said = (getattr(err, "message", None) or str(err)).strip().splitlines()[0]
     server = os.environ.get("MLFLOW_TRACKING_URI")
     if not server:  # the project's own store: no server to check, no variable to unset
-        return f"error: MLflow tracking failed at sqlite:///{ROOT / 'mlflow.db'}: {said}"
+        return (
+            f"error: MLflow tracking failed at sqlite:///{ROOT / 'mlflow.db'}: {said}. GAT_VERBOSE=1"
+            " shows MLflow's log; check that mlflow.db and mlartifacts/ are writable"
+        )
     return (
         f"error: MLflow tracking failed at {server}: {said}. Check that the tracking server runs "
         "(gat server) or unset MLFLOW_TRACKING_URI to use the project's mlflow.db; then run again"

@@ -74,7 +74,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
 # without a dot (`lr: 1e-3`) is a string, so the file DVC tracks and the one validated here differed.
 UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
 

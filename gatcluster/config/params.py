@@ -151,7 +151,8 @@ class AugmentConfig:
     hue: float = field(default=0.0, metadata=_range(0.0, 0.5))
     degrees: float = field(default=20.0, metadata=_range(0.0, 180.0))
     translate: float = field(default=0.15, metadata=_range(0.0, 1.0))
-    scale: tuple[float, float] = (0.7, 1.3)
+    # Below a tenth the view is a blank patch, above ten times one pixel fills it.
+    scale: tuple[float, float] = field(default=(0.7, 1.3), metadata=_range(0.1, 10.0))
     shear: float = field(default=20.0, metadata=_range(0.0, 89.0))
 
 

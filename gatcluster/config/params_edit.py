@@ -36,7 +36,7 @@ def preset_overrides(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise ParamsError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
     text = resources.files("gatcluster.config").joinpath("presets", f"{name}.yaml").read_text()
-    return flatten(yaml.safe_load(text) or {})
+    return flatten(yaml.load(text, Loader=UniqueKeyLoader) or {})  # read as params.yaml is
 
 
 def preset_keys() -> set[str]:
@@ -128,7 +128,9 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
         at_default = defaults.get(dotted, object()) == value
         if not isinstance(node, dict) or (leaf not in node and at_default):
             continue  # absent and at its default
-        if at_default and parents == [UNLISTED_BLOCK]:
+        unlisted = parents == [UNLISTED_BLOCK] and isinstance(node, CommentedMap)
+        # ruamel keeps the comment lines after a key with that key: one carrying any stays.
+        if at_default and unlisted and leaf in node and leaf not in node.ca.items:
             del node[leaf]  # back to the block's "all defaults" form
             if not node and isinstance(node, CommentedMap):
                 node.fa.set_flow_style()  # `experimental: {}` on its line, its comment kept
@@ -145,12 +147,10 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
             # it. `dvc exp run -S` writes lists as blocks with the key's comment before the first
             # item; a new inline list there would carry that comment into the next key's line.
             current[:] = list(value)
+        elif unlisted and leaf not in node:  # in sorted place: the same keys read alike in any order
+            node.insert(sum(key < leaf for key in node), leaf, yaml_node(value))
         else:
             node[leaf] = yaml_node(value)
-    block = document.get(UNLISTED_BLOCK) if isinstance(document, dict) else None
-    if isinstance(block, CommentedMap):  # sorted: the same keys read the same, in whatever order set
-        for key in sorted(block):
-            block.move_to_end(key)
     out = io.StringIO()
     codec.dump(document, out)
     if empty and text.strip():  # the comments of a comment-only file stay on top

@@ -14,8 +14,6 @@ from typing import Any
 
 from gatcluster.config.params import GREYSCALE_SOURCES, Params, ParamsError
 
-SCALE_LIMITS = (0.1, 10.0)
-
 
 def build_section(cls: type, raw: Any, prefix: str) -> Any:
     where = prefix.rstrip(".") or "params"
@@ -46,7 +44,7 @@ def _convert(hint: Any, value: Any, key: str, meta: Any) -> Any:
             return None
         hint = next(a for a in args if a is not type(None))
     if typing.get_origin(hint) is tuple:
-        return _convert_pair(value, key)
+        return _convert_pair(value, key, meta)
     value = _check_type(hint, value, key)
     _check_metadata(value, key, meta)
     return value
@@ -79,16 +77,14 @@ def _check_metadata(value: Any, key: str, meta: Any) -> None:
         raise ParamsError(f"{key} must be <= {hi}, got {value!r}")
 
 
-def _convert_pair(value: Any, key: str) -> tuple[float, float]:
+def _convert_pair(value: Any, key: str, meta: Any) -> tuple[float, float]:
+    """A [low, high] pair of finite numbers within the field's range (its metadata's min / max)."""
     ok = isinstance(value, (list, tuple)) and len(value) == 2
     numbers = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     ok = numbers and all(math.isfinite(v) for v in value)
-    # The one pair is augment.scale: below a tenth the view is a blank patch, above 10x one pixel.
-    if not ok or not SCALE_LIMITS[0] <= value[0] <= value[1] <= SCALE_LIMITS[1]:
-        raise ParamsError(
-            f"{key} must be a pair [low, high] with {SCALE_LIMITS[0]} <= low <= high <= {SCALE_LIMITS[1]},"
-            f" got {value!r}"
-        )
+    lo, hi = meta["min"], meta["max"]
+    if not ok or not lo <= value[0] <= value[1] <= hi:
+        raise ParamsError(f"{key} must be a pair [low, high] with {lo} <= low <= high <= {hi}, got {value!r}")
     return (float(value[0]), float(value[1]))
 
 

@@ -33,10 +33,11 @@ from gatcluster.tracking.mlflow_runs import (
     write_run_file,
 )
 from gatcluster.tracking.system_metrics import system_metrics
+from gatcluster.training.checkpoint import load_checkpoint
 from gatcluster.training.distributed import SINGLE_PROCESS, Ranks
 from gatcluster.training.fit import FitResult, LogFn, fit, resolve_device
 from gatcluster.training.model_file import save_model
-from gatcluster.training.resume import params_digest
+from gatcluster.training.resume import params_digest, resumable
 
 SUMMARY_METRICS = ("acc", "nmi", "ari")
 
@@ -98,16 +99,24 @@ def training_run(
     layout: ProjectLayout,
     run_name: str,
 ) -> str:
-    """The MLflow run of this model: the interrupted run when its checkpoint is resumed (same
-    params, same data set `checksum`), else a new one."""
+    """The MLflow run of this model: the interrupted run when its checkpoint will be resumed, else
+    a new one. The checkpoint is judged as `fit` judges it (params, training code, data set
+    `checksum`): a retrain after a code change, or over the checkpoint of an earlier run, never
+    continues the earlier run's curves."""
     info = read_run_file(layout.checkpoint_run_file)
     same = {"params_digest": params_digest(params), "data_checksum": checksum}
     matches = info is not None and all(info.get(key) == value for key, value in same.items())
-    if matches and layout.checkpoint.is_file() and run_exists(tracking.client, info["run_id"]):
+    resumed = matches and checkpoint_resumes(layout.checkpoint, params, checksum)
+    if resumed and run_exists(tracking.client, info["run_id"]):
         return info["run_id"]
     run_id = start_run(tracking.client, tracking.experiment_id, run_name, tags)
     write_run_file(layout.checkpoint_run_file, run_id, tracking.experiment_id, same)
     return run_id
+
+
+def checkpoint_resumes(checkpoint: Path, params: Params, checksum: str) -> bool:
+    """Whether `fit` will resume `checkpoint` for `params` on the data set `checksum`."""
+    return checkpoint.is_file() and resumable(load_checkpoint(checkpoint), params, checksum)
 
 
 def history_csv(history: list[dict[str, float]]) -> str:

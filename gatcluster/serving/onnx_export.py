@@ -70,7 +70,10 @@ def export_onnx(
         graph = program.model_proto
         written = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
         if written != opset:  # the exporter falls back to its own opset where it cannot convert
-            raise ExportMismatch(f"the exporter wrote ONNX opset {written}, not export.opset {opset}")
+            raise ExportMismatch(
+                f"the exporter wrote ONNX opset {written}, not export.opset {opset}:"
+                f" set export.opset: {written}"
+            )
         onnx.helper.set_model_props(graph, {k: str(v) for k, v in metadata.items()})
         onnx.checker.check_model(graph, full_check=True)
     with atomic_path(path) as final:

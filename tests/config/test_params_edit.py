@@ -129,6 +129,23 @@ def test_a_params_file_rewritten_by_dvc_exp_run_takes_a_preset():
     assert new_text.count("#") == text.count("#")
 
 
+def test_a_hand_written_experimental_block_keeps_its_comments_and_place():
+    text = (
+        "experimental:\n  relations: targets\n  # theta as the authors' code reads it\n"
+        "  theta_layout: code\n  bn_reestimate: false\n\n# --- evaluation ---\nevaluate:\n"
+        "  attention_samples: 32\n"
+    )
+    for overrides in (
+        {},
+        {"experimental.neighbours": 0},  # added in sorted place among the keys
+        {"experimental.relations": "spectral", "experimental.bn_reestimate": True},  # to defaults
+    ):
+        new_text = set_values(text, overrides)
+        assert "# theta as the authors' code reads it" in new_text
+        assert "\n\n# --- evaluation ---\nevaluate:\n" in new_text, new_text
+        assert yaml.safe_load(new_text)["evaluate"] == {"attention_samples": 32}
+
+
 def test_null_and_lists_are_written_as_the_file_spells_them():
     text = "data:\n  root: /x   # where\naugment:\n  scale: [0.7, 1.3]\n"
     new = set_values(text, {"data.root": None, "augment.scale": (0.5, 1.5)})

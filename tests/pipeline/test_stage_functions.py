@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from gatcluster.config.loading import replace_params
-from gatcluster.config.params import Params
+from gatcluster.config.params import Params, params_to_dict
 from gatcluster.data.sources import load_folder
 from gatcluster.data.store import DatasetError, ImageDataset, write_dataset
 from gatcluster.data.walk import SkippedFile
@@ -154,19 +154,28 @@ def test_evaluate_fits_the_images_to_the_trained_model_not_to_a_later_backbone(t
     assert report["num_images"] == 24 and (tmp_path / "reports" / "metrics.json").is_file()
 
 
-def test_the_mlflow_run_is_continued_only_for_the_same_params_and_data_set(tmp_path):
+def test_the_mlflow_run_is_continued_only_where_its_checkpoint_is_resumed(tmp_path):
+    # The same test as fit's: params, training code and data set. Anything else retrains from
+    # scratch, and must not append its curves to the earlier run.
     from gatcluster.pipeline.tracking import open_tracking
+    from gatcluster.training.checkpoint import save_checkpoint
+    from gatcluster.training.resume import code_digest
 
     layout = ProjectLayout(tmp_path)
     tracking = open_tracking(PARAMS, tmp_path, None)
     first = training_run(tracking, PARAMS, "sha-a", {}, layout, "train")
-    layout.checkpoint.parent.mkdir(parents=True, exist_ok=True)  # the run file is there already
-    layout.checkpoint.write_bytes(b"an interrupted run's checkpoint")
+    state = {"params": params_to_dict(PARAMS), "code": code_digest(), "data": "sha-a", "iteration": 3}
+    save_checkpoint(state, layout.checkpoint)  # what the interrupted run left
     assert training_run(tracking, PARAMS, "sha-a", {}, layout, "train") == first  # resumed in place
+    save_checkpoint({**state, "code": "0" * 16}, layout.checkpoint)  # the training code changed since
+    by_new_code = training_run(tracking, PARAMS, "sha-a", {}, layout, "train")
+    assert by_new_code != first
+    save_checkpoint(state, layout.checkpoint)
     other_data = training_run(tracking, PARAMS, "sha-b", {}, layout, "train")  # the images changed
-    assert other_data != first
-    other_params = replace_params(PARAMS, {"train.lr": 0.01})
-    assert training_run(tracking, other_params, "sha-b", {}, layout, "x") not in (first, other_data)
+    assert other_data not in (first, by_new_code)
+    # Interrupted before its first checkpoint: the old data's checkpoint is no reason to continue.
+    retried = training_run(tracking, PARAMS, "sha-b", {}, layout, "train")
+    assert retried not in (first, by_new_code, other_data)
 
 
 def test_an_experiment_made_through_a_server_is_a_clear_error_on_the_local_store(tmp_path):
