@@ -102,11 +102,16 @@ def check_data_size(params: Params, count: int, where: str) -> None:
             f"{where} has {count} images, fewer than train.sub_batch ({t.sub_batch}): "
             "lower train.sub_batch or add images"
         )
-    if count < k:
-        raise PreflightError(
-            f"{where} has {count} images, fewer than model.num_clusters ({k}): "
-            "lower model.num_clusters or add images"
-        )
+    # Each large batch (all the images, when fewer) is clustered into K groups, and into
+    # experimental.overcluster groups: params.yaml demands fewer groups than train.large_batch.
+    for key, clusters in (
+        ("model.num_clusters", k),
+        ("experimental.overcluster", params.experimental.overcluster),
+    ):
+        if count <= clusters:
+            raise PreflightError(
+                f"{where} has {count} images, not more than {key} ({clusters}): lower {key} or add images"
+            )
     if t.processes > 1 and count < t.large_batch and count % t.processes:
         fits = count - count % t.processes
         raise PreflightError(

@@ -59,7 +59,13 @@ def test_an_image_folder_is_counted_by_its_image_files(tmp_path):
     ("overrides", "count", "message"),
     [
         ({"train.sub_batch": 64}, 63, "has 63 images, fewer than train.sub_batch \\(64\\)"),
-        ({"train.sub_batch": 2}, 3, "has 3 images, fewer than model.num_clusters \\(10\\)"),
+        ({"train.sub_batch": 2}, 3, "has 3 images, not more than model.num_clusters \\(10\\)"),
+        ({"train.sub_batch": 2}, 10, "has 10 images, not more than model.num_clusters \\(10\\)"),
+        (  # all 150 images make each large batch: too few for 200 groups
+            {"train.sub_batch": 2, "experimental.overcluster": 200},
+            150,
+            "has 150 images, not more than experimental.overcluster \\(200\\)",
+        ),
         (
             {"train.processes": 2, "train.large_batch": 1000},
             999,

@@ -57,7 +57,7 @@ def test_fetch_of_too_few_images_stops_before_writing(tmp_path):
     write_params(tmp_path, {"data": {"source": "folder", "root": "imgs"}, "train": {"sub_batch": 2}})
     done = run(tmp_path, sys.executable, "stages/fetch.py")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "data.source folder has 3 images, fewer than model.num_clusters (10)" in done.stderr
+    assert "data.source folder has 3 images, not more than model.num_clusters (10)" in done.stderr
     assert not (tmp_path / "data" / "dataset").exists()
 
 
