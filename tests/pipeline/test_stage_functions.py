@@ -154,15 +154,25 @@ def test_evaluate_fits_the_images_to_the_trained_model_not_to_a_later_backbone(t
     assert report["num_images"] == 24 and (tmp_path / "reports" / "metrics.json").is_file()
 
 
-def test_the_mlflow_run_is_continued_only_where_its_checkpoint_is_resumed(tmp_path):
+@pytest.fixture(scope="module")
+def local_store(tmp_path_factory) -> Path:
+    """A project folder whose MLflow store (mlflow.db) exists: made once, its migrations take seconds."""
+    from gatcluster.pipeline.tracking import open_tracking
+
+    root = tmp_path_factory.mktemp("store")
+    open_tracking(PARAMS, root, None)
+    return root
+
+
+def test_the_mlflow_run_is_continued_only_where_its_checkpoint_is_resumed(local_store):
     # The same test as fit's: params, training code and data set. Anything else retrains from
     # scratch, and must not append its curves to the earlier run.
     from gatcluster.pipeline.tracking import open_tracking
     from gatcluster.training.checkpoint import save_checkpoint
     from gatcluster.training.resume import code_digest
 
-    layout = ProjectLayout(tmp_path)
-    tracking = open_tracking(PARAMS, tmp_path, None)
+    layout = ProjectLayout(local_store)
+    tracking = open_tracking(PARAMS, local_store, None)
     first = training_run(tracking, PARAMS, "sha-a", {}, layout, "train")
     state = {"params": params_to_dict(PARAMS), "code": code_digest(), "data": "sha-a", "iteration": 3}
     save_checkpoint(state, layout.checkpoint)  # what the interrupted run left
@@ -178,14 +188,14 @@ def test_the_mlflow_run_is_continued_only_where_its_checkpoint_is_resumed(tmp_pa
     assert retried not in (first, by_new_code, other_data)
 
 
-def test_an_experiment_made_through_a_server_is_a_clear_error_on_the_local_store(tmp_path):
+def test_an_experiment_made_through_a_server_is_a_clear_error_on_the_local_store(local_store):
     # `gat server` serves the project's own mlflow.db; experiments it creates keep artifacts at
     # mlflow-artifacts:/..., which only the server can write: without it MLflow failed at the first
     # artifact, after training.
     from gatcluster.pipeline.tracking import open_tracking
 
-    tracking = open_tracking(PARAMS, tmp_path, None)
+    tracking = open_tracking(PARAMS, local_store, None)
     tracking.client.create_experiment("team", artifact_location="mlflow-artifacts:/7")
     team = replace_params(PARAMS, {"mlflow.experiment": "team"})
     with pytest.raises(StageError, match=r"experiment 'team' in sqlite:.* keeps its artifacts on a tracking"):
-        open_tracking(team, tmp_path, None)
+        open_tracking(team, local_store, None)
