@@ -56,6 +56,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def lost_process(ranks: Ranks, when: str, err: RuntimeError) -> LostProcess:
+    """A failed collective (gloo / NCCL report a dead peer as a RuntimeError) as one line."""
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return LostProcess(
+        f"rank {ranks.rank} lost contact with the other training processes {when} "
+        f"({first_line[:300]}); another process probably failed (see its message)"
+    )
+
+
 def run_iteration(trainer: Trainer, iteration: int) -> dict[str, float]:
     """One iteration; with several processes, a failed collective becomes LostProcess (no traceback)."""
     if not trainer.ranks.distributed:
@@ -64,12 +73,25 @@ def run_iteration(trainer: Trainer, iteration: int) -> dict[str, float]:
         return trainer.run_iteration(iteration)
     except TrainingDiverged:
         raise
-    except RuntimeError as err:  # gloo / NCCL report a dead peer as a RuntimeError
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LostProcess(
-            f"rank {trainer.ranks.rank} lost contact with the other training processes in iteration "
-            f"{iteration + 1} ({first_line[:300]}); another process probably failed (see its message)"
-        ) from err
+    except RuntimeError as err:
+        raise lost_process(trainer.ranks, f"in iteration {iteration + 1}", err) from err
+
+
+def start_trainer(
+    params: Params,
+    images: torch.Tensor | ModelImages,
+    device: torch.device,
+    ranks: Ranks,
+    data_id: str | None,
+) -> Trainer:
+    """The Trainer; with several processes, a peer that failed before training (rank 0 stopped by a
+    setup error) breaks the model's first broadcast: LostProcess, not a traceback per rank."""
+    if not ranks.distributed:
+        return Trainer(params, images, device, ranks, data_id)
+    try:
+        return Trainer(params, images, device, ranks, data_id)
+    except RuntimeError as err:
+        raise lost_process(ranks, "while setting up", err) from err
 
 
 def fit(
@@ -100,7 +122,7 @@ def fit(
         )
     device = rank_device(resolve_device(params.train.device), ranks)
     started = time.perf_counter()
-    trainer = Trainer(params, images, device, ranks, data_id)
+    trainer = start_trainer(params, images, device, ranks, data_id)
     try:
         return train_and_finalize(trainer, params, labels, log_fn, checkpoint, ranks, started)
     finally:
