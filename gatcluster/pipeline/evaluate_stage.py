@@ -32,6 +32,7 @@ from gatcluster.evaluation.report import (
 )
 from gatcluster.model import GATCluster
 from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.model_inputs import trained_model_images
 from gatcluster.pipeline.tracking import open_tracking, run_tags
 from gatcluster.tracking.mlflow_runs import (
     active_run,
@@ -121,7 +122,7 @@ def write_reports(
 ) -> dict:
     """Predict every image and write the four report files; the metrics report."""
     data, k, reports = trained.data, trained.model.num_clusters, layout.reports_dir
-    images = ModelImages(dataset.images, trained.model.input_size, data.grayscale)
+    images = trained_model_images(dataset, trained)
     collector = GalleryCollector(k, params.evaluate.gallery_members, params.seed)
     pred = predict_and_collect(model, images, dataset, data.grayscale, collector)
     report = metrics_report(pred, dataset.labels, k)

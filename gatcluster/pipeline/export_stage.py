@@ -19,12 +19,12 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
-from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import ImageDataset, read_dataset, read_manifest
 from gatcluster.data.views import clean_view
 from gatcluster.model import GATCluster
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.pipeline.model_inputs import trained_model_images
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
 from gatcluster.serving.contract import INPUT_NAME, ModelContract
 from gatcluster.serving.onnx_export import check_parity, export_onnx, onnx_session
@@ -115,7 +115,7 @@ def run_export(
     model, trained = load_model(layout.model_file)
     dataset = read_dataset(layout.dataset_dir, mapped=True)
     data = trained.data
-    images = ModelImages(dataset.images, trained.model.input_size, data.grayscale)
+    images = trained_model_images(dataset, trained)
     tracking = open_tracking(trained, layout.root, tracking_uri)
     checksum = read_manifest(layout.dataset_dir)["checksum"]
     tags = run_tags(layout.root, checksum, "cpu", exp_name)
