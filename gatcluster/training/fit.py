@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +26,7 @@ from gatcluster.training.resume import try_resume
 from gatcluster.training.trainer import Trainer, TrainingDiverged
 
 LogFn = Callable[[int, dict[str, float]], None]
+T = TypeVar("T")
 
 
 class LostProcess(RuntimeError):
@@ -56,25 +59,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lost_process(ranks: Ranks, when: str, err: RuntimeError) -> LostProcess:
-    """A failed collective (gloo / NCCL report a dead peer as a RuntimeError) as one line."""
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return LostProcess(
-        f"rank {ranks.rank} lost contact with the other training processes {when} "
-        f"({first_line[:300]}); another process probably failed (see its message)"
-    )
-
-
-def run_iteration(trainer: Trainer, iteration: int) -> dict[str, float]:
-    """One iteration; with several processes, a failed collective becomes LostProcess (no traceback)."""
-    if not trainer.ranks.distributed:
-        return trainer.run_iteration(iteration)
+def among_ranks(ranks: Ranks, when: str, call: Callable[[], T]) -> T:
+    """`call()`; with several processes a failed collective (gloo / NCCL report a dead peer as a
+    RuntimeError) becomes one LostProcess line instead of a traceback per rank."""
+    if not ranks.distributed:
+        return call()
     try:
-        return trainer.run_iteration(iteration)
+        return call()
     except TrainingDiverged:
         raise
     except RuntimeError as err:
-        raise lost_process(trainer.ranks, f"in iteration {iteration + 1}", err) from err
+        text = str(err).strip()
+        first_line = text.splitlines()[0] if text else type(err).__name__
+        raise LostProcess(
+            f"rank {ranks.rank} lost contact with the other training processes {when} "
+            f"({first_line[:300]}); another process probably failed (see its message)"
+        ) from err
+
+
+def run_iteration(trainer: Trainer, iteration: int) -> dict[str, float]:
+    """One iteration; with several processes, a failed collective becomes LostProcess."""
+    return among_ranks(
+        trainer.ranks, f"in iteration {iteration + 1}", partial(trainer.run_iteration, iteration)
+    )
 
 
 def start_trainer(
@@ -84,14 +91,9 @@ def start_trainer(
     ranks: Ranks,
     data_id: str | None,
 ) -> Trainer:
-    """The Trainer; with several processes, a peer that failed before training (rank 0 stopped by a
-    setup error) breaks the model's first broadcast: LostProcess, not a traceback per rank."""
-    if not ranks.distributed:
-        return Trainer(params, images, device, ranks, data_id)
-    try:
-        return Trainer(params, images, device, ranks, data_id)
-    except RuntimeError as err:
-        raise lost_process(ranks, "while setting up", err) from err
+    """The Trainer; a peer that failed before training (rank 0 stopped by a setup error) breaks the
+    model's first broadcast: LostProcess, as in an iteration."""
+    return among_ranks(ranks, "while setting up", partial(Trainer, params, images, device, ranks, data_id))
 
 
 def fit(
