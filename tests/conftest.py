@@ -221,3 +221,22 @@ def free_port() -> int:
 def unused_port() -> Callable[[], int]:
     """A function that returns a TCP port nothing listens on now."""
     return free_port
+
+
+@pytest.fixture
+def mlflow_credentials_file(tmp_path, monkeypatch) -> Callable[[str, str], None]:
+    """A home of its own with no MLflow credentials in the environment; the fixture writes the
+    `[mlflow]` section of ~/.mlflow/credentials (MLflow's other source of the user it sends)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+
+    def write(user: str, password: str) -> None:
+        (home / ".mlflow").mkdir(exist_ok=True)
+        (home / ".mlflow" / "credentials").write_text(
+            f"[mlflow]\nmlflow_tracking_username = {user}\nmlflow_tracking_password = {password}\n"
+        )
+
+    return write

@@ -23,7 +23,8 @@ from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
 
 user_app = typer.Typer(
-    help="Users of an authenticating `gat server` (run as an admin: MLFLOW_TRACKING_USERNAME/PASSWORD).",
+    help="Users of an authenticating `gat server` (run as an admin: MLFLOW_TRACKING_USERNAME/PASSWORD"
+    " or ~/.mlflow/credentials).",
     no_args_is_help=True,
 )
 
@@ -215,8 +216,10 @@ def user_add(
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith(("http://", "https://")):
         raise fail("set MLFLOW_TRACKING_URI to the team server's http(s)://host:port")
-    if not os.environ.get("MLFLOW_TRACKING_USERNAME") or not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
-        raise fail("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an admin's")
+    from gatcluster.tracking.credentials import SET_CREDENTIALS, sent_credentials
+
+    if not all(sent_credentials()):
+        raise fail(f"{SET_CREDENTIALS} to an admin's")
     try:
         check_server_answers(uri)  # before asking for a password, and in seconds, not minutes
     except ServerUnreachable as err:

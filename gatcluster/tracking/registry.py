@@ -11,7 +11,6 @@ a GATCluster ONNX model.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.serving.contract import ModelFileError, read_contract
+from gatcluster.tracking.credentials import SET_CREDENTIALS, sent_credentials
 from gatcluster.tracking.model_uri import ModelRef, RegistryError
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
 
@@ -63,22 +63,21 @@ def registry_client(tracking_uri: str) -> MlflowClient:
 
 def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | None:
     """A RegistryError saying what to do when the server refused who we are; None otherwise."""
+    user, password = sent_credentials()
     if err.error_code == "UNAUTHENTICATED":
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-        if user and os.environ.get("MLFLOW_TRACKING_PASSWORD"):  # given, and refused
+        if user and password:  # given, and refused
             return RegistryError(
                 f"the tracking server at {tracking_uri} refused user {user} with this password: check"
-                " MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (an admin adds users with"
-                " `gat user add`)"
+                " MLFLOW_TRACKING_PASSWORD, or ~/.mlflow/credentials where it is unset; an admin adds"
+                " users with `gat user add`"
             )
         return RegistryError(
-            f"the tracking server at {tracking_uri} requires a user: set MLFLOW_TRACKING_USERNAME and "
-            "MLFLOW_TRACKING_PASSWORD (an admin adds users with `gat user add`)"
+            f"the tracking server at {tracking_uri} requires a user: {SET_CREDENTIALS}; an admin"
+            " adds users with `gat user add`"
         )
     if err.error_code == "PERMISSION_DENIED":
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
         return RegistryError(
-            f"the tracking server at {tracking_uri} does not let {user} do this: "
+            f"the tracking server at {tracking_uri} does not let {user or 'this user'} do this: "
             "a writer or the model's creator can (an admin adds writers with `gat user add`)"
         )
     return None

@@ -3,11 +3,12 @@
 Writers hold the `writer` role: EDIT on every experiment and registered model, so they log runs
 into the team's experiments and register model versions. Readers hold no role and keep the
 server's default, READ. Neither may delete what others created. The caller authenticates as an
-admin through MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
+admin through MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials).
 """
 
 from __future__ import annotations
 
+from gatcluster.tracking.credentials import SET_CREDENTIALS
 from gatcluster.tracking.server_auth import check_password
 
 WRITER_ROLE = "writer"
@@ -52,7 +53,7 @@ def explain(err: Exception, username: str) -> str:
     if code == "RESOURCE_ALREADY_EXISTS" or "already exists" in text:
         return f"user {username} already exists"
     if "401" in text or code == "UNAUTHENTICATED":
-        return "the server refused the credentials: set MLFLOW_TRACKING_USERNAME/PASSWORD to an admin's"
+        return f"the server refused the credentials: {SET_CREDENTIALS} to an admin's"
     if "403" in text or code == "PERMISSION_DENIED":
-        return "only an admin can add users: set MLFLOW_TRACKING_USERNAME/PASSWORD to an admin's"
+        return f"only an admin can add users: {SET_CREDENTIALS} to an admin's"
     return text.splitlines()[0] if text else type(err).__name__

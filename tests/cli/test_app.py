@@ -443,3 +443,14 @@ def test_a_tracking_server_that_is_down_is_one_line_not_minutes_of_retries(args)
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == 1 and f"the tracking server at {uri} does not answer" in result.stderr
     assert "Traceback" not in result.output and "registry" not in result.stderr  # not blamed on the registry
+
+
+def test_user_add_takes_the_admin_from_the_credentials_file(mlflow_credentials_file):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = runner.invoke(app, ["user", "add", "al"], env={"MLFLOW_TRACKING_URI": uri})
+    assert result.exit_code == 2 and "~/.mlflow/credentials" in result.stderr  # no admin at all
+    mlflow_credentials_file("admin", "x")
+    result = runner.invoke(app, ["user", "add", "al"], env={"MLFLOW_TRACKING_URI": uri})
+    assert result.exit_code == 1 and f"the tracking server at {uri} does not answer" in result.stderr

@@ -152,9 +152,16 @@ def test_the_pipeline_logs_to_a_team_server_with_users_on_postgresql(
         assert refused_status(f"{api}/registered-models/delete", {"name": "gatcluster"}, bob) == 403
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", bob[0])
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", bob[1])
-        refused = gat_in(team_project, monkeypatch, tmp_path / "cache", "promote", "1")
+        with monkeypatch.context() as as_bob:  # bob keeps his user in MLflow's credentials file
+            home = tmp_path / "bob-home"
+            (home / ".mlflow").mkdir(parents=True)
+            (home / ".mlflow" / "credentials").write_text(
+                f"[mlflow]\nmlflow_tracking_username = {bob[0]}\nmlflow_tracking_password = {bob[1]}\n"
+            )
+            as_bob.setenv("HOME", str(home))
+            as_bob.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+            as_bob.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+            refused = gat_in(team_project, monkeypatch, tmp_path / "cache", "promote", "1")
         assert refused.exit_code == 1 and "does not let bob do this" in refused.output, refused.output
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", alice[0])
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", alice[1])

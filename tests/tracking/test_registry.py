@@ -127,3 +127,13 @@ def test_a_refused_login_says_whether_credentials_were_missing_or_wrong(monkeypa
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "carol")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
     assert "refused user carol with this password" in str(access_refused(refused, "http://team"))
+
+
+def test_a_refused_login_from_the_credentials_file_names_that_user(mlflow_credentials_file):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import UNAUTHENTICATED
+
+    mlflow_credentials_file("dora", "stale")
+    refused = MlflowException("Unauthenticated", error_code=UNAUTHENTICATED)
+    message = str(access_refused(refused, "http://team"))
+    assert "refused user dora with this password" in message and "~/.mlflow/credentials" in message

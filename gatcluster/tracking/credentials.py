@@ -1,0 +1,19 @@
+"""Who MLflow authenticates as: the credentials its client sends, and how a user sets them.
+
+MLflow reads MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD and, where those are unset, the
+`[mlflow]` section of ~/.mlflow/credentials. Error messages and the admin check of `gat user add`
+ask MLflow for the same pair, so a user of the credentials file is neither refused nor misnamed.
+"""
+
+from __future__ import annotations
+
+from mlflow.utils.credentials import read_mlflow_creds
+
+# How to give MLflow a user, for error messages.
+SET_CREDENTIALS = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials)"
+
+
+def sent_credentials() -> tuple[str | None, str | None]:
+    """The user name and password MLflow's client sends to a tracking server (None where unset)."""
+    creds = read_mlflow_creds()
+    return creds.username or None, creds.password or None
