@@ -31,6 +31,10 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
         model = GATCluster(params.model, int(state["in_channels"]), params.experimental)
         model.keep_head(0)  # a saved model holds only its selected head
         model.load_state_dict(state["model"])
-    except (KeyError, ParamsError, RuntimeError) as err:
+    except ParamsError as err:  # a model of an earlier version, whose settings are refused today
+        raise CheckpointError(
+            f"{path} was trained with settings this version refuses ({err}): train it again (dvc repro)"
+        ) from err
+    except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path} is not a gatcluster model file ({err}): train it again") from err
     return model.eval(), params

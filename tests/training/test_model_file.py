@@ -35,6 +35,16 @@ def test_foreign_file_is_a_clear_error(tmp_path):
         load_model(tmp_path / "model.pt")
 
 
+def test_a_model_whose_saved_settings_are_refused_today_says_so(tmp_path):
+    params = Params()
+    save_model(GATCluster(params.model, 1, params.experimental), params, tmp_path / "model.pt")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state["params"]["export"]["opset"] = 17  # accepted before the opset range was tightened
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="trained with settings this version refuses .*export.opset"):
+        load_model(tmp_path / "model.pt")
+
+
 def test_a_model_trained_with_several_heads_is_saved_and_loaded_with_one(tmp_path):
     params = replace_params(Params(), {"experimental.num_heads": 3, "experimental.overcluster": 30})
     model = GATCluster(params.model, 1, params.experimental)
