@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gatcluster.data.formats import CIFAR10_FILES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage_project import (  # noqa: E402
     BIN,
@@ -208,6 +210,23 @@ def test_a_bad_param_stops_repro_before_any_output_is_deleted(clone):
     )
     assert "Running stage 'train'" not in output
     assert {name: (clone / name).read_bytes() for name in outputs} == before
+
+
+def test_a_fetch_failing_under_repro_leaves_no_half_data_set_and_dvc_checkout_restores_it(clone, tmp_path):
+    """DVC deletes a stage's outputs before running it (they stay in its cache): a failed fetch
+    leaves no data set at all, never part of one, and `dvc checkout` brings the last one back."""
+    before = (clone / "data" / "dataset" / "images.npy").read_bytes()
+    copy = tmp_path / "cifar" / "cifar-10-batches-py"  # an offline copy that is not the published one
+    copy.mkdir(parents=True)
+    for name in CIFAR10_FILES:
+        (copy / name).write_bytes(b"not the published pickle")
+    write_params(clone, {**TINY, "data": {"source": "cifar10", "root": str(tmp_path / "cifar")}})
+    done = run(clone, str(BIN / "dvc"), "repro")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "is not the published cifar10 file" in output, output
+    assert "Running stage 'train'" not in output and not (clone / "data" / "dataset").exists()
+    dvc(clone, "checkout", "data/dataset")
+    assert (clone / "data" / "dataset" / "images.npy").read_bytes() == before
 
 
 def test_exp_run_with_a_changed_train_param_reruns_train_and_is_tracked_beside_the_others(clone):
