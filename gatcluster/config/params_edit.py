@@ -14,6 +14,7 @@ leave an invalid params.yaml behind.
 from __future__ import annotations
 
 import io
+import re
 from importlib import resources
 from typing import Any
 
@@ -77,15 +78,49 @@ def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def round_trip_yaml() -> YAML:
-    """A ruamel.yaml round-trip codec that keeps comments, their columns, and `null` spelled out."""
+def round_trip_yaml(text: str = "") -> YAML:
+    """A ruamel.yaml round-trip codec that keeps comments, their columns, and the layout of `text`:
+    its indentation (`dvc exp run -S` writes block lists' dashes at the key's column, this project
+    two spaces in) and its spelling of null (`null`, or nothing after the colon as DVC writes it)."""
     codec = YAML()
     codec.width = 4096  # never fold a long comment line
-    codec.indent(mapping=2, sequence=4, offset=2)
+    mapping, offset = guess_indent(text)
+    codec.indent(mapping=mapping, sequence=offset + 2, offset=offset)  # "- " then the item
+    null = "" if has_bare_null(codec.load(text)) and not SPELLED_NULL.search(text) else "null"
     codec.representer.add_representer(
-        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", null)
     )
     return codec
+
+
+KEY_LINE = re.compile(r"^( *)[^\s#-][^:#]*:")
+ITEM_LINE = re.compile(r"^( *)- ")
+
+
+def guess_indent(text: str) -> tuple[int, int]:
+    """(spaces per nested mapping, column of a block list's dash after its key's) in `text`; the
+    project's (2, 2) where it shows none. (ruamel's own guess reads column-aligned comments wrong.)"""
+    mapping = offset = key_column = None
+    for line in text.splitlines():
+        item = ITEM_LINE.match(line)
+        if item and key_column is not None and offset is None:
+            offset = len(item.group(1)) - key_column
+        key = KEY_LINE.match(line)
+        if key:
+            key_column = len(key.group(1))
+            mapping = mapping or key_column or None  # the first nested key
+    return mapping or 2, 2 if offset is None or offset < 0 else offset
+
+
+SPELLED_NULL = re.compile(r":[ \t]+(null|Null|NULL|~)[ \t]*(#.*)?$", re.MULTILINE)
+
+
+def has_bare_null(node: Any) -> bool:
+    """Whether a loaded document holds a key whose value is null (written `key:` where no line
+    spells `null`)."""
+    if isinstance(node, dict):
+        return any(value is None or has_bare_null(value) for value in node.values())
+    return False
 
 
 def yaml_node(value: Any) -> Any:
@@ -108,7 +143,7 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
     there differs, and a key of that block set back to its default is removed again (so `faithful`
     then `mnist` leaves the file as `mnist` alone does, and DVC sees no changed params).
     """
-    codec = round_trip_yaml()
+    codec = round_trip_yaml(text)
     document = codec.load(text)
     # An empty or comment-only file loads as None, a section whose keys are all commented out
     # (`data:`) as a None value: both stand for "all defaults" and take the keys set here.

@@ -129,6 +129,30 @@ def test_a_params_file_rewritten_by_dvc_exp_run_takes_a_preset():
     assert new_text.count("#") == text.count("#")
 
 
+def test_a_preset_after_dvc_exp_run_changes_only_the_lines_of_the_values_it_changes(tmp_path):
+    from dvc.utils.hydra import apply_overrides as dvc_set  # what `dvc exp run -S` does to the file
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    dvc_set(str(path), ["augment.scale=[0.6,1.4]"])  # block list, dashes at the key's column, `root:`
+    text = path.read_text()
+    new_text, params = apply_overrides(text, preset_values("fashion-mnist"))
+    assert params.augment.scale == (0.7, 1.3) and params.data.source == "fashion-mnist"
+    changed = {(a, b) for a, b in zip(text.splitlines(), new_text.splitlines(), strict=True) if a != b}
+    assert {a.split("#")[0].strip() for a, _ in changed} == {
+        "source: mnist5k",
+        "flip: false",
+        "- 0.6",
+        "- 1.4",
+    }
+    assert {b.split("#")[0].strip() for _, b in changed} == {
+        "source: fashion-mnist",
+        "flip: true",
+        "- 0.7",
+        "- 1.3",
+    }
+
+
 def test_a_hand_written_experimental_block_keeps_its_comments_and_place():
     text = (
         "experimental:\n  relations: targets\n  # theta as the authors' code reads it\n"
