@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from gatcluster.atomic import WriteError, file_target
 from gatcluster.cli.sort_into import ClusterSorter
-from gatcluster.data.walk import SkippedFile, path_text, walk_files
+from gatcluster.data.walk import SkippedFile, mark_output_folder, path_text, walk_files
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
 from gatcluster.pipeline.progress import count_columns
@@ -81,7 +81,8 @@ def image_inputs(
 
     Files inside the `outputs` folders (--sort-into, --gallery, --attention-dir) are never inputs:
     with one of them inside an input folder, a second run would otherwise cluster its own links,
-    gallery and overlays too.
+    gallery and overlays too. (A folder of ours carries the output marker as well, which keeps it
+    out of later walks that do not name it: `data.walk`.)
     """
     own = [Path(os.path.abspath(folder)) for folder in outputs]
     for item in walk_files(paths):
@@ -179,13 +180,15 @@ def check_outputs_writable(opts: PredictOptions) -> None:
     """Create the output folders and prove they take a file, before any image is read (OSError)."""
     if opts.out is not None:
         file_target(opts.out)  # a device, FIFO or folder named as --out: refused now, not at the end
-    folders = [opts.out.parent] if opts.out is not None else []
-    folders += [f for f in (opts.attention_dir, opts.gallery, opts.sort_into) if f is not None]
-    for folder in folders:
+    outputs = [f for f in (opts.attention_dir, opts.gallery, opts.sort_into) if f is not None]
+    for folder in ([opts.out.parent] if opts.out is not None else []) + outputs:
+        ours = folder in outputs and not (folder.is_dir() and any(folder.iterdir()))
         folder.mkdir(parents=True, exist_ok=True)
         try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
+            if ours:  # new or empty: all it will hold is this command's output (never the user's photos)
+                mark_output_folder(folder)
         except OSError as err:  # name the user's folder, not the probe's random file
             raise OSError(err.errno, err.strerror, str(folder)) from err
 

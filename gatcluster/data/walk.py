@@ -1,7 +1,11 @@
 """Finding image files: one recursive walk for the `folder` source and `gat predict`.
 
 Entries are visited in sorted order, hidden ones (a leading dot) are ignored, symlinked folders
-are followed once each (so loops end), and what cannot be read is reported, not raised.
+are followed once each (so loops end), and what cannot be read is reported, not raised. A folder
+that `gat predict` wrote (its --sort-into links, --gallery cards, --attention-dir overlays), told
+by the OUTPUT_MARKER file in it, is skipped inside a walk: those are not new images, and a later
+`gat predict` of the folder above, or a `folder` source reading it, would take them for some.
+A folder named as a path itself is walked all the same.
 """
 
 from __future__ import annotations
@@ -25,6 +29,25 @@ def missing_reason(path: Path) -> str:
     if path.exists():  # a FIFO, device or socket: reading one could block or never end
         return "not a regular file"  # as the folder walk says of one
     return "no such file or folder"
+
+
+OUTPUT_MARKER = ".gatcluster-output"
+OUTPUT_MARKER_TEXT = (
+    "This folder holds output of `gat predict` (links, gallery or attention overlays). gatcluster\n"
+    "skips it when it walks a folder above it; delete this file to have it read as images again.\n"
+)
+
+
+def is_output_folder(folder: Path) -> bool:
+    """Whether `folder` carries the marker of a `gat predict` output folder."""
+    return (folder / OUTPUT_MARKER).is_file()
+
+
+def mark_output_folder(folder: Path) -> None:
+    """Put the marker into `folder`, so that walks from above skip it (see the module docstring)."""
+    marker = folder / OUTPUT_MARKER
+    if not marker.is_file():
+        marker.write_text(OUTPUT_MARKER_TEXT)
 
 
 class SkippedFile(NamedTuple):
@@ -60,7 +83,8 @@ def _walk_folder(folder: Path, seen: set[Path]) -> Iterator[Path | SkippedFile]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            yield from _walk_folder(entry, seen)
+            if not is_output_folder(entry):
+                yield from _walk_folder(entry, seen)
         elif entry.is_file():
             yield entry
         elif entry.is_symlink():

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from gatcluster import __version__
 from gatcluster.cli.app import app
+from gatcluster.data.walk import OUTPUT_MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -419,6 +420,25 @@ def test_outputs_inside_the_input_folder_are_never_clustered_on_a_second_run(
         with open(tmp_path / "p.csv", newline="") as handle:
             assert len(list(csv.DictReader(handle))) == 12  # its links, gallery and overlays left out
     assert len(list((photos / "sorted").rglob("*.png"))) == 12
+    plain = ["predict", str(photos), "--model", str(trained_onnx[2]), "--out", str(tmp_path / "q.csv")]
+    result = runner.invoke(app, plain)  # without the options that named them: still left out
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "q.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 12
+
+
+def test_a_sort_into_folder_that_already_held_files_is_not_marked_as_output(
+    tmp_path, trained_onnx, digits_dataset
+):
+    photos, album = tmp_path / "d", tmp_path / "album"
+    digits_folder(photos, digits_dataset.images[:4])
+    digits_folder(album, digits_dataset.images[4:6])  # the user's own pictures
+    args = ["predict", str(photos), "--model", str(trained_onnx[2]), "--sort-into", str(album)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert not (album / OUTPUT_MARKER).exists()  # walks above it still read the user's pictures
+    args[-1] = str(tmp_path / "new")
+    assert runner.invoke(app, args).exit_code == 0
+    assert (tmp_path / "new" / OUTPUT_MARKER).is_file()
 
 
 def test_copy_needs_sort_into(tmp_path, trained_onnx):

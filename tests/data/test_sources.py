@@ -37,6 +37,7 @@ from gatcluster.data.sources import (
     unfiled_images,
 )
 from gatcluster.data.store import DatasetError
+from gatcluster.data.walk import mark_output_folder
 
 RNG = np.random.default_rng(0)
 
@@ -372,6 +373,15 @@ def test_labelled_folder_with_junk(tmp_path):
         ("README.txt", "not an image"),
         ("broken.png", "not an image"),
     ]
+
+
+def test_a_gat_predict_output_folder_inside_the_tree_is_not_a_class(tmp_path):
+    write_image(tmp_path / "dog" / "b.png", 200)
+    write_image(tmp_path / "cat" / "a.png", 10)
+    write_image(tmp_path / "sorted" / "cluster-0" / "b.png", 200)  # gat predict --sort-into sorted
+    mark_output_folder(tmp_path / "sorted")
+    dataset, skipped = load_folder(tmp_path, 8)
+    assert dataset.classes == ["cat", "dog"] and len(dataset.images) == 2 and not skipped
 
 
 def test_class_folders_whose_names_are_not_utf8_get_escaped_class_names(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from gatcluster.data.walk import SkippedFile, walk_files
+from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, mark_output_folder, walk_files
 
 
 def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
@@ -26,3 +26,14 @@ def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
         "missing.jpg": "no such file or folder",
         "given-pipe": "not a regular file",
     }
+
+
+def test_a_marked_output_folder_is_skipped_below_a_walked_folder_and_read_when_named(tmp_path):
+    (tmp_path / "sorted" / "cluster-0").mkdir(parents=True)
+    (tmp_path / "sorted" / "cluster-0" / "a.png").write_bytes(b"x")
+    (tmp_path / "b.png").write_bytes(b"x")
+    mark_output_folder(tmp_path / "sorted")
+    mark_output_folder(tmp_path / "sorted")  # idempotent
+    assert (tmp_path / "sorted" / OUTPUT_MARKER).is_file()
+    assert list(walk_files([tmp_path])) == [tmp_path / "b.png"]
+    assert list(walk_files([tmp_path / "sorted"])) == [tmp_path / "sorted" / "cluster-0" / "a.png"]
