@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from gatcluster.atomic import WriteError, file_target
 from gatcluster.cli.sort_into import ClusterSorter
-from gatcluster.data.walk import SkippedFile, mark_output_folder, path_text, walk_files
+from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, mark_output_folder, path_text, walk_files
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
 from gatcluster.pipeline.progress import count_columns
@@ -72,6 +72,7 @@ class Tally:
     sorted: int = 0
     renamed: int = 0
     already_sorted: int = 0
+    output_folders: list[Path] = field(default_factory=list)  # earlier runs' output, left out
 
 
 def image_inputs(
@@ -85,13 +86,16 @@ def image_inputs(
     out of later walks that do not name it: `data.walk`.)
     """
     own = [Path(os.path.abspath(folder)) for folder in outputs]
-    for item in walk_files(paths):
+    marked: list[Path] = []
+    for item in walk_files(paths, marked):
         if isinstance(item, Path) and any(Path(os.path.abspath(item)).is_relative_to(o) for o in own):
             continue
         if isinstance(item, SkippedFile) or looks_like_image(item):
             yield item
         else:
             tally.ignored += 1
+    # This run's own output folders are left out as asked; earlier runs' are worth a word.
+    tally.output_folders = [f for f in marked if Path(os.path.abspath(f)) not in own]
 
 
 def write_attention(predictions: list[Prediction], folder: Path, offset: int) -> None:
@@ -181,13 +185,15 @@ def check_outputs_writable(opts: PredictOptions) -> None:
     if opts.out is not None:
         file_target(opts.out)  # a device, FIFO or folder named as --out: refused now, not at the end
     outputs = [f for f in (opts.attention_dir, opts.gallery, opts.sort_into) if f is not None]
+    # Judged before any folder is made (--sort-into out --gallery out/gallery makes `out`): a folder
+    # new or empty now will hold this command's output only, never the user's own pictures.
+    fresh = [f for f in outputs if not (f.is_dir() and any(f.iterdir()))]
     for folder in ([opts.out.parent] if opts.out is not None else []) + outputs:
-        ours = folder in outputs and not (folder.is_dir() and any(folder.iterdir()))
         folder.mkdir(parents=True, exist_ok=True)
         try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
-            if ours:  # new or empty: all it will hold is this command's output (never the user's photos)
+            if folder in fresh:
                 mark_output_folder(folder)
         except OSError as err:  # name the user's folder, not the probe's random file
             raise OSError(err.errno, err.strerror, str(folder)) from err
@@ -214,6 +220,18 @@ def print_summary(tally: Tally, seconds: float, provider: str, console: Console)
         console.print(f"skipped {path_text(item.path)}: {item.reason}", highlight=False, markup=False)
     if len(tally.skipped) > SHOWN_SKIPS:
         console.print(f"... and {len(tally.skipped) - SHOWN_SKIPS} more skipped", highlight=False)
+    if tally.output_folders:
+        console.print(left_out_note(tally.output_folders), highlight=False, markup=False)
+
+
+def left_out_note(folders: list[Path]) -> str:
+    """One line naming the output folders of earlier runs that the walk left out."""
+    shown = ", ".join(path_text(f) for f in folders[:SHOWN_SKIPS])
+    more = f", ... ({len(folders)} in all)" if len(folders) > SHOWN_SKIPS else ""
+    return (
+        f"left out the gat predict output in {shown}{more}: delete a folder's {OUTPUT_MARKER} to "
+        "cluster its images"
+    )
 
 
 def report_extras(opts: PredictOptions, tally: Tally, console: Console) -> None:

@@ -93,31 +93,35 @@ def round_trip_yaml(text: str = "") -> YAML:
     return codec
 
 
-KEY_LINE = re.compile(r"^( *)[^\s#-][^:#]*:")
-ITEM_LINE = re.compile(r"^( *)- ")
+OPEN_KEY = re.compile(r"^( *)[^\s#-][^#]*:[ \t]*(#.*)?$")  # a key whose value starts on the next line
+CONTENT = re.compile(r"^( *)[^\s#]")  # a line that is neither blank nor a comment
 
 
 def guess_indent(text: str) -> tuple[int, int]:
-    """(spaces per nested mapping, column of a block list's dash after its key's) in `text`; the
-    project's (2, 2) where it shows none. (ruamel's own guess reads column-aligned comments wrong.)"""
-    mapping = offset = key_column = None
+    """(spaces per nested mapping, column of a block list's dash after its key's) in `text`, read
+    from the first key whose value, a mapping or a list, starts on the next line (a block scalar's
+    text or a top-level list of mappings is not taken for one); the project's (2, 2) where `text`
+    shows none. (ruamel's own guess reads column-aligned comments wrong.)"""
+    mapping = offset = parent = None
     for line in text.splitlines():
-        item = ITEM_LINE.match(line)
-        if item and key_column is not None and offset is None:
-            offset = len(item.group(1)) - key_column
-        key = KEY_LINE.match(line)
-        if key:
-            key_column = len(key.group(1))
-            mapping = mapping or key_column or None  # the first nested key
-    return mapping or 2, 2 if offset is None or offset < 0 else offset
+        content = CONTENT.match(line)
+        if content is None:
+            continue
+        column = len(content.group(1))
+        if parent is not None and line[column] == "-" and column >= parent and offset is None:
+            offset = column - parent
+        elif parent is not None and line[column] != "-" and column > parent and mapping is None:
+            mapping = column - parent
+        opened = OPEN_KEY.match(line)
+        parent = len(opened.group(1)) if opened else None
+    return mapping or 2, 2 if offset is None else offset
 
 
 SPELLED_NULL = re.compile(r":[ \t]+(null|Null|NULL|~)[ \t]*(#.*)?$", re.MULTILINE)
 
 
 def has_bare_null(node: Any) -> bool:
-    """Whether a loaded document holds a key whose value is null (written `key:` where no line
-    spells `null`)."""
+    """Whether a loaded document holds a mapping key whose value is null, at any depth."""
     if isinstance(node, dict):
         return any(value is None or has_bare_null(value) for value in node.values())
     return False

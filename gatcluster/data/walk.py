@@ -39,8 +39,12 @@ OUTPUT_MARKER_TEXT = (
 
 
 def is_output_folder(folder: Path) -> bool:
-    """Whether `folder` carries the marker of a `gat predict` output folder."""
-    return (folder / OUTPUT_MARKER).is_file()
+    """Whether `folder` carries the marker of a `gat predict` output folder (False where the folder
+    cannot be entered: the walk then reports it as unreadable)."""
+    try:
+        return (folder / OUTPUT_MARKER).is_file()
+    except OSError:  # is_file() passes EACCES on
+        return False
 
 
 def mark_output_folder(folder: Path) -> None:
@@ -57,19 +61,26 @@ class SkippedFile(NamedTuple):
     reason: str
 
 
-def walk_files(paths: Iterable[Path]) -> Iterator[Path | SkippedFile]:
-    """Files under `paths` (folders recursively, sorted); missing paths come back as SkippedFile."""
+def walk_files(
+    paths: Iterable[Path], output_folders: list[Path] | None = None
+) -> Iterator[Path | SkippedFile]:
+    """Files under `paths` (folders recursively, sorted); missing paths come back as SkippedFile.
+
+    The marked output folders it leaves out are appended to `output_folders` when one is given, for
+    the caller to say so: unlike hidden files, they may hold images someone wants.
+    """
     seen: set[Path] = set()
+    left_out = output_folders if output_folders is not None else []
     for path in paths:
         if path.is_dir():
-            yield from _walk_folder(path, seen)
+            yield from _walk_folder(path, seen, left_out)
         elif path.is_file():
             yield path
         else:
             yield SkippedFile(path, missing_reason(path))
 
 
-def _walk_folder(folder: Path, seen: set[Path]) -> Iterator[Path | SkippedFile]:
+def _walk_folder(folder: Path, seen: set[Path], left_out: list[Path]) -> Iterator[Path | SkippedFile]:
     real = folder.resolve()
     if real in seen:
         return  # a symlink loop or a folder reached twice
@@ -83,8 +94,10 @@ def _walk_folder(folder: Path, seen: set[Path]) -> Iterator[Path | SkippedFile]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            if not is_output_folder(entry):
-                yield from _walk_folder(entry, seen)
+            if is_output_folder(entry):
+                left_out.append(entry)
+            else:
+                yield from _walk_folder(entry, seen, left_out)
         elif entry.is_file():
             yield entry
         elif entry.is_symlink():

@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 from gatcluster.config.params import Params
-from gatcluster.data.sources import load_source, unfiled_images
+from gatcluster.data.sources import load_source, predict_outputs_below, unfiled_images
 from gatcluster.data.store import SKIPPED_FILE, ImageDataset, fit_dataset, write_dataset
-from gatcluster.data.walk import SkippedFile, path_text
+from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, path_text
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
 
@@ -59,14 +59,31 @@ def report_unfiled(
     )
 
 
+def report_predict_outputs(root: Path, layout: ProjectLayout) -> None:
+    """Name the `gat predict` output folders a folder source left out: they may hold copies a user
+    now means as training images (`--copy`), and skipping them silently would lose those."""
+    folders = predict_outputs_below(root)
+    if not folders:
+        return
+    shown = ", ".join(path_text(layout.relative(f)) for f in folders[:SHOWN_SKIPS])
+    more = f", ... ({len(folders)} in all)" if len(folders) > SHOWN_SKIPS else ""
+    log.warning(
+        "left out the gat predict output in %s%s: delete a folder's %s to train on its images",
+        shown,
+        more,
+        OUTPUT_MARKER,
+    )
+
+
 def run_fetch(params: Params, layout: ProjectLayout) -> str:
     """Fetch the configured source, fit it, write it to data/dataset/; the one-line report."""
     data = params.data
     root = resolve_data_root(data, layout.root)
     dataset, skipped = load_source(data.source, root, params.model.input_size, layout.raw_cache)
     report_skipped(skipped, layout)
-    if root is not None:
+    if root is not None and data.source == "folder":
         report_unfiled(dataset, root, skipped, layout)
+        report_predict_outputs(root, layout)
     check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing anything
     manifest = write_dataset(fit_dataset(dataset, params.model.input_size), layout.dataset_dir, skipped)
     shape = "x".join(str(d) for d in manifest["image_shape"])

@@ -7,6 +7,8 @@ ask MLflow for the same pair, so a user of the credentials file is neither refus
 
 from __future__ import annotations
 
+import configparser
+
 from mlflow.utils.credentials import read_mlflow_creds
 
 # How to give MLflow a user, for error messages.
@@ -14,6 +16,10 @@ SET_CREDENTIALS = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or
 
 
 def sent_credentials() -> tuple[str | None, str | None]:
-    """The user name and password MLflow's client sends to a tracking server (None where unset)."""
-    creds = read_mlflow_creds()
+    """The user name and password MLflow's client sends to a tracking server (None where unset, or
+    where a damaged credentials file cannot be read: MLflow then fails on its own account)."""
+    try:
+        creds = read_mlflow_creds()
+    except configparser.Error:  # a section-less file, or a `%` that configparser would interpolate
+        return None, None
     return creds.username or None, creds.password or None

@@ -63,8 +63,8 @@ def registry_client(tracking_uri: str) -> MlflowClient:
 
 def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | None:
     """A RegistryError saying what to do when the server refused who we are; None otherwise."""
-    user, password = sent_credentials()
     if err.error_code == "UNAUTHENTICATED":
+        user, password = sent_credentials()
         if user and password:  # given, and refused
             return RegistryError(
                 f"the tracking server at {tracking_uri} refused user {user} with this password: check"
@@ -76,6 +76,7 @@ def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | N
             " adds users with `gat user add`"
         )
     if err.error_code == "PERMISSION_DENIED":
+        user, _ = sent_credentials()
         return RegistryError(
             f"the tracking server at {tracking_uri} does not let {user or 'this user'} do this: "
             "a writer or the model's creator can (an admin adds writers with `gat user add`)"

@@ -33,7 +33,8 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
         model.load_state_dict(state["model"])
     except ParamsError as err:  # a model of an earlier version, whose settings are refused today
         raise CheckpointError(
-            f"{path} was trained with settings this version refuses ({err}): train it again (dvc repro)"
+            f"{path} was trained with settings this version refuses ({err}): train it again"
+            " (dvc repro), or use the gatcluster version that wrote it"
         ) from err
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path} is not a gatcluster model file ({err}): train it again") from err

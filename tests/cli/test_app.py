@@ -421,8 +421,9 @@ def test_outputs_inside_the_input_folder_are_never_clustered_on_a_second_run(
             assert len(list(csv.DictReader(handle))) == 12  # its links, gallery and overlays left out
     assert len(list((photos / "sorted").rglob("*.png"))) == 12
     plain = ["predict", str(photos), "--model", str(trained_onnx[2]), "--out", str(tmp_path / "q.csv")]
-    result = runner.invoke(app, plain)  # without the options that named them: still left out
+    result = runner.invoke(app, plain)  # without the options that named them: still left out, named
     assert result.exit_code == 0, result.output
+    assert f"left out the gat predict output in {photos / 'att'}, {photos / 'gallery'}" in result.stderr
     with open(tmp_path / "q.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 12
 
@@ -436,9 +437,11 @@ def test_a_sort_into_folder_that_already_held_files_is_not_marked_as_output(
     args = ["predict", str(photos), "--model", str(trained_onnx[2]), "--sort-into", str(album)]
     assert runner.invoke(app, args).exit_code == 0
     assert not (album / OUTPUT_MARKER).exists()  # walks above it still read the user's pictures
-    args[-1] = str(tmp_path / "new")
+    # Nested outputs: making out/gallery first must not make `out` look like the user's folder.
+    args[-1:] = [str(tmp_path / "out"), "--gallery", str(tmp_path / "out" / "gallery")]
     assert runner.invoke(app, args).exit_code == 0
-    assert (tmp_path / "new" / OUTPUT_MARKER).is_file()
+    assert (tmp_path / "out" / OUTPUT_MARKER).is_file()
+    assert (tmp_path / "out" / "gallery" / OUTPUT_MARKER).is_file()
 
 
 def test_copy_needs_sort_into(tmp_path, trained_onnx):
@@ -465,10 +468,8 @@ def test_a_tracking_server_that_is_down_is_one_line_not_minutes_of_retries(args)
     assert "Traceback" not in result.output and "registry" not in result.stderr  # not blamed on the registry
 
 
-def test_user_add_takes_the_admin_from_the_credentials_file(mlflow_credentials_file):
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+def test_user_add_takes_the_admin_from_the_credentials_file(mlflow_credentials_file, unused_port):
+    uri = f"http://127.0.0.1:{unused_port()}"
     result = runner.invoke(app, ["user", "add", "al"], env={"MLFLOW_TRACKING_URI": uri})
     assert result.exit_code == 2 and "~/.mlflow/credentials" in result.stderr  # no admin at all
     mlflow_credentials_file("admin", "x")

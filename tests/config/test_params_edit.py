@@ -13,6 +13,7 @@ from gatcluster.config.loading import load_params, replace_params
 from gatcluster.config.params import DataConfig, Params, ParamsError
 from gatcluster.config.params_edit import (
     apply_overrides,
+    guess_indent,
     preset_names,
     preset_overrides,
     preset_values,
@@ -151,6 +152,21 @@ def test_a_preset_after_dvc_exp_run_changes_only_the_lines_of_the_values_it_chan
         "- 0.7",
         "- 1.3",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "indent"),
+    [
+        ("a: 1\n", (2, 2)),  # nothing nested: the project's layout
+        ("augment:\n  scale:\n  - 0.6\n", (2, 0)),  # dvc exp run -S: dashes at the key's column
+        ("augment:\n    scale:\n      - 0.6\n", (4, 2)),
+        ("note: |\n    a: b\ndata:\n  source: x\n", (2, 2)),  # a block scalar's text is no key
+        ("hooks:\n- name: a\n  cmd: b\ndata:\n    source: x\n", (4, 0)),  # a list of mappings first
+        ("# top: comment\ndata:      # c\n   # x: y\n   root:\n", (3, 2)),  # comments are no keys
+    ],
+)
+def test_the_indentation_of_params_yaml_is_read_from_its_nested_keys(text, indent):
+    assert guess_indent(text) == indent
 
 
 def test_a_hand_written_experimental_block_keeps_its_comments_and_place():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, mark_output_folder, walk_files
 
@@ -37,3 +38,37 @@ def test_a_marked_output_folder_is_skipped_below_a_walked_folder_and_read_when_n
     assert (tmp_path / "sorted" / OUTPUT_MARKER).is_file()
     assert list(walk_files([tmp_path])) == [tmp_path / "b.png"]
     assert list(walk_files([tmp_path / "sorted"])) == [tmp_path / "sorted" / "cluster-0" / "a.png"]
+
+
+def test_a_folder_that_cannot_be_entered_is_reported_not_raised(tmp_path, monkeypatch):
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "a.png").write_bytes(b"x")
+    real_is_file = Path.is_file
+
+    def refused(path: Path) -> bool:  # what a non-root user meets in lost+found (tests may run as root)
+        if path.parent.name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", refused)
+    monkeypatch.setattr(Path, "iterdir", failing_iterdir(Path.iterdir))
+    assert list(walk_files([tmp_path])) == [
+        tmp_path / "a.png",
+        SkippedFile(tmp_path / "locked", "unreadable folder (Permission denied)"),
+    ]
+
+
+def failing_iterdir(real):
+    def iterdir(path: Path):
+        if path.name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    return iterdir
+
+
+def test_the_walk_names_the_output_folders_it_left_out(tmp_path):
+    (tmp_path / "gallery").mkdir()
+    mark_output_folder(tmp_path / "gallery")
+    found: list[Path] = []
+    assert list(walk_files([tmp_path], found)) == [] and found == [tmp_path / "gallery"]

@@ -13,11 +13,11 @@ from gatcluster.config.loading import replace_params
 from gatcluster.config.params import Params, params_to_dict
 from gatcluster.data.sources import load_folder
 from gatcluster.data.store import DatasetError, ImageDataset, write_dataset
-from gatcluster.data.walk import SkippedFile
+from gatcluster.data.walk import SkippedFile, mark_output_folder
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.evaluate_stage import confusion_csv, sample_indices, scores_text
 from gatcluster.pipeline.export_stage import read_cluster_names
-from gatcluster.pipeline.fetch_stage import report_skipped, report_unfiled
+from gatcluster.pipeline.fetch_stage import report_predict_outputs, report_skipped, report_unfiled
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.train_stage import (
     history_csv,
@@ -137,6 +137,20 @@ def test_fetch_names_the_images_that_left_class_folders_unlabelled(tmp_path, cap
     dataset, skipped = load_folder(root, 4)
     report_unfiled(dataset, root, skipped, ProjectLayout(tmp_path))
     assert dataset.classes == ["cat", "dog"] and not caplog.text
+
+
+def test_fetch_names_the_gat_predict_output_it_left_out(tmp_path, caplog):
+    root = tmp_path / "photos"
+    for name in ("cat/a.png", "dog/b.png", "sorted/cluster-0/a.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (6, 6), (40, 80, 120)).save(root / name)
+    mark_output_folder(root / "sorted")  # gat predict photos --sort-into photos/sorted --copy
+    with caplog.at_level("WARNING", logger="fetch"):
+        report_predict_outputs(root, ProjectLayout(tmp_path))
+    assert "left out the gat predict output in photos/sorted: delete a folder's .gatcluster-output" in (
+        caplog.text
+    )
+    assert load_folder(root, 4)[0].classes == ["cat", "dog"]
 
 
 def test_evaluate_fits_the_images_to_the_trained_model_not_to_a_later_backbone(tmp_path):
