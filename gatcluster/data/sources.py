@@ -269,12 +269,26 @@ def _download(name: str, root: Path, url: str, archive: Path, md5: str) -> None:
     try:
         download_url(url, str(archive.parent), archive.name, md5)
     except urllib.error.URLError as err:
+        _remove_empty_folders(archive.parent, root)
         raise DatasetError(f"could not download {name} from {url} ({err.reason}); {_how_to(root)}") from err
     except RuntimeError as err:  # download_url's md5 mismatch: drop the bad file, never extract it
         archive.unlink(missing_ok=True)
+        _remove_empty_folders(archive.parent, root)
         raise DatasetError(f"could not download {name}: {url} failed its md5 check; {_how_to(root)}") from err
     except OSError as err:
+        _remove_empty_folders(archive.parent, root)
         raise DatasetError(f"could not download {name} from {url} ({err}); {_how_to(root)}") from err
+
+
+def _remove_empty_folders(folder: Path, root: Path) -> None:
+    """Remove `folder` and its parents up to `root` (kept) while they are empty: the folders a failed
+    download made, which would otherwise look like a partial copy."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()  # only an empty folder goes
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _extract(archive: Path, dest: Path) -> None:

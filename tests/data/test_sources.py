@@ -262,6 +262,13 @@ def test_offline_without_a_copy_says_how_to_provide_the_data(tmp_path):
     assert str(tmp_path / "cache") in message
 
 
+def test_a_failed_download_leaves_no_empty_folders_that_look_like_a_copy(tmp_path):
+    mirror = Mirror(closed_port_url(), {"train-images-idx3-ubyte.gz": "0" * 32})
+    with pytest.raises(DatasetError, match="could not download mnist"):
+        load_torchvision_source("mnist", tmp_path / "cache", mirror=mirror)
+    assert not (tmp_path / "cache" / "MNIST").exists()  # download_url had made MNIST/raw/
+
+
 def test_a_cut_off_local_archive_is_named_when_the_download_fails(tmp_path):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"cut off")
     mirror = Mirror(closed_port_url(), {"cifar-10-python.tar.gz": "0" * 32})
