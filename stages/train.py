@@ -1,6 +1,6 @@
 """DVC stage `train`: fit GATCluster on data/dataset/ and write the model and training reports.
 
-Usage: python stages/train.py   (reads params.yaml: seed, data, model, train, augment, mlflow)
+Usage: python stages/train.py   (reads params.yaml: seed, data, model, train, augment, experimental, mlflow)
        torchrun --standalone --nproc-per-node N stages/train.py   (N processes, README "Scaling out")
 
 The work is `gatcluster.pipeline.train_stage.run_train`; this script reads params.yaml and the
