@@ -31,10 +31,12 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
         model = GATCluster(params.model, int(state["in_channels"]), params.experimental)
         model.keep_head(0)  # a saved model holds only its selected head
         model.load_state_dict(state["model"])
-    except ParamsError as err:  # a model of an earlier version, whose settings are refused today
+    # A model of an earlier version, whose settings are refused today. `dvc repro` alone may call
+    # train up to date (export.opset is no train param): -f trains and writes the file again.
+    except ParamsError as err:
         raise CheckpointError(
-            f"{path} was trained with settings this version refuses ({err}): train it again"
-            " (dvc repro), or use the gatcluster version that wrote it"
+            f"{path} was trained with settings this version refuses ({err}): fix them in params.yaml"
+            " and train again (dvc repro -f), or use the gatcluster version that wrote it"
         ) from err
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path} is not a gatcluster model file ({err}): train it again") from err
