@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from gatcluster.atomic import WriteError, file_target
 from gatcluster.cli.sort_into import ClusterSorter
-from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, mark_output_folder, path_text, walk_files
+from gatcluster.data.walk import SkippedFile, left_out_note, mark_output_folder, path_text, walk_files
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
 from gatcluster.pipeline.progress import count_columns
@@ -221,17 +221,9 @@ def print_summary(tally: Tally, seconds: float, provider: str, console: Console)
     if len(tally.skipped) > SHOWN_SKIPS:
         console.print(f"... and {len(tally.skipped) - SHOWN_SKIPS} more skipped", highlight=False)
     if tally.output_folders:
-        console.print(left_out_note(tally.output_folders), highlight=False, markup=False)
-
-
-def left_out_note(folders: list[Path]) -> str:
-    """One line naming the output folders of earlier runs that the walk left out."""
-    shown = ", ".join(path_text(f) for f in folders[:SHOWN_SKIPS])
-    more = f", ... ({len(folders)} in all)" if len(folders) > SHOWN_SKIPS else ""
-    return (
-        f"left out the gat predict output in {shown}{more}: delete a folder's {OUTPUT_MARKER} to "
-        "cluster its images"
-    )
+        folders = [path_text(f) for f in tally.output_folders]
+        note = left_out_note(folders, SHOWN_SKIPS, "cluster its images")
+        console.print(note, highlight=False, markup=False)
 
 
 def report_extras(opts: PredictOptions, tally: Tally, console: Console) -> None:

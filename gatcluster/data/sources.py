@@ -215,15 +215,6 @@ def unfiled_images(root: Path, skipped: Iterable[SkippedFile]) -> list[Path]:
     return top if len(top) < len(kept) else []
 
 
-def predict_outputs_below(root: Path) -> list[Path]:
-    """The folders of `gat predict` output under `root` that a `folder` source leaves out (see
-    `walk.OUTPUT_MARKER`), for fetch to name. Lists the tree again, decodes nothing."""
-    found: list[Path] = []
-    for _ in walk_files([root], found):
-        pass
-    return found
-
-
 def _fetch_archives(name: str, root: Path, layout: Layout, mirror: Mirror, download: bool) -> None:
     """Verify (downloading when allowed) and extract every archive of `mirror` into torchvision's layout."""
     archive_dir = root / layout.archive_dir

@@ -47,6 +47,27 @@ def is_output_folder(folder: Path) -> bool:
         return False
 
 
+def listed(names: list[str], limit: int) -> str:
+    """`names` joined by commas: the first `limit`, then how many there are in all."""
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def left_out_note(folders: list[str], limit: int, to: str) -> str:
+    """The line naming the marked output folders a walk left out and how to have them read (`to`:
+    what for)."""
+    shown = listed(folders, limit)
+    return f"left out the gat predict output in {shown}: delete a folder's {OUTPUT_MARKER} to {to}"
+
+
+def output_folders_below(root: Path) -> list[Path]:
+    """The marked output folders that a walk of `root` leaves out. Lists the tree, decodes nothing."""
+    found: list[Path] = []
+    for _ in walk_files([root], found):
+        pass
+    return found
+
+
 def mark_output_folder(folder: Path) -> None:
     """Put the marker into `folder`, so that walks from above skip it (see the module docstring)."""
     marker = folder / OUTPUT_MARKER

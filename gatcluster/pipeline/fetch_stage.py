@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 from gatcluster.config.params import Params
-from gatcluster.data.sources import load_source, predict_outputs_below, unfiled_images
+from gatcluster.data.sources import load_source, unfiled_images
 from gatcluster.data.store import SKIPPED_FILE, ImageDataset, fit_dataset, write_dataset
-from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, path_text
+from gatcluster.data.walk import SkippedFile, left_out_note, listed, output_folders_below, path_text
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
 
@@ -47,32 +47,21 @@ def report_unfiled(
     unfiled = unfiled_images(root, skipped)
     if not unfiled:
         return
-    shown = ", ".join(path_text(f.name) for f in unfiled[:SHOWN_SKIPS])
-    more = f", ... ({len(unfiled)} in all)" if len(unfiled) > SHOWN_SKIPS else ""
     log.warning(
-        "unlabelled: %s directly in %s, outside its sub-folders (%s%s); labels come from sub-folder"
+        "unlabelled: %s directly in %s, outside its sub-folders (%s); labels come from sub-folder"
         " names only when every image sits in one",
         "1 image lies" if len(unfiled) == 1 else f"{len(unfiled)} images lie",
         path_text(layout.relative(root)),
-        shown,
-        more,
+        listed([path_text(f.name) for f in unfiled], SHOWN_SKIPS),
     )
 
 
 def report_predict_outputs(root: Path, layout: ProjectLayout) -> None:
     """Name the `gat predict` output folders a folder source left out: they may hold copies a user
     now means as training images (`--copy`), and skipping them silently would lose those."""
-    folders = predict_outputs_below(root)
-    if not folders:
-        return
-    shown = ", ".join(path_text(layout.relative(f)) for f in folders[:SHOWN_SKIPS])
-    more = f", ... ({len(folders)} in all)" if len(folders) > SHOWN_SKIPS else ""
-    log.warning(
-        "left out the gat predict output in %s%s: delete a folder's %s to train on its images",
-        shown,
-        more,
-        OUTPUT_MARKER,
-    )
+    folders = [path_text(layout.relative(f)) for f in output_folders_below(root)]
+    if folders:
+        log.warning("%s", left_out_note(folders, SHOWN_SKIPS, "train on its images"))
 
 
 def run_fetch(params: Params, layout: ProjectLayout) -> str:
