@@ -39,7 +39,7 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset
 from gatcluster.evaluation.metrics import cluster_scores
-from gatcluster.training.fit import FitResult, fit
+from gatcluster.training.fit import FitResult, fit, resolve_device
 from gatcluster.training.losses import (
     neighbour_ranking,
     normalised_adjacency,
@@ -108,8 +108,11 @@ def with_recording(run: Callable[[Params], T], params: Params) -> T:
 
 
 def train(params: Params, images: torch.Tensor) -> FitResult:
-    """`fit`, recording steps unless a capture failed (`with_recording`)."""
-    return with_recording(lambda p: fit(p, images), params)
+    """`fit`, recording steps unless a capture failed (`with_recording`); returns once the device
+    has finished (the final BatchNorm refit may still be queued on CUDA when `fit` returns)."""
+    result = with_recording(lambda p: fit(p, images), params)
+    synchronize(resolve_device(params.train.device))
+    return result
 
 
 def device_checks(images: torch.Tensor, source: str) -> None:

@@ -9,8 +9,11 @@ rows run and every CUDA row says "skipped: no usable CUDA GPU".
 
 1. One optimizer step's gradient (same initial model, CPU-computed targets, same augmented
    sub-batch) under each setting against float64 on the CPU: cosine, relative error, norm ratio.
-2. `--iterations` iterations of seed 1 under each setting: ACC of the trainer's monitoring pass.
-3. BatchNorm re-estimation on CUDA against the CPU: worst relative difference of the statistics.
+2. BatchNorm re-estimation on CUDA against the CPU: worst relative difference of the statistics.
+3. `--iterations` iterations of seed 1 under each setting: ACC of the trainer's monitoring pass.
+
+The cheap checks come first: a run stopped at its time limit (benchmarks/gpu_session.sh) loses
+the last trainings, not the BatchNorm comparison.
 """
 
 from __future__ import annotations
@@ -157,8 +160,8 @@ def main() -> None:
     data = BUNDLED_SOURCES[args.source]()
     images = prepare_images(fit_dataset(data, 32).images, 32, True)
     gradients(images, args.source)
-    trainings(images, data.labels, args.source, args.iterations)
     batchnorm_statistics(images, args.source)
+    trainings(images, data.labels, args.source, args.iterations)
 
 
 if __name__ == "__main__":

@@ -42,15 +42,17 @@ for part in "${parts[@]}"; do
     worst=124
     continue
   fi
-  limit=(timeout --kill-after=10 "$seconds")
+  # INT, not TERM: stopped like Ctrl-C, pytest still prints its failures so far and the summary,
+  # and a script prints where it was.
+  limit=(timeout -s INT --kill-after=10 "$seconds")
   case "$part" in
-    tests) "${limit[@]}" python3 -m pytest -o addopts="" -p no:cacheprovider -q -m gpu tests/training >"$out/tests.txt" 2>&1 ;;
+    tests) "${limit[@]}" python3 -m pytest -o addopts="" -p no:cacheprovider -v -ra -m gpu tests/training >"$out/tests.txt" 2>&1 ;;
     seeds) "${limit[@]}" python3 benchmarks/gpu_check.py --seeds 0 1 2 3 4 >"$out/seeds.txt" 2>&1 ;;
     diagnose) "${limit[@]}" python3 benchmarks/gpu_diagnose.py >"$out/diagnose.txt" 2>&1 ;;
   esac
   rc=$?
   elapsed=$(($(date +%s) - start))
-  # 124: stopped by timeout's TERM; 137 after the limit: killed by its KILL 10 s later.
+  # 124: stopped by timeout's INT; 137 after the limit: killed by its KILL 10 s later.
   if [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ "$elapsed" -ge "$seconds" ]; }; then
     echo "(stopped at its limit of $seconds s)" >>"$out/$part.txt"
   fi

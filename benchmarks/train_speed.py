@@ -66,8 +66,22 @@ def profile(
     params: Params, images: torch.Tensor, iterations: int, device: torch.device = CPU
 ) -> dict[str, float]:
     """Mean seconds per iteration of each phase (after one warm-up iteration) on `device`."""
-    t, x = params.train, params.experimental
     trainer = Trainer(params, images, device)
+    try:
+        return profile_trainer(trainer, params, images, iterations, device)
+    finally:
+        # As fit does: a recorded step's memory pool and the CUDA read-ahead thread would otherwise
+        # outlive the profile (the recorded step refers back to its trainer: a reference cycle)
+        # and inflate a later peak-memory reading.
+        trainer.end_training()
+        trainer.close()
+
+
+def profile_trainer(
+    trainer: Trainer, params: Params, images: torch.Tensor, iterations: int, device: torch.device
+) -> dict[str, float]:
+    """`profile`'s measurement with a trainer that the caller releases."""
+    t, x = params.train, params.experimental
     trainer.run_iteration(0)  # warm-up: first-call costs of oneDNN / cuDNN kernels
     model, args = trainer.output_model, (x.target_chunk, params.data.grayscale, device)
     phases: dict[str, float] = defaultdict(float)
