@@ -24,6 +24,7 @@ from typing import Annotated
 import typer
 
 from gatcluster import __version__
+from gatcluster.cli.completion import PREDICT_DEVICES, complete_device, complete_format, complete_preset_name
 from gatcluster.cli.messages import fail
 from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, user_app
 from gatcluster.exit_codes import EXIT_FAILED
@@ -37,7 +38,6 @@ UI_WORKERS = 1
 app = typer.Typer(
     help="GATCluster: cluster unlabelled images with one network.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
@@ -71,7 +71,10 @@ def main(
 
 @app.command(epilog="Example: gat preset stl10 && dvc exp run -n stl10")
 def preset(
-    name: Annotated[str | None, typer.Argument(help="Preset to apply; omit to list them.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Preset to apply; omit to list them.", autocompletion=complete_preset_name),
+    ] = None,
     params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
@@ -169,10 +172,15 @@ def predict(
     ] = "models/gatcluster.onnx",
     out: Annotated[Path | None, typer.Option(help="Write the table here (default: stdout).")] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="csv | jsonl | parquet (default: from --out)")
+        str | None,
+        typer.Option(
+            "--format", help="csv | jsonl | parquet (default: from --out)", autocompletion=complete_format
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per ONNX Runtime call.")] = 64,
-    device: Annotated[str, typer.Option(help="auto (CUDA when usable) | cpu | cuda")] = "auto",
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when usable) | cpu | cuda", autocompletion=complete_device)
+    ] = "auto",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for ONNX Runtime.")] = None,
     attention_dir: Annotated[Path | None, typer.Option(help="Write attention-map overlays here.")] = None,
     gallery: Annotated[
@@ -197,7 +205,7 @@ def predict(
     from gatcluster.cli.predict_command import PredictOptions, run_predict
     from gatcluster.serving.outputs import OutputFormatError, format_for
 
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in PREDICT_DEVICES:
         raise fail(f"--device must be auto, cpu or cuda; got {device!r}")
     if out is not None and out.is_dir():
         raise fail(f"--out {out} is a folder: give a file name, e.g. --out {out / 'clusters.csv'}")

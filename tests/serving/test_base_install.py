@@ -135,3 +135,19 @@ def test_parquet_output_says_what_to_install(base_python, trained_onnx, tmp_path
     )
     assert result.returncode != 0
     assert "gatcluster[parquet]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tab_completion_lists_formats_and_no_presets_without_an_error(base_python, tmp_path):
+    def complete(*words: str) -> subprocess.CompletedProcess:
+        # bash's protocol: the words typed (the last one empty after a space) and the cursor's word
+        env = {"_GAT_COMPLETE": "complete_bash", "COMP_WORDS": " ".join(("gat", *words))}
+        env["COMP_CWORD"] = str(len(words))
+        named_gat = f"import sys; sys.argv[0] = 'gat'; {GAT}"  # the completion variable follows the name
+        return subprocess.run(
+            [base_python, "-c", named_gat], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+        )
+
+    formats = complete("predict", "--format", "")
+    assert formats.returncode == 0 and formats.stdout.split() == ["csv", "jsonl", "parquet"]
+    presets = complete("preset", "")  # `gat preset` needs the train extra: nothing to offer
+    assert presets.returncode == 0 and presets.stdout.split() == [] and presets.stderr == ""
