@@ -202,7 +202,7 @@ def predict(
     ] = False,
 ) -> None:
     """Cluster image files through the ONNX model; a table of clusters and probabilities."""
-    from gatcluster.cli.predict_command import PredictOptions, run_predict
+    from gatcluster.cli.predict_command import PredictOptions, holds_an_input, run_predict
     from gatcluster.serving.outputs import OutputFormatError, format_for
 
     if device not in PREDICT_DEVICES:
@@ -227,6 +227,16 @@ def predict(
     ):
         if folder is not None and folder.exists() and not folder.is_dir():
             raise fail(f"{flag} {folder} is a file: give a folder")
+    for flag, folder, example in (
+        ("--attention-dir", attention_dir, "attention"),
+        ("--gallery", gallery, "gallery"),
+    ):
+        if folder is not None and holds_an_input(folder, paths):
+            # Its pictures would land among the inputs and be clustered by the next run.
+            raise fail(
+                f"{flag} {folder} is an input folder or holds one: give it a folder of its own,"
+                f" e.g. {flag} {folder / example}"
+            )
     if copy and sort_into is None:
         raise fail("--copy applies to --sort-into DIR: add --sort-into, or drop --copy")
     verbose = bool(ctx.obj and ctx.obj.get("verbose"))

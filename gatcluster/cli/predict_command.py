@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from gatcluster.atomic import WriteError, file_target
-from gatcluster.cli.sort_into import ClusterSorter
+from gatcluster.cli.sort_into import ClusterSorter, cluster_folders
 from gatcluster.data.walk import SkippedFile, left_out_note, mark_output_folder, path_text, walk_files
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
@@ -75,15 +75,34 @@ class Tally:
     output_folders: list[Path] = field(default_factory=list)  # earlier runs' output, left out
 
 
+def holds_an_input(folder: Path, paths: list[Path]) -> bool:
+    """Whether `folder` is one of the input paths or holds one (`photos --sort-into photos`)."""
+    root = Path(os.path.abspath(folder))
+    return any(Path(os.path.abspath(path)).is_relative_to(root) for path in paths)
+
+
+def own_output_folders(paths: list[Path], opts: PredictOptions, names: list[str]) -> tuple[Path, ...]:
+    """The folders this command writes into, whose files are never inputs: each output folder; but
+    of a --sort-into folder that holds the inputs (`photos --sort-into photos`, `lib/new
+    --sort-into lib`) only its cluster folders, the rest of it being what the user asked to cluster.
+    (--gallery and --attention-dir never hold an input: the command refuses that.)"""
+    own = [folder for folder in (opts.gallery, opts.attention_dir) if folder is not None]
+    if opts.sort_into is not None and holds_an_input(opts.sort_into, paths):
+        own += [opts.sort_into / name for name in cluster_folders(names)]
+    elif opts.sort_into is not None:
+        own.append(opts.sort_into)
+    return tuple(own)
+
+
 def image_inputs(
     paths: list[Path], tally: Tally, outputs: tuple[Path, ...] = ()
 ) -> Iterator[Path | SkippedFile]:
     """Walked inputs that are images by suffix or content; other files are counted as ignored.
 
-    Files inside the `outputs` folders (--sort-into, --gallery, --attention-dir) are never inputs:
-    with one of them inside an input folder, a second run would otherwise cluster its own links,
-    gallery and overlays too. (A folder of ours carries the output marker as well, which keeps it
-    out of later walks that do not name it: `data.walk`.)
+    Files inside the `outputs` folders (`own_output_folders`) are never inputs: with one of them
+    inside an input folder, a second run would otherwise cluster its own links, gallery and
+    overlays too. (A folder of ours carries the output marker as well, which keeps it out of later
+    walks that do not name it: `data.walk`.)
     """
     own = [Path(os.path.abspath(folder)) for folder in outputs]
     marked: list[Path] = []
@@ -94,8 +113,10 @@ def image_inputs(
             yield item
         else:
             tally.ignored += 1
-    # This run's own output folders are left out as asked; earlier runs' are worth a word.
-    tally.output_folders = [f for f in marked if Path(os.path.abspath(f)) not in own]
+    # This run's own output folders are left out as asked; earlier runs' are worth a word. Compared
+    # with links resolved: an input reached through a symbolic link walks the same folders.
+    own_real = {os.path.realpath(folder) for folder in outputs}
+    tally.output_folders = [f for f in marked if os.path.realpath(f) not in own_real]
 
 
 def write_attention(predictions: list[Prediction], folder: Path, offset: int) -> None:
@@ -155,7 +176,7 @@ def cluster_all(
     """Stream every input through the model into the output table; the tally."""
     tally = Tally()
     extras = Extras(opts, contract)
-    outputs = tuple(f for f in (opts.sort_into, opts.gallery, opts.attention_dir) if f is not None)
+    outputs = own_output_folders(paths, opts, list(contract.cluster_names))
     inputs = list(image_inputs(paths, tally, outputs))  # paths only (cheap): the bar gets a total, an ETA
     total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
     with (

@@ -428,6 +428,44 @@ def test_outputs_inside_the_input_folder_are_never_clustered_on_a_second_run(
         assert len(list(csv.DictReader(handle))) == 12
 
 
+def test_a_sort_into_folder_that_holds_the_inputs_clusters_them_and_leaves_out_only_its_links(
+    tmp_path, trained_onnx, digits_dataset
+):
+    photos = tmp_path / "d"
+    digits_folder(photos / "new", digits_dataset.images[:6])
+    model = ["--model", str(trained_onnx[2])]
+    for inputs, into in (
+        ([photos], photos),  # photos --sort-into photos
+        ([photos / "new"], photos),  # lib/new --sort-into lib
+        (sorted((photos / "new").glob("*.png")), photos / "new"),  # photo files --sort-into their folder
+    ):
+        for _ in range(2):  # the second time, the links the first one made are not inputs
+            out = tmp_path / "p.csv"
+            args = ["predict", *map(str, inputs), *model, "--out", str(out), "--sort-into", str(into)]
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+            with open(out, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            assert len(rows) == 6 and all("/new/" in row["path"] for row in rows)
+        sorted_links = [p for p in into.rglob("*.png") if p.is_symlink()]
+        assert len(sorted_links) == 6 and not (into / OUTPUT_MARKER).exists()
+        for link in sorted_links:
+            link.unlink()
+
+
+@pytest.mark.parametrize("flag", ["--gallery", "--attention-dir"])
+def test_a_gallery_or_overlay_folder_that_holds_the_inputs_is_refused_before_any_work(
+    tmp_path, trained_onnx, digits_dataset, flag
+):
+    photos = tmp_path / "d"
+    digits_folder(photos / "new", digits_dataset.images[:2])
+    for folder in (photos, photos / "new"):
+        args = ["predict", str(photos / "new"), "--model", str(trained_onnx[2]), flag, str(folder)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and f"{flag} {folder} is an input folder or holds one" in result.stderr
+    assert sorted(p.name for p in photos.rglob("*")) == ["0000.png", "0001.png", "new"]
+
+
 def test_a_sort_into_folder_that_already_held_files_is_not_marked_as_output(
     tmp_path, trained_onnx, digits_dataset
 ):
