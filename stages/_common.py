@@ -25,6 +25,7 @@ from gatcluster.data.store import DatasetError  # noqa: E402
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE  # noqa: E402
 from gatcluster.pipeline.errors import StageError  # noqa: E402
 from gatcluster.pipeline.layout import ProjectLayout  # noqa: E402
+from gatcluster.tracking.credentials import CredentialsUnreadable  # noqa: E402
 from gatcluster.tracking.reachability import ServerUnreachable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,8 +77,9 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
 
     ParamsError and StageError exit 2 (usage), DatasetError, a failed write (a full disk:
     WriteError, the previous file kept), `failures`, a tracking server that takes no connection
-    (ServerUnreachable) and MLflow errors (a server that refuses a request) exit 1, Ctrl-C exits
-    130 and SIGTERM 143; anything else is a bug and keeps its traceback.
+    (ServerUnreachable), a credentials file MLflow cannot read (CredentialsUnreadable) and MLflow
+    errors (a server that refuses a request) exit 1, Ctrl-C exits 130 and SIGTERM 143; anything
+    else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     if not verbose_requested():  # the stages' own INFO lines only: not MLflow's and its migrations'
@@ -88,7 +90,7 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
         main()
     except (ParamsError, StageError) as err:
         exit_with(f"error: {err}", EXIT_USAGE)
-    except (DatasetError, WriteError, ServerUnreachable, *failures) as err:
+    except (DatasetError, WriteError, ServerUnreachable, CredentialsUnreadable, *failures) as err:
         exit_with(f"error: {err}", EXIT_FAILED)
     except KeyboardInterrupt as err:
         exit_with("interrupted", interrupt_exit_code(err))

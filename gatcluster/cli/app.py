@@ -78,7 +78,7 @@ def preset(
     params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
-    from gatcluster.atomic import write_text_atomic
+    from gatcluster.atomic import file_target, write_text_atomic
     from gatcluster.config.loading import params_from_text, read_params_text
     from gatcluster.config.params import DATA_ROOT_KINDS, ParamsError
     from gatcluster.config.params_edit import (
@@ -104,7 +104,8 @@ def preset(
     except ParamsError as err:
         raise fail(str(err)) from err
     try:
-        write_text_atomic(params, text)
+        # Through a symbolic link (params.yaml kept elsewhere): the file the user edits changes.
+        write_text_atomic(file_target(params), text)
     except OSError as err:
         raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")

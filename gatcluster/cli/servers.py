@@ -216,8 +216,17 @@ def user_add(
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith(("http://", "https://")):
         raise fail("set MLFLOW_TRACKING_URI to the team server's http(s)://host:port")
-    from gatcluster.tracking.credentials import SET_CREDENTIALS, sent_credentials
+    from gatcluster.tracking.credentials import (
+        SET_CREDENTIALS,
+        CredentialsUnreadable,
+        check_credentials_file,
+        sent_credentials,
+    )
 
+    try:  # a damaged file is named as such, not taken for missing credentials
+        check_credentials_file(uri)
+    except CredentialsUnreadable as err:
+        raise fail(str(err), EXIT_FAILED) from err
     if not all(sent_credentials()):
         raise fail(f"{SET_CREDENTIALS} to an admin's")
     try:

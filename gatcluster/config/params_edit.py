@@ -32,12 +32,17 @@ def preset_names() -> list[str]:
     return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
 
 
+def preset_text(name: str) -> str:
+    """The shipped file of preset `name` (UTF-8, whatever the locale's encoding)."""
+    file = resources.files("gatcluster.config").joinpath("presets", f"{name}.yaml")
+    return file.read_text(encoding="utf-8")
+
+
 def preset_overrides(name: str) -> dict[str, Any]:
     """The dotted-key overrides of preset `name`; a ParamsError listing the presets if unknown."""
     if name not in preset_names():
         raise ParamsError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
-    text = resources.files("gatcluster.config").joinpath("presets", f"{name}.yaml").read_text()
-    return flatten(yaml.load(text, Loader=UniqueKeyLoader) or {})  # read as params.yaml is
+    return flatten(yaml.load(preset_text(name), Loader=UniqueKeyLoader) or {})  # read as params.yaml is
 
 
 def preset_keys() -> set[str]:
@@ -62,7 +67,7 @@ def root_reset(data: DataConfig, new_source: str) -> dict[str, Any]:
 
 def preset_description(name: str) -> str:
     """The first comment line of a preset file."""
-    text = resources.files("gatcluster.config").joinpath("presets", f"{name}.yaml").read_text()
+    text = preset_text(name)
     first = text.splitlines()[0] if text else ""
     return first.lstrip("# ").strip()
 
@@ -136,6 +141,23 @@ def yaml_node(value: Any) -> Any:
     return value
 
 
+def replace_items(seq: CommentedSeq, values: list[Any]) -> None:
+    """`seq`'s items set to `values` one by one, so the comment after each stays with its place; the
+    last item's, which holds the blank lines and comments up to the next key, stays last."""
+    old_last = len(seq) - 1
+    tail = seq.ca.items.pop(old_last, None)
+    for i, value in enumerate(values):
+        if i < len(seq):
+            seq[i] = value
+        else:
+            seq.append(value)
+    del seq[len(values) :]
+    for i in [i for i in seq.ca.items if i >= len(values)]:
+        del seq.ca.items[i]
+    if tail is not None and values:
+        seq.ca.items[len(values) - 1] = tail
+
+
 UNLISTED_BLOCK = "experimental"  # the block params.yaml lists empty: only keys that differ appear
 
 
@@ -185,7 +207,7 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
             # Items replaced in place: the list keeps its style and the comment ruamel attaches to
             # it. `dvc exp run -S` writes lists as blocks with the key's comment before the first
             # item; a new inline list there would carry that comment into the next key's line.
-            current[:] = list(value)
+            replace_items(current, list(value))
         elif unlisted and leaf not in node:  # in sorted place: the same keys read alike in any order
             node.insert(sum(key < leaf for key in node), leaf, yaml_node(value))
         else:

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from gatcluster.config.params import Params
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.layout import ProjectLayout
+from gatcluster.tracking.credentials import check_credentials_file
 from gatcluster.tracking.liveness import close_dead_runs
 from gatcluster.tracking.mlflow_runs import (
     artifact_root_for,
@@ -41,10 +42,12 @@ class Tracking:
 def open_tracking(params: Params, project_root: Path, uri_override: str | None) -> Tracking:
     """Connect to the store, get (or create) the experiment for `params`, close runs of dead processes.
 
-    A remote server that takes no connection is a ServerUnreachable at once."""
+    A remote server that takes no connection is a ServerUnreachable at once, a credentials file
+    MLflow cannot read a CredentialsUnreadable."""
     main_root = main_worktree_root(project_root)
     uri = resolve_tracking_uri(uri_override, project_root)
     check_server_answers(uri)  # ServerUnreachable in seconds, not after MLflow's minutes of retries
+    check_credentials_file(uri)  # CredentialsUnreadable in one line, not a traceback mid-request
     client = MlflowClient(tracking_uri=uri)
     name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
     artifact_root = artifact_root_for(uri, ProjectLayout(main_root).artifact_root)

@@ -92,7 +92,8 @@ class TableWriter:
             # A table the user named through a link is written through it (the link stays).
             self.tmp = self.atomic.enter_context(atomic_path(file_target(self.path)))
         if self.fmt != "parquet":
-            self.stream = open(self.tmp, "w", newline="") if self.tmp else sys.stdout  # noqa: SIM115
+            # UTF-8 whatever the locale's encoding: file names in the table are any unicode.
+            self.stream = open(self.tmp, "w", encoding="utf-8", newline="") if self.tmp else sys.stdout  # noqa: SIM115
             if self.tmp:  # closed (flushed) inside the atomic write: a failed flush is its error
                 self.atomic.callback(self.stream.close)
             self.csv = csv.writer(self.stream, lineterminator="\n") if self.fmt == "csv" else None

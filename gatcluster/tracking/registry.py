@@ -19,7 +19,12 @@ from mlflow.tracking import MlflowClient
 
 from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.serving.contract import ModelFileError, read_contract
-from gatcluster.tracking.credentials import SET_CREDENTIALS, sent_credentials
+from gatcluster.tracking.credentials import (
+    SET_CREDENTIALS,
+    CredentialsUnreadable,
+    check_credentials_file,
+    sent_credentials,
+)
 from gatcluster.tracking.model_uri import ModelRef, RegistryError
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
 
@@ -44,7 +49,8 @@ def register_version(
 
 def registry_client(tracking_uri: str) -> MlflowClient:
     """A client of the registry at `tracking_uri`: RegistryError in one line, at once, when a remote
-    server does not answer or MLflow cannot use the URI (an unknown scheme)."""
+    server does not answer, MLflow cannot read its credentials file, or cannot use the URI (an
+    unknown scheme)."""
     store = tracking_uri.removeprefix("sqlite:///")  # sqlite:////abs/path or sqlite:///relative
     if store != tracking_uri and not Path(store).is_file():
         # MLflow would create an empty store there just to find no model in it.
@@ -54,8 +60,9 @@ def registry_client(tracking_uri: str) -> MlflowClient:
         )
     try:
         check_server_answers(tracking_uri)
+        check_credentials_file(tracking_uri)
         return MlflowClient(tracking_uri=tracking_uri)
-    except ServerUnreachable as err:
+    except (ServerUnreachable, CredentialsUnreadable) as err:
         raise RegistryError(str(err)) from err
     except MlflowException as err:
         raise RegistryError(f"MLFLOW_TRACKING_URI {tracking_uri}: {err.message}") from err

@@ -79,6 +79,34 @@ def test_preset_keeps_a_root_its_source_reads_alike(tmp_path):
     assert "data.root" not in result.stdout
 
 
+def test_preset_reads_and_writes_utf8_in_an_ascii_locale(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "# größe: 32 px — the model's input\n" + (ROOT / "params.yaml").read_text(), encoding="utf-8"
+    )
+    gat = Path(sys.executable).parent / "gat"
+    ascii_locale = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run(
+        [str(gat), "preset", "faithful", "--params", str(params)],  # faithful.yaml holds a non-ASCII "§"
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ascii_locale,
+    )
+    assert done.returncode == 0, done.stderr
+    assert params.read_text(encoding="utf-8").startswith("# größe: 32 px — the model's input\n")
+
+
+def test_preset_writes_through_a_linked_params_file(tmp_path):
+    (tmp_path / "kept").mkdir()
+    shutil.copy(ROOT / "params.yaml", tmp_path / "kept" / "params.yaml")
+    (tmp_path / "params.yaml").symlink_to(Path("kept") / "params.yaml")
+    result = runner.invoke(app, ["preset", "stl10", "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "params.yaml").is_symlink()
+    assert "source: stl10" in (tmp_path / "kept" / "params.yaml").read_text()
+
+
 def test_unknown_preset_is_a_usage_error_that_changes_nothing(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)
@@ -504,6 +532,32 @@ def test_a_tracking_server_that_is_down_is_one_line_not_minutes_of_retries(args)
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == 1 and f"the tracking server at {uri} does not answer" in result.stderr
     assert "Traceback" not in result.output and "registry" not in result.stderr  # not blamed on the registry
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["promote", "1"],
+        ["predict", ".", "--model", "models:/gatcluster@champion"],
+        ["info", "models:/gatcluster@champion"],
+        ["user", "add", "al"],
+    ],
+)
+def test_a_credentials_file_mlflow_cannot_read_is_one_line(args, mlflow_credentials_file, monkeypatch):
+    mlflow_credentials_file("admin", "p%ss")  # configparser would interpolate the %
+    with socket.socket() as server:  # a server that takes connections: the file is read first
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        env = {
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": "x",
+        }
+        result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 1, result.output
+    assert "~/.mlflow/credentials cannot be read ('%' must be followed by" in result.stderr
+    assert "a % in a value is written %%" in result.stderr and "Traceback" not in result.output
 
 
 def test_user_add_takes_the_admin_from_the_credentials_file(mlflow_credentials_file, unused_port):

@@ -192,6 +192,16 @@ def test_null_and_lists_are_written_as_the_file_spells_them():
     assert new == "data:\n  root: null # where\naugment:\n  scale: [0.5, 1.5]\n"
 
 
+@pytest.mark.parametrize("values", [[0.8, 1.2], [0.8, 1.2, 1.4]])
+def test_a_block_list_keeps_its_item_comments_and_the_lines_after_it(values):
+    # As `dvc exp run -S` writes lists; the blank line and comment before the next key belong, for
+    # ruamel, to the list's last item.
+    after = "\n# ---- evaluation ----\nevaluate:\n  batch_size: 500\n"
+    new = set_values("augment:\n  scale:\n  - 0.9   # low\n  - 1.1\n" + after, {"augment.scale": values})
+    items = "".join(f"  - {v}{'   # low' if i == 0 else ''}\n" for i, v in enumerate(values))
+    assert new == f"augment:\n  scale:\n{items}{after}"
+
+
 def test_unknown_keys_and_presets_are_clear_errors():
     with pytest.raises(ParamsError, match="unknown key train.nope"):
         apply_overrides("train:\n  lr: 1\n", {"train.nope": 1})

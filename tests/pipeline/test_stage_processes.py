@@ -69,7 +69,7 @@ def test_train_without_fetched_data_says_to_fetch(tmp_path):
     assert "run the fetch stage first" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_tracking_server_that_is_down_stops_the_stage_in_one_line(tmp_path):
+def test_a_tracking_server_that_is_down_or_unusable_credentials_stop_the_stage_in_one_line(tmp_path):
     root = copy_project(tmp_path)
     write_params(root, TINY)
     fetch_in_process(root)
@@ -80,6 +80,19 @@ def test_a_tracking_server_that_is_down_stops_the_stage_in_one_line(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"error: the tracking server at {uri} does not answer" in done.stderr
     assert not (root / "checkpoints").exists()  # stopped before training, not after MLflow's retries
+
+    home = tmp_path / "home"  # a credentials file MLflow's configparser cannot read
+    (home / ".mlflow").mkdir(parents=True)
+    (home / ".mlflow" / "credentials").write_text("[mlflow]\nmlflow_tracking_password = 100%\n")
+    with socket.socket() as server:  # a server that takes connections
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        env = {**stage_env(root), "MLFLOW_TRACKING_URI": uri, "HOME": str(home)}
+        done = run(root, sys.executable, "stages/train.py", env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "error: ~/.mlflow/credentials cannot be read" in done.stderr
+    assert not (root / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
