@@ -134,7 +134,7 @@ def write_attention(predictions: list[Prediction], folder: Path, offset: int) ->
 class Extras:
     """What --gallery and --sort-into do with each batch of predictions, besides the table."""
 
-    def __init__(self, opts: PredictOptions, contract: ModelContract) -> None:
+    def __init__(self, opts: PredictOptions, contract: ModelContract, paths: list[Path]) -> None:
         self.opts = opts
         self.names = list(contract.cluster_names)
         self.collector = None
@@ -142,7 +142,8 @@ class Extras:
         if opts.gallery is not None:
             self.collector = GalleryCollector(contract.num_clusters, opts.gallery_members, seed=0)
         if opts.sort_into is not None:
-            self.sorter = ClusterSorter(opts.sort_into, self.names, opts.copy)
+            among_inputs = holds_an_input(opts.sort_into, paths)
+            self.sorter = ClusterSorter(opts.sort_into, self.names, opts.copy, mark_folders=among_inputs)
 
     def take(self, predictions: list[Prediction], tally: Tally) -> None:
         """Offer each prediction to the gallery; link or copy each input into its cluster folder."""
@@ -175,7 +176,7 @@ def cluster_all(
 ) -> Tally:
     """Stream every input through the model into the output table; the tally."""
     tally = Tally()
-    extras = Extras(opts, contract)
+    extras = Extras(opts, contract, paths)
     outputs = own_output_folders(paths, opts, list(contract.cluster_names))
     inputs = list(image_inputs(paths, tally, outputs))  # paths only (cheap): the bar gets a total, an ETA
     total = sum(1 for item in inputs if not isinstance(item, SkippedFile))

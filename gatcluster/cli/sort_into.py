@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatcluster.data.walk import mark_output_folder
+
 MAX_NAME_BYTES = 200  # well under the usual 255-byte file name limit, with room for " (123)"
 HASH_BLOCK = 1 << 20  # files are hashed in blocks: memory stays flat for any size
 
@@ -56,15 +58,21 @@ class Placed:
 class ClusterSorter:
     """Puts inputs into DIR/<cluster folder>/, as symbolic links or (copy=True) as copies."""
 
-    def __init__(self, root: Path, names: list[str], copy: bool) -> None:
+    def __init__(self, root: Path, names: list[str], copy: bool, mark_folders: bool = False) -> None:
         self.root = root
         self.folders = cluster_folders(names)
         self.copy = copy
+        # Cluster folders made among the inputs (`photos --sort-into photos`) carry the output
+        # marker, so later walks of the inputs leave these links out (`data.walk`).
+        self.mark_folders = mark_folders
 
     def place(self, source: Path, cluster: int) -> Placed:
         """Link or copy `source` into its cluster's folder under a free name; OSError if impossible."""
         folder = self.root / self.folders[cluster]
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            if self.mark_folders:
+                mark_output_folder(folder)
         source = source.resolve()
         self._source_digest = None  # hashed once, and only if a same-size copy is found
         n = 1

@@ -481,6 +481,22 @@ def test_a_sort_into_folder_that_holds_the_inputs_clusters_them_and_leaves_out_o
             link.unlink()
 
 
+def test_cluster_folders_sorted_among_the_inputs_are_left_out_of_a_plain_walk(
+    tmp_path, trained_onnx, digits_dataset
+):
+    photos = tmp_path / "d"
+    digits_folder(photos, digits_dataset.images[:6])
+    model = ["--model", str(trained_onnx[2])]
+    assert runner.invoke(app, ["predict", str(photos), *model, "--sort-into", str(photos)]).exit_code == 0
+    made = [folder for folder in photos.iterdir() if folder.is_dir()]
+    assert made and all((folder / OUTPUT_MARKER).is_file() for folder in made)
+    result = runner.invoke(app, ["predict", str(photos), *model, "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "p.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 6  # not the links as well
+    assert "left out the gat predict output in" in result.stderr
+
+
 @pytest.mark.parametrize("flag", ["--gallery", "--attention-dir"])
 def test_a_gallery_or_overlay_folder_that_holds_the_inputs_is_refused_before_any_work(
     tmp_path, trained_onnx, digits_dataset, flag
@@ -515,15 +531,16 @@ def test_copy_needs_sort_into(tmp_path, trained_onnx):
     assert result.exit_code == 2 and "--copy applies to --sort-into" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["promote", "1"],
-        ["predict", ".", "--model", "models:/gatcluster@champion"],
-        ["info", "models:/gatcluster@champion"],
-        ["user", "add", "al"],
-    ],
-)
+# The commands that talk to the tracking server at MLFLOW_TRACKING_URI.
+SERVER_COMMANDS = [
+    ["promote", "1"],
+    ["predict", ".", "--model", "models:/gatcluster@champion"],
+    ["info", "models:/gatcluster@champion"],
+    ["user", "add", "al"],
+]
+
+
+@pytest.mark.parametrize("args", SERVER_COMMANDS)
 def test_a_tracking_server_that_is_down_is_one_line_not_minutes_of_retries(args):
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
@@ -534,16 +551,8 @@ def test_a_tracking_server_that_is_down_is_one_line_not_minutes_of_retries(args)
     assert "Traceback" not in result.output and "registry" not in result.stderr  # not blamed on the registry
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["promote", "1"],
-        ["predict", ".", "--model", "models:/gatcluster@champion"],
-        ["info", "models:/gatcluster@champion"],
-        ["user", "add", "al"],
-    ],
-)
-def test_a_credentials_file_mlflow_cannot_read_is_one_line(args, mlflow_credentials_file, monkeypatch):
+@pytest.mark.parametrize("args", SERVER_COMMANDS)
+def test_a_credentials_file_mlflow_cannot_read_is_one_line(args, mlflow_credentials_file):
     mlflow_credentials_file("admin", "p%ss")  # configparser would interpolate the %
     with socket.socket() as server:  # a server that takes connections: the file is read first
         server.bind(("127.0.0.1", 0))
