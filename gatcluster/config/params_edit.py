@@ -91,7 +91,7 @@ def round_trip_yaml(text: str = "") -> YAML:
     codec.width = 4096  # never fold a long comment line
     mapping, offset = guess_indent(text)
     codec.indent(mapping=mapping, sequence=offset + 2, offset=offset)  # "- " then the item
-    null = "" if has_bare_null(codec.load(text)) and not SPELLED_NULL.search(text) else "null"
+    null = null_spelling(text, has_bare_null(codec.load(text)))
     codec.representer.add_representer(
         type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", null)
     )
@@ -122,7 +122,17 @@ def guess_indent(text: str) -> tuple[int, int]:
     return mapping or 2, 2 if offset is None else offset
 
 
-SPELLED_NULL = re.compile(r":[ \t]+(null|Null|NULL|~)[ \t]*(#.*)?$", re.MULTILINE)
+# A value spelled as null on a line that is not a comment (`#  root: null` of DVC's is not one).
+SPELLED_NULL = re.compile(r"^[^#\n]*:[ \t]+(null|Null|NULL|~)[ \t]*(#.*)?$", re.MULTILINE)
+
+
+def null_spelling(text: str, bare_null: bool) -> str:
+    """How `text` writes null: nothing after the colon where it has only such nulls (as DVC writes
+    them), `~` where it spells every null so, else `null`."""
+    spelled = {match.group(1) for match in SPELLED_NULL.finditer(text)}
+    if bare_null and not spelled:
+        return ""
+    return "~" if spelled == {"~"} else "null"
 
 
 def has_bare_null(node: Any) -> bool:

@@ -202,6 +202,16 @@ def test_a_block_list_keeps_its_item_comments_and_the_lines_after_it(values):
     assert new == f"augment:\n  scale:\n{items}{after}"
 
 
+@pytest.mark.parametrize("null", [" ~", " null", ""])
+def test_nulls_keep_the_files_spelling_and_commented_lines_do_not_count(null):
+    # The commented-out line, as DVC leaves them, spells null; the file's own nulls decide.
+    text = f"# data:\n#   root: null\ndata:\n  root:{null}\n  source: mnist5k\nmlflow:\n  experiment: mine\n"
+    new = set_values(text, {"data.source": "stl10"})
+    assert new == text.replace("source: mnist5k", "source: stl10")  # untouched nulls stay as spelled
+    new = set_values(text, {"mlflow.experiment": None})
+    assert new == text.replace("experiment: mine", f"experiment:{null}")
+
+
 def test_unknown_keys_and_presets_are_clear_errors():
     with pytest.raises(ParamsError, match="unknown key train.nope"):
         apply_overrides("train:\n  lr: 1\n", {"train.nope": 1})
