@@ -261,10 +261,12 @@ def predict(
 
 
 def cache_root() -> Path:
-    """Where downloaded registry models are kept: GAT_CACHE_DIR, else the user's cache folder."""
+    """Where downloaded registry models are kept: GAT_CACHE_DIR (`~` expanded, made absolute), else
+    the user's cache folder ($XDG_CACHE_HOME, which the XDG specification ignores when relative)."""
     if os.environ.get("GAT_CACHE_DIR"):
-        return Path(os.environ["GAT_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gatcluster"
+        return Path(os.environ["GAT_CACHE_DIR"]).expanduser().absolute()
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", ""))
+    return (xdg if xdg.is_absolute() else Path.home() / ".cache") / "gatcluster"
 
 
 def local_model_file(model: str) -> Path:
@@ -319,7 +321,7 @@ def promote(
     name = registered_model_name(registered_model, params)
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", alias):
         raise fail(f"--alias {alias!r}: use letters, digits, '_' and '-' (e.g. champion)")
-    if version != "latest" and not version.isdigit():
+    if version != "latest" and not re.fullmatch(r"[0-9]{1,18}", version):
         raise fail(f"VERSION must be a number or 'latest', got {version!r}")
     uri = project_tracking_uri()
     try:

@@ -9,7 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-URI_PATTERN = re.compile(r"^models:/(?P<name>[^/@:]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))/?$")
+# The alias is the text after the last '@' (a name may hold one: `models:/team@lab/2`); versions are
+# ASCII digits, as many as a registry's 64-bit numbers can hold.
+URI_PATTERN = re.compile(
+    r"^models:/(?P<name>[^/:]+?)(?:/(?P<version>[0-9]{1,18})|@(?P<alias>[A-Za-z0-9_\-]+))/?$"
+)
 
 
 class RegistryError(RuntimeError):

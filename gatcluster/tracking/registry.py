@@ -3,21 +3,18 @@
 Export adds a version of a registered model (`export.registered_model`) with the run, data checksum,
 git commit and the evaluation metrics as version tags; `gat promote` moves an alias (`champion`) to
 a version; `gat predict --model models:/NAME@ALIAS` (or `models:/NAME/3`) resolves the URI against
-the registry, downloads that version's ONNX file once into a local cache (a version never changes,
-so the cache is keyed by it; aliases are looked up on every call) and refuses a version that is not
-a GATCluster ONNX model.
+the registry (aliases are looked up on every call), downloads that version's ONNX file once into a
+local cache (`model_cache`) and refuses a version that is not a GATCluster ONNX model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.serving.contract import ModelFileError, read_contract
 from gatcluster.tracking.credentials import (
     SET_CREDENTIALS,
@@ -25,6 +22,7 @@ from gatcluster.tracking.credentials import (
     check_credentials_file,
     sent_credentials,
 )
+from gatcluster.tracking.model_cache import entry_folder, fill_entry, is_complete
 from gatcluster.tracking.model_uri import ModelRef, RegistryError
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
 
@@ -93,10 +91,15 @@ def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | N
 
 def resolve_version(client: MlflowClient, ref: ModelRef) -> int:
     """The version number a reference names now; RegistryError with the known versions otherwise."""
+    return int(resolve_model_version(client, ref).version)
+
+
+def resolve_model_version(client: MlflowClient, ref: ModelRef) -> ModelVersion:
+    """The registered version a reference names now; RegistryError with the known versions otherwise."""
     try:
         if ref.alias is not None:
-            return int(client.get_model_version_by_alias(ref.name, ref.alias).version)
-        return int(client.get_model_version(ref.name, str(ref.version)).version)
+            return client.get_model_version_by_alias(ref.name, ref.alias)
+        return client.get_model_version(ref.name, str(ref.version))
     except MlflowException as err:
         refused = access_refused(err, client.tracking_uri)
         if refused is not None:
@@ -108,13 +111,22 @@ def resolve_version(client: MlflowClient, ref: ModelRef) -> int:
         ) from err
 
 
+def name_filter(name: str) -> str:
+    """An MLflow search filter for the versions of `name`, quoted so that a quote in it is no clause."""
+    quote = '"' if "'" in name else "'"
+    return f"name={quote}{name}{quote}"
+
+
 def known(client: MlflowClient, name: str) -> str:
     """What the registry holds under `name`: its versions and aliases, for error messages."""
     try:
         model = client.get_registered_model(name)
     except MlflowException:
         return f"no registered model named {name!r} (run `dvc repro` to export and register one)"
-    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    try:
+        versions = sorted(int(v.version) for v in client.search_model_versions(name_filter(name)))
+    except MlflowException:  # a name MLflow's filters cannot quote (both kinds of quote in it)
+        versions = []
     aliases = ", ".join(f"@{a} -> {v}" for a, v in sorted(model.aliases.items())) or "no aliases"
     return f"{name!r} has versions {versions or 'none'} and {aliases}"
 
@@ -122,7 +134,7 @@ def known(client: MlflowClient, name: str) -> str:
 def latest_version(client: MlflowClient, name: str) -> int:
     """The highest version number of `name`; RegistryError when it has none."""
     try:
-        versions = [int(v.version) for v in client.search_model_versions(f"name='{name}'")]
+        versions = [int(v.version) for v in client.search_model_versions(name_filter(name))]
     except MlflowException as err:
         refused = access_refused(err, client.tracking_uri)
         raise refused or RegistryError(f"cannot list the versions of {name!r}: {err.message}") from err
@@ -145,40 +157,43 @@ def move_alias(client: MlflowClient, name: str, version: int, alias: str) -> int
     return before
 
 
-def cache_folder(cache_root: Path, tracking_uri: str, name: str, version: int) -> Path:
-    """Where a version's files are kept: one folder per registry (by URI), model name and version."""
-    registry = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
-    return cache_root / "models" / registry / name / str(version)
-
-
 def fetch_model(client: MlflowClient, ref: ModelRef, cache_root: Path) -> tuple[Path, int]:
     """The local ONNX file of the version `ref` names (downloaded on first use); (path, version)."""
+    found = resolve_model_version(client, ref)
+    version = int(found.version)
+    identity = [ref.name, str(version), str(found.creation_timestamp), str(found.source)]
+    folder = entry_folder(cache_root, client.tracking_uri, identity)
+    if not is_complete(folder):
+        label = f"models:/{ref.name}/{version}"
+        try:
+            fill_entry(folder, lambda into: download_version(client, ref.name, version, into))
+        except MlflowException as err:
+            raise RegistryError(f"cannot download {label}: {err.message}") from err
+        except OSError as err:
+            raise RegistryError(
+                f"cannot write the model cache {cache_root} ({err.strerror or err}): set GAT_CACHE_DIR"
+                " to a folder you can write"
+            ) from err
+    return folder / MODEL_FILE, version
+
+
+def download_version(client: MlflowClient, name: str, version: int, into: Path) -> None:
+    """Download the files of `version` of `name` into the folder `into` and check them."""
     from mlflow.artifacts import download_artifacts
 
-    version = resolve_version(client, ref)
-    folder = cache_folder(cache_root, client.tracking_uri, ref.name, version)
-    if (folder / MODEL_FILE).is_file():
-        return folder / MODEL_FILE, version
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(folder.parent, f".{version}-")
-    try:
-        download_artifacts(
-            artifact_uri=f"models:/{ref.name}/{version}",
-            dst_path=str(tmp),
-            tracking_uri=client.tracking_uri,
-            registry_uri=client.tracking_uri,  # the project keeps its registry in its tracking store
+    label = f"models:/{name}/{version}"
+    download_artifacts(
+        artifact_uri=label,
+        dst_path=str(into),
+        tracking_uri=client.tracking_uri,
+        registry_uri=client.tracking_uri,  # the project keeps its registry in its tracking store
+    )
+    if not any(into.iterdir()):
+        raise RegistryError(
+            f"the files of {label} are missing from its artifact store (a moved project, or a deleted"
+            " mlartifacts/ folder): export it again (dvc repro -f export) or pick another version"
         )
-        check_gatcluster_model(tmp / MODEL_FILE, f"models:/{ref.name}/{version}")
-        try:
-            publish_dir(tmp, folder)  # complete or absent: an interrupted download leaves only a temp folder
-        except OSError:
-            if not (folder / MODEL_FILE).is_file():  # not a concurrent `gat predict` that won the race
-                raise
-    except MlflowException as err:
-        raise RegistryError(f"cannot download models:/{ref.name}/{version}: {err.message}") from err
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder / MODEL_FILE, version
+    check_gatcluster_model(into / MODEL_FILE, label)
 
 
 def check_gatcluster_model(path: Path, label: str) -> None:

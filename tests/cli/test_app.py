@@ -357,6 +357,28 @@ def test_usage_errors_exit_2(tmp_path, trained_onnx):
     assert no_file.exit_code == 2 and "Parquet output needs --out" in no_file.stderr
 
 
+@pytest.mark.parametrize("version", ["\u00b2", "x1", "9" * 19])  # a superscript two passes str.isdigit
+def test_promote_takes_an_ascii_version_number(version):
+    result = runner.invoke(app, ["promote", version])
+    assert result.exit_code == 2 and "VERSION must be a number or 'latest'" in result.stderr
+
+
+def test_the_model_cache_folder_is_absolute(tmp_path, monkeypatch):
+    from gatcluster.cli.app import cache_root
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GAT_CACHE_DIR", "~/shared-cache")
+    assert cache_root() == tmp_path / "shared-cache"
+    monkeypatch.setenv("GAT_CACHE_DIR", "rel")
+    assert cache_root() == tmp_path / "rel"
+    monkeypatch.delenv("GAT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # ignored, as the XDG specification says
+    assert cache_root() == tmp_path / ".cache" / "gatcluster"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "gatcluster"
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a usable GPU")
 def test_device_cuda_without_gpu_is_a_clear_error(tmp_path, trained_onnx):
     result = runner.invoke(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 
@@ -36,7 +37,26 @@ def test_model_uris_parse(text, ref):
 
 
 @pytest.mark.parametrize(
-    "text", ["models:/", "models:/a/b/c", "models:/a@", "models:/a/latest", "runs:/x/model"]
+    ("text", "ref"),
+    [
+        ("models:/team@lab/2", ModelRef("team@lab", 2, None)),  # the alias follows the last '@'
+        ("models:/team@lab@champion", ModelRef("team@lab", None, "champion")),
+    ],
+)
+def test_a_name_may_hold_an_at_sign(text, ref):
+    assert parse_model_uri(text) == ref and str(ref) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "models:/",
+        "models:/a/b/c",
+        "models:/a@",
+        "models:/a/latest",
+        "runs:/x/model",
+        "models:/a/" + "9" * 5000,
+    ],
 )
 def test_other_uris_are_refused_with_the_forms_that_work(text):
     with pytest.raises(RegistryError, match="models:/NAME/VERSION or models:/NAME@ALIAS"):
@@ -137,3 +157,36 @@ def test_a_refused_login_from_the_credentials_file_names_that_user(mlflow_creden
     refused = MlflowException("Unauthenticated", error_code=UNAUTHENTICATED)
     message = str(access_refused(refused, "http://team"))
     assert "refused user dora with this password" in message and "~/.mlflow/credentials" in message
+
+
+def with_cluster_names(path, names: list[str]) -> onnx.ModelProto:
+    """The ONNX model at `path` with other cluster names in its contract: another model."""
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key.endswith("cluster_names"):
+            prop.value = json.dumps(names)
+    return model
+
+
+def test_a_version_registered_anew_is_served_not_the_cached_one(tmp_path, registry, trained_onnx):
+    client, exp_id = registry
+    served = []
+    for names in (["a"] * 10, ["b"] * 10):  # the same URI, name and version number, another model
+        run_id, uri, model_id = log_onnx(client, exp_id, with_cluster_names(trained_onnx[2], names))
+        assert register_version(client, "gatcluster", uri, model_id, run_id, {}) == 1
+        path, _ = fetch_model(client, parse_model_uri("models:/gatcluster/1"), tmp_path / "cache")
+        served.append(read_contract(path).cluster_names[0])
+        client.delete_registered_model("gatcluster")  # as a store rebuilt from scratch would
+    assert served == ["a", "b"]
+
+
+def test_a_model_cache_that_cannot_be_written_is_one_line(tmp_path, registry, trained_onnx):
+    client, exp_id = registry
+    run_id, uri, model_id = log_onnx(client, exp_id, onnx.load(str(trained_onnx[2])))
+    register_version(client, "bob's", uri, model_id, run_id, {})  # a quote MLflow's filters must quote
+    (tmp_path / "cache").write_text("a file, not a folder")
+    with pytest.raises(RegistryError, match="cannot write the model cache .*: set GAT_CACHE_DIR"):
+        fetch_model(client, parse_model_uri("models:/bob's/1"), tmp_path / "cache")
+    assert latest_version(client, "bob's") == 1
+    with pytest.raises(RegistryError, match=r"has versions \[1\] and no aliases"):
+        fetch_model(client, parse_model_uri("models:/bob's/2"), tmp_path / "cache")
