@@ -102,9 +102,10 @@ def image_inputs(
     Files inside the `outputs` folders (`own_output_folders`) are never inputs: with one of them
     inside an input folder, a second run would otherwise cluster its own links, gallery and
     overlays too. (A folder of ours carries the output marker as well, which keeps it out of later
-    walks that do not name it: `data.walk`.)
+    walks that do not name it: `data.walk`.) What the user names inside one is read, as a marked
+    folder named as an input is.
     """
-    own = [Path(os.path.abspath(folder)) for folder in outputs]
+    own = [Path(os.path.abspath(f)) for f in outputs if not holds_an_input(f, paths)]
     marked: list[Path] = []
     for item in walk_files(paths, marked):
         if isinstance(item, Path) and any(Path(os.path.abspath(item)).is_relative_to(o) for o in own):

@@ -517,6 +517,9 @@ def test_cluster_folders_sorted_among_the_inputs_are_left_out_of_a_plain_walk(
     with open(tmp_path / "p.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 6  # not the links as well
     assert "left out the gat predict output in" in result.stderr
+    named = [str(path) for path in made[0].iterdir() if path.suffix == ".png"]  # its links, named
+    result = runner.invoke(app, ["predict", *named, *model, "--sort-into", str(photos)])
+    assert result.exit_code == 0 and f"{len(named)} images in" in result.stderr, result.output
 
 
 @pytest.mark.parametrize("flag", ["--gallery", "--attention-dir"])
