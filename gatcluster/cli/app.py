@@ -281,6 +281,8 @@ def local_model_file(model: str) -> Path:
         raise fail(f"{model} needs MLflow: pip install 'gatcluster[train]' (or give a .onnx file)") from err
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
+    if os.environ.get("GAT_VERBOSE") != "1":  # MLflow's INFO lines ("No artifacts found ...") too
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = project_tracking_uri()
     try:
         path, version = fetch_model(registry_client(uri), parse_model_uri(model), cache_root())

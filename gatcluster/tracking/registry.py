@@ -49,8 +49,9 @@ def registry_client(tracking_uri: str) -> MlflowClient:
     """A client of the registry at `tracking_uri`: RegistryError in one line, at once, when a remote
     server does not answer, MLflow cannot read its credentials file, or cannot use the URI (an
     unknown scheme)."""
-    store = tracking_uri.removeprefix("sqlite:///")  # sqlite:////abs/path or sqlite:///relative
-    if store != tracking_uri and not Path(store).is_file():
+    # sqlite:////abs/path or sqlite:///relative, perhaps with SQLAlchemy options (?timeout=30)
+    store = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if tracking_uri.startswith("sqlite:///") and not Path(store).is_file():
         # MLflow would create an empty store there just to find no model in it.
         raise RegistryError(
             f"no MLflow store at {store}: run the pipeline (dvc repro) in this project first,"

@@ -134,6 +134,8 @@ def test_a_project_without_a_store_is_told_so_and_gets_none(tmp_path):
     with pytest.raises(RegistryError, match=f"no MLflow store at {tmp_path}/mlflow.db: run the pipeline"):
         registry_client(default_tracking_uri(tmp_path))
     assert not (tmp_path / "mlflow.db").exists()  # MLflow would have created an empty one
+    (tmp_path / "mlflow.db").touch()  # SQLAlchemy's options after the path name the same file
+    registry_client(default_tracking_uri(tmp_path) + "?timeout=30")
 
 
 def test_a_refused_login_says_whether_credentials_were_missing_or_wrong(monkeypatch):
