@@ -20,9 +20,17 @@ from rich.progress import Progress
 
 from gatcluster.atomic import WriteError, file_target
 from gatcluster.cli.sort_into import ClusterSorter, cluster_folders
-from gatcluster.data.walk import SkippedFile, left_out_note, mark_output_folder, path_text, walk_files
+from gatcluster.data.walk import (
+    SkippedFile,
+    is_output_folder,
+    left_out_note,
+    listed,
+    mark_output_folder,
+    path_text,
+    walk_files,
+)
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
-from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED
+from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED, EXIT_USAGE
 from gatcluster.pipeline.progress import count_columns
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 from gatcluster.serving.onnx_predict import (
@@ -75,20 +83,49 @@ class Tally:
     output_folders: list[Path] = field(default_factory=list)  # earlier runs' output, left out
 
 
+def resolved(path: Path) -> Path:
+    """`path` absolute, with the symbolic links of its folders resolved but not a link at its end: a
+    link that --sort-into made stays where it is, while a file reached through a linked folder is
+    found where it lies."""
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def holds_an_input(folder: Path, paths: list[Path]) -> bool:
-    """Whether `folder` is one of the input paths or holds one (`photos --sort-into photos`)."""
-    root = Path(os.path.abspath(folder))
-    return any(Path(os.path.abspath(path)).is_relative_to(root) for path in paths)
+    """Whether `folder` is one of the input paths or holds one (`photos --sort-into photos`), links
+    resolved (`link --sort-into photos` where link points at photos)."""
+    root = Path(os.path.realpath(folder))
+    # Both ways: a named folder may be a link to the inputs, a named file a link --sort-into made.
+    return any(
+        resolved(path).is_relative_to(root) or Path(os.path.realpath(path)).is_relative_to(root)
+        for path in paths
+    )
+
+
+def cluster_folders_among_inputs(paths: list[Path], opts: PredictOptions, names: list[str]) -> list[Path]:
+    """The cluster folders of a --sort-into folder that holds the inputs (`photos --sort-into
+    photos`), where they are or will be: DIR/<cluster folder name>. None for any other --sort-into."""
+    if opts.sort_into is None or not holds_an_input(opts.sort_into, paths):
+        return []
+    return [opts.sort_into / name for name in cluster_folders(names)]
+
+
+def users_folders_in_the_way(paths: list[Path], opts: PredictOptions, names: list[str]) -> list[Path]:
+    """Cluster folders among the inputs that are the user's own (`photos/3/` where a cluster is
+    named 3): their pictures are inputs, and links sorted into them would be read as inputs later."""
+    folders = cluster_folders_among_inputs(paths, opts, names)
+    return [folder for folder in folders if folder.is_dir() and not is_output_folder(folder)]
 
 
 def own_output_folders(paths: list[Path], opts: PredictOptions, names: list[str]) -> tuple[Path, ...]:
     """The folders this command writes into, whose files are never inputs: each output folder; but
     of a --sort-into folder that holds the inputs (`photos --sort-into photos`, `lib/new
-    --sort-into lib`) only its cluster folders, the rest of it being what the user asked to cluster.
-    (--gallery and --attention-dir never hold an input: the command refuses that.)"""
+    --sort-into lib`) only the cluster folders an earlier run made (marked), the rest of it being
+    what the user asked to cluster. (--gallery and --attention-dir never hold an input: the command
+    refuses that; nor do the user's own folders where a cluster folder would go: `run_predict`.)"""
     own = [folder for folder in (opts.gallery, opts.attention_dir) if folder is not None]
-    if opts.sort_into is not None and holds_an_input(opts.sort_into, paths):
-        own += [opts.sort_into / name for name in cluster_folders(names)]
+    among_inputs = cluster_folders_among_inputs(paths, opts, names)
+    if among_inputs:
+        own += [folder for folder in among_inputs if is_output_folder(folder)]
     elif opts.sort_into is not None:
         own.append(opts.sort_into)
     return tuple(own)
@@ -105,10 +142,10 @@ def image_inputs(
     walks that do not name it: `data.walk`.) What the user names inside one is read, as a marked
     folder named as an input is.
     """
-    own = [Path(os.path.abspath(f)) for f in outputs if not holds_an_input(f, paths)]
+    own = [Path(os.path.realpath(f)) for f in outputs if not holds_an_input(f, paths)]
     marked: list[Path] = []
     for item in walk_files(paths, marked):
-        if isinstance(item, Path) and any(Path(os.path.abspath(item)).is_relative_to(o) for o in own):
+        if isinstance(item, Path) and any(resolved(item).is_relative_to(o) for o in own):
             continue
         if isinstance(item, SkippedFile) or looks_like_image(item):
             yield item
@@ -273,6 +310,17 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
     except (ModelFileError, DeviceError) as err:
         console.print(f"error: {err}", highlight=False, markup=False)
         return EXIT_FAILED
+    in_the_way = users_folders_in_the_way(paths, opts, list(contract.cluster_names))
+    if in_the_way:
+        console.print(
+            f"error: --sort-into {path_text(opts.sort_into)} holds the inputs, and "
+            f"{listed([path_text(f) for f in in_the_way], SHOWN_SKIPS)} would take links of a"
+            " cluster of that name among pictures of yours: sort into a folder of its own,"
+            f" e.g. --sort-into {path_text(opts.sort_into / 'sorted')}",
+            highlight=False,
+            markup=False,
+        )
+        return EXIT_USAGE
     started = time.perf_counter()
     try:
         check_outputs_writable(opts)

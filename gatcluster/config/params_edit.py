@@ -153,7 +153,8 @@ def yaml_node(value: Any) -> Any:
 
 def replace_items(seq: CommentedSeq, values: list[Any]) -> None:
     """`seq`'s items set to `values` one by one, so the comment after each stays with its place; the
-    last item's, which holds the blank lines and comments up to the next key, stays last."""
+    last item's, which holds the blank lines and comments up to the next key, stays last (where the
+    list shrinks, it takes the place of the comment of the item that becomes last)."""
     old_last = len(seq) - 1
     tail = seq.ca.items.pop(old_last, None)
     for i, value in enumerate(values):

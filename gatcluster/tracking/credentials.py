@@ -46,9 +46,18 @@ def check_credentials_file(tracking_uri: str) -> None:
     try:
         read_mlflow_creds()
     except UNREADABLE as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CredentialsUnreadable(
-            f"~/.mlflow/credentials cannot be read ({reason}), and MLflow reads it before every request"
-            " to the tracking server: fix it (an [mlflow] section with mlflow_tracking_username and"
-            " mlflow_tracking_password; a % in a value is written %%) or move it away"
+            f"~/.mlflow/credentials cannot be read ({unreadable_reason(err)}), and MLflow reads it"
+            " before every request to the tracking server: fix it (an [mlflow] section with"
+            " mlflow_tracking_username and mlflow_tracking_password; a % in a value is written %%)"
+            " or move it away"
         ) from err
+
+
+def unreadable_reason(err: Exception) -> str:
+    """Why the credentials file cannot be read, in words that never quote a value (a password)."""
+    if isinstance(err, configparser.InterpolationError):  # its message quotes the value after the %
+        return f"a % in {err.option} of [{err.section}] must be written %%"
+    said = str(err).strip()
+    # configparser's first line names the problem; the lines after it may quote the file's text.
+    return said.splitlines()[0] if said else type(err).__name__

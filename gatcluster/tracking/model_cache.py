@@ -68,7 +68,7 @@ def fill_entry(folder: Path, download: Callable[[Path], None]) -> None:
     try:
         download(tmp)
         finish_entry(tmp)
-        if folder.exists():  # an incomplete entry: set aside (renamed onto an empty folder), then removed
+        if folder.exists() and not is_complete(folder):  # set aside (renamed onto an empty folder), removed
             stale = make_temp_dir(folder.parent, f".{folder.name}-")
             with contextlib.suppress(FileNotFoundError):  # another process set it aside first
                 folder.rename(stale)

@@ -9,6 +9,7 @@ local cache (`model_cache`) and refuses a version that is not a GATCluster ONNX 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
@@ -183,12 +184,17 @@ def download_version(client: MlflowClient, name: str, version: int, into: Path) 
     from mlflow.artifacts import download_artifacts
 
     label = f"models:/{name}/{version}"
-    download_artifacts(
-        artifact_uri=label,
-        dst_path=str(into),
-        tracking_uri=client.tracking_uri,
-        registry_uri=client.tracking_uri,  # the project keeps its registry in its tracking store
-    )
+    try:
+        download_artifacts(
+            artifact_uri=label,
+            dst_path=str(into),
+            tracking_uri=client.tracking_uri,
+            registry_uri=client.tracking_uri,  # the project keeps its registry in its tracking store
+        )
+    except OSError as err:  # the connection or the artifact store, not the cache being written
+        if err.filename is not None and Path(os.fsdecode(err.filename)).is_relative_to(into):
+            raise
+        raise RegistryError(f"cannot download {label}: {err.strerror or err}") from err
     if not any(into.iterdir()):
         raise RegistryError(
             f"the files of {label} are missing from its artifact store (a moved project, or a deleted"

@@ -18,7 +18,7 @@ def test_the_credentials_file_counts_where_the_environment_says_nothing(mlflow_c
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        ("[mlflow]\nmlflow_tracking_password = 50%off\n", "'%' must be followed by '%' or '('"),
+        ("[mlflow]\nmlflow_tracking_password = 50%off\n", "a % in mlflow_tracking_password of [mlflow] must"),
         ("mlflow_tracking_username = dora\n", "File contains no section headers."),
         ("[mlflow]\nmlflow_tracking_username = d\xf6ra\n".encode("latin-1"), "codec can't decode byte 0xf6"),
     ],
@@ -29,6 +29,6 @@ def test_a_file_mlflow_cannot_read_is_named_for_servers_only(mlflow_credentials_
     file.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(CredentialsUnreadable, match="~/.mlflow/credentials cannot be read") as caught:
         check_credentials_file("https://mlflow.example.org")
-    assert reason in str(caught.value)
+    assert reason in str(caught.value) and "off" not in str(caught.value)  # no part of a password
     check_credentials_file("sqlite:///mlflow.db")  # a local store never reads the file
     assert sent_credentials() == (None, None)  # for error messages: as if none were there

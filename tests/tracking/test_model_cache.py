@@ -72,3 +72,11 @@ def test_a_cache_that_cannot_be_written_is_an_os_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(OSError):
         fill_entry(tmp_path / "file" / "models" / "abc", write_model)
+
+
+def test_a_complete_entry_is_never_set_aside(tmp_path):
+    folder = tmp_path / "models" / "abc"
+    fill_entry(folder, write_model)
+    inode = folder.stat().st_ino
+    fill_entry(folder, write_model)  # a second process that found it incomplete a moment before
+    assert folder.stat().st_ino == inode and is_complete(folder)
