@@ -144,8 +144,15 @@ def image_inputs(
     """
     own = [Path(os.path.realpath(f)) for f in outputs if not holds_an_input(f, paths)]
     marked: list[Path] = []
+    real_folders: dict[Path, Path] = {}  # a walk yields a folder's files together: resolved once
+
+    def inside_own(item: Path) -> bool:
+        if item.parent not in real_folders:
+            real_folders[item.parent] = resolved(item).parent
+        return any(real_folders[item.parent].is_relative_to(o) for o in own)
+
     for item in walk_files(paths, marked):
-        if isinstance(item, Path) and any(resolved(item).is_relative_to(o) for o in own):
+        if own and isinstance(item, Path) and inside_own(item):
             continue
         if isinstance(item, SkippedFile) or looks_like_image(item):
             yield item
