@@ -64,3 +64,30 @@ def test_mismatched_or_empty_inputs_are_rejected():
         cluster_scores(np.array([0, 1]), np.array([0]))
     with pytest.raises(ValueError, match="non-empty"):
         cluster_scores(np.array([]), np.array([]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nmi_and_ari_equal_scikit_learns(seed):
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    rng = np.random.default_rng(seed)
+    n, k_true, k_pred = [(2000, 10, 10), (50, 3, 7), (7, 2, 1), (300, 1, 4), (1, 1, 1), (900, 10, 3)][seed]
+    true = rng.integers(0, k_true, n) * 3 + 5  # ids need not start at 0 nor be dense
+    pred = np.where(rng.random(n) < 0.6, true % k_pred, rng.integers(0, k_pred, n))
+    scores = cluster_scores(pred, true)
+    geometric = normalized_mutual_info_score(true, pred, average_method="geometric")
+    arithmetic = normalized_mutual_info_score(true, pred, average_method="arithmetic")
+    # the same sums in the same order: equal to the last bit, so reports do not move
+    assert (scores.nmi, scores.nmi_arithmetic) == (geometric, arithmetic)
+    assert scores.ari == adjusted_rand_score(true, pred)
+
+
+def test_nmi_and_ari_limit_cases():
+    one = np.zeros(8, dtype=int)
+    assert cluster_scores(one, one).as_dict() == pytest.approx(
+        {"acc": 1.0, "nmi": 1.0, "nmi_arithmetic": 1.0, "ari": 1.0}
+    )
+    scores = cluster_scores(one, np.arange(8) % 2)  # one cluster against two classes: no information
+    assert scores.nmi == scores.nmi_arithmetic == 0.0 and scores.ari == 0.0
+    big = np.repeat(np.arange(4), 250_000)  # a million items: products of pair counts beyond int64 stay exact
+    assert cluster_scores(big, big).ari == 1.0 and cluster_scores(big[::-1], big).nmi == pytest.approx(1.0)
