@@ -182,7 +182,9 @@ def predict(
     device: Annotated[
         str, typer.Option(help="auto (CUDA when usable) | cpu | cuda", autocompletion=complete_device)
     ] = "auto",
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for ONNX Runtime.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads for ONNX Runtime and for decoding (at most 4).")
+    ] = None,
     attention_dir: Annotated[Path | None, typer.Option(help="Write attention-map overlays here.")] = None,
     gallery: Annotated[
         Path | None,

@@ -20,6 +20,7 @@ from rich.progress import Progress
 
 from gatcluster.atomic import WriteError, file_target
 from gatcluster.cli.sort_into import ClusterSorter, cluster_folders
+from gatcluster.data.parallel import decode_workers
 from gatcluster.data.walk import (
     SkippedFile,
     is_output_folder,
@@ -230,7 +231,9 @@ def cluster_all(
         Progress(*count_columns(), console=console) as bar,
     ):
         task = bar.add_task("predict", total=total)
-        for batch_paths, batch, skipped in batches(iter(inputs), contract, opts.batch_size):
+        for batch_paths, batch, skipped in batches(
+            iter(inputs), contract, opts.batch_size, decode_workers(opts.threads)
+        ):
             tally.skipped += skipped
             if batch is None:
                 continue

@@ -31,6 +31,7 @@ from gatcluster.data import formats
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.fit import FIT_RULE, fit_images
 from gatcluster.data.images import ImageDecodeError, load_image
+from gatcluster.data.parallel import decode_workers, ordered_map
 from gatcluster.data.store import DatasetError, ImageDataset, release_pages, rows_per_block
 from gatcluster.data.walk import SkippedFile, path_text, walk_files
 
@@ -360,18 +361,27 @@ def _decode_all(
     files: Iterable[tuple[Path, int]], size: int, scratch_dir: Path | None
 ) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
     """Decode and fit each file into `ScratchRows`: (N, size, size, 3) images, the tags of the kept
-    files, and the files skipped with their reasons. `files` is consumed lazily."""
+    files, and the files skipped with their reasons. `files` is consumed lazily, decoded on a few
+    threads (`parallel.ordered_map`) and stored in their order."""
     rows = ScratchRows((size, size, TREE_CHANNELS), scratch_dir)
     tags = array("q")
     skipped: list[SkippedFile] = []
-    for path, tag in files:
-        try:
-            rows.append(fit_images(load_image(path, TREE_CHANNELS)[None], size, FIT_RULE)[0])
-        except ImageDecodeError as err:
-            skipped.append(SkippedFile(path, str(err)))
+    decoded = ordered_map(lambda item: (item[1], _decode_fitted(item[0], size)), files, decode_workers())
+    for tag, fitted in decoded:
+        if isinstance(fitted, SkippedFile):
+            skipped.append(fitted)
             continue
+        rows.append(fitted)
         tags.append(tag)
     return rows.finish(), np.frombuffer(tags, dtype=np.int64).copy(), skipped
+
+
+def _decode_fitted(path: Path, size: int) -> np.ndarray | SkippedFile:
+    """One file of an image tree decoded and fitted to size × size (FIT_RULE), or why it was skipped."""
+    try:
+        return fit_images(load_image(path, TREE_CHANNELS, size)[None], size, FIT_RULE)[0]
+    except ImageDecodeError as err:
+        return SkippedFile(path, str(err))
 
 
 def _folder_labels(tags: np.ndarray, folders: dict[str, int]) -> tuple[np.ndarray | None, list[str]]:

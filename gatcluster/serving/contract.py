@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatcluster.data.fit import RULES
-from gatcluster.data.images import PREPROCESSING
+from gatcluster.data.images import JPEG_SCALE, PREPROCESSING
 
 PREFIX = "gatcluster."
 # The graph's input and outputs by name: export writes them, predict feeds and reads them.
@@ -31,8 +31,10 @@ class ModelFileError(RuntimeError):
 class ModelContract:
     """Preprocessing and clusters of a model (what predict needs) and its provenance (what info shows).
 
-    Input: decode in colour (`data.images`), fit by `resize_rule` (`data.fit`) to input_size,
-    x / 255, luma when `channels` is 1 (`data.views.clean_view`), NCHW float32.
+    Input: decode in colour (`data.images`; JPEGs at a reduced scale when `reduced_jpeg`), fit by
+    `resize_rule` (`data.fit`) to input_size, x / 255, luma when `channels` is 1
+    (`data.views.clean_view`), NCHW float32. Models exported before JPEGs were decoded reduced
+    carry no `jpeg_scale` in their preprocessing: they get full decodes, as they were trained.
     """
 
     input_size: int
@@ -43,6 +45,7 @@ class ModelContract:
     source: str = ""
     git_commit: str = ""
     params_digest: str = ""
+    reduced_jpeg: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -64,6 +67,12 @@ class ModelContract:
         """Whether the model takes one luma channel."""
         return self.channels == 1
 
+    def preprocessing(self) -> dict[str, str]:
+        """The decoding choices of `data.images.PREPROCESSING` that this model was trained with."""
+        if self.reduced_jpeg:
+            return dict(PREPROCESSING)
+        return {key: value for key, value in PREPROCESSING.items() if key != "jpeg_scale"}
+
     def to_metadata(self) -> dict[str, str]:
         """The ONNX metadata properties (string values) that carry this contract."""
         fields = {
@@ -72,7 +81,7 @@ class ModelContract:
             "color": "grayscale" if self.grayscale else "rgb",
             "normalization": NORMALIZATION,
             "resize_rule": self.resize_rule,
-            "preprocessing": json.dumps(PREPROCESSING),
+            "preprocessing": json.dumps(self.preprocessing()),
             "num_clusters": str(self.num_clusters),
             "cluster_names": json.dumps(list(self.cluster_names)),
             "source": self.source,
@@ -91,6 +100,7 @@ class ModelContract:
         try:
             k = int(meta["num_clusters"])
             names = json.loads(meta.get("cluster_names", "null")) or [f"cluster {i}" for i in range(k)]
+            preprocessing = json.loads(meta.get("preprocessing", "{}"))
             return cls(
                 input_size=int(meta["input_size"]),
                 channels=int(meta["channels"]),
@@ -100,6 +110,8 @@ class ModelContract:
                 source=meta.get("source", ""),
                 git_commit=meta.get("git_commit", ""),
                 params_digest=meta.get("params_digest", ""),
+                reduced_jpeg=isinstance(preprocessing, dict)
+                and preprocessing.get("jpeg_scale") == JPEG_SCALE,
             )
         except (ValueError, TypeError) as err:  # int() or JSON of a damaged value
             raise ModelFileError(f"{origin} has unreadable gatcluster metadata ({err})") from err

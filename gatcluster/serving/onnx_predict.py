@@ -18,6 +18,7 @@ import numpy as np
 
 from gatcluster.data.fit import fit_images
 from gatcluster.data.images import IMAGE_SUFFIXES, ImageDecodeError, load_image
+from gatcluster.data.parallel import ordered_map
 from gatcluster.data.pixels import clean_view_array
 from gatcluster.data.walk import SkippedFile
 from gatcluster.serving.contract import INPUT_NAME, PREDICT_OUTPUTS, ModelContract, ModelFileError
@@ -108,7 +109,7 @@ def looks_like_image(path: Path) -> bool:
 def decode(path: Path, contract: ModelContract) -> np.ndarray | SkippedFile:
     """One file decoded once and fitted by the model's rule, uint8 (S, S, 3); or why it was skipped."""
     try:
-        image = load_image(path, DECODE_CHANNELS)
+        image = load_image(path, DECODE_CHANNELS, contract.input_size if contract.reduced_jpeg else None)
         return fit_images(image[None], contract.input_size, contract.resize_rule)[0]
     except ImageDecodeError as err:
         return SkippedFile(path, str(err))
@@ -117,12 +118,16 @@ def decode(path: Path, contract: ModelContract) -> np.ndarray | SkippedFile:
 
 
 def batches(
-    files: Iterable[Path | SkippedFile], contract: ModelContract, size: int
+    files: Iterable[Path | SkippedFile], contract: ModelContract, size: int, workers: int = 1
 ) -> Iterator[tuple[list[Path], np.ndarray | None, list[SkippedFile]]]:
-    """(paths, fitted uint8 batch, skipped) groups of up to `size` decoded images, as files stream by."""
+    """(paths, fitted uint8 batch, skipped) groups of up to `size` decoded images, as files stream
+    by; decoded on `workers` threads, a few files ahead of the batch being used, in their order."""
     paths, arrays, skipped = [], [], []
-    for item in files:
-        result = item if isinstance(item, SkippedFile) else decode(item, contract)
+
+    def decoded(item: Path | SkippedFile) -> tuple[Path | SkippedFile, np.ndarray | SkippedFile]:
+        return item, item if isinstance(item, SkippedFile) else decode(item, contract)
+
+    for item, result in ordered_map(decoded, files, workers):
         if isinstance(result, SkippedFile):
             skipped.append(result)
             continue

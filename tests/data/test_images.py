@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from gatcluster.data import images
+from gatcluster.data.fit import FIT_RULE, fit_images
 from gatcluster.data.images import (
     PREPROCESSING,
     ImageDecodeError,
@@ -196,3 +197,38 @@ def test_channels_other_than_1_or_3_are_refused(tmp_path):
 
 def test_preprocessing_contract_names_the_decoding_choices():
     assert PREPROCESSING["alpha"] == "composite-on-black" and PREPROCESSING["orientation"] == "exif"
+
+
+def photo(h: int, w: int) -> Image.Image:
+    """A smooth colour picture with grain, like a photo's content (noise alone does not compress)."""
+    rng = np.random.default_rng(1)
+    coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+    grain = rng.integers(-6, 7, (h, w, 3))
+    return Image.fromarray((np.asarray(coarse).astype(int) + grain).clip(0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("at_least", "decoded"), [(64, (75, 100)), (100, (150, 200)), (200, (300, 400))])
+def test_a_jpeg_decodes_at_the_smallest_scale_keeping_both_sides(tmp_path, at_least, decoded):
+    path = saved(photo(600, 800), tmp_path / "big.jpg", quality=92)
+    array = load_image(path, 3, at_least)
+    assert array.shape[:2] == decoded  # 1/8, 1/4, 1/2: the smallest whose shorter side >= at_least
+    full = load_image(path, 3)
+    assert full.shape[:2] == (600, 800)
+    fitted = fit_images(array[None], at_least, FIT_RULE)[0].astype(int)
+    reference = fit_images(full[None], at_least, FIT_RULE)[0].astype(int)
+    assert np.abs(fitted - reference).mean() < 1.0 and np.abs(fitted - reference).max() <= 12
+
+
+def test_reduced_decoding_leaves_small_jpegs_other_formats_and_orientation_alone(tmp_path):
+    small = saved(photo(90, 120), tmp_path / "small.jpg", quality=92)
+    assert np.array_equal(load_image(small, 3, 64), load_image(small, 3))  # 1/2 would be 45 px
+    png = saved(photo(600, 800), tmp_path / "big.png")
+    assert load_image(png, 3, 64).shape == (600, 800, 3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, displayed portrait: both sides still >= at_least
+    turned = saved(photo(600, 800), tmp_path / "phone.jpg", exif=exif.tobytes(), quality=92)
+    assert load_image(turned, 1, 64).shape == (100, 75, 1)
+
+
+def test_preprocessing_names_the_jpeg_scaling():
+    assert PREPROCESSING["jpeg_scale"] == images.JPEG_SCALE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
 
@@ -74,3 +76,16 @@ def test_metadata_that_contradicts_the_graph_is_refused_on_reading(tmp_path, tra
     with pytest.raises(ModelFileError, match=f"the graph does not match its gatcluster metadata .*{message}"):
         read_contract(path)
     assert read_contract(trained_onnx[2]).num_clusters == 10  # the untouched export reads as before
+
+
+def test_a_model_exported_before_reduced_jpeg_decoding_gets_full_decodes():
+    current = ModelContract(96, 3, FIT_RULE, 3, NAMES)
+    assert current.reduced_jpeg and "jpeg_scale" in current.preprocessing()
+    metadata = current.to_metadata()
+    older = json.loads(metadata["gatcluster.preprocessing"])
+    del older["jpeg_scale"]  # what every model exported before the rule carries
+    legacy = ModelContract.from_metadata({**metadata, "gatcluster.preprocessing": json.dumps(older)})
+    assert not legacy.reduced_jpeg and legacy.preprocessing() == older
+    assert ModelContract.from_metadata(legacy.to_metadata()) == legacy
+    del metadata["gatcluster.preprocessing"]
+    assert not ModelContract.from_metadata(metadata).reduced_jpeg

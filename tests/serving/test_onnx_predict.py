@@ -9,8 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from gatcluster.data.fit import fit_images
+from gatcluster.data.fit import FIT_RULE, fit_images
+from gatcluster.data.images import load_image
 from gatcluster.data.prepare import prepare_images
+from gatcluster.data.sources import load_folder
 from gatcluster.data.views import clean_view
 from gatcluster.data.walk import walk_files
 from gatcluster.serving.contract import ModelFileError, read_contract
@@ -95,6 +97,20 @@ def test_a_file_becomes_what_training_saw_through_the_same_functions(tmp_path, t
     )
     trained_view = clean_view(prepare_images(fit_images(digit[None], 32, "pad"), 32, True), True)
     np.testing.assert_allclose(model_input(fitted[None], contract), trained_view.numpy(), atol=1e-6)
+
+
+def test_a_photo_is_decoded_as_fetch_decoded_it_or_in_full_for_an_older_model(tmp_path, trained_onnx):
+    contract = dataclasses.replace(read_contract(trained_onnx[2]), resize_rule=FIT_RULE)
+    rng = np.random.default_rng(2)
+    pixels = np.asarray(Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((400, 300)))
+    (tmp_path / "photos").mkdir()
+    path = tmp_path / "photos" / "p.jpg"
+    Image.fromarray(pixels).save(path, quality=90)
+    stored, _ = load_folder(tmp_path / "photos", contract.input_size)
+    assert np.array_equal(decode(path, contract), stored.images[0])  # 1/8 scale, as fetch decoded it
+    full = fit_images(load_image(path, 3)[None], contract.input_size, FIT_RULE)[0]
+    legacy = dataclasses.replace(contract, reduced_jpeg=False)  # exported before reduced decoding
+    assert np.array_equal(decode(path, legacy), full) and not np.array_equal(stored.images[0], full)
 
 
 def test_onnx_runtime_logs_errors_only_unless_verbose(trained_onnx):
