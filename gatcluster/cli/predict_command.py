@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,14 +227,15 @@ def cluster_all(
     outputs = own_output_folders(paths, opts, list(contract.cluster_names))
     inputs = list(image_inputs(paths, tally, outputs))  # paths only (cheap): the bar gets a total, an ETA
     total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
+    # closing: an error on a batch (a full disk) stops the decoding threads before it is reported
+    grouped = batches(iter(inputs), contract, opts.batch_size, decode_workers(opts.threads))
     with (
         TableWriter(opts.out, opts.fmt, contract.num_clusters) as table,
         Progress(*count_columns(), console=console) as bar,
+        closing(grouped),
     ):
         task = bar.add_task("predict", total=total)
-        for batch_paths, batch, skipped in batches(
-            iter(inputs), contract, opts.batch_size, decode_workers(opts.threads)
-        ):
+        for batch_paths, batch, skipped in grouped:
             tally.skipped += skipped
             if batch is None:
                 continue

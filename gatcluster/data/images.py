@@ -12,11 +12,16 @@ becomes the same array at training and at prediction time. The choices are liste
 - JPEGs decode at a reduced scale when the caller names the size it will fit them to: libjpeg's
   DCT-domain scaling by 1/2, 1/4 or 1/8, the smallest that keeps both sides at least that size.
   A 12-megapixel photo for a 128-px model decoded and fitted 8x faster (0.21 s -> 0.026 s on a
-  2-core Xeon), its fitted pixels a mean 0.3 grey levels from a full decode (at most 2).
+  2-core Xeon), its fitted pixels a mean 0.3-0.5 grey levels from a full decode (single pixels of
+  fine noise up to about 13).
+Decoding threads (`parallel.ordered_map`) share `PIXEL_BUDGET`: a file's pixels are decoded only
+while the files decoding beside it hold fewer than the budget's rest, so a folder of huge scans
+decodes one at a time and memory stays bounded whatever the number of threads.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -35,8 +40,52 @@ PREPROCESSING = {
 }
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
+_BOMB_WARNING_FILTER = ("ignore", None, Image.DecompressionBombWarning, None, 0)
+_FILTERS_LOCK = threading.Lock()
+
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _MODES = {1: "L", 3: "RGB"}
+
+
+def preprocessing_record(reduced_jpeg: bool = True) -> dict[str, str]:
+    """PREPROCESSING as a data set manifest or a model contract records it: without `jpeg_scale`
+    for images decoded before JPEGs were reduced."""
+    if reduced_jpeg:
+        return dict(PREPROCESSING)
+    return {key: value for key, value in PREPROCESSING.items() if key != "jpeg_scale"}
+
+
+def reduces_jpeg(record: object) -> bool:
+    """Whether a recorded preprocessing (any JSON value; absent or damaged: an older record)
+    decoded JPEGs at a reduced scale."""
+    return isinstance(record, dict) and record.get("jpeg_scale") == JPEG_SCALE
+
+
+class PixelBudget:
+    """Pixels being decoded at once across threads: a decode waits while the others hold more
+    than `limit` less its own, and one decode alone always runs."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def acquire(self, pixels: int) -> None:
+        """Wait until `pixels` fit beside the decodes running, then count them."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + pixels <= self.limit)
+            self.used += pixels
+
+    def release(self, pixels: int) -> None:
+        """Return `pixels` to the budget."""
+        with self._changed:
+            self.used -= pixels
+            self._changed.notify_all()
+
+
+# 50 megapixels: about a gigabyte of decoding and conversion at once, four 12-megapixel photos
+# decoded in full, or any number of reduced ones.
+PIXEL_BUDGET = PixelBudget(50_000_000)
 
 
 class ImageDecodeError(ValueError):
@@ -52,8 +101,11 @@ def load_image(path: Path, channels: int, at_least: int | None = None) -> np.nda
     """
     if channels not in _MODES:
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    image = _open_decoded(Path(path), at_least)
-    array = np.asarray(_to_mode(image, _MODES[channels]), dtype=np.uint8)
+    image, pixels = _open_decoded(Path(path), at_least)
+    try:
+        array = np.asarray(_to_mode(image, _MODES[channels]), dtype=np.uint8)
+    finally:
+        PIXEL_BUDGET.release(pixels)
     return np.ascontiguousarray(array.reshape(*array.shape[:2], channels))
 
 
@@ -70,24 +122,43 @@ def is_image_file(path: Path) -> bool:
     return True
 
 
-def _open_decoded(path: Path, at_least: int | None) -> Image.Image:
+def _ignore_bomb_warnings() -> None:
+    """Put the filter that ignores Pillow's DecompressionBombWarning first among the warning filters.
+
+    Pillow warns (two lines) between its pixel limit and twice it, and raises above; the image is
+    fitted down to the model's input anyway: the error alone is ours. Checked before each decode
+    because a caller's `warnings.catch_warnings` drops it again, and put first so that a
+    `simplefilter("error")` cannot turn the warning into a failed decode. Not a catch_warnings
+    around each decode: that is not thread-safe (overlapping decodes on the decoding threads
+    restored each other's filters, left one behind and let the warning through)."""
+    if not warnings.filters or warnings.filters[0] != _BOMB_WARNING_FILTER:
+        with _FILTERS_LOCK:
+            if not warnings.filters or warnings.filters[0] != _BOMB_WARNING_FILTER:
+                warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def _open_decoded(path: Path, at_least: int | None) -> tuple[Image.Image, int]:
     """Open and decode `path` (JPEGs scaled down towards `at_least` when given) with EXIF
-    orientation applied, mapping failures to short reasons."""
+    orientation applied, mapping failures to short reasons; with the pixels it holds of
+    PIXEL_BUDGET, which the caller releases once it has converted them."""
     try:
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file")
-        with warnings.catch_warnings():
-            # Pillow warns (two lines) between its pixel limit and twice it, and raises above;
-            # the image is fitted down to the model's input anyway: the error alone is ours.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if at_least is not None:
-                    # Only JPEG decoders implement draft (others ignore it). Mode None: no decoder
-                    # colour conversion, so luma stays ours. Square request: both sides >= at_least
-                    # whichever way the EXIF orientation turns the image.
-                    image.draft(None, (at_least, at_least))
+        _ignore_bomb_warnings()
+        with Image.open(path) as image:
+            if at_least is not None:
+                # Only JPEG decoders implement draft (others ignore it). Mode None: no decoder
+                # colour conversion, so luma stays ours. Square request: both sides >= at_least
+                # whichever way the EXIF orientation turns the image.
+                image.draft(None, (at_least, at_least))
+            pixels = image.width * image.height
+            PIXEL_BUDGET.acquire(pixels)
+            try:
                 image.load()
-                return _upright(image)
+                return _upright(image), pixels
+            except BaseException:
+                PIXEL_BUDGET.release(pixels)
+                raise
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as err:

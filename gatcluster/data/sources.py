@@ -21,6 +21,7 @@ import tempfile
 import urllib.error
 from array import array
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -367,12 +368,13 @@ def _decode_all(
     tags = array("q")
     skipped: list[SkippedFile] = []
     decoded = ordered_map(lambda item: (item[1], _decode_fitted(item[0], size)), files, decode_workers())
-    for tag, fitted in decoded:
-        if isinstance(fitted, SkippedFile):
-            skipped.append(fitted)
-            continue
-        rows.append(fitted)
-        tags.append(tag)
+    with closing(decoded):  # an error here (a full disk) stops the decoding threads at once
+        for tag, fitted in decoded:
+            if isinstance(fitted, SkippedFile):
+                skipped.append(fitted)
+                continue
+            rows.append(fitted)
+            tags.append(tag)
     return rows.finish(), np.frombuffer(tags, dtype=np.int64).copy(), skipped
 
 

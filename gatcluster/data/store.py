@@ -18,6 +18,7 @@ import numpy as np
 
 from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.data.fit import fit_images
+from gatcluster.data.images import preprocessing_record, reduces_jpeg
 from gatcluster.data.walk import SkippedFile, path_text
 
 FORMAT_VERSION = 1
@@ -37,6 +38,8 @@ class ImageDataset:
 
     resize_rule: the `data.fit` rule that maps this source's images to the model input (applied by
     `fit_dataset` at fetch; image trees are fitted by it as their files are decoded).
+    reduced_jpeg: whether image files were decoded with JPEGs at a reduced scale (`data.images`);
+    False for a data set stored before that rule, whose model must then see full decodes.
     """
 
     images: np.ndarray
@@ -44,6 +47,7 @@ class ImageDataset:
     classes: list[str]
     source: str
     resize_rule: str = "resize"
+    reduced_jpeg: bool = True
 
     @property
     def has_labels(self) -> bool:
@@ -111,6 +115,7 @@ def write_dataset(dataset: ImageDataset, out_dir: Path, skipped: Sequence[Skippe
         "classes": list(dataset.classes),
         "has_labels": dataset.has_labels,
         "resize_rule": dataset.resize_rule,  # applied: the images are stored at the model input size
+        "preprocessing": preprocessing_record(dataset.reduced_jpeg),  # how image files were decoded
         "checksum": dataset_checksum(dataset.images, dataset.labels),
     }
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -149,4 +154,7 @@ def read_dataset(data_dir: Path, verify: bool = True, mapped: bool = False) -> I
     labels = np.load(data_dir / "labels.npy") if manifest["has_labels"] else None
     if verify and dataset_checksum(images, labels) != manifest["checksum"]:
         raise DatasetError(f"{data_dir} does not match its manifest checksum: fetch it again")
-    return ImageDataset(images, labels, manifest["classes"], manifest["source"], manifest["resize_rule"])
+    reduced = reduces_jpeg(manifest.get("preprocessing"))
+    return ImageDataset(
+        images, labels, manifest["classes"], manifest["source"], manifest["resize_rule"], reduced
+    )

@@ -62,6 +62,7 @@ def model_contract(
         input_size=model.input_size,
         channels=model.in_channels,
         resize_rule=dataset.resize_rule,  # the rule fetch applied, as the manifest says
+        reduced_jpeg=dataset.reduced_jpeg,  # decoded as fetch decoded the training images
         num_clusters=trained.model.num_clusters,
         cluster_names=tuple(names),
         source=dataset.source,

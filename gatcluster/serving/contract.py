@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatcluster.data.fit import RULES
-from gatcluster.data.images import JPEG_SCALE, PREPROCESSING
+from gatcluster.data.images import preprocessing_record, reduces_jpeg
 
 PREFIX = "gatcluster."
 # The graph's input and outputs by name: export writes them, predict feeds and reads them.
@@ -69,9 +69,7 @@ class ModelContract:
 
     def preprocessing(self) -> dict[str, str]:
         """The decoding choices of `data.images.PREPROCESSING` that this model was trained with."""
-        if self.reduced_jpeg:
-            return dict(PREPROCESSING)
-        return {key: value for key, value in PREPROCESSING.items() if key != "jpeg_scale"}
+        return preprocessing_record(self.reduced_jpeg)
 
     def to_metadata(self) -> dict[str, str]:
         """The ONNX metadata properties (string values) that carry this contract."""
@@ -100,7 +98,6 @@ class ModelContract:
         try:
             k = int(meta["num_clusters"])
             names = json.loads(meta.get("cluster_names", "null")) or [f"cluster {i}" for i in range(k)]
-            preprocessing = json.loads(meta.get("preprocessing", "{}"))
             return cls(
                 input_size=int(meta["input_size"]),
                 channels=int(meta["channels"]),
@@ -110,11 +107,18 @@ class ModelContract:
                 source=meta.get("source", ""),
                 git_commit=meta.get("git_commit", ""),
                 params_digest=meta.get("params_digest", ""),
-                reduced_jpeg=isinstance(preprocessing, dict)
-                and preprocessing.get("jpeg_scale") == JPEG_SCALE,
+                reduced_jpeg=reduces_jpeg(json_or_none(meta.get("preprocessing", "{}"))),
             )
-        except (ValueError, TypeError) as err:  # int() or JSON of a damaged value
+        except (ValueError, TypeError, RecursionError) as err:  # int() or JSON of a damaged value
             raise ModelFileError(f"{origin} has unreadable gatcluster metadata ({err})") from err
+
+
+def json_or_none(text: str) -> object:
+    """`text` parsed as JSON; None when it is not (an informative value: damage is not fatal)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def read_contract(path: Path) -> ModelContract:

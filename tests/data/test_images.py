@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 import warnings
 
 import numpy as np
@@ -17,6 +18,7 @@ from gatcluster.data.images import (
     is_image_file,
     load_image,
 )
+from gatcluster.data.parallel import ordered_map
 
 
 def saved(image: Image.Image, path, **kwargs):
@@ -232,3 +234,42 @@ def test_reduced_decoding_leaves_small_jpegs_other_formats_and_orientation_alone
 
 def test_preprocessing_names_the_jpeg_scaling():
     assert PREPROCESSING["jpeg_scale"] == images.JPEG_SCALE
+
+
+def test_threads_decode_without_leaving_a_warning_filter_or_letting_the_warning_through(
+    tmp_path, monkeypatch
+):
+    path = saved(Image.new("L", (40, 40)), tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: Pillow's warning zone
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("error")  # any warning that gets through fails the decode
+        load_image(path, 1)  # puts the one filter first
+        filters = list(warnings.filters)
+        shapes = list(ordered_map(lambda _: load_image(path, 1).shape, range(200), 4))
+        assert shapes == [(40, 40, 1)] * 200 and not caught and warnings.filters == filters
+
+
+def test_the_pixel_budget_holds_back_a_decode_until_others_release_enough():
+    budget = images.PixelBudget(100)
+    budget.acquire(80)
+    budget_taken = threading.Event()
+    waiter = threading.Thread(target=lambda: (budget.acquire(30), budget_taken.set()))
+    waiter.start()
+    assert not budget_taken.wait(0.2)  # 80 + 30 > 100: it waits
+    budget.release(80)
+    assert budget_taken.wait(10) and budget.used == 30
+    waiter.join()
+    budget.release(30)
+    budget.acquire(500)  # alone, even a file beyond the budget is decoded
+    assert budget.used == 500
+    budget.release(500)
+
+
+def test_every_decode_returns_its_pixels_to_the_budget(tmp_path):
+    good = saved(photo(60, 80), tmp_path / "good.jpg")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[:300])
+    load_image(good, 3, 16)
+    with pytest.raises(ImageDecodeError):
+        load_image(cut, 3)
+    assert images.PIXEL_BUDGET.used == 0

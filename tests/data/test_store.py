@@ -83,3 +83,13 @@ def test_fit_dataset_applies_the_sources_own_rule_and_keeps_the_rest(mnist5k_dat
     assert np.array_equal(fitted.images[:, 2:30, 2:30], mnist5k_dataset.images)  # centred, zero border
     assert fitted.images[:, :2].max() == 0 and fitted.labels is mnist5k_dataset.labels
     assert store.fit_dataset(fitted, 32).images is fitted.images  # already fitted: untouched
+
+
+def test_the_manifest_records_how_image_files_were_decoded(tmp_path):
+    manifest = write_dataset(small_dataset(), tmp_path / "d")
+    assert manifest["preprocessing"]["jpeg_scale"] and read_dataset(tmp_path / "d").reduced_jpeg
+    older = {key: value for key, value in manifest.items() if key != "preprocessing"}
+    (tmp_path / "d" / store.MANIFEST).write_text(json.dumps(older))  # stored before JPEGs were reduced
+    assert not read_dataset(tmp_path / "d").reduced_jpeg
+    write_dataset(read_dataset(tmp_path / "d"), tmp_path / "again")  # and it stays so when rewritten
+    assert "jpeg_scale" not in read_manifest(tmp_path / "again")["preprocessing"]

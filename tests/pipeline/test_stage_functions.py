@@ -213,3 +213,19 @@ def test_an_experiment_made_through_a_server_is_a_clear_error_on_the_local_store
     team = replace_params(PARAMS, {"mlflow.experiment": "team"})
     with pytest.raises(StageError, match=r"experiment 'team' in sqlite:.* keeps its artifacts on a tracking"):
         open_tracking(team, local_store, None)
+
+
+@pytest.mark.parametrize("reduced", [True, False])
+def test_the_exported_contract_decodes_jpegs_as_fetch_decoded_the_training_images(tmp_path, reduced):
+    from gatcluster.model import GATCluster
+    from gatcluster.pipeline.export_stage import model_contract
+
+    params = Params()
+    model = GATCluster(params.model, 1, params.experimental)
+    images = np.zeros((2, 32, 32, 1), dtype=np.uint8)
+    dataset = ImageDataset(
+        images, None, [], "folder", "pad", reduced_jpeg=reduced
+    )  # an older manifest: False
+    names = [f"cluster {k}" for k in range(params.model.num_clusters)]
+    contract = model_contract(model, params, dataset, names, ProjectLayout(tmp_path))
+    assert contract.reduced_jpeg is reduced

@@ -89,3 +89,18 @@ def test_a_model_exported_before_reduced_jpeg_decoding_gets_full_decodes():
     assert ModelContract.from_metadata(legacy.to_metadata()) == legacy
     del metadata["gatcluster.preprocessing"]
     assert not ModelContract.from_metadata(metadata).reduced_jpeg
+
+
+@pytest.mark.parametrize("damaged", ["", "{not json", "[1, 2]", "null", "[" * 100_000])
+def test_a_damaged_preprocessing_record_means_full_decodes_not_an_unusable_model(damaged):
+    metadata = {**ModelContract(32, 1, "pad", 3, NAMES).to_metadata(), "gatcluster.preprocessing": damaged}
+    assert not ModelContract.from_metadata(metadata).reduced_jpeg
+
+
+def test_deeply_nested_cluster_names_are_unreadable_metadata_not_a_crash():
+    metadata = {
+        **ModelContract(32, 1, "pad", 3, NAMES).to_metadata(),
+        "gatcluster.cluster_names": "[" * 100_000,
+    }
+    with pytest.raises(ModelFileError, match="unreadable gatcluster metadata"):
+        ModelContract.from_metadata(metadata)
