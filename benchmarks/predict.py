@@ -6,12 +6,14 @@ In one run, on real mnist5k digits written as PNG files:
 2. `gat predict` end to end (installed script: scan, decode, infer, write CSV), images/s;
 3. peak RSS of `gat predict` on 1,000 vs 10,000 files (each run in its own measuring process);
 4. start-up: wall time and peak RSS of `gat predict` on one file (process start to the first
-   image's row) and of `gat info` (issue targets: <= 1.5 s and <= 300 MiB, torch never imported).
+   image's row) and of `gat info` (issue targets: <= 1.5 s and <= 300 MiB, torch never imported);
+5. photos: decode + fit of 12-megapixel JPEGs (smooth colour pictures with grain, made here) for a
+   128-px model, in full and at the reduced JPEG scale, on one thread and on the decoding threads.
 
 The model is models/model.pt when present (after `make repro`), else the default network with
 fresh weights (speed does not depend on the weights). It is exported to ONNX in a temp folder.
 
-    .venv/bin/python benchmarks/predict.py                 # 2 threads, batch 64
+    .venv/bin/python benchmarks/predict.py                 # 2 threads, batch 64, 40 photos
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from PIL import Image
 
 from gatcluster.config.params import Params
 from gatcluster.data.bundled import load_mnist5k
+from gatcluster.data.fit import FIT_RULE
+from gatcluster.data.parallel import decode_workers
 from gatcluster.data.walk import walk_files
 from gatcluster.model import GATCluster
 from gatcluster.serving.contract import ModelContract, read_contract
@@ -57,13 +61,40 @@ def write_pngs(folder: Path, count: int) -> None:
         Image.fromarray(digits[i % len(digits)]).save(folder / f"{i:05d}.png")
 
 
-def decode_all(folder: Path, model_path: Path, batch: int) -> tuple[list[np.ndarray], float]:
+def decode_all(folder: Path, model_path: Path, batch: int, threads: int) -> tuple[list[np.ndarray], float]:
     """Decode, fit and view every file the way `gat predict` does; the model inputs and the seconds taken."""
     contract = read_contract(model_path)
     tic = time.perf_counter()
-    fitted = (b for _, b, _ in batches(walk_files([folder]), contract, batch) if b is not None)
+    grouped = batches(walk_files([folder]), contract, batch, decode_workers(threads))
+    fitted = (b for _, b, _ in grouped if b is not None)
     arrays = [model_input(b, contract) for b in fitted]
     return arrays, time.perf_counter() - tic
+
+
+def write_photos(folder: Path, count: int) -> None:
+    """`count` 4032×3024 JPEGs (quality 90): smooth colour fields with grain, as photos compress."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        coarse = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).resize(
+            (4032, 3024), Image.BICUBIC
+        )
+        grain = rng.integers(-8, 8, (3024, 4032, 3), dtype=np.int16)
+        pixels = (np.asarray(coarse).astype(np.int16) + grain).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:03d}.jpg", quality=90)
+
+
+def photo_rates(folder: Path, threads: int) -> None:
+    """Print images/s of decode + fit for a 128-px colour model: full or reduced JPEGs, 1 or N threads."""
+    for reduced in (False, True):
+        for workers in sorted({1, decode_workers(threads)}):
+            contract = ModelContract(128, 3, FIT_RULE, 2, ("a", "b"), reduced_jpeg=reduced)
+            tic = time.perf_counter()
+            n = sum(len(paths) for paths, _, _ in batches(walk_files([folder]), contract, 64, workers))
+            seconds = time.perf_counter() - tic
+            how = "reduced JPEG" if reduced else "full decode "
+            rate = f"{n / seconds:6.1f} images/s ({seconds:.1f} s, {n} files)"
+            print(f"photos, {how}, {workers} thread(s): {rate}")
 
 
 def time_onnx(model_path: Path, arrays: list[np.ndarray], threads: int) -> float:
@@ -130,6 +161,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 10000])
+    parser.add_argument("--photos", type=int, default=40, help="12-megapixel JPEGs to decode (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, which = benchmark_model()
@@ -143,7 +175,7 @@ def main() -> None:
         write_pngs(small, args.sizes[0])
         write_pngs(large, args.sizes[1])
         print(f"# model: {which}; {args.threads} threads, batch {args.batch}, torch {torch.__version__}")
-        arrays, decode_s = decode_all(large, onnx_path, args.batch)
+        arrays, decode_s = decode_all(large, onnx_path, args.batch, args.threads)
         n = sum(len(a) for a in arrays)
         cli_s = time_cli(large, onnx_path, tmp / "p.csv", args.threads, args.batch)
         report(n, decode_s, time_onnx(onnx_path, arrays, args.threads), time_torch(model, arrays), cli_s)
@@ -155,6 +187,9 @@ def main() -> None:
         print(f"gat predict, one file     : {secs:.2f} s from process start, peak RSS {rss:.0f} MiB")
         secs, rss = measured([str(GAT), "info", str(onnx_path)])
         print(f"gat info                  : {secs:.2f} s from process start, peak RSS {rss:.0f} MiB")
+        if args.photos:
+            write_photos(tmp / "photos", args.photos)
+            photo_rates(tmp / "photos", args.threads)
 
 
 if __name__ == "__main__":

@@ -92,8 +92,10 @@ def load_source(
     image_size: int,
     cache_dir: Path,
     mirror: Mirror | None = None,
+    on_file: Callable[[], None] | None = None,
 ) -> tuple[ImageDataset, list[SkippedFile]]:
-    """Any source of config.SOURCES, with the files an image tree skipped.
+    """Any source of config.SOURCES, with the files an image tree skipped; `on_file` is called
+    after each file of an image tree (decoded or skipped), for a progress display.
 
     Download sources read `root` (an offline copy) when given, else download into `cache_dir`.
     Image trees need `root` and come fitted to image_size × image_size, in colour; the other sources
@@ -108,8 +110,8 @@ def load_source(
     if root is None or not root.is_dir():
         raise DatasetError(f"source {source} needs data.root to name an existing folder, got {root}")
     if source == "folder":
-        return load_folder(root, image_size, cache_dir)
-    return load_imagenet_subset(source, root, image_size, cache_dir)
+        return load_folder(root, image_size, cache_dir, on_file)
+    return load_imagenet_subset(source, root, image_size, cache_dir, on_file)
 
 
 def official_mirror(name: str) -> Mirror:
@@ -159,7 +161,11 @@ def check_pickles(name: str, folder: Path, files: tuple[str, ...], md5s: dict[st
 
 
 def load_imagenet_subset(
-    name: str, root: Path, size: int, scratch_dir: Path | None = None
+    name: str,
+    root: Path,
+    size: int,
+    scratch_dir: Path | None = None,
+    on_file: Callable[[], None] | None = None,
 ) -> tuple[ImageDataset, list[SkippedFile]]:
     """ImageNet-10 / ImageNet-Dogs-15 from an ImageNet train tree root/<wnid>/*.JPEG.
 
@@ -171,7 +177,7 @@ def load_imagenet_subset(
     if missing:
         raise DatasetError(f"{root} lacks the {name} class folder(s) {', '.join(missing)}")
     files = ((path, label) for label, wnid in enumerate(wnids) for path in _visible_files(root / wnid))
-    images, labels, skipped = _decode_all(files, size, scratch_dir)
+    images, labels, skipped = _decode_all(files, size, scratch_dir, on_file)
     found = set(labels.tolist())
     empty = [wnid for label, wnid in enumerate(wnids) if label not in found]
     if empty:
@@ -180,7 +186,7 @@ def load_imagenet_subset(
 
 
 def load_folder(
-    root: Path, size: int, scratch_dir: Path | None = None
+    root: Path, size: int, scratch_dir: Path | None = None, on_file: Callable[[], None] | None = None
 ) -> tuple[ImageDataset, list[SkippedFile]]:
     """Every decodable image under `root` (recursive, hidden entries ignored), fitted to size × size
     into a disk-backed array in `scratch_dir` (see `_decode_all`).
@@ -198,7 +204,7 @@ def load_folder(
             parts = item.relative_to(root).parts
             yield item, (folders.setdefault(parts[0], len(folders)) if len(parts) > 1 else -1)
 
-    images, tags, skipped = _decode_all(tagged_files(), size, scratch_dir)
+    images, tags, skipped = _decode_all(tagged_files(), size, scratch_dir, on_file)
     skipped = walk_skips + skipped
     if not len(images):
         note = f" ({len(skipped)} skipped, e.g. {skipped[0].path}: {skipped[0].reason})" if skipped else ""
@@ -359,7 +365,10 @@ class ScratchRows:
 
 
 def _decode_all(
-    files: Iterable[tuple[Path, int]], size: int, scratch_dir: Path | None
+    files: Iterable[tuple[Path, int]],
+    size: int,
+    scratch_dir: Path | None,
+    on_file: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
     """Decode and fit each file into `ScratchRows`: (N, size, size, 3) images, the tags of the kept
     files, and the files skipped with their reasons. `files` is consumed lazily, decoded on a few
@@ -370,6 +379,8 @@ def _decode_all(
     decoded = ordered_map(lambda item: (item[1], _decode_fitted(item[0], size)), files, decode_workers())
     with closing(decoded):  # an error here (a full disk) stops the decoding threads at once
         for tag, fitted in decoded:
+            if on_file is not None:
+                on_file()
             if isinstance(fitted, SkippedFile):
                 skipped.append(fitted)
                 continue

@@ -10,14 +10,16 @@ checked before anything is written.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 from gatcluster.config.params import Params
-from gatcluster.data.sources import load_source, unfiled_images
+from gatcluster.data.sources import ROOT_SOURCES, load_source, unfiled_images
 from gatcluster.data.store import SKIPPED_FILE, ImageDataset, fit_dataset, write_dataset
 from gatcluster.data.walk import SkippedFile, left_out_note, listed, output_folders_below, path_text
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
+from gatcluster.pipeline.progress import file_counter
 
 SHOWN_SKIPS = 5
 
@@ -68,7 +70,12 @@ def run_fetch(params: Params, layout: ProjectLayout) -> str:
     """Fetch the configured source, fit it, write it to data/dataset/; the one-line report."""
     data = params.data
     root = resolve_data_root(data, layout.root)
-    dataset, skipped = load_source(data.source, root, params.model.input_size, layout.raw_cache)
+    # Image files take a while to decode: a line on stderr counts them as they go.
+    counter = file_counter(f"fetch {data.source}") if data.source in ROOT_SOURCES else nullcontext()
+    with counter as counted:
+        dataset, skipped = load_source(
+            data.source, root, params.model.input_size, layout.raw_cache, on_file=counted
+        )
     report_skipped(skipped, layout)
     if root is not None and data.source == "folder":
         report_unfiled(dataset, root, skipped, layout)

@@ -1,10 +1,13 @@
-"""Log callbacks for `fit`: a rich progress bar on stderr, and fan-out to several callbacks.
+"""Progress on stderr: log callbacks for `fit` (a rich bar, fan-out to several callbacks) and a
+file counter for jobs whose total is not known in advance (fetch of an image tree).
 
 A log callback is `fn(step, metrics)`, called once per outer iteration with a 1-based step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -13,6 +16,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -29,6 +33,21 @@ def count_columns() -> list:
     """The columns of every bar of a countable job: name, bar, done/total, elapsed, remaining."""
     name = TextColumn("{task.description}")
     return [name, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+
+
+@contextmanager
+def file_counter(description: str) -> Iterator[Callable[[], None]]:
+    """A line on stderr counting files as the yielded callback is called: count, rate, elapsed."""
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),  # pulses: the total is not known
+        TextColumn("{task.completed} files"),
+        TaskProgressColumn(show_speed=True),  # files/s while the total is unknown
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda: bar.advance(task)
 
 
 class ProgressLogger:

@@ -373,8 +373,10 @@ def test_labelled_folder_with_junk(tmp_path):
     write_image(tmp_path / "cat" / "ein bild ü.png", 10, size=(30, 5))
     (tmp_path / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     (tmp_path / "README.txt").write_text("not an image")
-    dataset, skipped = load_folder(tmp_path, 8)
+    counted = []
+    dataset, skipped = load_folder(tmp_path, 8, on_file=lambda: counted.append(1))
     assert dataset.images.shape == (3, 8, 8, 3) and dataset.classes == ["cat", "dog"]  # files in colour
+    assert len(counted) == 5  # every file the decoder was given, the two that are no images too
     assert dataset.labels.tolist() == [0, 1, 1] and dataset.source == "folder"
     assert sorted((p.name, r) for p, r in skipped) == [
         ("README.txt", "not an image"),

@@ -229,3 +229,19 @@ def test_the_exported_contract_decodes_jpegs_as_fetch_decoded_the_training_image
     names = [f"cluster {k}" for k in range(params.model.num_clusters)]
     contract = model_contract(model, params, dataset, names, ProjectLayout(tmp_path))
     assert contract.reduced_jpeg is reduced
+
+
+def test_fetch_of_an_image_folder_counts_its_files_on_stderr(tmp_path, capsys):
+    from gatcluster.pipeline.fetch_stage import run_fetch
+
+    root = tmp_path / "photos"
+    for kind in ("a", "b"):
+        (root / kind).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (40, 30), (200 if kind == "a" else 0, i * 40, 90)).save(root / kind / f"{i}.png")
+    settings = {"data.source": "folder", "data.root": str(root), "model.num_clusters": 2}
+    params = replace_params(Params(), {**settings, "train.sub_batch": 4, "train.large_batch": 10})
+    report = run_fetch(params, ProjectLayout(tmp_path))
+    assert report.startswith("fetched folder: 10 images")
+    counter = capsys.readouterr().err
+    assert "fetch folder" in counter and "10 files" in counter, counter
