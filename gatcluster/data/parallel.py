@@ -1,13 +1,18 @@
 """Decoding files on a few threads, results in input order.
 
-Pillow's decoders and resizes release the GIL, so threads decode files side by side (fetch of an
-image folder, `gat predict`) while the caller keeps the order of its input. The input is consumed
-lazily and only a bounded number of files is in flight, so a walk of a million files streams.
+Pillow's decoders and resizes release the GIL, so threads decode large files side by side (fetch
+of an image folder, `gat predict`) while the caller keeps the order of its input. Small files do
+not pay: decoding a 28-px PNG is mostly Python, and two threads contending for the GIL decoded
+10,000 of them at 2,600 files/s against 6,600 in one (2-core Xeon). So the work starts in the
+caller's thread and moves to the threads only once files take long to decode (12-megapixel JPEGs:
+37 files/s in one thread, 81 in two). The input is consumed lazily and only a bounded number of
+files is in flight, so a walk of a million files streams.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +22,10 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 MAX_DECODE_WORKERS = 4  # beyond this the disk and the caller's own work limit a decode loop
+# Items that take longer than this on average (over the last SLOW_WINDOW) go to the threads:
+# a 28-px PNG decodes in ~0.1 ms, a 12-megapixel JPEG in ~27 ms reduced and ~150 ms in full.
+SLOW_ITEM_S = 0.002
+SLOW_WINDOW = 16
 
 
 def decode_workers(limit: int | None = None) -> int:
@@ -26,13 +35,29 @@ def decode_workers(limit: int | None = None) -> int:
 
 
 def ordered_map(fn: Callable[[In], Out], items: Iterable[In], workers: int) -> Iterator[Out]:
-    """fn(item) for each item, in order, computed on `workers` threads with a few items ahead.
+    """fn(item) for each item, in order: in the caller's thread while items are quick (the mean of
+    the last SLOW_WINDOW below SLOW_ITEM_S), then on `workers` threads with a few items ahead.
 
-    One worker maps in the caller's thread. An exception of `fn` is raised where its result is due.
+    One worker always maps in the caller's thread. An exception of `fn` is raised where its result
+    is due.
     """
+    items = iter(items)
     if workers <= 1:
         yield from map(fn, items)
         return
+    recent: deque[float] = deque(maxlen=SLOW_WINDOW)
+    for item in items:
+        tic = time.perf_counter()
+        result = fn(item)
+        recent.append(time.perf_counter() - tic)
+        yield result
+        if len(recent) == SLOW_WINDOW and sum(recent) > SLOW_ITEM_S * SLOW_WINDOW:
+            yield from threaded_map(fn, items, workers)
+            return
+
+
+def threaded_map(fn: Callable[[In], Out], items: Iterator[In], workers: int) -> Iterator[Out]:
+    """fn(item) for each item, in order, computed on `workers` threads with a few items ahead."""
     ahead = 4 * workers  # enough to keep every thread busy while the caller uses a result
     with ThreadPoolExecutor(workers, thread_name_prefix="gat-decode") as pool:
         pending: deque[Future[Out]] = deque()

@@ -18,7 +18,7 @@ from gatcluster.data.images import (
     is_image_file,
     load_image,
 )
-from gatcluster.data.parallel import ordered_map
+from gatcluster.data.parallel import threaded_map
 
 
 def saved(image: Image.Image, path, **kwargs):
@@ -245,7 +245,7 @@ def test_threads_decode_without_leaving_a_warning_filter_or_letting_the_warning_
         warnings.simplefilter("error")  # any warning that gets through fails the decode
         load_image(path, 1)  # puts the one filter first
         filters = list(warnings.filters)
-        shapes = list(ordered_map(lambda _: load_image(path, 1).shape, range(200), 4))
+        shapes = list(threaded_map(lambda _: load_image(path, 1).shape, iter(range(200)), 4))
         assert shapes == [(40, 40, 1)] * 200 and not caught and warnings.filters == filters
 
 
