@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 ALPHA_BACKGROUND = (0, 0, 0)
 JPEG_SCALE = "dct-1/2-1/4-1/8-keeping-input-size"
@@ -122,6 +122,31 @@ def is_image_file(path: Path) -> bool:
     return True
 
 
+def _open(path: Path, at_least: int | None) -> Image.Image:
+    """Image.open, except that a JPEG beyond Pillow's pixel limit (a 200-megapixel phone photo)
+    opens when, scaled towards `at_least`, it decodes within the limit: the limit guards memory,
+    and a JPEG decoded at 1/8 holds a 64th of its pixels. Anything else beyond it stays refused."""
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError:
+        if at_least is None or not _starts_like_a_jpeg(path):
+            raise
+        # Pillow's JPEG reader itself: Image.open would refuse the full size before any scaling.
+        image = JpegImagePlugin.JpegImageFile(str(path))
+        image.draft(None, (at_least, at_least))
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and image.width * image.height > 2 * limit:
+            image.close()
+            raise
+        return image
+
+
+def _starts_like_a_jpeg(path: Path) -> bool:
+    """Whether the file begins with a JPEG start-of-image marker."""
+    with path.open("rb") as file:
+        return file.read(3) == b"\xff\xd8\xff"
+
+
 def _ignore_bomb_warnings() -> None:
     """Put the filter that ignores Pillow's DecompressionBombWarning first among the warning filters.
 
@@ -145,7 +170,7 @@ def _open_decoded(path: Path, at_least: int | None) -> tuple[Image.Image, int]:
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file")
         _ignore_bomb_warnings()
-        with Image.open(path) as image:
+        with _open(path, at_least) as image:
             if at_least is not None:
                 # Only JPEG decoders implement draft (others ignore it). Mode None: no decoder
                 # colour conversion, so luma stays ours. Square request: both sides >= at_least
