@@ -167,10 +167,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically, as UTF-8 whatever the locale's encoding."""
+def write_text_atomic(path: Path, text: str, newline: str | None = None) -> None:
+    """Write `text` to `path` atomically, as UTF-8 whatever the locale's encoding; `newline` as
+    for `open` (None: the platform's line ending)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline=newline)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -105,7 +105,9 @@ def preset(
         raise fail(str(err)) from err
     try:
         # Through a symbolic link (params.yaml kept elsewhere): the file the user edits changes.
-        write_text_atomic(file_target(params), text)
+        # Line endings as the file had them: a params.yaml saved on Windows stays CRLF.
+        crlf = b"\r\n" in params.read_bytes()
+        write_text_atomic(file_target(params), text, newline="\r\n" if crlf else "\n")
     except OSError as err:
         raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")

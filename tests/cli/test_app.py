@@ -108,6 +108,15 @@ def test_preset_writes_through_a_linked_params_file(tmp_path):
     assert "source: stl10" in (tmp_path / "kept" / "params.yaml").read_text()
 
 
+def test_preset_keeps_the_files_line_endings(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_bytes((ROOT / "params.yaml").read_bytes().replace(b"\n", b"\r\n"))  # saved on Windows
+    result = runner.invoke(app, ["preset", "stl10", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    written = params.read_bytes()
+    assert b"source: stl10" in written and written.count(b"\n") == written.count(b"\r\n")
+
+
 def test_unknown_preset_is_a_usage_error_that_changes_nothing(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)
