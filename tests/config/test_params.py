@@ -130,7 +130,7 @@ def test_trainer_switches_are_validated(overrides, message):
         replace_params(Params(), overrides)
 
 
-@pytest.mark.parametrize("name", ["", "  ", "a/b", "models:x", "x\ny", " gat", "gat\t"])
+@pytest.mark.parametrize("name", ["", "  ", "a/b", "models:x", "a?b", "a#b", "x\ny", " gat", "gat\t"])
 def test_a_registered_model_name_that_breaks_models_uris_is_refused(name):
     with pytest.raises(ParamsError, match="export.registered_model must be a name without"):
         replace_params(Params(), {"export.registered_model": name})

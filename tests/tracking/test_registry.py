@@ -56,6 +56,8 @@ def test_a_name_may_hold_an_at_sign(text, ref):
         "models:/a/latest",
         "runs:/x/model",
         "models:/a/" + "9" * 5000,
+        "models:/a?b/1",  # MLflow reads it as a URL: model a, query b/1
+        "models:/a#b@champion",
     ],
 )
 def test_other_uris_are_refused_with_the_forms_that_work(text):
