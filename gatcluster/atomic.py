@@ -167,11 +167,15 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_text_atomic(path: Path, text: str, newline: str | None = None) -> None:
+def write_text_atomic(path: Path, text: str, newline: str | None = None, keep_mode: bool = False) -> None:
     """Write `text` to `path` atomically, as UTF-8 whatever the locale's encoding; `newline` as
-    for `open` (None: the platform's line ending)."""
+    for `open` (None: the platform's line ending). `keep_mode`: a file rewritten in place keeps its
+    permissions (a group-writable params.yaml stays so), as an editor keeps them."""
+    mode = stat.S_IMODE(path.stat().st_mode) if keep_mode and path.is_file() else None
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline=newline)
+        if mode is not None:
+            os.chmod(tmp, mode)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -105,9 +105,10 @@ def preset(
         raise fail(str(err)) from err
     try:
         # Through a symbolic link (params.yaml kept elsewhere): the file the user edits changes.
-        # Line endings as the file had them: a params.yaml saved on Windows stays CRLF.
-        crlf = b"\r\n" in params.read_bytes()
-        write_text_atomic(file_target(params), text, newline="\r\n" if crlf else "\n")
+        # Line endings as the file had most of them: a params.yaml saved on Windows stays CRLF.
+        raw = params.read_bytes()
+        crlf = 2 * raw.count(b"\r\n") > raw.count(b"\n")
+        write_text_atomic(file_target(params), text, newline="\r\n" if crlf else "\n", keep_mode=True)
     except OSError as err:
         raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")

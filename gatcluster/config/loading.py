@@ -33,7 +33,8 @@ def load_params(path: Path) -> Params:
 
 
 def read_params_text(path: Path) -> str:
-    """A params file's text (UTF-8, as YAML files are); other bytes are a one-line `ParamsError`."""
+    """A params file's text (UTF-8, as YAML files are); other bytes, or a file that cannot be
+    read, are a one-line `ParamsError`."""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -41,6 +42,8 @@ def read_params_text(path: Path) -> str:
             f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}):"
             " save it as UTF-8 and run again"
         ) from err
+    except OSError as err:  # unreadable (permissions), or a folder of that name
+        raise ParamsError(f"cannot read {path}: {err.strerror or err}") from err
 
 
 def params_from_text(text: str, where: str = "params.yaml") -> Params:

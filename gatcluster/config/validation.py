@@ -127,11 +127,11 @@ def check_consistency(params: Params) -> None:
         raise ParamsError("train.loss_weights are all 0: nothing would be trained; keep at least one above 0")
 
 
-URI_DELIMITERS = "/:?#"  # characters a models:/ URI cannot carry in a model's name
+URI_DELIMITERS = "/:?"  # characters a models:/ URI cannot carry in a model's name
 
 
 def check_registered_model(name: str | None) -> None:
-    """An MLflow registered-model name: not blank, none of '/', ':', '?', '#' (they delimit models:/
+    """An MLflow registered-model name: not blank, none of '/', ':', '?' (they delimit models:/
     URIs, which MLflow parses as URLs: `models:/a?b/1` names model `a`), and printable without
     spaces at either end (models:/ URIs and `gat promote` must be able to name it)."""
     if name is None:
@@ -139,6 +139,6 @@ def check_registered_model(name: str | None) -> None:
     printable = name.isprintable() and name == name.strip()
     if not name.strip() or any(c in name for c in URI_DELIMITERS) or not printable:
         raise ParamsError(
-            "export.registered_model must be a name without '/', ':', '?', '#', control characters or"
-            f" spaces at either end (or null: register nothing), got {name!r}"
+            "export.registered_model must be a name without '/', ':', '?', control characters or spaces"
+            f" at either end (or null: register nothing), got {name!r}"
         )

@@ -117,6 +117,8 @@ def is_image_file(path: Path) -> bool:
     try:
         with Image.open(path) as image:
             image.verify()
+    except Image.DecompressionBombError:
+        return True  # an image, and a JPEG of the kind may still decode reduced (`load_image`)
     except Exception:  # any failure of a third-party decoder means "not a usable image"
         return False
     return True

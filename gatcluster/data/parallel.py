@@ -22,7 +22,7 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 MAX_DECODE_WORKERS = 4  # beyond this the disk and the caller's own work limit a decode loop
-# Items that take longer than this on average (over the last SLOW_WINDOW) go to the threads:
+# Once half of the last SLOW_WINDOW items took longer than this, the rest go to the threads:
 # a 28-px PNG decodes in ~0.1 ms, a 12-megapixel JPEG in ~27 ms reduced and ~150 ms in full.
 SLOW_ITEM_S = 0.002
 SLOW_WINDOW = 16
@@ -35,8 +35,8 @@ def decode_workers(limit: int | None = None) -> int:
 
 
 def ordered_map(fn: Callable[[In], Out], items: Iterable[In], workers: int) -> Iterator[Out]:
-    """fn(item) for each item, in order: in the caller's thread while items are quick (the mean of
-    the last SLOW_WINDOW below SLOW_ITEM_S), then on `workers` threads with a few items ahead.
+    """fn(item) for each item, in order: in the caller's thread while items are quick (fewer than
+    half of the last SLOW_WINDOW over SLOW_ITEM_S), then on `workers` threads with a few ahead.
 
     One worker always maps in the caller's thread. An exception of `fn` is raised where its result
     is due.
@@ -45,13 +45,14 @@ def ordered_map(fn: Callable[[In], Out], items: Iterable[In], workers: int) -> I
     if workers <= 1:
         yield from map(fn, items)
         return
-    recent: deque[float] = deque(maxlen=SLOW_WINDOW)
+    slow: deque[bool] = deque(maxlen=SLOW_WINDOW)
     for item in items:
         tic = time.perf_counter()
         result = fn(item)
-        recent.append(time.perf_counter() - tic)
+        slow.append(time.perf_counter() - tic > SLOW_ITEM_S)
         yield result
-        if len(recent) == SLOW_WINDOW and sum(recent) > SLOW_ITEM_S * SLOW_WINDOW:
+        # Half the window slow, not its mean: one large file among small ones does not switch.
+        if len(slow) == SLOW_WINDOW and 2 * sum(slow) >= SLOW_WINDOW:
             yield from threaded_map(fn, items, workers)
             return
 

@@ -16,11 +16,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskProgressColumn,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 if TYPE_CHECKING:  # an annotation only: `gat predict` imports this module's bar columns without torch
     from gatcluster.training.fit import LogFn
@@ -35,6 +37,18 @@ def count_columns() -> list:
     return [name, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
 
 
+class RateColumn(ProgressColumn):
+    """The task's recent speed as a plain number and `unit` ("412 files/s"), blank before it has one."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        """The speed text of `task`."""
+        return Text("" if task.speed is None else f"{task.speed:,.0f} {self.unit}")
+
+
 @contextmanager
 def file_counter(description: str) -> Iterator[Callable[[], None]]:
     """A line on stderr counting files as the yielded callback is called: count, rate, elapsed."""
@@ -42,7 +56,7 @@ def file_counter(description: str) -> Iterator[Callable[[], None]]:
         TextColumn("{task.description}"),
         BarColumn(),  # pulses: the total is not known
         TextColumn("{task.completed} files"),
-        TaskProgressColumn(show_speed=True),  # files/s while the total is unknown
+        RateColumn("files/s"),
         TimeElapsedColumn(),
     ]
     with Progress(*columns, console=Console(stderr=True)) as bar:

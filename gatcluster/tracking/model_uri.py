@@ -12,7 +12,7 @@ from dataclasses import dataclass
 # The alias is the text after the last '@' (a name may hold one: `models:/team@lab/2`); versions are
 # ASCII digits, as many as a registry's 64-bit numbers can hold.
 URI_PATTERN = re.compile(
-    r"^models:/(?P<name>[^/:?#]+?)(?:/(?P<version>[0-9]{1,18})|@(?P<alias>[A-Za-z0-9_\-]+))/?$"
+    r"^models:/(?P<name>[^/:?]+?)(?:/(?P<version>[0-9]{1,18})|@(?P<alias>[A-Za-z0-9_\-]+))/?$"
 )
 
 

@@ -185,12 +185,19 @@ def download_version(client: MlflowClient, name: str, version: int, into: Path) 
 
     label = f"models:/{name}/{version}"
     try:
-        download_artifacts(
-            artifact_uri=label,
-            dst_path=str(into),
-            tracking_uri=client.tracking_uri,
-            registry_uri=client.tracking_uri,  # the project keeps its registry in its tracking store
+        # From where the version's files lie, not through a models:/ URI: MLflow reads one as a URL
+        # with an optional @alias, so a name holding an '@' named another model there.
+        fetched = Path(
+            download_artifacts(
+                artifact_uri=client.get_model_version_download_uri(name, str(version)),
+                dst_path=str(into),
+                tracking_uri=client.tracking_uri,
+            )
         )
+        if fetched != into:  # a folder's files arrive in a sub-folder named like it: moved up
+            for child in list(fetched.iterdir()):
+                child.rename(into / child.name)
+            fetched.rmdir()
     except OSError as err:  # the connection or the artifact store, not the cache being written
         if err.filename is not None and Path(os.fsdecode(err.filename)).is_relative_to(into):
             raise

@@ -117,6 +117,23 @@ def test_preset_keeps_the_files_line_endings(tmp_path):
     assert b"source: stl10" in written and written.count(b"\n") == written.count(b"\r\n")
 
 
+def test_preset_keeps_a_mostly_lf_file_lf_and_the_files_permissions(tmp_path):
+    params = tmp_path / "params.yaml"
+    lines = (ROOT / "params.yaml").read_bytes().split(b"\n")
+    params.write_bytes(b"\r\n".join(lines[:3]) + b"\r\n" + b"\n".join(lines[3:]))  # a few CRLF lines
+    params.chmod(0o664)  # group-writable, as in a shared project folder
+    result = runner.invoke(app, ["preset", "stl10", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert b"\r\n" not in params.read_bytes() and params.stat().st_mode & 0o777 == 0o664
+
+
+def test_preset_on_an_unreadable_params_file_is_one_line(tmp_path):
+    (tmp_path / "params.yaml").mkdir()  # unreadable as a file, also for root
+    result = runner.invoke(app, ["preset", "stl10", "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "params.yaml" in result.output and "error" in result.output, result.output
+
+
 def test_unknown_preset_is_a_usage_error_that_changes_nothing(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)

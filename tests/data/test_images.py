@@ -280,6 +280,9 @@ def test_a_jpeg_beyond_the_pixel_limit_decodes_when_its_reduced_scale_fits(tmp_p
     png = saved(photo(100, 100), tmp_path / "huge.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels: beyond twice the limit
     assert load_image(jpeg, 3, 8).shape == (13, 13, 3)  # decoded at 1/8: 169 pixels
+    renamed = tmp_path / "IMG_0001"  # no suffix: recognised by content
+    renamed.write_bytes(jpeg.read_bytes())
+    assert is_image_file(renamed)
     for path, at_least in ((jpeg, None), (png, 8), (jpeg, 50)):  # in full; not a JPEG; 1/2 is 2,500
         with pytest.raises(ImageDecodeError, match="too large"):
             load_image(path, 3, at_least)

@@ -74,3 +74,16 @@ def test_an_error_is_raised_where_its_result_is_due(mapped):
 def test_worker_count_is_bounded_by_the_cpus_the_cap_and_the_callers_limit():
     assert 1 <= decode_workers() <= MAX_DECODE_WORKERS
     assert decode_workers(1) == 1
+
+
+def test_one_slow_item_among_quick_ones_keeps_the_work_in_the_callers_thread():
+    names = set()
+
+    def one_slow(i: int) -> int:
+        names.add(threading.current_thread().name)
+        if i == 0:
+            time.sleep(40 * SLOW_ITEM_S)  # one large photo in a folder of icons
+        return i
+
+    assert list(ordered_map(one_slow, range(300), 2)) == list(range(300))
+    assert names == {threading.current_thread().name}

@@ -57,7 +57,6 @@ def test_a_name_may_hold_an_at_sign(text, ref):
         "runs:/x/model",
         "models:/a/" + "9" * 5000,
         "models:/a?b/1",  # MLflow reads it as a URL: model a, query b/1
-        "models:/a#b@champion",
     ],
 )
 def test_other_uris_are_refused_with_the_forms_that_work(text):
@@ -102,6 +101,18 @@ def test_register_promote_and_fetch_once(tmp_path, registry, trained_onnx):
         fetch_model(client, parse_model_uri("models:/gatcluster@staging"), tmp_path / "cache")
     with pytest.raises(RegistryError, match="not in the registry"):
         move_alias(client, "gatcluster", 7, "champion")
+
+
+@pytest.mark.parametrize("name", ["team@lab", "v#2 of it"])
+def test_names_that_models_uris_cannot_carry_are_still_fetched(tmp_path, registry, trained_onnx, name):
+    # MLflow reads models:/team@lab/1 as alias "lab/1" of model "team": the files are fetched from
+    # where the version keeps them instead.
+    client, exp_id = registry
+    run_id, uri, model_id = log_onnx(client, exp_id, onnx.load(str(trained_onnx[2])))
+    assert register_version(client, name, uri, model_id, run_id, {}) == 1
+    path, number = fetch_model(client, parse_model_uri(f"models:/{name}/1"), tmp_path / "cache")
+    assert number == 1 and read_contract(path) == read_contract(trained_onnx[2])
+    assert (path.parent / "MLmodel").is_file()  # the logged model folder, not a sub-folder of it
 
 
 def test_an_onnx_model_without_the_gatcluster_contract_is_refused(tmp_path, registry):
