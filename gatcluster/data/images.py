@@ -8,6 +8,8 @@ becomes the same array at training and at prediction time. The choices are liste
   a transparent sprite then looks like a digit on a dark background rather than on white.
 - 16-bit greyscale is scaled by 255/65535 (not clipped, which would turn most of it white).
 - CMYK goes to RGB by Pillow's plain conversion (embedded ICC profiles are ignored).
+- HEIC/HEIF photos (iPhones' default) decode through pillow-heif's Pillow plugin, turned upright by
+  the rotation their container records.
 - Greyscale output is ITU-R 601-2 luma, the weights `pixels.LUMA_WEIGHTS` uses.
 - JPEGs decode at a reduced scale when the caller names the size it will fit them to: libjpeg's
   DCT-domain scaling by 1/2, 1/4 or 1/8, the smallest that keeps both sides at least that size.
@@ -38,7 +40,17 @@ PREPROCESSING = {
     "grayscale": "itu-r-601-2-luma",
     "jpeg_scale": JPEG_SCALE,
 }
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (
+    *(".bmp", ".gif", ".heic", ".heif", ".jpeg", ".jpg", ".png"),
+    *(".ppm", ".pgm", ".tif", ".tiff", ".webp"),
+)
+
+try:
+    from pillow_heif import register_heif_opener
+except ImportError:  # the source tree run without its install (a lent GPU machine): HEIC is no image
+    pass
+else:
+    register_heif_opener()
 
 _BOMB_WARNING_FILTER = ("ignore", None, Image.DecompressionBombWarning, None, 0)
 _FILTERS_LOCK = threading.Lock()
