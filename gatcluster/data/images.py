@@ -50,7 +50,11 @@ try:
 except ImportError:  # the source tree run without its install (a lent GPU machine): HEIC is no image
     pass
 else:
-    register_heif_opener()
+    # After Pillow's own readers (init), so that its AVIF reader keeps the AVIF files that name the
+    # generic HEIF brand (this libheif cannot decode AV1); no embedded thumbnails: `draft` then
+    # leaves a HEIC whole, decoded like the training images, not from a preview of unknown quality.
+    Image.init()
+    register_heif_opener(thumbnails=False)
 
 _BOMB_WARNING_FILTER = ("ignore", None, Image.DecompressionBombWarning, None, 0)
 _FILTERS_LOCK = threading.Lock()
@@ -185,10 +189,10 @@ def _open_decoded(path: Path, at_least: int | None) -> tuple[Image.Image, int]:
             raise ImageDecodeError("empty file")
         _ignore_bomb_warnings()
         with _open(path, at_least) as image:
-            if at_least is not None:
-                # Only JPEG decoders implement draft (others ignore it). Mode None: no decoder
-                # colour conversion, so luma stays ours. Square request: both sides >= at_least
-                # whichever way the EXIF orientation turns the image.
+            if at_least is not None and isinstance(image, JpegImagePlugin.JpegImageFile):
+                # JPEG (and MPO) only: JPEG_SCALE is the one reduced decoding recorded. Mode None:
+                # no decoder colour conversion, so luma stays ours. Square request: both sides
+                # >= at_least whichever way the EXIF orientation turns the image.
                 image.draft(None, (at_least, at_least))
             pixels = image.width * image.height
             PIXEL_BUDGET.acquire(pixels)
@@ -209,7 +213,8 @@ def _open_decoded(path: Path, at_least: int | None) -> tuple[Image.Image, int]:
     except OSError as err:
         reason = "truncated" if "truncated" in str(err).lower() else f"corrupt ({err})"
         raise ImageDecodeError(reason) from err
-    except (SyntaxError, ValueError, EOFError) as err:  # what Pillow's plugins raise on bad data
+    # What Pillow's plugins raise on bad data; RuntimeError: libheif on a codec it was built without.
+    except (SyntaxError, ValueError, EOFError, RuntimeError) as err:
         raise ImageDecodeError(f"corrupt ({err})") from err
 
 

@@ -181,23 +181,17 @@ def fetch_model(client: MlflowClient, ref: ModelRef, cache_root: Path) -> tuple[
 
 def download_version(client: MlflowClient, name: str, version: int, into: Path) -> None:
     """Download the files of `version` of `name` into the folder `into` and check them."""
-    from mlflow.artifacts import download_artifacts
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     label = f"models:/{name}/{version}"
     try:
         # From where the version's files lie, not through a models:/ URI: MLflow reads one as a URL
-        # with an optional @alias, so a name holding an '@' named another model there.
-        fetched = Path(
-            download_artifacts(
-                artifact_uri=client.get_model_version_download_uri(name, str(version)),
-                dst_path=str(into),
-                tracking_uri=client.tracking_uri,
-            )
-        )
-        if fetched != into:  # a folder's files arrive in a sub-folder named like it: moved up
-            for child in list(fetched.iterdir()):
-                child.rename(into / child.name)
-            fetched.rmdir()
+        # with an optional @alias, so a name holding an '@' named another model there. The folder's
+        # repository, as MLflow's own models:/ download does: its files land in `into` itself, and
+        # a store that lost them leaves `into` empty (said below), not an error about one file.
+        location = client.get_model_version_download_uri(name, str(version))
+        repository = get_artifact_repository(location, tracking_uri=client.tracking_uri)
+        repository.download_artifacts("", dst_path=str(into))
     except OSError as err:  # the connection or the artifact store, not the cache being written
         if err.filename is not None and Path(os.fsdecode(err.filename)).is_relative_to(into):
             raise

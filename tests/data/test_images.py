@@ -287,3 +287,31 @@ def test_a_jpeg_beyond_the_pixel_limit_decodes_when_its_reduced_scale_fits(tmp_p
         with pytest.raises(ImageDecodeError, match="too large"):
             load_image(path, 3, at_least)
     assert images.PIXEL_BUDGET.used == 0
+
+
+def test_an_iphone_heic_photo_decodes_upright_and_counts_as_an_image(tmp_path):
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    pixels[:8, :8] = 255  # white block at the stored top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display", as a phone held upright records it
+    path = saved(Image.fromarray(pixels), tmp_path / "IMG_0001.HEIC", exif=exif.tobytes(), quality=95)
+    assert is_image_file(path) and path.suffix.lower() in images.IMAGE_SUFFIXES
+    array = load_image(path, 1, 16)
+    assert array.shape == (40, 20, 1)  # portrait after rotation
+    assert array[:8, -8:].mean() > 200 and array[:8, :8].mean() < 50
+
+
+def test_a_heic_photo_is_decoded_whole_not_from_its_embedded_thumbnail(tmp_path):
+    photo(480, 640).save(tmp_path / "p.heic", quality=90)  # pillow-heif embeds a thumbnail by default
+    assert load_image(tmp_path / "p.heic", 3, 64).shape == (480, 640, 3)
+
+
+def test_a_heif_file_of_a_codec_this_build_lacks_is_skipped_with_a_reason(tmp_path, monkeypatch):
+    heic = saved(photo(48, 64), tmp_path / "p.heic", quality=90)
+
+    def no_codec(self):
+        raise RuntimeError("Unsupported feature: Unsupported codec: compression format has not been built in")
+
+    monkeypatch.setattr(type(Image.open(heic)), "load", no_codec)
+    with pytest.raises(ImageDecodeError, match="corrupt .*not been built in"):
+        load_image(heic, 3)

@@ -115,6 +115,15 @@ def test_names_that_models_uris_cannot_carry_are_still_fetched(tmp_path, registr
     assert (path.parent / "MLmodel").is_file()  # the logged model folder, not a sub-folder of it
 
 
+def test_a_version_whose_files_are_gone_says_so(tmp_path, registry, trained_onnx):
+    client, exp_id = registry
+    run_id, uri, model_id = log_onnx(client, exp_id, onnx.load(str(trained_onnx[2])))
+    register_version(client, "gatcluster", uri, model_id, run_id, {})
+    shutil.rmtree(tmp_path / "mlartifacts")  # a deleted artifact store, or a project moved without it
+    with pytest.raises(RegistryError, match="models:/gatcluster/1 are missing from its artifact store"):
+        fetch_model(client, parse_model_uri("models:/gatcluster/1"), tmp_path / "cache")
+
+
 def test_an_onnx_model_without_the_gatcluster_contract_is_refused(tmp_path, registry):
     client, exp_id = registry
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
