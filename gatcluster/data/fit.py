@@ -1,8 +1,9 @@
 """Fitting images to the model input: one function, applied once, where images enter.
 
 `fit_images` is called by the fetch stage for every data set (stored fitted, with the rule in the
-manifest) and by `gat predict` for every new file, so a file becomes the same array at training
-and at prediction time. Later stages trust the manifest and never resize again. The rules (the
+manifest); an image file is decoded and fitted by `decode_fitted`, for fetch's image trees and for
+`gat predict`'s files alike, so a file becomes the same array at training and at prediction time.
+Later stages trust the manifest and never resize again. The rules (the
 `resize_rule` of the manifest and of the ONNX model contract):
 - "pad": centred zero padding when the image fits (28-px MNIST digits -> 32), bilinear resize
   (antialiased) when it does not;
@@ -18,11 +19,30 @@ before (identical when enlarging, at most 1 grey level apart on 0.2 % of pixels 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageOps
 
+from gatcluster.data.images import ImageDecodeError, load_image
+from gatcluster.data.walk import SkippedFile
+
 FIT_RULE = "shorter-side-bilinear-centre-crop"
 RULES = ("pad", "resize", FIT_RULE)
+DECODE_CHANNELS = 3  # files are decoded in colour; a grey model takes luma later (the clean view)
+
+
+def decode_fitted(path: Path, size: int, rule: str, reduced_jpeg: bool = True) -> np.ndarray | SkippedFile:
+    """One image file decoded in colour and fitted by `rule`, uint8 (size, size, 3), or why it was
+    skipped: what fetch stores for an image tree and what `gat predict` feeds the model. JPEGs decode
+    at the reduced scale (`images.JPEG_SCALE`) unless `reduced_jpeg` is False (older models)."""
+    try:
+        image = load_image(path, DECODE_CHANNELS, size if reduced_jpeg else None)
+        return fit_images(image[None], size, rule)[0]
+    except ImageDecodeError as err:
+        return SkippedFile(path, str(err))
+    except OSError as err:  # a read error past the file's opening (EIO on a failing disk)
+        return SkippedFile(path, f"unreadable ({err.strerror or err})")
 
 
 def fit_images(images: np.ndarray, size: int, rule: str) -> np.ndarray:

@@ -6,9 +6,9 @@ official URLs and md5 sums come from torchvision's own dataset classes; a `Mirro
 torchvision's dataset classes, so an already-extracted offline copy in torchvision's layout works
 without network and CIFAR-100's coarse labels are available.
 
-Image trees (ImageNet subsets, `folder`) decode every file in colour with `images.load_image` (a
-grayscale model converts after the colour jitter, as the authors' pipeline does), fit it with
-`fit.fit_images` (FIT_RULE), and skip unreadable files with a reason instead of failing.
+Image trees (ImageNet subsets, `folder`) decode and fit every file in colour with
+`fit.decode_fitted` (FIT_RULE; a grayscale model converts after the colour jitter, as the authors'
+pipeline does), as `gat predict` does, and skip unreadable files with a reason instead of failing.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ import numpy as np
 from gatcluster.atomic import fsync_path, fsync_tree, make_temp_dir
 from gatcluster.data import formats
 from gatcluster.data.bundled import BUNDLED_SOURCES
-from gatcluster.data.fit import FIT_RULE, fit_images
-from gatcluster.data.images import ImageDecodeError, load_image
+from gatcluster.data.fit import DECODE_CHANNELS, FIT_RULE, decode_fitted
 from gatcluster.data.parallel import decode_workers, ordered_map
 from gatcluster.data.store import DatasetError, ImageDataset, release_pages, rows_per_block
 from gatcluster.data.walk import SkippedFile, path_text, walk_files
@@ -47,7 +46,6 @@ IMAGENET_WNIDS = {  # docs/method.md §9; the position in the tuple is the class
         *("n02105412", "n02105855", "n02107142", "n02110958", "n02112137"),
     ),
 }
-TREE_CHANNELS = 3  # image files are stored in colour; hue jitter needs it, grayscale models convert later
 ROOT_SOURCES = (*IMAGENET_WNIDS, "folder")
 
 
@@ -373,10 +371,12 @@ def _decode_all(
     """Decode and fit each file into `ScratchRows`: (N, size, size, 3) images, the tags of the kept
     files, and the files skipped with their reasons. `files` is consumed lazily, decoded on a few
     threads (`parallel.ordered_map`) and stored in their order."""
-    rows = ScratchRows((size, size, TREE_CHANNELS), scratch_dir)
+    rows = ScratchRows((size, size, DECODE_CHANNELS), scratch_dir)  # colour: hue jitter needs it
     tags = array("q")
     skipped: list[SkippedFile] = []
-    decoded = ordered_map(lambda item: (item[1], _decode_fitted(item[0], size)), files, decode_workers())
+    decoded = ordered_map(
+        lambda item: (item[1], decode_fitted(item[0], size, FIT_RULE)), files, decode_workers()
+    )
     with closing(decoded):  # an error here (a full disk) stops the decoding threads at once
         for tag, fitted in decoded:
             if on_file is not None:
@@ -387,14 +387,6 @@ def _decode_all(
             rows.append(fitted)
             tags.append(tag)
     return rows.finish(), np.frombuffer(tags, dtype=np.int64).copy(), skipped
-
-
-def _decode_fitted(path: Path, size: int) -> np.ndarray | SkippedFile:
-    """One file of an image tree decoded and fitted to size × size (FIT_RULE), or why it was skipped."""
-    try:
-        return fit_images(load_image(path, TREE_CHANNELS, size)[None], size, FIT_RULE)[0]
-    except ImageDecodeError as err:
-        return SkippedFile(path, str(err))
 
 
 def _folder_labels(tags: np.ndarray, folders: dict[str, int]) -> tuple[np.ndarray | None, list[str]]:

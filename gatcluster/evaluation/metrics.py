@@ -43,9 +43,15 @@ def contingency_matrix(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, 
 
 def hungarian_match(pred: np.ndarray, true: np.ndarray) -> tuple[float, dict[int, int]]:
     """Best one-to-one cluster→class matching: (accuracy, mapping)."""
-    counts, clusters, classes = contingency_matrix(pred, true)
+    return matched_accuracy(*contingency_matrix(pred, true))
+
+
+def matched_accuracy(
+    counts: np.ndarray, clusters: np.ndarray, classes: np.ndarray
+) -> tuple[float, dict[int, int]]:
+    """(accuracy, mapping) of the best one-to-one matching on a square `contingency_matrix`."""
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    acc = counts[rows, cols].sum() / len(pred)
+    acc = counts[rows, cols].sum() / counts.sum()
     mapping = {
         int(clusters[r]): int(classes[c])
         for r, c in zip(rows, cols, strict=True)
@@ -59,8 +65,11 @@ def cluster_scores(pred: np.ndarray, true: np.ndarray) -> ClusteringScores:
     pred, true = np.asarray(pred).ravel(), np.asarray(true).ravel()
     if pred.shape != true.shape or pred.size == 0:
         raise ValueError(f"need equal, non-empty label arrays; got {pred.shape} and {true.shape}")
-    acc, mapping = hungarian_match(pred, true)
-    counts = class_by_cluster_counts(pred, true)
+    square, clusters, classes = contingency_matrix(pred, true)
+    acc, mapping = matched_accuracy(square, clusters, classes)
+    # the table scikit-learn's NMI and ARI start from: classes by clusters that occur, no padding,
+    # in its orientation so that sums run in its order
+    counts = square[: len(clusters), : len(classes)].T.copy()
     return ClusteringScores(
         acc=acc,
         nmi=normalized_mutual_information(counts, "geometric"),
@@ -68,13 +77,6 @@ def cluster_scores(pred: np.ndarray, true: np.ndarray) -> ClusteringScores:
         ari=adjusted_rand_index(counts),
         mapping=mapping,
     )
-
-
-def class_by_cluster_counts(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """counts[class, cluster] over the classes and clusters that occur (no padding): the table
-    scikit-learn's NMI and ARI start from, in its orientation so that sums run in its order."""
-    counts, clusters, classes = contingency_matrix(pred, true)
-    return counts[: len(clusters), : len(classes)].T.copy()
 
 
 def entropy(sizes: np.ndarray) -> float:

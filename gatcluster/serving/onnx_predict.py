@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gatcluster.data.fit import fit_images
-from gatcluster.data.images import IMAGE_SUFFIXES, ImageDecodeError, load_image
+from gatcluster.data.fit import decode_fitted
+from gatcluster.data.images import IMAGE_SUFFIXES
 from gatcluster.data.parallel import ordered_map
 from gatcluster.data.pixels import clean_view_array
 from gatcluster.data.walk import SkippedFile
@@ -25,7 +25,6 @@ from gatcluster.serving.contract import INPUT_NAME, PREDICT_OUTPUTS, ModelContra
 from gatcluster.telemetry import telemetry_off
 
 telemetry_off()  # before onnxruntime is imported anywhere
-DECODE_CHANNELS = 3  # files are decoded in colour, as fetch stores image trees; the view converts
 
 
 class DeviceError(RuntimeError):
@@ -108,13 +107,7 @@ def looks_like_image(path: Path) -> bool:
 
 def decode(path: Path, contract: ModelContract) -> np.ndarray | SkippedFile:
     """One file decoded once and fitted by the model's rule, uint8 (S, S, 3); or why it was skipped."""
-    try:
-        image = load_image(path, DECODE_CHANNELS, contract.input_size if contract.reduced_jpeg else None)
-        return fit_images(image[None], contract.input_size, contract.resize_rule)[0]
-    except ImageDecodeError as err:
-        return SkippedFile(path, str(err))
-    except OSError as err:
-        return SkippedFile(path, f"unreadable ({err.strerror or err})")
+    return decode_fitted(path, contract.input_size, contract.resize_rule, contract.reduced_jpeg)
 
 
 def batches(
