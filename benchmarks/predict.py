@@ -8,12 +8,15 @@ In one run, on real mnist5k digits written as PNG files:
 4. start-up: wall time and peak RSS of `gat predict` on one file (process start to the first
    image's row) and of `gat info` (issue targets: <= 1.5 s and <= 300 MiB, torch never imported);
 5. photos: decode + fit of 12-megapixel JPEGs (smooth colour pictures with grain, made here) for a
-   128-px model, in full and at the reduced JPEG scale, on one thread and on the decoding threads.
+   128-px model, in full and at the reduced JPEG scale, on one thread and on the decoding threads;
+   with `--heic N` also N such pictures as HEIC files (off by default: x265 takes ~20 s to encode
+   each on a 2-core machine).
 
 The model is models/model.pt when present (after `make repro`), else the default network with
 fresh weights (speed does not depend on the weights). It is exported to ONNX in a temp folder.
 
     .venv/bin/python benchmarks/predict.py                 # 2 threads, batch 64, 40 photos
+    .venv/bin/python benchmarks/predict.py --photos 0 --heic 12   # also 12 HEIC photos
 """
 
 from __future__ import annotations
@@ -71,8 +74,9 @@ def decode_all(folder: Path, model_path: Path, batch: int, threads: int) -> tupl
     return arrays, time.perf_counter() - tic
 
 
-def write_photos(folder: Path, count: int) -> None:
-    """`count` 4032×3024 JPEGs (quality 90): smooth colour fields with grain, as photos compress."""
+def write_photos(folder: Path, count: int, suffix: str = ".jpg", quality: int = 90) -> None:
+    """`count` 4032×3024 photos (JPEG quality 90 by default): smooth colour fields with grain, as
+    photos compress."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in range(count):
@@ -81,7 +85,15 @@ def write_photos(folder: Path, count: int) -> None:
         )
         grain = rng.integers(-8, 8, (3024, 4032, 3), dtype=np.int16)
         pixels = (np.asarray(coarse).astype(np.int16) + grain).clip(0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:03d}.jpg", quality=90)
+        Image.fromarray(pixels).save(folder / f"{i:03d}{suffix}", quality=quality)
+
+
+def decode_rate(folder: Path, contract: ModelContract, workers: int) -> str:
+    """images/s of decode + fit of every file in `folder` for `contract`, as `gat predict` does it."""
+    tic = time.perf_counter()
+    n = sum(len(paths) for paths, _, _ in batches(walk_files([folder]), contract, 64, workers))
+    seconds = time.perf_counter() - tic
+    return f"{n / seconds:6.1f} images/s ({seconds:.1f} s, {n} files)"
 
 
 def photo_rates(folder: Path, threads: int) -> None:
@@ -89,12 +101,15 @@ def photo_rates(folder: Path, threads: int) -> None:
     for reduced in (False, True):
         for workers in sorted({1, decode_workers(threads)}):
             contract = ModelContract(128, 3, FIT_RULE, 2, ("a", "b"), reduced_jpeg=reduced)
-            tic = time.perf_counter()
-            n = sum(len(paths) for paths, _, _ in batches(walk_files([folder]), contract, 64, workers))
-            seconds = time.perf_counter() - tic
             how = "reduced JPEG" if reduced else "full decode "
-            rate = f"{n / seconds:6.1f} images/s ({seconds:.1f} s, {n} files)"
-            print(f"photos, {how}, {workers} thread(s): {rate}")
+            print(f"photos, {how}, {workers} thread(s): {decode_rate(folder, contract, workers)}")
+
+
+def heic_rates(folder: Path, threads: int) -> None:
+    """Print images/s of decode + fit of HEIC photos for a 128-px colour model, 1 or N threads."""
+    contract = ModelContract(128, 3, FIT_RULE, 2, ("a", "b"))
+    for workers in sorted({1, decode_workers(threads)}):
+        print(f"HEIC photos, {workers} thread(s)    : {decode_rate(folder, contract, workers)}")
 
 
 def time_onnx(model_path: Path, arrays: list[np.ndarray], threads: int) -> float:
@@ -162,6 +177,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 10000])
     parser.add_argument("--photos", type=int, default=40, help="12-megapixel JPEGs to decode (0: none)")
+    parser.add_argument("--heic", type=int, default=0, help="12-megapixel HEIC photos to decode (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, which = benchmark_model()
@@ -190,6 +206,9 @@ def main() -> None:
         if args.photos:
             write_photos(tmp / "photos", args.photos)
             photo_rates(tmp / "photos", args.threads)
+        if args.heic:
+            write_photos(tmp / "heic", args.heic, ".heic", quality=80)
+            heic_rates(tmp / "heic", args.threads)
 
 
 if __name__ == "__main__":

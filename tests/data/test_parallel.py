@@ -5,16 +5,19 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import deque
 
 import pytest
 
 from gatcluster.data.parallel import (
+    EARLY_SWITCH_S,
     MAX_DECODE_WORKERS,
     SLOW_ITEM_S,
     SLOW_WINDOW,
     decode_workers,
     ordered_map,
     threaded_map,
+    worth_threads,
 )
 
 
@@ -87,3 +90,32 @@ def test_one_slow_item_among_quick_ones_keeps_the_work_in_the_callers_thread():
 
     assert list(ordered_map(one_slow, range(300), 2)) == list(range(300))
     assert names == {threading.current_thread().name}
+
+
+def test_a_few_large_files_move_to_the_threads_without_waiting_for_a_full_window():
+    # Twelve HEIC photos (1-2 s each) never filled the window: they decoded one at a time.
+    where = {}
+
+    def large(i: int) -> int:
+        where[i] = threading.current_thread().name
+        time.sleep(EARLY_SWITCH_S / 2 + 0.01)
+        return i
+
+    assert list(ordered_map(large, range(6), 2)) == list(range(6))
+    assert [where[i].startswith("gat-decode") for i in range(6)] == [False, False, True, True, True, True]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "switch"),
+    [
+        ([0.3], False),  # one large file: never on one item
+        ([0.3, 0.0001], False),
+        ([0.15, 0.15], True),  # two large files at the start
+        ([0.01, 0.01, 0.01], False),  # slow, but not yet long enough to be sure
+        ([0.3, 0.0001, 0.0001, 0.0001, 0.3], False),  # two slow of five: not half
+        ([0.003] * (SLOW_WINDOW // 2) + [0.0001] * (SLOW_WINDOW // 2), True),  # a full window, half slow
+        ([0.003] * (SLOW_WINDOW // 2 - 1) + [0.0001] * (SLOW_WINDOW // 2 + 1), False),
+    ],
+)
+def test_threads_are_worth_it_once_half_the_recent_items_are_slow_and_long(seconds, switch):
+    assert worth_threads(deque(seconds, maxlen=SLOW_WINDOW)) is switch
