@@ -172,6 +172,24 @@ def replace_items(seq: CommentedSeq, values: list[Any]) -> None:
 UNLISTED_BLOCK = "experimental"  # the block params.yaml lists empty: only keys that differ appear
 
 
+# The lines ruamel drops on a round trip: comments and directives (`%YAML 1.2`) up to a document
+# start marker `---`, and a document end marker `...` with what follows it. They are cut off before
+# the edit and put back verbatim.
+DOCUMENT_START = re.compile(r"\A(?:[ \t]*(?:[#%][^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
+DOCUMENT_END = re.compile(r"^\.\.\.[ \t]*(?:#[^\n]*)?$(?:\n[ \t]*(?:#[^\n]*)?$)*\n?\Z", re.MULTILINE)
+
+
+def split_markers(text: str) -> tuple[str, str, str]:
+    """`text` as (lines up to and including `---`, the document, `...` and the lines after it);
+    either end is empty where the file has no such marker."""
+    start = DOCUMENT_START.match(text)
+    head = start.group(0) if start else ""
+    body = text[len(head) :]
+    end = DOCUMENT_END.search(body)
+    tail = end.group(0) if end else ""
+    return head, body[: len(body) - len(tail)], tail
+
+
 def set_values(text: str, overrides: dict[str, Any]) -> str:
     """`text` (params.yaml) with the value of each dotted key replaced in place, comments kept.
 
@@ -179,7 +197,14 @@ def set_values(text: str, overrides: dict[str, Any]) -> str:
     an absent key already means: params.yaml stays free of the `experimental` block until a value
     there differs, and a key of that block set back to its default is removed again (so `faithful`
     then `mnist` leaves the file as `mnist` alone does, and DVC sees no changed params).
+    A `---` with the comments above it and a `...` with the lines after it stay as they are.
     """
+    head, body, tail = split_markers(text)
+    return head + set_document_values(body, overrides) + tail
+
+
+def set_document_values(text: str, overrides: dict[str, Any]) -> str:
+    """`set_values` on the document itself (no `---` or `...` markers)."""
     codec = round_trip_yaml(text)
     document = codec.load(text)
     # An empty or comment-only file loads as None, a section whose keys are all commented out

@@ -102,6 +102,24 @@ def test_an_empty_file_or_section_takes_the_values_instead_of_dropping_them(text
 
 
 @pytest.mark.parametrize(
+    ("head", "tail"),
+    [
+        ("# the team's settings\n# reviewed monthly\n---\n", ""),
+        ("%YAML 1.2\n--- # params\n", ""),
+        ("", "...\n# notes after the document\n"),
+        ("---\n", "...\n"),
+    ],
+)
+def test_document_markers_and_the_comments_around_them_stay(head, tail):
+    # ruamel drops what stands before `---` and after `...` on a round trip.
+    text = head + (ROOT / "params.yaml").read_text() + tail
+    new_text, params = apply_overrides(text, preset_values("stl10"))
+    assert params.data.source == "stl10"
+    assert new_text.startswith(head) and new_text.endswith(tail)
+    assert new_text.count("#") == text.count("#")
+
+
+@pytest.mark.parametrize(
     ("source", "root", "new_source", "reset"),
     [
         ("folder", "/photos", "cifar10", True),  # an image folder is no offline copy
