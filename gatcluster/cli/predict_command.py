@@ -29,6 +29,7 @@ from gatcluster.data.walk import (
     listed,
     mark_output_folder,
     path_text,
+    shown_path,
     walk_files,
 )
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
@@ -82,6 +83,7 @@ class Tally:
     sorted: int = 0
     renamed: int = 0
     already_sorted: int = 0
+    sorted_elsewhere: int = 0  # inputs an earlier run put into another cluster folder
     output_folders: list[Path] = field(default_factory=list)  # earlier runs' output, left out
 
 
@@ -203,10 +205,12 @@ class Extras:
                 tally.sorted += not placed.already_there
                 tally.renamed += placed.renamed
                 tally.already_sorted += placed.already_there
+                tally.sorted_elsewhere += placed.elsewhere
 
     def finish(self, tally: Tally) -> None:
-        """Write the gallery (after every image was seen)."""
-        if self.collector is None or self.opts.gallery is None:
+        """Write the gallery (after every image was seen); nothing when no image was clustered, so
+        an earlier run's gallery in that folder stays, as its table does."""
+        if self.collector is None or self.opts.gallery is None or tally.clustered == 0:
             return
         model = self.opts.model_label or self.opts.model
         note = (
@@ -252,16 +256,26 @@ def cluster_all(
     return tally
 
 
-def check_outputs_writable(opts: PredictOptions) -> None:
-    """Create the output folders and prove they take a file, before any image is read (OSError)."""
+def check_outputs_writable(opts: PredictOptions, names: list[str]) -> None:
+    """Create the output folders and prove they take a file, before any image is read (OSError).
+
+    Of --sort-into the cluster folders that exist already (an earlier run's, maybe another user's)
+    are probed too; those still to be made are made by this command, in a folder that took a file."""
     if opts.out is not None:
         file_target(opts.out)  # a device, FIFO or folder named as --out: refused now, not at the end
     outputs = [f for f in (opts.attention_dir, opts.gallery, opts.sort_into) if f is not None]
     # Judged before any folder is made (--sort-into out --gallery out/gallery makes `out`): a folder
     # new or empty now will hold this command's output only, never the user's own pictures.
     fresh = [f for f in outputs if not (f.is_dir() and any(f.iterdir()))]
-    for folder in ([opts.out.parent] if opts.out is not None else []) + outputs:
-        folder.mkdir(parents=True, exist_ok=True)
+    if opts.sort_into is not None:
+        outputs += [f for f in (opts.sort_into / name for name in cluster_folders(names)) if f.is_dir()]
+    named = [(opts.out.parent, opts.out)] if opts.out is not None else []
+    for folder, what in named + [(folder, folder) for folder in outputs]:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as err:  # "File exists" alone named no culprit
+            in_the_way = shown_path(file_in_the_way(folder))
+            raise OSError(err.errno, f"{in_the_way} is a file, not a folder", str(what)) from None
         try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
@@ -271,11 +285,24 @@ def check_outputs_writable(opts: PredictOptions) -> None:
             raise OSError(err.errno, err.strerror, str(folder)) from err
 
 
+def file_in_the_way(folder: Path) -> Path:
+    """The first of `folder` and the folders above it that exists and is not a folder (a file)."""
+    for path in (folder, *folder.parents):
+        if path.exists() or path.is_symlink():
+            return path if not path.is_dir() else folder
+    return folder
+
+
 def write_error(err: OSError) -> str:
-    """One line for a failed write: which path and why (and what was kept, where known)."""
+    """One line for a failed write: which path and why (and what was kept, where known).
+
+    Of a call with two paths (os.symlink(source, link), os.rename) the second is the one written:
+    a link that cannot be made is named, not the user's picture it points to."""
     if isinstance(err, WriteError):
         return f"error: {err.strerror}"
-    return f"error: cannot write {err.filename or 'the output'}: {err.strerror or err}"
+    written = err.filename2 or err.filename
+    where = shown_path(written) if written is not None else "the output"
+    return f"error: cannot write {where}: {err.strerror or err}"
 
 
 def print_summary(tally: Tally, seconds: float, provider: str, console: Console) -> None:
@@ -289,11 +316,11 @@ def print_summary(tally: Tally, seconds: float, provider: str, console: Console)
         highlight=False,
     )
     for item in tally.skipped[:SHOWN_SKIPS]:
-        console.print(f"skipped {path_text(item.path)}: {item.reason}", highlight=False, markup=False)
+        console.print(f"skipped {shown_path(item.path)}: {item.reason}", highlight=False, markup=False)
     if len(tally.skipped) > SHOWN_SKIPS:
         console.print(f"... and {len(tally.skipped) - SHOWN_SKIPS} more skipped", highlight=False)
     if tally.output_folders:
-        folders = [path_text(f) for f in tally.output_folders]
+        folders = [shown_path(f) for f in tally.output_folders]
         note = left_out_note(folders, SHOWN_SKIPS, "cluster its images")
         console.print(note, highlight=False, markup=False)
 
@@ -310,6 +337,11 @@ def report_extras(opts: PredictOptions, tally: Tally, console: Console) -> None:
             line += f"; {tally.renamed} renamed with a number because the name was taken"
         if tally.already_sorted:
             line += f"; {tally.already_sorted} were already there (left as they were)"
+        if tally.sorted_elsewhere:
+            line += (
+                f"; {tally.sorted_elsewhere} are also in another cluster folder, where an earlier run"
+                " put them (left there: sort into an empty folder for a sort of this model alone)"
+            )
         console.print(line, highlight=False, markup=False)
 
 
@@ -325,17 +357,17 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
     in_the_way = users_folders_in_the_way(paths, opts, list(contract.cluster_names))
     if in_the_way:
         console.print(
-            f"error: --sort-into {path_text(opts.sort_into)} holds the inputs, and "
-            f"{listed([path_text(f) for f in in_the_way], SHOWN_SKIPS)} would take links of a"
+            f"error: --sort-into {shown_path(opts.sort_into)} holds the inputs, and "
+            f"{listed([shown_path(f) for f in in_the_way], SHOWN_SKIPS)} would take links of a"
             " cluster of that name among pictures of yours: sort into a folder of its own,"
-            f" e.g. --sort-into {path_text(opts.sort_into / 'sorted')}",
+            f" e.g. --sort-into {shown_path(opts.sort_into / 'sorted')}",
             highlight=False,
             markup=False,
         )
         return EXIT_USAGE
     started = time.perf_counter()
     try:
-        check_outputs_writable(opts)
+        check_outputs_writable(opts, list(contract.cluster_names))
         tally = cluster_all(paths, opts, contract, session, console)
     except OSError as err:  # the table is written atomically: a failed write leaves no file
         console.print(write_error(err), highlight=False, markup=False)

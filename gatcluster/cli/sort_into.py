@@ -5,6 +5,8 @@ Nothing already in DIR is ever overwritten or removed: a name that is taken gets
 copies fail instead of replacing), so two runs racing into one folder cannot clobber each other
 either. Sorting the same inputs into the same folder again adds nothing: an existing link to the
 same file, or (with --copy) a file of the same size and content (SHA-256), counts as already sorted.
+An input that an earlier run put into another cluster folder (another model sorted it otherwise) is
+sorted all the same and counted, so that the summary can say the folder now holds it twice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from gatcluster.data.walk import mark_output_folder
 
 MAX_NAME_BYTES = 200  # well under the usual 255-byte file name limit, with room for " (123)"
+NAME_LIMIT = 255  # bytes of one file name on ext4, XFS, Btrfs, APFS and most others
 HASH_BLOCK = 1 << 20  # files are hashed in blocks: memory stays flat for any size
 
 
@@ -41,9 +44,13 @@ def cluster_folders(names: list[str]) -> list[str]:
 
 
 def numbered(name: str, n: int) -> str:
-    """`photo.jpg` -> `photo (n).jpg` (the suffix stays last, so the file still opens)."""
+    """`photo.jpg` -> `photo (n).jpg` (the suffix stays last, so the file still opens); the stem is
+    shortened where the number would take the name past NAME_LIMIT bytes."""
     path = Path(name)
-    return f"{path.stem} ({n}){path.suffix}"
+    stem, tail = path.stem, f" ({n}){path.suffix}"
+    while stem and len(os.fsencode(stem + tail)) > NAME_LIMIT:
+        stem = stem[:-1]
+    return stem + tail
 
 
 @dataclass
@@ -53,6 +60,7 @@ class Placed:
     path: Path
     renamed: bool = False
     already_there: bool = False
+    elsewhere: bool = False  # an earlier run put it into another cluster folder too
 
 
 class ClusterSorter:
@@ -65,6 +73,42 @@ class ClusterSorter:
         # Cluster folders made among the inputs (`photos --sort-into photos`) carry the output
         # marker, so later walks of the inputs leave these links out (`data.walk`).
         self.mark_folders = mark_folders
+        self.earlier: dict[Path | int, list[tuple[int, Path]]] | None = None
+        self._source_digest: str | None = None
+
+    def earlier_entries(self) -> dict[Path | int, list[tuple[int, Path]]]:
+        """What the cluster folders held before this run, read once on first use: each link by the
+        file it points to, each other file by its size (a copy is confirmed by its content)."""
+        if self.earlier is None:
+            self.earlier = {}
+            for cluster, name in enumerate(self.folders):
+                folder = self.root / name
+                entries = sorted(folder.iterdir()) if folder.is_dir() else []
+                for entry in entries:
+                    if entry.is_symlink():
+                        key: Path | int = Path(os.path.realpath(entry))
+                    elif self.copy and entry.is_file():
+                        key = entry.stat().st_size
+                    else:
+                        continue
+                    self.earlier.setdefault(key, []).append((cluster, entry))
+        return self.earlier
+
+    def sorted_elsewhere(self, source: Path, cluster: int) -> bool:
+        """Whether an earlier run put `source` (resolved) into a cluster folder other than `cluster`'s."""
+        earlier = self.earlier_entries()
+        if any(k != cluster for k, _ in earlier.get(source, [])):  # a link to it
+            return True
+        if not self.copy:
+            return False
+        others = [entry for k, entry in earlier.get(source.stat().st_size, []) if k != cluster]
+        return any(file_digest(entry) == self.source_digest(source) for entry in others)
+
+    def source_digest(self, source: Path) -> str:
+        """SHA-256 of the input being placed, computed at most once per input."""
+        if self._source_digest is None:
+            self._source_digest = file_digest(source)
+        return self._source_digest
 
     def place(self, source: Path, cluster: int) -> Placed:
         """Link or copy `source` into its cluster's folder under a free name; OSError if impossible."""
@@ -73,16 +117,19 @@ class ClusterSorter:
             folder.mkdir(parents=True, exist_ok=True)
             if self.mark_folders:
                 mark_output_folder(folder)
-        source = source.resolve()
+        # Named as the input is (a photo library's hash-named files are reached through links named
+        # for people), pointing at the file itself.
+        name, source = source.name, source.resolve()
         self._source_digest = None  # hashed once, and only if a same-size copy is found
+        elsewhere = self.sorted_elsewhere(source, cluster)
         n = 1
         while True:
-            target = folder / (source.name if n == 1 else numbered(source.name, n))
+            target = folder / (name if n == 1 else numbered(name, n))
             if self.is_same(target, source):
-                return Placed(target, already_there=True)
+                return Placed(target, already_there=True, elsewhere=elsewhere)
             try:
                 self.create(target, source)
-                return Placed(target, renamed=n > 1)
+                return Placed(target, renamed=n > 1, elsewhere=elsewhere)
             except FileExistsError:
                 n += 1
 
@@ -92,9 +139,7 @@ class ClusterSorter:
             return target.is_symlink() and Path(os.readlink(target)) == source
         if target.is_symlink() or not target.is_file() or target.stat().st_size != source.stat().st_size:
             return False
-        if self._source_digest is None:
-            self._source_digest = file_digest(source)
-        return file_digest(target) == self._source_digest
+        return file_digest(target) == self.source_digest(source)
 
     def create(self, target: Path, source: Path) -> None:
         """A new link or copy at `target`; FileExistsError if the name is taken (nothing replaced)."""

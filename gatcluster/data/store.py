@@ -19,7 +19,7 @@ import numpy as np
 from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.data.fit import fit_images
 from gatcluster.data.images import preprocessing_record, reduces_jpeg
-from gatcluster.data.walk import SkippedFile, path_text
+from gatcluster.data.walk import SkippedFile, shown_path
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -126,7 +126,7 @@ def write_dataset(dataset: ImageDataset, out_dir: Path, skipped: Sequence[Skippe
             np.save(tmp / "labels.npy", dataset.labels)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if skipped:
-            lines = (f"{path_text(item.path)}\t{item.reason}\n" for item in skipped)
+            lines = (f"{shown_path(item.path)}\t{item.reason}\n" for item in skipped)
             (tmp / SKIPPED_FILE).write_text("".join(lines), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)

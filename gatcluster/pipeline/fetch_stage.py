@@ -16,7 +16,7 @@ from pathlib import Path
 from gatcluster.config.params import Params
 from gatcluster.data.sources import ROOT_SOURCES, load_source, unfiled_images
 from gatcluster.data.store import SKIPPED_FILE, ImageDataset, fit_dataset, write_dataset
-from gatcluster.data.walk import SkippedFile, left_out_note, listed, output_folders_below, path_text
+from gatcluster.data.walk import SkippedFile, left_out_note, listed, output_folders_below, shown_path
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
 from gatcluster.pipeline.progress import file_counter
@@ -33,7 +33,7 @@ def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout) -> None:
         return
     log.warning("skipped %d unreadable or non-image files:", len(skipped))
     for item in skipped[:SHOWN_SKIPS]:
-        log.warning("  %s: %s", path_text(layout.relative(item.path)), item.reason)
+        log.warning("  %s: %s", shown_path(layout.relative(item.path)), item.reason)
     if len(skipped) > SHOWN_SKIPS:
         listed = layout.relative(layout.dataset_dir / SKIPPED_FILE)
         log.warning("  ... and %d more (all listed in %s)", len(skipped) - SHOWN_SKIPS, listed)
@@ -53,15 +53,15 @@ def report_unfiled(
         "unlabelled: %s directly in %s, outside its sub-folders (%s); labels come from sub-folder"
         " names only when every image sits in one",
         "1 image lies" if len(unfiled) == 1 else f"{len(unfiled)} images lie",
-        path_text(layout.relative(root)),
-        listed([path_text(f.name) for f in unfiled], SHOWN_SKIPS),
+        shown_path(layout.relative(root)),
+        listed([shown_path(f.name) for f in unfiled], SHOWN_SKIPS),
     )
 
 
 def report_predict_outputs(root: Path, layout: ProjectLayout) -> None:
     """Name the `gat predict` output folders a folder source left out: they may hold copies a user
     now means as training images (`--copy`), and skipping them silently would lose those."""
-    folders = [path_text(layout.relative(f)) for f in output_folders_below(root)]
+    folders = [shown_path(layout.relative(f)) for f in output_folders_below(root)]
     if folders:
         log.warning("%s", left_out_note(folders, SHOWN_SKIPS, "train on its images"))
 

@@ -343,7 +343,8 @@ def test_an_unwritable_output_is_one_line_before_any_image_is_read(
     target = tmp_path / "a-file" / ("p.csv" if option == "--out" else "att")  # below a file: unwritable
     args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), option, str(target)]
     result = runner.invoke(app, args)
-    assert result.exit_code == 1 and "error: cannot write" in result.stderr and "a-file" in result.stderr
+    line = f"error: cannot write {target}: {tmp_path / 'a-file'} is a file, not a folder"
+    assert result.exit_code == 1 and line in result.stderr, result.stderr
     assert "Traceback" not in result.output and "images in" not in result.stderr  # nothing was clustered
 
 
@@ -481,6 +482,72 @@ def test_sort_into_and_gallery_follow_the_table(tmp_path, trained_onnx, digits_d
     assert f"linked 42 images into {sorted_dir}" in result.stderr and "1 renamed" in result.stderr
     page = (tmp_path / "gallery" / "gallery.html").read_text()
     assert "ünïcødé 数字.png" in page and len(list((tmp_path / "gallery").glob("cluster-*.png"))) == 10
+
+
+def test_a_run_that_clusters_nothing_keeps_an_earlier_gallery(tmp_path, trained_onnx, digits_dataset):
+    digits_folder(tmp_path / "d", digits_dataset.images[:5])
+    (tmp_path / "empty").mkdir()
+    gallery = tmp_path / "gallery"
+    args = ["--model", str(trained_onnx[2]), "--out", str(tmp_path / "p.csv"), "--gallery", str(gallery)]
+    assert runner.invoke(app, ["predict", str(tmp_path / "d"), *args]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in gallery.iterdir()}
+    result = runner.invoke(app, ["predict", str(tmp_path / "empty"), *args])
+    assert result.exit_code == 1 and "no image could be clustered" in result.stderr
+    assert {p.name: p.read_bytes() for p in gallery.iterdir()} == before
+
+
+def test_an_existing_cluster_folder_that_takes_no_file_is_named_before_any_image_is_read(
+    tmp_path, trained_onnx, digits_dataset
+):
+    locked = Path("/sys/kernel")  # refuses new files, to root too (chmod does not stop root)
+    if not locked.is_dir() or os.access(locked, os.W_OK) and locked.stat().st_uid != 0:
+        pytest.skip("no folder here that refuses files to every user")
+    digits_folder(tmp_path / "d", digits_dataset.images[:5])
+    sorted_dir = tmp_path / "sorted"
+    sorted_dir.mkdir()
+    for name in read_contract(trained_onnx[2]).cluster_names:  # another user's folders, say
+        (sorted_dir / name).symlink_to(locked)
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--sort-into", str(sorted_dir)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and f"error: cannot write {sorted_dir / 'digit-0'}: " in result.stderr
+    assert "images in" not in result.stderr and "Traceback" not in result.output
+
+
+def test_a_link_that_cannot_be_made_is_named_not_the_picture_it_points_to():
+    from gatcluster.cli.predict_command import write_error
+
+    err = OSError(1, "Operation not permitted", "/photos/0000.png", None, "/sorted/digit-2/0000.png")
+    assert write_error(err) == "error: cannot write /sorted/digit-2/0000.png: Operation not permitted"
+
+
+def test_a_file_name_with_a_newline_stays_one_line_of_the_skipped_list(
+    tmp_path, trained_onnx, digits_dataset
+):
+    digits_folder(tmp_path / "d", digits_dataset.images[:3])
+    (tmp_path / "d" / "evil.png: not an image\nskipped fake.png").write_bytes(b"junk")
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--out", str(tmp_path / "p.csv")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
+    assert skipped == [f"skipped {tmp_path / 'd'}/evil.png: not an image\\nskipped fake.png: not an image"]
+
+
+def test_a_second_sort_says_which_inputs_an_earlier_run_put_into_another_cluster(
+    tmp_path, trained_onnx, digits_dataset
+):
+    digits_folder(tmp_path / "d", digits_dataset.images[:5])
+    sorted_dir = tmp_path / "sorted"
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--sort-into", str(sorted_dir)]
+    assert runner.invoke(app, args).exit_code == 0
+    link = sorted(sorted_dir.rglob("0000.png"))[0]  # as if another model had sorted it elsewhere
+    names = read_contract(trained_onnx[2]).cluster_names
+    other = sorted_dir / next(name for name in names if name != link.parent.name)
+    other.mkdir(exist_ok=True)
+    link.rename(other / link.name)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "linked 1 images into" in result.stderr
+    assert "4 were already there" in result.stderr
+    assert "1 are also in another cluster folder, where an earlier run put them" in result.stderr
 
 
 def test_outputs_inside_the_input_folder_are_never_clustered_on_a_second_run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gatcluster.cli.sort_into import ClusterSorter, cluster_folders, folder_name
+from gatcluster.cli.sort_into import ClusterSorter, cluster_folders, folder_name, numbered
 
 
 def test_folder_names_keep_unicode_and_drop_separators():
@@ -86,3 +86,59 @@ def test_copying_again_adds_nothing_and_never_overwrites_a_different_file(tmp_pa
     third = ClusterSorter(out, ["cats", "dogs"], copy=True).place(a, 0)
     assert third.path.name == "photo (4).jpg" and not third.already_there
     assert (out / "cats" / "photo (2).jpg").read_bytes() == b"frist"
+
+
+def test_a_numbered_name_stays_within_the_file_name_limit(tmp_path):
+    # Two inputs of one 255-byte name in one cluster: the second's " (2)" must not make it too long.
+    long_name = "y" * 251 + ".png"
+    a, b = tmp_path / "one" / long_name, tmp_path / "two" / long_name
+    for path, content in ((a, b"first"), (b, b"second")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    sorter = ClusterSorter(tmp_path / "sorted", ["cats"], copy=False)
+    first, second = sorter.place(a, 0), sorter.place(b, 0)
+    assert first.path.name == long_name and second.renamed
+    assert second.path.name.endswith(" (2).png") and len(second.path.name.encode()) == 255
+    assert second.path.read_bytes() == b"second"
+    assert (
+        numbered("é" * 200 + ".jpg", 12).endswith(" (12).jpg") and len(numbered("é" * 200, 3).encode()) <= 255
+    )
+
+
+def test_a_linked_input_keeps_its_own_name_and_points_at_the_file(tmp_path):
+    # Photo libraries keep files under hash names and show them through links named for people.
+    store = tmp_path / "store" / "3f9a1c.jpg"
+    store.parent.mkdir()
+    store.write_bytes(b"photo")
+    (tmp_path / "album").mkdir()
+    (tmp_path / "album" / "holiday.jpg").symlink_to(store)
+    placed = ClusterSorter(tmp_path / "sorted", ["beach"], copy=False).place(
+        tmp_path / "album" / "holiday.jpg", 0
+    )
+    assert placed.path == tmp_path / "sorted" / "beach" / "holiday.jpg"
+    assert os.readlink(placed.path) == str(store.resolve())
+    again = ClusterSorter(tmp_path / "sorted", ["beach"], copy=False).place(
+        tmp_path / "album" / "holiday.jpg", 0
+    )
+    assert again.already_there
+
+
+def test_an_input_an_earlier_run_sorted_into_another_cluster_is_counted(tmp_path):
+    # Another model (a retrain) sorts a photo into another cluster: it is linked there too, and
+    # counted, so that the summary can say the folder now holds it twice.
+    a, b = make_inputs(tmp_path / "in")
+    first = ClusterSorter(tmp_path / "sorted", ["cats", "dogs"], copy=False)
+    assert not first.place(a, 0).elsewhere and not first.place(b, 1).elsewhere
+    again = ClusterSorter(tmp_path / "sorted", ["cats", "dogs"], copy=False)
+    moved, same = again.place(a, 1), again.place(b, 1)
+    assert moved.elsewhere and not moved.already_there and moved.path.parent.name == "dogs"
+    assert not same.elsewhere and same.already_there
+    assert (tmp_path / "sorted" / "cats" / "photo.jpg").is_symlink()  # the earlier link stays
+
+
+def test_a_copy_an_earlier_run_made_in_another_cluster_is_found_by_content(tmp_path):
+    a, b = make_inputs(tmp_path / "in")
+    ClusterSorter(tmp_path / "sorted", ["cats", "dogs"], copy=True).place(a, 0)
+    (tmp_path / "sorted" / "cats" / "other.jpg").write_bytes(b"secnd")  # b's size, other content
+    again = ClusterSorter(tmp_path / "sorted", ["cats", "dogs"], copy=True)
+    assert again.place(a, 1).elsewhere and not again.place(b, 1).elsewhere

@@ -33,10 +33,12 @@ def test_round_trip_with_manifest(tmp_path):
 
 def test_every_skipped_file_is_listed_beside_the_data_set(tmp_path):
     skipped = [SkippedFile(Path(f"imgs/broken{i}.png"), "truncated") for i in range(7)]
+    skipped.append(SkippedFile(Path("imgs/two\nlines\tand a tab.png"), "not an image"))
     skipped.append(SkippedFile(Path(os.fsdecode(b"imgs/bad\xff.png")), "not an image"))
     write_dataset(small_dataset(), tmp_path / "d", skipped)
     lines = (tmp_path / "d" / store.SKIPPED_FILE).read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 8 and lines[0] == "imgs/broken0.png\ttruncated"
+    assert len(lines) == 9 and lines[0] == "imgs/broken0.png\ttruncated"
+    assert lines[-2] == "imgs/two\\nlines\\tand a tab.png\tnot an image"  # one file, one line
     assert lines[-1] == "imgs/bad\\xff.png\tnot an image"
     write_dataset(small_dataset(), tmp_path / "d")  # a fetch that skipped nothing lists nothing
     assert not (tmp_path / "d" / store.SKIPPED_FILE).exists()
