@@ -4,9 +4,10 @@ Nothing already in DIR is ever overwritten or removed: a name that is taken gets
 (`photo (2).jpg`), and links are created with O_EXCL semantics (`os.symlink` and exclusive-create
 copies fail instead of replacing), so two runs racing into one folder cannot clobber each other
 either. Sorting the same inputs into the same folder again adds nothing: an existing link to the
-same file, or (with --copy) a file of the same size and content (SHA-256), counts as already sorted.
-An input that an earlier run put into another cluster folder (another model sorted it otherwise) is
-sorted all the same and counted, so that the summary can say the folder now holds it twice.
+same file (whatever its name), or (with --copy) a file of the same size and content (SHA-256),
+counts as already sorted. An input that an earlier run put into another cluster folder (another
+model sorted it otherwise) is sorted all the same and counted, so that the summary can say the
+folder now holds it twice. What cannot be read there (another user's folder) counts as not there.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ def cluster_folders(names: list[str]) -> list[str]:
 
 
 def numbered(name: str, n: int) -> str:
-    """`photo.jpg` -> `photo (n).jpg` (the suffix stays last, so the file still opens); the stem is
-    shortened where the number would take the name past NAME_LIMIT bytes."""
+    """`photo.jpg` -> `photo (n).jpg` (the suffix stays last, so the file still opens); the stem,
+    then where it runs out the suffix, is shortened where the number would take the name past
+    NAME_LIMIT bytes."""
     path = Path(name)
-    stem, tail = path.stem, f" ({n}){path.suffix}"
-    while stem and len(os.fsencode(stem + tail)) > NAME_LIMIT:
+    stem, suffix = path.stem, path.suffix
+    while stem and len(os.fsencode(f"{stem} ({n}){suffix}")) > NAME_LIMIT:
         stem = stem[:-1]
-    return stem + tail
+    while suffix and len(os.fsencode(f"{stem} ({n}){suffix}")) > NAME_LIMIT:
+        suffix = suffix[:-1]
+    return f"{stem} ({n}){suffix}"
 
 
 @dataclass
@@ -74,6 +78,7 @@ class ClusterSorter:
         # marker, so later walks of the inputs leave these links out (`data.walk`).
         self.mark_folders = mark_folders
         self.earlier: dict[Path | int, list[tuple[int, Path]]] | None = None
+        self.digests: dict[Path, str | None] = {}  # earlier copies, each hashed at most once
         self._source_digest: str | None = None
 
     def earlier_entries(self) -> dict[Path | int, list[tuple[int, Path]]]:
@@ -82,27 +87,42 @@ class ClusterSorter:
         if self.earlier is None:
             self.earlier = {}
             for cluster, name in enumerate(self.folders):
-                folder = self.root / name
-                entries = sorted(folder.iterdir()) if folder.is_dir() else []
-                for entry in entries:
-                    if entry.is_symlink():
-                        key: Path | int = Path(os.path.realpath(entry))
-                    elif self.copy and entry.is_file():
-                        key = entry.stat().st_size
-                    else:
+                for entry in readable_entries(self.root / name):
+                    try:
+                        if entry.is_symlink():
+                            key: Path | int = Path(os.path.realpath(entry))
+                        elif self.copy and entry.is_file():
+                            key = entry.stat().st_size
+                        else:
+                            continue
+                    except OSError:
                         continue
                     self.earlier.setdefault(key, []).append((cluster, entry))
         return self.earlier
 
-    def sorted_elsewhere(self, source: Path, cluster: int) -> bool:
-        """Whether an earlier run put `source` (resolved) into a cluster folder other than `cluster`'s."""
+    def earlier_places(self, source: Path) -> list[tuple[int, Path]]:
+        """(cluster, entry) of each link to `source` (resolved) an earlier run made, and with --copy
+        of each copy of it (same size, then same SHA-256)."""
         earlier = self.earlier_entries()
-        if any(k != cluster for k, _ in earlier.get(source, [])):  # a link to it
-            return True
-        if not self.copy:
-            return False
-        others = [entry for k, entry in earlier.get(source.stat().st_size, []) if k != cluster]
-        return any(file_digest(entry) == self.source_digest(source) for entry in others)
+        places = list(earlier.get(source, []))
+        if self.copy:
+            try:
+                candidates = earlier.get(source.stat().st_size, [])
+                if candidates:
+                    digest = self.source_digest(source)
+                    places += [(k, e) for k, e in candidates if self.earlier_digest(e) == digest]
+            except OSError:  # the input itself cannot be read: placing it will say so
+                pass
+        return places
+
+    def earlier_digest(self, entry: Path) -> str | None:
+        """SHA-256 of an earlier copy, computed once (None where it cannot be read)."""
+        if entry not in self.digests:
+            try:
+                self.digests[entry] = file_digest(entry)
+            except OSError:
+                self.digests[entry] = None
+        return self.digests[entry]
 
     def source_digest(self, source: Path) -> str:
         """SHA-256 of the input being placed, computed at most once per input."""
@@ -121,7 +141,11 @@ class ClusterSorter:
         # for people), pointing at the file itself.
         name, source = source.name, source.resolve()
         self._source_digest = None  # hashed once, and only if a same-size copy is found
-        elsewhere = self.sorted_elsewhere(source, cluster)
+        earlier = self.earlier_places(source)
+        elsewhere = any(k != cluster for k, _ in earlier)
+        here = [entry for k, entry in earlier if k == cluster]
+        if here:  # under its own name or another (an older version named links after their file)
+            return Placed(here[0], already_there=True, elsewhere=elsewhere)
         n = 1
         while True:
             target = folder / (name if n == 1 else numbered(name, n))
@@ -154,6 +178,14 @@ class ClusterSorter:
                 target.unlink(missing_ok=True)  # no half-copied file left behind
                 raise
         shutil.copystat(source, target)
+
+
+def readable_entries(folder: Path) -> list[Path]:
+    """The entries of `folder`, sorted; none where it is missing or cannot be listed."""
+    try:
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        return []
 
 
 def file_digest(path: Path) -> str:

@@ -173,10 +173,10 @@ UNLISTED_BLOCK = "experimental"  # the block params.yaml lists empty: only keys 
 
 
 # The lines ruamel drops on a round trip: comments and directives (`%YAML 1.2`) up to a document
-# start marker `---`, and a document end marker `...` with what follows it. They are cut off before
-# the edit and put back verbatim.
-DOCUMENT_START = re.compile(r"\A(?:[ \t]*(?:[#%][^\n]*)?\n)*---[ \t]*(?:#[^\n]*)?(?:\n|\Z)")
-DOCUMENT_END = re.compile(r"^\.\.\.[ \t]*(?:#[^\n]*)?$(?:\n[ \t]*(?:#[^\n]*)?$)*\n?\Z", re.MULTILINE)
+# start marker `---` (after a byte order mark, if any), and a document end marker `...` with what
+# follows it. They are cut off before the edit and put back verbatim, CRLF line ends included.
+DOCUMENT_START = re.compile(r"\A\ufeff?(?:[ \t]*(?:[#%][^\n]*)?\r?\n)*---[ \t]*(?:#[^\n]*)?(?:\r?\n|\Z)")
+DOCUMENT_END = re.compile(r"^\.\.\.[ \t]*(?:#[^\n]*)?\r?$(?:\n[ \t]*(?:#[^\n]*)?\r?$)*\n?\Z", re.MULTILINE)
 
 
 def split_markers(text: str) -> tuple[str, str, str]:

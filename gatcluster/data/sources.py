@@ -14,6 +14,7 @@ pipeline does), as `gat predict` does, and skip unreadable files with a reason i
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import shutil
 import tarfile
@@ -33,7 +34,7 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.fit import DECODE_CHANNELS, FIT_RULE, decode_fitted
 from gatcluster.data.parallel import decode_workers, ordered_map
 from gatcluster.data.store import DatasetError, ImageDataset, release_pages, rows_per_block
-from gatcluster.data.walk import SkippedFile, path_text, walk_files
+from gatcluster.data.walk import SkippedFile, is_output_folder, path_text, shown_path, walk_files
 
 IMAGENET_WNIDS = {  # docs/method.md §9; the position in the tuple is the class index
     "imagenet10": (
@@ -190,16 +191,13 @@ def load_folder(
     into a disk-backed array in `scratch_dir` (see `_decode_all`).
 
     Labelled by first-level sub-folder (classes sorted) when every image sits in one; else unlabelled.
+    A file's class is the folder where it lies (`folder_files`).
     """
-    walk_skips: list[SkippedFile] = []
+    files, walk_skips = folder_files(root)
     folders: dict[str, int] = {}  # first-level sub-folder -> tag; files directly in root get -1
 
     def tagged_files() -> Iterator[tuple[Path, int]]:
-        for item in walk_files([root]):
-            if isinstance(item, SkippedFile):
-                walk_skips.append(item)
-                continue
-            parts = item.relative_to(root).parts
+        for item, parts in files:
             yield item, (folders.setdefault(parts[0], len(folders)) if len(parts) > 1 else -1)
 
     images, tags, skipped = _decode_all(tagged_files(), size, scratch_dir, on_file)
@@ -211,13 +209,63 @@ def load_folder(
     return ImageDataset(images, labels, classes, "folder", FIT_RULE), skipped
 
 
+def folder_files(root: Path) -> tuple[list[tuple[Path, tuple[str, ...]]], list[SkippedFile]]:
+    """The files under `root` in walk order, each with its path below `root` where it really lies
+    (which names its class), and what the walk skipped.
+
+    A link from one class folder into another (`cats/see-also -> ../dogs/best`) must not relabel
+    the images it reaches, nor a linked file count twice: a file is labelled by where it lies when
+    that is a place the walk reads (inside the tree, in no hidden or `gat predict` output folder;
+    else by the path walked: a library's `alice/beach.jpg -> ../.store/h1.jpg` is alice's), and a
+    file reached twice is kept once, where it lies, the other path skipped with the reason. Lists
+    the tree, decodes nothing.
+    """
+    real_root = Path(os.path.realpath(root))
+    readable: dict[Path, bool] = {}  # real folder -> whether the walk reads it (asked once each)
+    walked: list[tuple[Path, tuple[str, ...], Path]] = []
+    skipped: list[SkippedFile] = []
+    for item in walk_files([root]):
+        if isinstance(item, SkippedFile):
+            skipped.append(item)
+            continue
+        real = Path(os.path.realpath(item))
+        parts = item.relative_to(root).parts
+        if real.is_relative_to(real_root) and walked_folder(real.parent, real_root, readable):
+            parts = real.relative_to(real_root).parts
+        walked.append((item, parts, real))
+    kept: dict[Path, tuple[Path, bool]] = {}  # real file -> the path kept, and whether it lies there
+    for item, parts, real in walked:
+        lies_here = parts == item.relative_to(root).parts
+        if real not in kept or (lies_here and not kept[real][1]):
+            kept[real] = (item, lies_here)
+    files = []
+    for item, parts, real in walked:
+        first = kept[real][0]
+        if first == item:
+            files.append((item, parts))
+        else:
+            skipped.append(SkippedFile(item, f"the same file as {shown_path(first.relative_to(root))}"))
+    return files, skipped
+
+
+def walked_folder(folder: Path, real_root: Path, known: dict[Path, bool]) -> bool:
+    """Whether the walk of `real_root` reads `folder` (a folder inside it): none of the folders down
+    to it is hidden or a marked `gat predict` output folder. `known` caches the answers."""
+    if folder == real_root:
+        return True
+    if folder not in known:
+        hidden = folder.name.startswith(".") or is_output_folder(folder)
+        known[folder] = not hidden and walked_folder(folder.parent, real_root, known)
+    return known[folder]
+
+
 def unfiled_images(root: Path, skipped: Iterable[SkippedFile]) -> list[Path]:
     """The images directly in `root` while its sub-folders hold images too: what left a `folder`
     source unlabelled (labels come from first-level sub-folders only when every image sits in one).
     Empty for a flat folder or one with no images at its top. Lists the tree again, decodes nothing."""
     left_out = {item.path for item in skipped}
-    kept = [f for f in walk_files([root]) if isinstance(f, Path) and f not in left_out]
-    top = [f for f in kept if len(f.relative_to(root).parts) == 1]
+    kept = [(f, parts) for f, parts in folder_files(root)[0] if f not in left_out]
+    top = [f for f, parts in kept if len(parts) == 1]
     return top if len(top) < len(kept) else []
 
 

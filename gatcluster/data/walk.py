@@ -126,14 +126,40 @@ def _walk_folder(folder: Path, seen: set[Path], left_out: list[Path]) -> Iterato
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        try:
+            kind = entry_kind(entry)
+        except OSError as err:
+            if not can_enter(entry):  # listed but not entered (mode r--): every entry fails alike
+                yield SkippedFile(folder, f"unreadable folder ({err.strerror})")
+                return
+            yield SkippedFile(entry, f"unreadable ({err.strerror})")  # a link into such a folder
+            continue
+        if kind == "folder":
             if is_output_folder(entry):
                 left_out.append(entry)
             else:
                 yield from _walk_folder(entry, seen, left_out)
-        elif entry.is_file():
+        elif kind == "file":
             yield entry
-        elif entry.is_symlink():
-            yield SkippedFile(entry, "broken symlink")
         else:
-            yield SkippedFile(entry, "not a regular file")
+            yield SkippedFile(entry, kind)
+
+
+def can_enter(entry: Path) -> bool:
+    """Whether the folder holding `entry` lets its entries be looked at (lstat: the entry itself,
+    not what a link points to)."""
+    try:
+        entry.lstat()
+    except OSError:
+        return False
+    return True
+
+
+def entry_kind(entry: Path) -> str:
+    """ "folder", "file", "broken symlink" or "not a regular file"; OSError where `entry` cannot be
+    looked at (Path.is_dir passes EACCES on: the folder holding it lacks the execute bit)."""
+    if entry.is_dir():
+        return "folder"
+    if entry.is_file():
+        return "file"
+    return "broken symlink" if entry.is_symlink() else "not a regular file"

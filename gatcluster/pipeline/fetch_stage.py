@@ -18,7 +18,7 @@ from gatcluster.data.sources import ROOT_SOURCES, load_source, unfiled_images
 from gatcluster.data.store import SKIPPED_FILE, ImageDataset, fit_dataset, write_dataset
 from gatcluster.data.walk import SkippedFile, left_out_note, listed, output_folders_below, shown_path
 from gatcluster.pipeline.layout import ProjectLayout
-from gatcluster.pipeline.preflight import check_data_size, resolve_data_root
+from gatcluster.pipeline.preflight import PreflightError, check_data_size, resolve_data_root
 from gatcluster.pipeline.progress import file_counter
 
 SHOWN_SKIPS = 5
@@ -26,9 +26,10 @@ SHOWN_SKIPS = 5
 log = logging.getLogger("fetch")
 
 
-def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout) -> None:
+def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout, written: bool = True) -> None:
     """Warn about files left out of an image tree: the count, the first few with reasons, and where
-    the whole list goes (`write_dataset` writes it beside the data set)."""
+    the whole list goes (`write_dataset` writes it beside the data set; not `written` when the fetch
+    stops before writing: then no list is named)."""
     if not skipped:
         return
     log.warning("skipped %d unreadable or non-image files:", len(skipped))
@@ -36,7 +37,8 @@ def report_skipped(skipped: list[SkippedFile], layout: ProjectLayout) -> None:
         log.warning("  %s: %s", shown_path(layout.relative(item.path)), item.reason)
     if len(skipped) > SHOWN_SKIPS:
         listed = layout.relative(layout.dataset_dir / SKIPPED_FILE)
-        log.warning("  ... and %d more (all listed in %s)", len(skipped) - SHOWN_SKIPS, listed)
+        where = f" (all listed in {listed})" if written else ""
+        log.warning("  ... and %d more%s", len(skipped) - SHOWN_SKIPS, where)
 
 
 def report_unfiled(
@@ -76,11 +78,17 @@ def run_fetch(params: Params, layout: ProjectLayout) -> str:
         dataset, skipped = load_source(
             data.source, root, params.model.input_size, layout.raw_cache, on_file=counted
         )
-    report_skipped(skipped, layout)
+    too_few = None
+    try:
+        check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing
+    except PreflightError as err:
+        too_few = err  # raised after the notes below, which may say where the images went
+    report_skipped(skipped, layout, written=too_few is None)
     if root is not None and data.source == "folder":
         report_unfiled(dataset, root, skipped, layout)
         report_predict_outputs(root, layout)
-    check_data_size(params, len(dataset.images), f"data.source {data.source}")  # before writing anything
+    if too_few is not None:
+        raise too_few
     manifest = write_dataset(fit_dataset(dataset, params.model.input_size), layout.dataset_dir, skipped)
     shape = "x".join(str(d) for d in manifest["image_shape"])
     return (

@@ -14,9 +14,8 @@ from pathlib import Path
 from gatcluster.config.params import DataConfig, Params, ParamsError
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.images import IMAGE_SUFFIXES, is_image_file
-from gatcluster.data.sources import ROOT_SOURCES
+from gatcluster.data.sources import ROOT_SOURCES, folder_files
 from gatcluster.data.store import MANIFEST
-from gatcluster.data.walk import SkippedFile, walk_files
 
 # Images per source as fetched (train+test where the paper uses both; docs/method.md §6, §9).
 KNOWN_SIZES = {
@@ -78,9 +77,29 @@ def fetched_count(params: Params, dataset_dir: Path) -> int | None:
 def folder_file_count(root: Path) -> int:
     """Images under an image folder: files named like images, and others whose content is one (an
     upper bound: corrupt images drop at fetch). Counting every file called a folder of text files
-    valid here and failed in fetch, after `dvc repro` had set the previous data set aside."""
-    files = [item for item in walk_files([root]) if not isinstance(item, SkippedFile)]
-    return sum(1 for f in files if f.suffix.lower() in IMAGE_SUFFIXES or is_image_file(f))
+    valid here and failed in fetch, after `dvc repro` had set the previous data set aside; so did
+    counting empty files (cloud placeholders, a copy cut short), which fetch skips, and a file
+    reached twice (through a link), which fetch reads once."""
+    files = [item for item, _ in folder_files(root)[0]]
+    return sum(1 for f in files if not_empty(f) and (f.suffix.lower() in IMAGE_SUFFIXES or is_image_file(f)))
+
+
+def unreadable_note(root: Path) -> str:
+    """The note `(unreadable folder: <why>)` where `root` itself cannot be listed, else nothing:
+    "has 0 images" alone sent a user to look for images that are there."""
+    try:
+        next(root.iterdir(), None)
+    except OSError as err:
+        return f" (unreadable folder: {err.strerror})"
+    return ""
+
+
+def not_empty(path: Path) -> bool:
+    """Whether `path` holds any bytes (False where it cannot be looked at: fetch skips it too)."""
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def expected_count(params: Params, dataset_dir: Path, data_root: Path | None) -> tuple[int | None, str]:
@@ -89,7 +108,7 @@ def expected_count(params: Params, dataset_dir: Path, data_root: Path | None) ->
     if count is not None:
         return count, f"the fetched {params.data.source} data"
     if params.data.source == "folder" and data_root is not None:
-        return folder_file_count(data_root), f"the image folder {data_root}"
+        return folder_file_count(data_root), f"the image folder {data_root}{unreadable_note(data_root)}"
     return KNOWN_SIZES.get(params.data.source), f"the size of {params.data.source}"
 
 

@@ -142,3 +142,46 @@ def test_a_copy_an_earlier_run_made_in_another_cluster_is_found_by_content(tmp_p
     (tmp_path / "sorted" / "cats" / "other.jpg").write_bytes(b"secnd")  # b's size, other content
     again = ClusterSorter(tmp_path / "sorted", ["cats", "dogs"], copy=True)
     assert again.place(a, 1).elsewhere and not again.place(b, 1).elsewhere
+
+
+def test_a_numbered_name_with_a_long_suffix_stays_within_the_limit():
+    name = numbered("a." + "x" * 252, 2)
+    assert name.startswith(" (2).x") and len(name.encode()) == 255
+
+
+def test_a_link_an_older_version_named_after_its_file_counts_as_already_there(tmp_path):
+    a, _ = make_inputs(tmp_path / "in")
+    (tmp_path / "sorted" / "cats").mkdir(parents=True)
+    (tmp_path / "sorted" / "cats" / "3f9a1c.jpg").symlink_to(a.resolve())  # the same file, another name
+    placed = ClusterSorter(tmp_path / "sorted", ["cats", "dogs"], copy=False).place(a, 0)
+    assert placed.already_there and placed.path.name == "3f9a1c.jpg"
+    assert [p.name for p in (tmp_path / "sorted" / "cats").iterdir()] == ["3f9a1c.jpg"]
+
+
+def test_earlier_copies_are_hashed_once_each_and_unreadable_folders_count_as_empty(tmp_path, monkeypatch):
+    import gatcluster.cli.sort_into as sort_into
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(6):  # one size for all: every earlier copy is a candidate of every input
+        (inputs / f"{i}.bmp").write_bytes(bytes([i]) * 64)
+    first = ClusterSorter(tmp_path / "sorted", ["cats", "dogs", "owls"], copy=True)
+    for i in range(6):
+        first.place(inputs / f"{i}.bmp", i % 2)
+    hashed: list[Path] = []
+    real_digest = sort_into.file_digest
+    monkeypatch.setattr(sort_into, "file_digest", lambda path: hashed.append(path) or real_digest(path))
+    real_iterdir = Path.iterdir
+
+    def refused(path: Path):  # another user's cluster folder
+        if path.name == "owls":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    (tmp_path / "sorted" / "owls").mkdir()
+    monkeypatch.setattr(Path, "iterdir", refused)
+    again = ClusterSorter(tmp_path / "sorted", ["cats", "dogs", "owls"], copy=True)
+    placed = [again.place(inputs / f"{i}.bmp", (i + 1) % 2) for i in range(6)]  # another model
+    assert all(p.elsewhere and not p.already_there for p in placed)
+    earlier = [p for p in hashed if p.parent.parent == tmp_path / "sorted"]
+    assert len(earlier) == len(set(earlier)) == 6  # each earlier copy once, not once per input

@@ -108,6 +108,7 @@ def test_an_empty_file_or_section_takes_the_values_instead_of_dropping_them(text
         ("%YAML 1.2\n--- # params\n", ""),
         ("", "...\n# notes after the document\n"),
         ("---\n", "...\n"),
+        ("\ufeff# saved with a byte order mark\n---\n", ""),
     ],
 )
 def test_document_markers_and_the_comments_around_them_stay(head, tail):

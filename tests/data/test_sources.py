@@ -433,6 +433,45 @@ def test_symlink_loops_terminate_and_linked_folders_count_once(tmp_path):
     assert [(p.name, r) for p, r in skipped] == [("dangling.png", "broken symlink")]
 
 
+def test_a_link_between_class_folders_keeps_each_image_in_its_own_class_and_counts_it_once(tmp_path):
+    # cats/see-also -> dogs/best and cats/fav.png -> dogs/d.png: the walk reaches dogs' images
+    # through cats first (sorted order); they were labelled cats, and d.png was read twice.
+    for i in range(3):
+        write_image(tmp_path / "cats" / f"c{i}.png", 10 + i)
+        write_image(tmp_path / "dogs" / "best" / f"b{i}.png", 100 + i)
+    write_image(tmp_path / "dogs" / "d.png", 200)
+    (tmp_path / "cats" / "see-also").symlink_to(tmp_path / "dogs" / "best", target_is_directory=True)
+    (tmp_path / "cats" / "fav.png").symlink_to(tmp_path / "dogs" / "d.png")
+    dataset, skipped = load_folder(tmp_path, 4)
+    assert dataset.classes == ["cats", "dogs"]
+    grey = dataset.images[:, 0, 0, 0].tolist()
+    assert {value: int(label) for value, label in zip(grey, dataset.labels, strict=True)} == {
+        10: 0,
+        11: 0,
+        12: 0,
+        100: 1,
+        101: 1,
+        102: 1,
+        200: 1,
+    }
+    assert [(p.relative_to(tmp_path).as_posix(), r) for p, r in skipped] == [
+        ("cats/fav.png", "the same file as dogs/d.png")
+    ]
+    assert unfiled_images(tmp_path, skipped) == []
+
+
+def test_a_link_into_a_hidden_store_takes_the_class_of_the_folder_it_sits_in(tmp_path):
+    # A photo library: files under hash names in a hidden store, shown through links per person.
+    write_image(tmp_path / ".store" / "h1.png", 10)
+    write_image(tmp_path / ".store" / "h2.png", 20)
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "alice" / "beach.png").symlink_to(tmp_path / ".store" / "h1.png")
+    (tmp_path / "bob" / "hike.png").symlink_to(tmp_path / ".store" / "h2.png")
+    dataset, skipped = load_folder(tmp_path, 4)
+    assert dataset.classes == ["alice", "bob"] and dataset.labels.tolist() == [0, 1] and not skipped
+
+
 def test_empty_folder_and_junk_only_folder(tmp_path):
     with pytest.raises(DatasetError, match=f"no images found under {tmp_path}$"):
         load_folder(tmp_path, 8)

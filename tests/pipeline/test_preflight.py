@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -53,6 +54,41 @@ def test_an_image_folder_is_counted_by_its_image_files(tmp_path):
     root = resolve_data_root(folder.data, tmp_path)
     assert root == tmp_path / "imgs"
     assert expected_count(folder, tmp_path / "none", root)[0] == 4  # not the text files
+
+
+def test_empty_files_named_like_images_are_not_counted(tmp_path):
+    # Cloud placeholders or a copy cut short: fetch skips them ("empty file"), so the check that
+    # passed them let `dvc repro` set the data set aside for a fetch that then had too few images.
+    (tmp_path / "imgs").mkdir()
+    Image.new("L", (4, 4)).save(tmp_path / "imgs" / "real.png")
+    for i in range(5):
+        (tmp_path / "imgs" / f"placeholder{i}.jpg").write_bytes(b"")
+    folder = params(**{"data.source": "folder", "data.root": "imgs"})
+    assert expected_count(folder, tmp_path / "none", tmp_path / "imgs")[0] == 1
+
+
+def test_an_image_reached_twice_through_a_link_counts_once(tmp_path):
+    (tmp_path / "imgs" / "cats").mkdir(parents=True)
+    (tmp_path / "imgs" / "dogs").mkdir()
+    Image.new("L", (4, 4)).save(tmp_path / "imgs" / "dogs" / "d.png")
+    (tmp_path / "imgs" / "cats" / "fav.png").symlink_to(tmp_path / "imgs" / "dogs" / "d.png")
+    folder = params(**{"data.source": "folder", "data.root": "imgs"})
+    assert expected_count(folder, tmp_path / "none", tmp_path / "imgs")[0] == 1  # as fetch reads it
+
+
+def test_an_image_folder_that_cannot_be_listed_says_so(tmp_path, monkeypatch):
+    (tmp_path / "imgs").mkdir()
+    real_iterdir = Path.iterdir
+
+    def refused(path: Path):  # mode 000 for a user other than root (tests may run as root)
+        if path.name == "imgs":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    folder = params(**{"data.source": "folder", "data.root": "imgs"})
+    count, where = expected_count(folder, tmp_path / "none", tmp_path / "imgs")
+    assert count == 0 and where.endswith("imgs (unreadable folder: Permission denied)")
 
 
 @pytest.mark.parametrize(

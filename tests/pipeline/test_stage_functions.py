@@ -121,6 +121,24 @@ def test_fetch_names_the_first_skipped_files_and_where_all_are_listed(tmp_path, 
     assert "... and 2 more (all listed in data/dataset/skipped.tsv)" in caplog.text
 
 
+def test_a_fetch_with_too_few_images_names_the_skipped_files_but_no_list_it_did_not_write(tmp_path, caplog):
+    from gatcluster.config.loading import load_params
+    from gatcluster.pipeline.fetch_stage import SHOWN_SKIPS, run_fetch
+    from gatcluster.pipeline.preflight import PreflightError
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        Image.new("RGB", (6, 6), (40 * i, 80, 120)).save(tmp_path / "imgs" / f"real{i}.png")
+    for i in range(SHOWN_SKIPS + 4):
+        (tmp_path / "imgs" / f"placeholder{i:02d}.jpg").write_bytes(b"")
+    (tmp_path / "params.yaml").write_text("data:\n  source: folder\n  root: imgs\ntrain:\n  sub_batch: 8\n")
+    with caplog.at_level("WARNING", logger="fetch"), pytest.raises(PreflightError, match="has 3 images"):
+        run_fetch(load_params(tmp_path / "params.yaml"), ProjectLayout(tmp_path))
+    assert f"skipped {SHOWN_SKIPS + 4} unreadable or non-image files:" in caplog.text
+    assert "placeholder00.jpg: empty file" in caplog.text and "... and 4 more\n" in caplog.text
+    assert "skipped.tsv" not in caplog.text and not (tmp_path / "data" / "dataset").exists()
+
+
 def test_fetch_names_the_images_that_left_class_folders_unlabelled(tmp_path, caplog):
     root = tmp_path / "photos"
     for name in ("cat/a.png", "dog/b.png", "stray.png"):
