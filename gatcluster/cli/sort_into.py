@@ -45,12 +45,12 @@ def cluster_folders(names: list[str]) -> list[str]:
 
 
 def numbered(name: str, n: int) -> str:
-    """`photo.jpg` -> `photo (n).jpg` (the suffix stays last, so the file still opens); the stem,
-    then where it runs out the suffix, is shortened where the number would take the name past
-    NAME_LIMIT bytes."""
+    """`photo.jpg` -> `photo (n).jpg` (the suffix stays last, so the file still opens); the stem
+    (down to one character), then the suffix, is shortened where the number would take the name
+    past NAME_LIMIT bytes."""
     path = Path(name)
     stem, suffix = path.stem, path.suffix
-    while stem and len(os.fsencode(f"{stem} ({n}){suffix}")) > NAME_LIMIT:
+    while len(stem) > 1 and len(os.fsencode(f"{stem} ({n}){suffix}")) > NAME_LIMIT:
         stem = stem[:-1]
     while suffix and len(os.fsencode(f"{stem} ({n}){suffix}")) > NAME_LIMIT:
         suffix = suffix[:-1]
@@ -143,7 +143,8 @@ class ClusterSorter:
         self._source_digest = None  # hashed once, and only if a same-size copy is found
         earlier = self.earlier_places(source)
         elsewhere = any(k != cluster for k, _ in earlier)
-        here = [entry for k, entry in earlier if k == cluster]
+        # With --copy only a copy counts as there: a link of an earlier run is no copy to keep.
+        here = [entry for k, entry in earlier if k == cluster and not (self.copy and entry.is_symlink())]
         if here:  # under its own name or another (an older version named links after their file)
             return Placed(here[0], already_there=True, elsewhere=elsewhere)
         n = 1

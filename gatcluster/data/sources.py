@@ -210,42 +210,61 @@ def load_folder(
 
 
 def folder_files(root: Path) -> tuple[list[tuple[Path, tuple[str, ...]]], list[SkippedFile]]:
-    """The files under `root` in walk order, each with its path below `root` where it really lies
-    (which names its class), and what the walk skipped.
+    """The files under `root` in walk order, each with the path below `root` that names its class,
+    and what the walk skipped.
 
     A link from one class folder into another (`cats/see-also -> ../dogs/best`) must not relabel
-    the images it reaches, nor a linked file count twice: a file is labelled by where it lies when
-    that is a place the walk reads (inside the tree, in no hidden or `gat predict` output folder;
-    else by the path walked: a library's `alice/beach.jpg -> ../.store/h1.jpg` is alice's), and a
-    file reached twice is kept once, where it lies, the other path skipped with the reason. Lists
-    the tree, decodes nothing.
+    the images it reaches, nor a linked file count twice. A file is labelled by where it lies when
+    its class folder is a real folder of the tree and it lies where the walk reads (inside the
+    tree, no hidden name on the way, no `gat predict` output folder); else by the path walked: a
+    library's `alice/beach.jpg -> ../.store/h1.jpg` is alice's, and class folders that are links
+    (`cats -> raw/cats`) keep their names. A file reached twice is kept once, preferably where it
+    lies, the other path skipped with the reason. Lists the tree, decodes nothing.
     """
     real_root = Path(os.path.realpath(root))
     readable: dict[Path, bool] = {}  # real folder -> whether the walk reads it (asked once each)
-    walked: list[tuple[Path, tuple[str, ...], Path]] = []
+    real_folders: dict[Path, Path] = {}  # walked folder -> its real path (one realpath per folder)
+    walked: list[tuple[Path, tuple[str, ...], Path, bool]] = []
     skipped: list[SkippedFile] = []
     for item in walk_files([root]):
         if isinstance(item, SkippedFile):
             skipped.append(item)
             continue
-        real = Path(os.path.realpath(item))
+        if item.parent not in real_folders:
+            real_folders[item.parent] = Path(os.path.realpath(item.parent))
+        real = Path(os.path.realpath(item)) if item.is_symlink() else real_folders[item.parent] / item.name
         parts = item.relative_to(root).parts
-        if real.is_relative_to(real_root) and walked_folder(real.parent, real_root, readable):
+        lies_here = real == real_root.joinpath(*parts)
+        if not lies_here and lies_where_read(real, real_root, parts, root, readable):
             parts = real.relative_to(real_root).parts
-        walked.append((item, parts, real))
+        walked.append((item, parts, real, lies_here))
     kept: dict[Path, tuple[Path, bool]] = {}  # real file -> the path kept, and whether it lies there
-    for item, parts, real in walked:
-        lies_here = parts == item.relative_to(root).parts
+    for item, _, real, lies_here in walked:
         if real not in kept or (lies_here and not kept[real][1]):
             kept[real] = (item, lies_here)
     files = []
-    for item, parts, real in walked:
+    for item, parts, real, _ in walked:
         first = kept[real][0]
         if first == item:
             files.append((item, parts))
         else:
             skipped.append(SkippedFile(item, f"the same file as {shown_path(first.relative_to(root))}"))
     return files, skipped
+
+
+def lies_where_read(
+    real: Path, real_root: Path, walked_parts: tuple[str, ...], root: Path, known: dict[Path, bool]
+) -> bool:
+    """Whether a file reached through a link (`walked_parts` below `root`) really lies where it
+    should be labelled: under a real (not linked) class folder, inside the tree, in a place the
+    walk reads."""
+    if len(walked_parts) > 1 and (root / walked_parts[0]).is_symlink():
+        return False  # a class folder kept elsewhere (`cats -> raw/cats`): its name is the class
+    return (
+        real.is_relative_to(real_root)
+        and not real.name.startswith(".")
+        and walked_folder(real.parent, real_root, known)
+    )
 
 
 def walked_folder(folder: Path, real_root: Path, known: dict[Path, bool]) -> bool:

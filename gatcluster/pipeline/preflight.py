@@ -88,7 +88,9 @@ def unreadable_note(root: Path) -> str:
     """The note `(unreadable folder: <why>)` where `root` itself cannot be listed, else nothing:
     "has 0 images" alone sent a user to look for images that are there."""
     try:
-        next(root.iterdir(), None)
+        first = next(root.iterdir(), None)
+        if first is not None:
+            first.lstat()  # a folder of mode r-- lists its names but lets none be looked at
     except OSError as err:
         return f" (unreadable folder: {err.strerror})"
     return ""

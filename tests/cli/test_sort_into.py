@@ -146,7 +146,7 @@ def test_a_copy_an_earlier_run_made_in_another_cluster_is_found_by_content(tmp_p
 
 def test_a_numbered_name_with_a_long_suffix_stays_within_the_limit():
     name = numbered("a." + "x" * 252, 2)
-    assert name.startswith(" (2).x") and len(name.encode()) == 255
+    assert name.startswith("a (2).x") and len(name.encode()) == 255
 
 
 def test_a_link_an_older_version_named_after_its_file_counts_as_already_there(tmp_path):
@@ -185,3 +185,12 @@ def test_earlier_copies_are_hashed_once_each_and_unreadable_folders_count_as_emp
     assert all(p.elsewhere and not p.already_there for p in placed)
     earlier = [p for p in hashed if p.parent.parent == tmp_path / "sorted"]
     assert len(earlier) == len(set(earlier)) == 6  # each earlier copy once, not once per input
+
+
+def test_copying_after_linking_makes_a_copy(tmp_path):
+    # Copies are asked for to outlive the originals: an earlier run's link is no copy.
+    a, _ = make_inputs(tmp_path / "in")
+    ClusterSorter(tmp_path / "sorted", ["cats"], copy=False).place(a, 0)
+    placed = ClusterSorter(tmp_path / "sorted", ["cats"], copy=True).place(a, 0)
+    assert not placed.already_there and not placed.path.is_symlink()
+    assert placed.path.name == "photo (2).jpg" and placed.path.read_bytes() == b"first"

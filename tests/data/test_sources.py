@@ -472,6 +472,23 @@ def test_a_link_into_a_hidden_store_takes_the_class_of_the_folder_it_sits_in(tmp
     assert dataset.classes == ["alice", "bob"] and dataset.labels.tolist() == [0, 1] and not skipped
 
 
+def test_class_folders_that_are_links_and_links_to_hidden_files_keep_their_walked_class(tmp_path):
+    # root/cats -> raw/cats, root/dogs -> raw/dogs: the class folders live elsewhere in the tree
+    # (walked through the links first, so raw/ adds nothing); x.png -> ../.h.png: a hidden file.
+    root = tmp_path / "root"
+    write_image(root / "raw" / "cats" / "c.png", 10)
+    write_image(root / "raw" / "dogs" / "d.png", 20)
+    write_image(root / ".h.png", 30)
+    (root / "cats").symlink_to(root / "raw" / "cats", target_is_directory=True)
+    (root / "dogs").symlink_to(root / "raw" / "dogs", target_is_directory=True)
+    (root / "birds").mkdir()
+    (root / "birds" / "x.png").symlink_to(root / ".h.png")
+    dataset, skipped = load_folder(root, 4)
+    labelled = dict(zip(dataset.images[:, 0, 0, 0].tolist(), dataset.labels.tolist(), strict=True))
+    assert dataset.classes == ["birds", "cats", "dogs"] and labelled == {30: 0, 10: 1, 20: 2}
+    assert not skipped
+
+
 def test_empty_folder_and_junk_only_folder(tmp_path):
     with pytest.raises(DatasetError, match=f"no images found under {tmp_path}$"):
         load_folder(tmp_path, 8)
