@@ -77,6 +77,30 @@ def global_tracking_uri_restored() -> Iterator[None]:
         sys.modules["mlflow"].set_tracking_uri(before)
 
 
+@pytest.fixture
+def unenterable(monkeypatch) -> Callable[[str], None]:
+    """`unenterable(name)`: folders called `name` behave as mode r-- does for a user other than
+    root (tests may run as root): their entries can be listed, but lstat and is_dir of any of them
+    fail with EACCES."""
+
+    def make(name: str) -> None:
+        for method in ("lstat", "is_dir"):
+            monkeypatch.setattr(Path, method, refused_in(getattr(Path, method), name))
+
+    return make
+
+
+def refused_in(real: Callable, folder: str) -> Callable:
+    """`real` (a Path method) failing with EACCES for the entries of folders named `folder`."""
+
+    def method(path: Path, *args, **kwargs):
+        if path.parent.name == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    return method
+
+
 @pytest.fixture(scope="session")
 def digits_dataset() -> ImageDataset:
     """scikit-learn's 1,797 real 8×8 digits (labels 0–9)."""

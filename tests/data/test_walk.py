@@ -58,30 +58,18 @@ def test_a_folder_that_cannot_be_entered_is_reported_not_raised(tmp_path, monkey
     ]
 
 
-def test_a_folder_that_can_be_listed_but_not_entered_is_reported_not_raised(tmp_path, monkeypatch):
+def test_a_folder_that_can_be_listed_but_not_entered_is_reported_not_raised(tmp_path, unenterable):
     # Mode r-- (444): its names can be listed, but looking at any entry fails with EACCES, which
     # Path.is_dir passes on (it raised from every check of a data.root holding such a folder).
     (tmp_path / "listed").mkdir()
     for name in ("x.png", "y.png"):
         (tmp_path / "listed" / name).write_bytes(b"x")
     (tmp_path / "a.png").write_bytes(b"x")
-    for method in ("is_dir", "lstat"):
-        monkeypatch.setattr(Path, method, refused_in(getattr(Path, method), "listed"))
+    unenterable("listed")
     assert list(walk_files([tmp_path])) == [
         tmp_path / "a.png",
         SkippedFile(tmp_path / "listed", "unreadable folder (Permission denied)"),
     ]
-
-
-def refused_in(real, folder: str):
-    """`real` (a Path method) failing with EACCES for the entries of folders named `folder`."""
-
-    def method(path: Path, *args, **kwargs):
-        if path.parent.name == folder:
-            raise PermissionError(13, "Permission denied", str(path))
-        return real(path, *args, **kwargs)
-
-    return method
 
 
 def test_a_link_that_cannot_be_followed_is_skipped_alone(tmp_path, monkeypatch):

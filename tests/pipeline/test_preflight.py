@@ -91,11 +91,10 @@ def test_an_image_folder_that_cannot_be_listed_says_so(tmp_path, monkeypatch):
     assert count == 0 and where.endswith("imgs (unreadable folder: Permission denied)")
 
 
-def test_an_image_folder_that_can_be_listed_but_not_entered_says_so(tmp_path, monkeypatch):
+def test_an_image_folder_that_can_be_listed_but_not_entered_says_so(tmp_path, unenterable):
     (tmp_path / "imgs").mkdir()
     Image.new("L", (4, 4)).save(tmp_path / "imgs" / "a.png")
-    for method in ("lstat", "is_dir"):  # mode r-- for a user other than root
-        monkeypatch.setattr(Path, method, refused_in(getattr(Path, method), "imgs"))
+    unenterable("imgs")
     folder = params(**{"data.source": "folder", "data.root": "imgs"})
     count, where = expected_count(folder, tmp_path / "none", tmp_path / "imgs")
     assert count == 0 and where.endswith("imgs (unreadable folder: Permission denied)")
@@ -145,14 +144,3 @@ def test_any_data_size_splits_over_processes_when_it_fills_the_large_batch():
     two = params(**{"train.processes": 2, "train.large_batch": 1000})
     for count in (998, 1000, 1001, 5001):  # even below L, or at least L: every batch splits evenly
         check_data_size(two, count, "the data")
-
-
-def refused_in(real, folder: str):
-    """`real` (a Path method) failing with EACCES for the entries of folders named `folder`."""
-
-    def method(path: Path, *args, **kwargs):
-        if path.parent.name == folder:
-            raise PermissionError(13, "Permission denied", str(path))
-        return real(path, *args, **kwargs)
-
-    return method
