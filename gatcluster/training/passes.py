@@ -173,20 +173,33 @@ def reestimate_batchnorm(
         model.train(was_training)
 
 
+BatchNormStats = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def batchnorm_stats(model: nn.Module) -> BatchNormStats:
+    """A copy of every BatchNorm layer's running mean, variance and batch count."""
+    return [
+        (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        for m in batchnorm_layers(model)
+    ]
+
+
+def load_batchnorm_stats(model: nn.Module, stats: BatchNormStats) -> None:
+    """Put `stats` (from `batchnorm_stats` of the same architecture) back into `model`."""
+    with torch.no_grad():
+        for m, (mean, var, tracked) in zip(batchnorm_layers(model), stats, strict=True):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(tracked)
+
+
 @contextmanager
 def preserved_batchnorm_stats(model: nn.Module) -> Iterator[None]:
     """Put back every BatchNorm running statistic (and the train/eval mode) on exit."""
-    saved = [
-        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
-        for m in batchnorm_layers(model)
-    ]
+    saved = batchnorm_stats(model)
     was_training = model.training
     try:
         yield
     finally:
-        with torch.no_grad():
-            for m, mean, var, tracked in saved:
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(tracked)
+        load_batchnorm_stats(model, saved)
         model.train(was_training)

@@ -44,9 +44,12 @@ from gatcluster.training.losses import (
     uses_feature_points,
 )
 from gatcluster.training.passes import (
+    BatchNormStats,
     autocast_for,
+    batchnorm_stats,
     chunked_head_probs,
     chunked_probs_and_middle,
+    load_batchnorm_stats,
     model_input,
     preserved_batchnorm_stats,
     reestimate_batchnorm,
@@ -139,6 +142,9 @@ class Trainer:
         )
         self.optimizer = adam_for(self.model.parameters(), self.cfg.lr, device, self.records)
         self.graphed_step = GraphedStep(self.optimizer_step) if self.records else None
+        # The output model's BatchNorm statistics refitted to the data set for its current weights:
+        # the last iteration's monitoring refits them, and the final refit would repeat that work.
+        self.refitted: BatchNormStats | None = None
 
     @property
     def output_model(self) -> GATCluster:
@@ -227,6 +233,7 @@ class Trainer:
     def train_on(self, batch: torch.Tensor, targets: list[Targets], iteration: int) -> dict[str, float]:
         """Step 2: R repeats × ⌊L/B⌋ augmented sub-batches, one Adam step each; mean losses."""
         cfg = self.cfg
+        self.refitted = None  # the weights change
         aug_gen = derived_generator(self.seed, iteration, AUG_VIEW)
         shuffle_gen = derived_generator(self.seed, iteration, SHUFFLE)
         self.model.train()
@@ -340,9 +347,12 @@ class Trainer:
             self.prefetch.close()
 
     def finalize(self) -> None:
-        """Fit BatchNorm statistics of the output model to the clean data set (when that is on)."""
+        """Fit BatchNorm statistics of the output model to the clean data set (when that is on);
+        a refit of the same weights is reused (it resets the statistics first, so it is repeatable)."""
         model = self.output_model
-        if self.xcfg.bn_reestimate:
+        if self.xcfg.bn_reestimate and self.refitted is not None:
+            load_batchnorm_stats(model, self.refitted)
+        elif self.xcfg.bn_reestimate:
             reestimate_batchnorm(
                 model,
                 self.images,
@@ -351,6 +361,7 @@ class Trainer:
                 self.device,
                 self.cfg.channels_last,
             )  # in float32: the model is used in float32 from here on (evaluation, export)
+            self.refitted = batchnorm_stats(model)
         model.eval()
 
     def head_probs(self) -> list[torch.Tensor]:
@@ -428,6 +439,7 @@ class Trainer:
     def load_state(self, state: dict) -> None:
         """Restore model, optimizer and RNG states from a checkpoint."""
         self.model.load_state_dict(state["model"])
+        self.refitted = None
         self.optimizer.load_state_dict(state["optimizer"])
         reapply_adam_settings(self.optimizer, self.device, self.records)
         if self.records:  # the loaded moments have new addresses: record anew

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from gatcluster.data.model_images import ModelImages
 from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset, read_dataset, write_dataset
 from gatcluster.evaluation.metrics import cluster_scores
+from gatcluster.training import trainer as trainer_module
 from gatcluster.training.checkpoint import load_checkpoint, save_checkpoint
 from gatcluster.training.fit import TrainingSetupError, fit, resolve_device
 from gatcluster.training.passes import cpu_has_native_bf16, predict_clusters
@@ -205,6 +207,23 @@ def test_periodic_metrics_are_logged_with_their_step(few_images, few_labels):
     assert "acc" not in logged[0][1]
     assert logged[1][1]["acc"] == acc_of(result.model, few_images, few_labels)
     assert all(math.isfinite(v) for v in logged[0][1].values())
+
+
+def test_the_final_refit_reuses_the_last_monitoring_refit(few_images, few_labels, monkeypatch):
+    whole_set_refits = []
+    refit = trainer_module.reestimate_batchnorm
+
+    def counted(model, images, *args, **kwargs):
+        whole_set_refits.append(len(images) == len(few_images))
+        refit(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "reestimate_batchnorm", counted)
+    params = tiny_params(**{"train.iterations": 2, "train.large_batch": 200, "train.eval_every": 2})
+    model = fit(params, few_images, few_labels).model
+    assert whole_set_refits == [False, False, True]  # two target passes, one refit of the whole set
+    fresh = copy.deepcopy(model)
+    refit(fresh, few_images, params.experimental.target_chunk, True, CPU, params.train.channels_last)
+    assert states_equal(fresh.state_dict(), model.state_dict())  # what a second refit would give
 
 
 def test_non_finite_loss_aborts_with_a_clear_message(digit_images):
