@@ -79,7 +79,7 @@ def preset(
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
     from gatcluster.atomic import file_target, write_text_atomic
-    from gatcluster.config.loading import params_from_text, read_params_text
+    from gatcluster.config.loading import params_file_problem, params_from_text, read_params_text
     from gatcluster.config.params import DATA_ROOT_KINDS, ParamsError
     from gatcluster.config.params_edit import (
         apply_overrides,
@@ -93,8 +93,8 @@ def preset(
         for known in preset_names():
             typer.echo(f"{known:<16} {preset_description(known)}")
         return
-    if not params.is_file():
-        raise fail(f"{params} not found: run this in the project folder or pass --params")
+    if problem := params_file_problem(params):
+        raise fail(f"{params} {problem}: run this in the project folder or pass --params")
     try:
         old_text = read_params_text(params)
         old_data = params_from_text(old_text, str(params)).data
@@ -126,13 +126,13 @@ def check(
     params: Annotated[Path, typer.Option(help="The params file to check.")] = Path("params.yaml"),
 ) -> None:
     """Check params.yaml against the data, as the pipeline's first stage does (nothing is written)."""
-    from gatcluster.config.loading import load_params
+    from gatcluster.config.loading import load_params, params_file_problem
     from gatcluster.config.params import ParamsError
     from gatcluster.pipeline.check_stage import check_against_data
     from gatcluster.pipeline.layout import ProjectLayout
 
-    if not params.is_file():
-        raise fail(f"{params} not found: run this in the project folder or pass --params")
+    if problem := params_file_problem(params):
+        raise fail(f"{params} {problem}: run this in the project folder or pass --params")
     try:
         checked = check_against_data(load_params(params), ProjectLayout(params.resolve().parent))
     except ParamsError as err:

@@ -6,11 +6,8 @@ The schema is `params.py`'s; `validation.py` checks each field and the cross-fie
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from gatcluster.config.params import (
     ADDITIONS_OFF,
@@ -27,9 +24,20 @@ IMAGE_SIZE_KEY = "data.image_size"  # earlier versions set it; the backbone impl
 
 def load_params(path: Path) -> Params:
     """Read a params.yaml file into `Params`; a missing or malformed file is a `ParamsError`."""
-    if not path.is_file():
-        raise ParamsError(f"params file not found: {path}")
+    problem = params_file_problem(path)
+    if problem:
+        raise ParamsError(f"params file {path} {problem}")
     return params_from_text(read_params_text(path), str(path))
+
+
+def params_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a params file ("not found", "is a folder, not a file", ...),
+    or None when it is a file."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder, not a file"
+    return "is not a regular file" if path.exists() else "not found"
 
 
 def read_params_text(path: Path) -> str:
@@ -49,43 +57,39 @@ def read_params_text(path: Path) -> str:
 def params_from_text(text: str, where: str = "params.yaml") -> Params:
     """Parse and validate params.yaml text; a YAML syntax error is a one-line `ParamsError`."""
     try:
-        raw = yaml.load(text, Loader=UniqueKeyLoader) or {}
-    except yaml.YAMLError as err:
-        raise ParamsError(
-            f"{where} is not valid YAML ({yaml_error_summary(err)}): fix it and run again"
-        ) from err
+        raw = parse_yaml(text) or {}
+    except YamlSyntaxError as err:
+        raise ParamsError(f"{where} is not valid YAML ({err}): fix it and run again") from err
     return params_from_dict(raw)
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that a key given twice in one mapping is an error: PyYAML keeps
-    the last silently, so a second `lr:` added under `train` would win unseen."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"the key {key!r} is given twice in one block", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+class YamlSyntaxError(ValueError):
+    """YAML text that cannot be read; the message is one line, with the place when known."""
 
 
-# YAML 1.2 floats, as DVC's parser reads params.yaml: PyYAML follows YAML 1.1, where a float
-# without a dot (`lr: 1e-3`) is a string, so the file DVC tracks and the one validated here differed.
-UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+def parse_yaml(text: str) -> Any:
+    """YAML text read as DVC reads params.yaml: ruamel.yaml's safe loader, YAML 1.2.
+
+    The same parser, so the values validated here are those `dvc params diff` and `dvc exp show`
+    record: `seed: 010` is 10 (PyYAML, YAML 1.1: 8), `amp: yes` a string, `lr: 1e-3` a float,
+    `<<` merges; a key given twice in one mapping is an error (PyYAML keeps the last unseen).
+    """
+    from ruamel.yaml import YAML, YAMLError
+
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as err:
+        raise YamlSyntaxError(yaml_error_summary(err)) from err
+    except RecursionError as err:
+        raise YamlSyntaxError("nested too deeply") from err
+    except ValueError as err:  # an integer of more digits than Python converts (4,300)
+        raise YamlSyntaxError(str(err).split(";")[0]) from err
 
 
-def yaml_error_summary(err: yaml.YAMLError) -> str:
-    """Where and what a YAML error is, in one line (PyYAML's own message spans several)."""
+def yaml_error_summary(err: Exception) -> str:
+    """Where and what a YAML error is, in one line (the parser's own message spans several)."""
     mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 

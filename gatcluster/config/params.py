@@ -121,6 +121,10 @@ class LossWeights:
     attention: float = field(default=5.0, metadata=_range(0.0))
 
 
+# What train.device cuda without a usable GPU says: the check stage and fit stop on it alike.
+NO_CUDA_MESSAGE = "train.device is cuda but no CUDA GPU is usable here: use auto or cpu"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The two-step trainer (docs/method.md §4)."""

@@ -18,11 +18,10 @@ import re
 from importlib import resources
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from gatcluster.config.loading import UniqueKeyLoader, params_from_text, yaml_error_summary
+from gatcluster.config.loading import YamlSyntaxError, params_from_text, parse_yaml
 from gatcluster.config.params import DATA_ROOT_KINDS, DataConfig, Params, ParamsError, flatten_params
 
 
@@ -42,7 +41,7 @@ def preset_overrides(name: str) -> dict[str, Any]:
     """The dotted-key overrides of preset `name`; a ParamsError listing the presets if unknown."""
     if name not in preset_names():
         raise ParamsError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
-    return flatten(yaml.load(preset_text(name), Loader=UniqueKeyLoader) or {})  # read as params.yaml is
+    return flatten(parse_yaml(preset_text(name)) or {})  # read as params.yaml is
 
 
 def preset_keys() -> set[str]:
@@ -261,10 +260,10 @@ def apply_overrides(text: str, overrides: dict[str, Any], where: str = "params.y
     params_from_text(text, where)  # a file that is already broken is reported as it is
     new_text = set_values(text, overrides)
     try:
-        yaml.load(new_text, Loader=UniqueKeyLoader)
-    except yaml.YAMLError as err:  # the rewrite's fault, not the file's: say so
+        parse_yaml(new_text)
+    except YamlSyntaxError as err:  # the rewrite's fault, not the file's: say so
         raise ParamsError(
-            f"rewriting {where} in place would break its YAML ({yaml_error_summary(err)}); {where} is"
+            f"rewriting {where} in place would break its YAML ({err}); {where} is"
             " unchanged: set the values by hand, and please report this with the file"
         ) from err
     return new_text, params_from_text(new_text, where)

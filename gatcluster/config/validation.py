@@ -20,9 +20,9 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ParamsError(f"{where} must be a mapping of keys to values, got {raw!r}")
+        raise ParamsError(f"{where} must be a mapping of keys to values, got {shown(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(set(raw) - set(fields), key=str)  # YAML keys need not be strings: `? [a]`
     if unknown:
         raise ParamsError(
             f"unknown key {prefix}{unknown[0]}: allowed keys in {where} are {', '.join(fields)}"
@@ -57,34 +57,50 @@ def _check_type(hint: Any, value: Any, key: str) -> Any:
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):  # .nan passes every range check; .inf would train on nothing
-            raise ParamsError(f"{key} must be a finite number, got {value!r}")
+        if not is_finite(value):  # .nan passes every range check; .inf would train on nothing
+            raise ParamsError(f"{key} must be a finite number, got {shown(value)}")
         return float(value)
     if hint is str and isinstance(value, str):
         return value
-    raise ParamsError(f"{key} must be {names[hint]}, got {value!r}")
+    raise ParamsError(f"{key} must be {names[hint]}, got {shown(value)}")
+
+
+def is_finite(number: int | float) -> bool:
+    """Whether `number` is a finite float or an integer a float can hold (YAML has no size limit)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """`value` as written in messages, cut to `limit` characters: an error stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _check_metadata(value: Any, key: str, meta: Any) -> None:
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise ParamsError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+        raise ParamsError(f"{key} must be one of {', '.join(choices)}; got {shown(value)}")
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and (value < lo or (meta.get("min_open") and value == lo)):
         bound = f"> {lo}" if meta.get("min_open") else f">= {lo}"
-        raise ParamsError(f"{key} must be {bound}, got {value!r}")
+        raise ParamsError(f"{key} must be {bound}, got {shown(value)}")
     if hi is not None and value > hi:
-        raise ParamsError(f"{key} must be <= {hi}, got {value!r}")
+        raise ParamsError(f"{key} must be <= {hi}, got {shown(value)}")
 
 
 def _convert_pair(value: Any, key: str, meta: Any) -> tuple[float, float]:
     """A [low, high] pair of finite numbers within the field's range (its metadata's min / max)."""
     ok = isinstance(value, (list, tuple)) and len(value) == 2
     numbers = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    ok = numbers and all(math.isfinite(v) for v in value)
+    ok = numbers and all(is_finite(v) for v in value)
     lo, hi = meta["min"], meta["max"]
     if not ok or not lo <= value[0] <= value[1] <= hi:
-        raise ParamsError(f"{key} must be a pair [low, high] with {lo} <= low <= high <= {hi}, got {value!r}")
+        raise ParamsError(
+            f"{key} must be a pair [low, high] with {lo} <= low <= high <= {hi}, got {shown(value)}"
+        )
     return (float(value[0]), float(value[1]))
 
 
@@ -112,6 +128,7 @@ def check_consistency(params: Params) -> None:
             "is greyscale: set augment.hue: 0"
         )
     check_registered_model(params.export.registered_model)
+    check_experiment_name(params.mlflow.experiment)
     k, over = params.model.num_clusters, params.experimental.overcluster
     if over and over <= k:
         raise ParamsError(
@@ -140,5 +157,22 @@ def check_registered_model(name: str | None) -> None:
     if not name.strip() or any(c in name for c in URI_DELIMITERS) or not printable:
         raise ParamsError(
             "export.registered_model must be a name without '/', ':', '?', control characters or spaces"
-            f" at either end (or null: register nothing), got {name!r}"
+            f" at either end (or null: register nothing), got {shown(name)}"
+        )
+
+
+EXPERIMENT_NAME_LIMIT = 500  # MLflow's longest experiment name (its store refuses longer ones)
+
+
+def check_experiment_name(name: str | None) -> None:
+    """An MLflow experiment name: printable, not blank, no spaces at either end, at most 500
+    characters. Checked here because MLflow refuses it only when the train stage starts its run,
+    after `dvc repro` has removed the stage's earlier outputs."""
+    if name is None:
+        return
+    printable = name.isprintable() and name == name.strip()
+    if not name.strip() or not printable or len(name) > EXPERIMENT_NAME_LIMIT:
+        raise ParamsError(
+            f"mlflow.experiment must be a name of at most {EXPERIMENT_NAME_LIMIT} characters without control"
+            f" characters or spaces at either end (or null: gatcluster-<source>), got {shown(name)}"
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gatcluster.config.params import DataConfig, Params, ParamsError
+from gatcluster.config.params import NO_CUDA_MESSAGE, DataConfig, Params, ParamsError
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.images import IMAGE_SUFFIXES, is_image_file
 from gatcluster.data.sources import ROOT_SOURCES, folder_files
@@ -43,19 +43,44 @@ def resolve_data_root(data: DataConfig, project_root: Path) -> Path | None:
         return None
     if not data.root.strip():  # Path("") is the current folder: the project itself
         raise PreflightError("data.root is empty: give the folder, or null where the source needs none")
-    root = Path(data.root).expanduser()
+    try:
+        root = Path(data.root).expanduser()
+    except RuntimeError as err:  # ~name of a user this machine does not have
+        home = data.root.split("/")[0]
+        raise PreflightError(
+            f"data.root {data.root}: no home folder is known for {home}: give the full path"
+        ) from err
     root = root if root.is_absolute() else project_root / root
-    if data.source in ROOT_SOURCES and not root.is_dir():
+    problem = folder_problem(root)
+    if data.source in ROOT_SOURCES and problem:
+        raise PreflightError(f"data.root {root} {problem} (data.source {data.source} reads images there)")
+    if data.source not in BUNDLED_SOURCES and problem:  # an offline copy that is not there
         raise PreflightError(
-            f"data.root {root} is not a folder (data.source {data.source} reads images there)"
-        )
-    if data.source not in BUNDLED_SOURCES and not root.is_dir():  # an offline copy that is not there
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise PreflightError(
-            f"data.root {root} {what} (data.source {data.source} reads its offline copy there):"
+            f"data.root {root} {problem} (data.source {data.source} reads its offline copy there):"
             " fix the path, or set data.root: null to download it"
         )
     return root
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why `path` is not a folder ("does not exist", "is not a folder", ...), or None when it is one."""
+    try:
+        if path.is_dir():
+            return None
+        return "is not a folder" if path.exists() else "does not exist"
+    except OSError as err:  # is_dir() lets some errors through: a name over 255 bytes, ...
+        return f"cannot be looked up ({err.strerror or err})"
+
+
+def check_training_device(device: str) -> None:
+    """PreflightError when train.device is cuda and no GPU is usable here: the train stage would
+    stop on it only after `dvc repro` had removed its previous outputs."""
+    if device != "cuda":
+        return
+    import torch  # late: it takes seconds to import, and only this setting needs it here
+
+    if not torch.cuda.is_available():
+        raise PreflightError(NO_CUDA_MESSAGE)
 
 
 def fetched_count(params: Params, dataset_dir: Path) -> int | None:

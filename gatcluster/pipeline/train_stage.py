@@ -102,10 +102,12 @@ def training_run(
     """The MLflow run of this model: the interrupted run when its checkpoint will be resumed, else
     a new one. The checkpoint is judged as `fit` judges it (params, training code, data set
     `checksum`): a retrain after a code change, or over the checkpoint of an earlier run, never
-    continues the earlier run's curves."""
+    continues the earlier run's curves; nor does a run tracked in another experiment continue there."""
     info = read_run_file(layout.checkpoint_run_file)
     same = {"params_digest": params_digest(params), "data_checksum": checksum}
-    matches = info is not None and all(info.get(key) == value for key, value in same.items())
+    # A changed mlflow.experiment resumes the checkpoint in a new run there, not in the old experiment.
+    where = {**same, "experiment_id": tracking.experiment_id}
+    matches = info is not None and all(info.get(key) == value for key, value in where.items())
     resumed = matches and checkpoint_resumes(layout.checkpoint, params, checksum)
     if resumed and run_exists(tracking.client, info["run_id"]):
         return info["run_id"]

@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from gatcluster.config.params import Params
+from gatcluster.config.params import NO_CUDA_MESSAGE, Params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.model import GATCluster
 from gatcluster.training.checkpoint import save_checkpoint
@@ -53,7 +53,7 @@ class FitResult:
 def resolve_device(name: str) -> torch.device:
     """`auto` -> CUDA when usable, else CPU; `cuda` without a GPU is an error."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingSetupError("train.device is cuda but no CUDA GPU is usable here: use auto or cpu")
+        raise TrainingSetupError(NO_CUDA_MESSAGE)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

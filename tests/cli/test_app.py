@@ -163,9 +163,14 @@ def test_check_validates_params_against_the_data_size(tmp_path):
     assert result.exit_code == 2 and "has 5000 images, fewer than train.sub_batch (5500)" in result.stderr
 
 
-def test_missing_params_file_is_a_usage_error(tmp_path):
-    result = runner.invoke(app, ["preset", "mnist", "--params", str(tmp_path / "none.yaml")])
-    assert result.exit_code == 2 and "not found" in result.stderr
+@pytest.mark.parametrize("command", ["preset mnist", "check"])
+def test_missing_params_file_is_a_usage_error(tmp_path, command):
+    result = runner.invoke(app, [*command.split(), "--params", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2 and "none.yaml not found" in result.stderr
+    result = runner.invoke(app, [*command.split(), "--params", str(tmp_path)])  # a folder
+    assert result.exit_code == 2 and f"{tmp_path} is a folder, not a file" in result.stderr
+    result = runner.invoke(app, [*command.split(), "--params", "/dev/null"])
+    assert result.exit_code == 2 and "/dev/null is not a regular file" in result.stderr
 
 
 def test_verbose_is_a_global_option(tmp_path, trained_onnx, digits_dataset):

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gatcluster.config.loading import load_params, params_from_dict, replace_params, saved_params_from_dict
+from gatcluster.config.loading import (
+    load_params,
+    params_from_dict,
+    params_from_text,
+    replace_params,
+    saved_params_from_dict,
+)
 from gatcluster.config.params import (
     STAGE_PARAMS,
     ExperimentalConfig,
@@ -96,6 +102,48 @@ def test_bad_values_name_the_key_and_what_is_allowed(overrides, message):
         replace_params(Params(), overrides)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("seed: 010\n", 10),  # YAML 1.1 (PyYAML): octal 8
+        ("seed: 0o10\n", 8),
+        ("seed: 1_000\n", 1000),
+        ("train:\n  <<: {lr: 0.003}\n", 0.003),  # a merge key
+    ],
+)
+def test_params_yaml_is_read_as_dvc_reads_it(tmp_path, text, expected):
+    from dvc.utils.serialize import parse_yaml
+
+    dvc_value = parse_yaml(text, "params.yaml")
+    read = params_from_text(text)
+    ours = read.seed if text.startswith("seed") else read.train.lr
+    assert ours == expected and (dvc_value.get("seed") or dvc_value["train"]["lr"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("train:\n  amp: yes\n", "train.amp must be true or false, got 'yes'"),  # YAML 1.1: true
+        ("augment:\n  degrees: 1:30\n", "augment.degrees must be a number, got '1:30'"),  # 1.1: 90
+        ("train:\n  lr: " + "9" * 400 + "\n", "train.lr must be a finite number, got 9{77}\\.\\.\\.$"),
+        ("augment:\n  scale: [1, " + "9" * 400 + "]\n", "augment.scale must be a pair"),
+        (
+            "augment:\n  degrees: " + "9" * 5000 + "\n",
+            "not valid YAML \\(Exceeds the limit \\(4300 digits\\)",
+        ),
+        ("experimental: " + "[" * 600 + "]" * 600 + "\n", "not valid YAML \\(nested too deeply\\)"),
+        ("? [a]\n: 1\nzz: 2\n", "unknown key \\('a',\\)"),  # keys that are not strings
+        ("? {a: 1}\n: 1\n", "not valid YAML \\(line 1, column 3: found unhashable key\\)"),
+        ("mlflow:\n  experiment: '  '\n", "mlflow.experiment must be a name of at most 500 characters"),
+        ("mlflow:\n  experiment: ''\n", "mlflow.experiment must be a name"),
+        ("mlflow:\n  experiment: " + "e" * 501 + "\n", "mlflow.experiment must be a name"),
+    ],
+)
+def test_values_yaml_reads_oddly_are_one_line_errors(text, message):
+    with pytest.raises(ParamsError, match=message):
+        params_from_text(text)
+
+
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")
@@ -106,7 +154,7 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("")
     assert load_params(bad) == Params()  # an empty file means all defaults
     bad.write_text("train:\n  lr: 0.002\n  iterations: 5\n  lr: 0.01\n")
-    with pytest.raises(ParamsError, match=r"line 4, column 3: the key 'lr' is given twice in one block"):
+    with pytest.raises(ParamsError, match=r"line 4, column 3: found duplicate key \"lr\""):
         load_params(bad)
     bad.write_text("train:\n  lr: 1e-3\naugment:\n  scale: [7e-1, 1.3E+0]\n")  # YAML 1.2 floats, as in DVC
     assert load_params(bad).train.lr == 0.001 and load_params(bad).augment.scale == (0.7, 1.3)

@@ -10,6 +10,8 @@ from PIL import Image
 
 from gatcluster.config.loading import replace_params
 from gatcluster.config.params import Params, ParamsError
+from gatcluster.pipeline.check_stage import check_against_data
+from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import (
     PreflightError,
     check_data_size,
@@ -128,7 +130,7 @@ def test_too_few_images_name_the_param_to_change(overrides, count, message):
 def test_a_missing_or_wrong_data_root_is_a_params_error(tmp_path):
     with pytest.raises(ParamsError, match="needs data.root"):
         resolve_data_root(params(**{"data.source": "folder"}).data, tmp_path)
-    with pytest.raises(ParamsError, match="is not a folder"):
+    with pytest.raises(ParamsError, match=f"data.root {tmp_path}/nope does not exist .*reads images there"):
         resolve_data_root(params(**{"data.source": "folder", "data.root": "nope"}).data, tmp_path)
     with pytest.raises(ParamsError, match=f"data.root {tmp_path}/nope does not exist .*data.root: null"):
         resolve_data_root(params(**{"data.source": "cifar10", "data.root": "nope"}).data, tmp_path)
@@ -138,6 +140,29 @@ def test_a_missing_or_wrong_data_root_is_a_params_error(tmp_path):
         resolve_data_root(params(**{"data.source": "cifar10", "data.root": "a-file"}).data, tmp_path)
     with pytest.raises(ParamsError, match="data.root is empty"):  # not the project folder itself
         resolve_data_root(params(**{"data.source": "folder", "data.root": ""}).data, tmp_path)
+
+
+@pytest.mark.parametrize("source", ["folder", "cifar10", "digits"])
+def test_a_data_root_that_cannot_be_looked_up_is_a_params_error(tmp_path, source):
+    with pytest.raises(
+        ParamsError, match="data.root ~no-such-user-here/x: no home folder is known for ~no-such"
+    ):
+        resolve_data_root(
+            params(**{"data.source": source, "data.root": "~no-such-user-here/x"}).data, tmp_path
+        )
+    if source != "digits":  # a bundled source reads no folder
+        too_long = "a" * 300  # one name over 255 bytes: is_dir() raises rather than answer
+        with pytest.raises(ParamsError, match="cannot be looked up \\(File name too long\\)"):
+            resolve_data_root(params(**{"data.source": source, "data.root": too_long}).data, tmp_path)
+
+
+def test_cuda_training_without_a_usable_gpu_stops_the_check(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(PreflightError, match="train.device is cuda but no CUDA GPU is usable here"):
+        check_against_data(params(**{"train.device": "cuda"}), ProjectLayout(tmp_path))
+    assert check_against_data(params(**{"train.device": "auto"}), ProjectLayout(tmp_path)).startswith("valid")
 
 
 def test_any_data_size_splits_over_processes_when_it_fills_the_large_batch():

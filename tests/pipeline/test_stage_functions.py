@@ -218,6 +218,13 @@ def test_the_mlflow_run_is_continued_only_where_its_checkpoint_is_resumed(local_
     # Interrupted before its first checkpoint: the old data's checkpoint is no reason to continue.
     retried = training_run(tracking, PARAMS, "sha-b", {}, layout, "train")
     assert retried not in (first, by_new_code, other_data)
+    # mlflow.experiment changed (not a training param): the checkpoint resumes, in a run there.
+    renamed = replace_params(PARAMS, {"mlflow.experiment": "renamed"})
+    save_checkpoint({**state, "data": "sha-b"}, layout.checkpoint)
+    elsewhere = open_tracking(renamed, local_store, None)
+    moved = training_run(elsewhere, renamed, "sha-b", {}, layout, "train")
+    assert moved != retried and elsewhere.client.get_run(moved).info.experiment_id == elsewhere.experiment_id
+    assert training_run(elsewhere, renamed, "sha-b", {}, layout, "train") == moved  # resumed in place there
 
 
 def test_an_experiment_made_through_a_server_is_a_clear_error_on_the_local_store(local_store):
