@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 _TEMP_NAME_TRIES = 100
+NAME_LIMIT = 255  # bytes of one file name on ext4, XFS, Btrfs, APFS and most others
 
 
 class WriteError(OSError):
@@ -148,8 +149,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """
     if not path.is_symlink():
         file_target(path)  # a folder, device or FIFO is refused, not replaced
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_file(path.parent, f".{path.name}-")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_file(path.parent, temp_prefix(path.name))
+    except OSError as err:  # a read-only folder, a file where the folder should be
+        raise write_error(path, err) from err
     try:
         yield tmp
         if tmp.exists():
@@ -161,10 +165,24 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except OSError as err:
         if err.filename is not None and Path(os.fsdecode(err.filename)) not in (tmp, path, path.parent):
             raise  # another file's error inside the block (a link of --sort-into): not this file's
-        kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
-        raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}; {kept}") from err
+        raise write_error(path, err) from err
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_error(path: Path, err: OSError) -> WriteError:
+    """The WriteError of `path` for `err`, saying whether a previous file is kept."""
+    kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
+    return WriteError(err.errno, f"cannot write {path}: {err.strerror or err}; {kept}")
+
+
+def temp_prefix(name: str) -> str:
+    """`.<name>-`, shortened so that a temporary name (the prefix, a pid and 12 hex digits) stays
+    within the 255 bytes a file name may have: a legal long name must not fail on its temporary."""
+    prefix = f".{name}"
+    while len(os.fsencode(prefix)) > NAME_LIMIT - 21:  # "-" + up to 7-digit pid + "-" + 12 hex
+        prefix = prefix[:-1]
+    return f"{prefix}-"
 
 
 def write_text_atomic(path: Path, text: str, newline: str | None = None, keep_mode: bool = False) -> None:

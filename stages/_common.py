@@ -65,6 +65,9 @@ def read_params() -> Params:
 # Libraries whose INFO lines ("Creating initial MLflow database tables...", "View run ... at")
 # would fill every stage's output; GAT_VERBOSE=1 shows them.
 QUIET_LIBRARY_LOGGERS = ("mlflow", "alembic")
+# MLflow's SQL store logs a traceback at ERROR before it raises (a locked or damaged mlflow.db);
+# the stage's one-line message says the same.
+SILENT_LIBRARY_LOGGERS = ("mlflow.store.db.utils",)
 
 
 def verbose_requested() -> bool:
@@ -85,6 +88,8 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
     if not verbose_requested():  # the stages' own INFO lines only: not MLflow's and its migrations'
         for name in QUIET_LIBRARY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
+        for name in SILENT_LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     signal.signal(signal.SIGTERM, raise_terminated)
     try:
         main()
@@ -95,9 +100,11 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
     except KeyboardInterrupt as err:
         exit_with("interrupted", interrupt_exit_code(err))
     except Exception as err:
-        if not is_tracking_error(err):
-            raise
-        exit_with(tracking_error_message(err), EXIT_FAILED)
+        if is_tracking_error(err):
+            exit_with(tracking_error_message(err), EXIT_FAILED)
+        if isinstance(err, OSError):  # the file system refused (permissions, a file for a folder)
+            exit_with(f"error: {file_error_message(err)}", EXIT_FAILED)
+        raise
     finally:
         # Exiting now, whichever way: a SIGTERM that arrives meanwhile (torchrun stopping the other
         # ranks after one failed) must not raise inside the interpreter's exit-time cleanup.
@@ -105,9 +112,19 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
 
 
 def is_tracking_error(err: Exception) -> bool:
-    """Whether MLflow raised `err` (it cannot have if this stage never imported MLflow)."""
-    exceptions = sys.modules.get("mlflow.exceptions")
-    return exceptions is not None and isinstance(err, exceptions.MlflowException)
+    """Whether MLflow raised `err`, or its SQL store's driver did (a locked or damaged mlflow.db);
+    neither can have if this stage never imported them."""
+    exceptions, sql = sys.modules.get("mlflow.exceptions"), sys.modules.get("sqlalchemy.exc")
+    return (exceptions is not None and isinstance(err, exceptions.MlflowException)) or (
+        sql is not None and isinstance(err, sql.SQLAlchemyError)
+    )
+
+
+def file_error_message(err: OSError) -> str:
+    """What the file system refused and where, in one line ("Permission denied: reports/x")."""
+    names = [os.fsdecode(name) for name in (err.filename, err.filename2) if name is not None]
+    where = ": " + " -> ".join(names) if names else ""
+    return f"{err.strerror or err}{where}"
 
 
 def tracking_error_message(err: Exception) -> str:

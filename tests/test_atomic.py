@@ -66,6 +66,27 @@ def test_another_files_error_inside_the_block_is_not_blamed_on_the_target(tmp_pa
     assert raised.value.filename == str(other) and not target.exists()
 
 
+def test_a_folder_that_cannot_be_made_or_written_is_a_write_error(tmp_path, monkeypatch):
+    (tmp_path / "reports").write_text("a file where the folder should be")
+    with pytest.raises(atomic.WriteError, match="cannot write .*reports/m.json: .*; no m.json was written"):
+        write_text_atomic(tmp_path / "reports" / "m.json", "{}")
+    write_text_atomic(tmp_path / "m.json", "old")
+
+    def refused(parent, prefix):  # a read-only folder (root ignores modes, so the refusal is staged)
+        raise PermissionError(13, "Permission denied", str(parent / prefix))
+
+    monkeypatch.setattr(atomic, "make_temp_file", refused)
+    with pytest.raises(atomic.WriteError, match="Permission denied; the previous m.json is kept"):
+        write_text_atomic(tmp_path / "m.json", "new")
+    assert (tmp_path / "m.json").read_text() == "old"
+
+
+def test_a_name_near_the_length_limit_is_written_through_a_shorter_temporary(tmp_path):
+    name = "é" * 120 + ".csv"  # 244 bytes: legal, though ".<name>-<pid>-<hex>" would not be
+    write_text_atomic(tmp_path / name, "x")
+    assert (tmp_path / name).read_text() == "x" and len(os.listdir(tmp_path)) == 1
+
+
 def test_write_text_atomic_replaces_the_content(tmp_path):
     target = tmp_path / "a.txt"
     write_text_atomic(target, "one")

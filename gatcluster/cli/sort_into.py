@@ -19,10 +19,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatcluster.atomic import NAME_LIMIT
 from gatcluster.data.walk import mark_output_folder
 
 MAX_NAME_BYTES = 200  # well under the usual 255-byte file name limit, with room for " (123)"
-NAME_LIMIT = 255  # bytes of one file name on ext4, XFS, Btrfs, APFS and most others
 HASH_BLOCK = 1 << 20  # files are hashed in blocks: memory stays flat for any size
 
 

@@ -136,25 +136,76 @@ def write_dataset(dataset: ImageDataset, out_dir: Path, skipped: Sequence[Skippe
     return manifest
 
 
+# What later stages read from a manifest, and the type each must have.
+MANIFEST_FIELDS = {
+    "source": str,
+    "count": int,
+    "image_shape": list,
+    "classes": list,
+    "has_labels": bool,
+    "resize_rule": str,
+    "checksum": str,
+}
+REFETCH = "restore it with `dvc checkout data/dataset`, or fetch again (dvc repro -f fetch)"
+
+
 def read_manifest(data_dir: Path) -> dict:
-    """The manifest of a stored dataset; a clear `DatasetError` when it is absent."""
+    """The manifest of a stored dataset; a clear `DatasetError` when it is absent or damaged."""
     path = data_dir / MANIFEST
     if not path.is_file():
         raise DatasetError(f"no dataset at {data_dir} (missing {MANIFEST}): run the fetch stage first")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
+        raise DatasetError(f"cannot read {path} ({err}): {REFETCH}") from err
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path} is not a data set manifest: {REFETCH}")
+    for key, kind in MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise DatasetError(f"{path} lacks a valid {key!r}: {REFETCH}")
+    return manifest
 
 
 def read_dataset(data_dir: Path, verify: bool = True, mapped: bool = False) -> ImageDataset:
     """Load a dataset written by `write_dataset`, checking its checksum when `verify`.
 
     `mapped`: the images stay on disk, memory-mapped read-only (wrap them in `ModelImages`).
+    A damaged or missing array, or one that disagrees with the manifest, is a `DatasetError`.
     """
     manifest = read_manifest(data_dir)
-    images = np.load(data_dir / "images.npy", mmap_mode="r" if mapped else None)
-    labels = np.load(data_dir / "labels.npy") if manifest["has_labels"] else None
+    images = load_array(data_dir / "images.npy", mapped)
+    labels = load_array(data_dir / "labels.npy", False) if manifest["has_labels"] else None
     if verify and dataset_checksum(images, labels) != manifest["checksum"]:
         raise DatasetError(f"{data_dir} does not match its manifest checksum: fetch it again")
+    check_matches_manifest(images, labels, manifest, data_dir)
     reduced = reduces_jpeg(manifest.get("preprocessing"))
     return ImageDataset(
         images, labels, manifest["classes"], manifest["source"], manifest["resize_rule"], reduced
     )
+
+
+def load_array(path: Path, mapped: bool) -> np.ndarray:
+    """One stored array (memory-mapped read-only when `mapped`); a damaged file is a DatasetError."""
+    try:
+        return np.load(path, mmap_mode="r" if mapped else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:  # missing, cut short, not .npy, object arrays
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+        raise DatasetError(f"cannot read {path} ({reason}): {REFETCH}") from err
+
+
+def check_matches_manifest(
+    images: np.ndarray, labels: np.ndarray | None, manifest: dict, data_dir: Path
+) -> None:
+    """DatasetError where the arrays and the manifest disagree (the checksum covers neither the
+    class names nor the counts, and is skipped when not verifying)."""
+    count, classes = manifest["count"], manifest["classes"]
+    wrong = None
+    if images.ndim != 4 or len(images) != count or list(images.shape[1:]) != manifest["image_shape"]:
+        said = f"{count} of {manifest['image_shape']}"
+        wrong = f"images of shape {tuple(images.shape)}, where the manifest says {said}"
+    elif labels is not None and (labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer)):
+        wrong = f"labels of shape {labels.shape} and type {labels.dtype}, for {count} images"
+    elif labels is not None and count and not 0 <= labels.min() <= labels.max() < len(classes):
+        wrong = f"labels up to {labels.max()}, where the manifest names {len(classes)} classes"
+    if wrong:
+        raise DatasetError(f"{data_dir} holds {wrong}: {REFETCH}")

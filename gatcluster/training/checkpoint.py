@@ -7,6 +7,7 @@ the number of finished iterations, RNG states of torch / numpy / random, and the
 from __future__ import annotations
 
 import io
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,33 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         tmp.write_bytes(buffer.getbuffer())
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True`; a clear `CheckpointError` if it is unusable."""
+def load_checkpoint(
+    path: Path, what: str = "checkpoint", remedy: str = "delete it to start over"
+) -> dict[str, Any]:
+    """Read a checkpoint (or another file of `what` kind) with `weights_only=True`; a one-line
+    `CheckpointError` ending in `remedy` if it is unusable."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}. Delete it to start over.") from err
+        raise CheckpointError(f"cannot read {what} {path} ({load_failure(err, path)}): {remedy}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} is not a gatcluster {what} (it holds a {type(state).__name__}): {remedy}"
+        )
+    return state
+
+
+def load_failure(err: Exception, path: Path) -> str:
+    """Why torch could not load `path`, in a few words."""
+    if isinstance(err, pickle.UnpicklingError):
+        # Not torch's text: it advises weights_only=False, which would run whatever the file holds.
+        return "damaged, or not a file of tensors that loads safely"
+    if str(err).strip():
+        return first_line(err)
+    return "an empty file" if path.is_file() and path.stat().st_size == 0 else type(err).__name__
+
+
+def first_line(err: Exception) -> str:
+    """An exception's message cut to one line (its type name when it has none)."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else type(err).__name__

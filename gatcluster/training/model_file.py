@@ -11,7 +11,7 @@ from pathlib import Path
 from gatcluster.config.loading import saved_params_from_dict
 from gatcluster.config.params import Params, ParamsError, params_to_dict
 from gatcluster.model import GATCluster
-from gatcluster.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gatcluster.training.checkpoint import CheckpointError, first_line, load_checkpoint, save_checkpoint
 
 
 def save_model(model: GATCluster, params: Params, path: Path) -> None:
@@ -25,7 +25,7 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
     """The network in eval mode on the CPU and the params it was trained with."""
     if not path.is_file():
         raise CheckpointError(f"no model file at {path}: run the train stage first (dvc repro)")
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, "model file", "train it again (dvc repro -f train)")
     try:
         params = saved_params_from_dict(state["params"])
         model = GATCluster(params.model, int(state["in_channels"]), params.experimental)
@@ -38,6 +38,8 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
             f"{path} was trained with settings this version refuses ({err}): fix them in params.yaml"
             " and train again (dvc repro -f), or use the gatcluster version that wrote it"
         ) from err
-    except (KeyError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is not a gatcluster model file ({err}): train it again") from err
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as err:  # other contents
+        raise CheckpointError(
+            f"{path} is not a gatcluster model file ({first_line(err)}): train it again"
+        ) from err
     return model.eval(), params

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from gatcluster.config.loading import saved_params_from_dict
 from gatcluster.config.params import Params, ParamsError, params_to_dict
-from gatcluster.training.checkpoint import load_checkpoint
+from gatcluster.training.checkpoint import CheckpointError, first_line, load_checkpoint
 
 if TYPE_CHECKING:
     from gatcluster.training.trainer import Trainer
@@ -88,9 +88,15 @@ def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dic
                 checkpoint,
             )
         return 0, []
-    trainer.load_state(state)
-    log.info("resuming from %s after iteration %d", checkpoint, state["iteration"])
-    return int(state["iteration"]), list(state.get("history", []))
+    try:
+        trainer.load_state(state)
+        done, history = int(state["iteration"]), list(state.get("history", []))
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:  # made for these params, but damaged
+        raise CheckpointError(
+            f"checkpoint {checkpoint} is damaged ({first_line(err)}): delete it to start over"
+        ) from err
+    log.info("resuming from %s after iteration %d", checkpoint, done)
+    return done, history
 
 
 def training_params_from_dict(raw: dict) -> dict | None:

@@ -65,6 +65,45 @@ def test_missing_dataset_says_to_fetch(tmp_path):
         read_dataset(tmp_path / "nothing")
 
 
+def truncate(path: Path, size: int) -> None:
+    os.truncate(path, size)
+
+
+def edit_manifest(path: Path, change) -> None:
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(change(manifest)))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: truncate(d / "images.npy", 200), "cannot read .*images.npy"),  # cut short
+        (lambda d: truncate(d / "images.npy", 20), "cannot read .*images.npy"),  # inside the header
+        (lambda d: truncate(d / "labels.npy", 0), "cannot read .*labels.npy"),
+        (lambda d: (d / "images.npy").write_bytes(os.urandom(500)), "cannot read .*images.npy"),
+        (lambda d: np.save(d / "labels.npy", np.array([{}] * 6)), "cannot read .*labels.npy"),  # pickled
+        (lambda d: (d / "images.npy").unlink(), "cannot read .*images.npy \\(No such file"),
+        (lambda d: (d / "manifest.json").write_text("{not json"), "cannot read .*manifest.json"),
+        (lambda d: (d / "manifest.json").write_text("[1, 2]"), "manifest.json is not a data set manifest"),
+        (lambda d: edit_manifest(d / "manifest.json", lambda m: m | {"checksum": None}), "valid 'checksum'"),
+        (
+            lambda d: edit_manifest(d / "manifest.json", lambda m: m | {"classes": ["a"]}),
+            "labels up to 1, .* 1 cl",
+        ),
+        (
+            lambda d: edit_manifest(d / "manifest.json", lambda m: m | {"count": 5}),
+            "where the manifest says 5",
+        ),
+    ],
+)
+@pytest.mark.parametrize("mapped", [False, True])
+def test_a_damaged_data_set_is_a_clear_error(tmp_path, damage, message, mapped):
+    write_dataset(small_dataset(), tmp_path / "d")
+    damage(tmp_path / "d")
+    with pytest.raises(DatasetError, match=f"{message}.*dvc checkout data/dataset"):
+        read_dataset(tmp_path / "d", mapped=mapped)
+
+
 def test_failed_rewrite_keeps_the_old_dataset(tmp_path, monkeypatch):
     write_dataset(small_dataset(), tmp_path / "d")
 

@@ -95,6 +95,23 @@ def test_a_tracking_server_that_is_down_or_unusable_credentials_stop_the_stage_i
     assert not (root / "checkpoints").exists()
 
 
+def test_a_damaged_mlflow_store_or_data_set_stops_the_stage_in_one_line(tmp_path):
+    root = copy_project(tmp_path)
+    write_params(root, TINY)
+    fetch_in_process(root)
+    (root / "mlflow.db").write_bytes(b"not a database" * 100)
+    done = run(root, sys.executable, "stages/train.py")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"error: MLflow tracking failed at sqlite:///{root / 'mlflow.db'}: " in done.stderr
+    assert "file is not a database" in done.stderr and not (root / "checkpoints").exists()
+    (root / "mlflow.db").unlink()
+    images = root / "data" / "dataset" / "images.npy"
+    images.write_bytes(images.read_bytes()[:1000])  # cut short
+    done = run(root, sys.executable, "stages/train.py")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"error: cannot read {images} (" in done.stderr and "dvc checkout data/dataset" in done.stderr
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tmp_path, sig, code):
     root = copy_project(tmp_path)

@@ -53,8 +53,25 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
 
 
-def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not a checkpoint", "damaged, or not a file of tensors that loads safely"),  # not torch's advice
+        (b"", "an empty file"),
+    ],
+)
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path, content, reason):
     path = tmp_path / "last.pt"
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="Delete it to start over"):
+    path.write_bytes(content)
+    with pytest.raises(
+        CheckpointError, match=f"^cannot read checkpoint {path} \\({reason}\\): delete it to start over$"
+    ):
         load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=f"cannot read model file {path} .*: train it again"):
+        load_checkpoint(path, "model file", "train it again")
+
+
+def test_a_torch_file_of_something_else_is_no_checkpoint(tmp_path):
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="list.pt is not a gatcluster checkpoint \\(it holds a list\\)"):
+        load_checkpoint(tmp_path / "list.pt")

@@ -29,9 +29,17 @@ def test_missing_model_says_to_train(tmp_path):
         load_model(tmp_path / "model.pt")
 
 
-def test_foreign_file_is_a_clear_error(tmp_path):
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "model.pt")
-    with pytest.raises(CheckpointError, match="not a gatcluster model file"):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"weights": torch.zeros(2)}, "not a gatcluster model file"),
+        ({"params": {}, "in_channels": [1], "model": {}}, "not a gatcluster model file"),  # was a TypeError
+        ([1], "is not a gatcluster model file \\(it holds a list\\): train it again"),
+    ],
+)
+def test_foreign_file_is_a_clear_error(tmp_path, content, message):
+    torch.save(content, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match=message):
         load_model(tmp_path / "model.pt")
 
 

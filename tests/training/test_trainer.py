@@ -18,7 +18,7 @@ from gatcluster.data.prepare import prepare_images
 from gatcluster.data.store import fit_dataset, read_dataset, write_dataset
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.training import trainer as trainer_module
-from gatcluster.training.checkpoint import load_checkpoint, save_checkpoint
+from gatcluster.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gatcluster.training.fit import TrainingSetupError, fit, resolve_device
 from gatcluster.training.passes import cpu_has_native_bf16, predict_clusters
 from gatcluster.training.resume import code_digest
@@ -153,6 +153,14 @@ def test_checkpoint_of_other_params_is_not_resumed(few_images, tmp_path):
     fit(params, few_images, checkpoint=tmp_path / "other.pt")
     rerun = fit(params, few_images, checkpoint=tmp_path / "other.pt")
     assert rerun.resumed_from == 1 and len(rerun.history) == 1  # nothing left to do
+
+
+def test_a_damaged_checkpoint_of_these_params_is_a_clear_error(few_images, tmp_path):
+    params = tiny_params(**{"train.iterations": 2, "train.large_batch": 200, "train.checkpoint_every": 1})
+    state = Trainer(params, few_images, CPU).state(1, [])
+    save_checkpoint({k: v for k, v in state.items() if k != "model"}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="last.pt is damaged \\('model'\\): delete it to start over"):
+        fit(params, few_images, checkpoint=tmp_path / "last.pt")
 
 
 def test_checkpoint_of_another_data_set_is_not_resumed(few_images, tmp_path):
