@@ -293,6 +293,10 @@ def local_model_file(model: str) -> Path:
         path, version = fetch_model(registry_client(uri), parse_model_uri(model), cache_root())
     except RegistryError as err:
         raise fail(str(err), EXIT_FAILED) from err
+    except Exception as err:
+        if (said := store_error(err)) is None:
+            raise
+        raise fail(f"the MLflow store at {uri} failed: {said}", EXIT_FAILED) from err
     typer.echo(f"{model}: version {version} ({path})", err=True)
     return path
 
@@ -337,8 +341,21 @@ def promote(
         before = move_alias(client, name, number, alias)
     except RegistryError as err:
         raise fail(str(err), EXIT_FAILED) from err
+    except Exception as err:
+        if (said := store_error(err)) is None:
+            raise
+        raise fail(f"the MLflow store at {uri} failed: {said}", EXIT_FAILED) from err
     was = "" if before is None else f" (was version {before})"
     typer.echo(f"models:/{name}@{alias} -> version {number}{was}; registry {uri}")
+
+
+def store_error(err: Exception) -> str | None:
+    """What the SQL store behind the registry said (a locked or damaged mlflow.db: SQLAlchemy
+    raises it past MLflow), in one line; None for any other error, which is a bug."""
+    sql = sys.modules.get("sqlalchemy.exc")
+    if sql is None or not isinstance(err, sql.SQLAlchemyError):
+        return None
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def project_tracking_uri() -> str:

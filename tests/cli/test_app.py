@@ -396,6 +396,17 @@ def test_promote_takes_an_ascii_version_number(version):
     assert result.exit_code == 2 and "VERSION must be a number or 'latest'" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["promote 1", "predict . --model models:/gatcluster/1"])
+def test_a_damaged_mlflow_store_is_one_line(tmp_path, monkeypatch, command):
+    (tmp_path / "mlflow.db").write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, command.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"error: the MLflow store at sqlite:///{tmp_path / 'mlflow.db'} failed: " in result.stderr
+    assert "file is not a database" in result.stderr
+
+
 def test_the_model_cache_folder_is_absolute(tmp_path, monkeypatch):
     from gatcluster.cli.app import cache_root
 
