@@ -26,7 +26,7 @@ import typer
 from gatcluster import __version__
 from gatcluster.cli.completion import PREDICT_DEVICES, complete_device, complete_format, complete_preset_name
 from gatcluster.cli.messages import fail
-from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, user_app
+from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, sqlite_store_problem, user_app
 from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.telemetry import telemetry_off
 
@@ -382,6 +382,8 @@ def ui(
     if port_in_use(host, port):
         raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
     uri = backend_store_uri or project_tracking_uri()
+    if problem := sqlite_store_problem(uri):
+        raise fail(f"the MLflow store at {uri} cannot be opened: {problem}", EXIT_FAILED)
     typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", err=True)
     cmd = [
         sys.executable,

@@ -11,8 +11,10 @@ import getpass
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +45,23 @@ def port_in_use(host: str, port: int) -> bool:
 def interrupt_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM handler: stop like Ctrl-C (`kill PID`, systemd and schedulers send SIGTERM)."""
     raise KeyboardInterrupt
+
+
+def sqlite_store_problem(uri: str) -> str | None:
+    """Why the SQLite file behind a `sqlite:///` store cannot be served (not a database, locked,
+    unreadable), or None: another kind of store, or no file yet (MLflow creates it). Asked before
+    the server starts: its workers would fail with a traceback after the URL was already shown."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])  # SQLAlchemy options after '?'
+    if not path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as err:
+        return str(err)
+    return None
 
 
 def serve_until_stopped(cmd: list[str], env: dict[str, str] | None = None) -> int:

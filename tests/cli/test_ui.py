@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -95,3 +96,20 @@ def test_a_busy_port_is_an_error_with_a_hint(tmp_path):
     assert done.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in done.stderr and "--port" in done.stderr
     assert "Traceback" not in done.stderr and "MLflow UI on" not in done.stderr
+
+
+def test_a_damaged_or_locked_store_is_an_error_before_the_server_starts(tmp_path, unused_port):
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(b"not a database" * 100)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": default_tracking_uri(tmp_path)}
+    command = [str(GAT), "ui", "--port", str(unused_port())]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "MLflow UI on" not in done.stderr
+    assert f"the MLflow store at sqlite:///{store} cannot be opened: file is not a database" in done.stderr
+    store.unlink()
+    with sqlite3.connect(store, isolation_level=None) as holder:  # another process writing, for long
+        holder.execute("CREATE TABLE t (x)")
+        holder.execute("BEGIN EXCLUSIVE")
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        holder.execute("ROLLBACK")
+    assert done.returncode == 1 and "cannot be opened: database is locked" in done.stderr
