@@ -172,7 +172,7 @@ def load_imagenet_subset(
     into a disk-backed array in `scratch_dir` (see `_decode_all`).
     """
     wnids = IMAGENET_WNIDS[name]
-    missing = [wnid for wnid in wnids if not (root / wnid).is_dir()]
+    missing = missing_class_folders(name, root)
     if missing:
         raise DatasetError(f"{root} lacks the {name} class folder(s) {', '.join(missing)}")
     files = ((path, label) for label, wnid in enumerate(wnids) for path in _visible_files(root / wnid))
@@ -182,6 +182,11 @@ def load_imagenet_subset(
     if empty:
         raise DatasetError(f"no readable images for {name} class(es) {', '.join(empty)} under {root}")
     return ImageDataset(images, labels, list(wnids), name, FIT_RULE), skipped
+
+
+def missing_class_folders(name: str, root: Path) -> list[str]:
+    """The wnids of ImageNet subset `name` that have no folder under `root` (an ImageNet train tree)."""
+    return [wnid for wnid in IMAGENET_WNIDS[name] if not (root / wnid).is_dir()]
 
 
 def load_folder(

@@ -14,7 +14,7 @@ from pathlib import Path
 from gatcluster.config.params import NO_CUDA_MESSAGE, DataConfig, Params, ParamsError
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.images import IMAGE_SUFFIXES, is_image_file
-from gatcluster.data.sources import ROOT_SOURCES, folder_files
+from gatcluster.data.sources import IMAGENET_WNIDS, ROOT_SOURCES, folder_files, missing_class_folders
 from gatcluster.data.store import MANIFEST
 
 # Images per source as fetched (train+test where the paper uses both; docs/method.md §6, §9).
@@ -60,6 +60,20 @@ def resolve_data_root(data: DataConfig, project_root: Path) -> Path | None:
             " fix the path, or set data.root: null to download it"
         )
     return root
+
+
+def check_class_folders(source: str, root: Path | None) -> None:
+    """PreflightError when an ImageNet subset's train tree lacks some of its class folders: fetch
+    would stop on it only after `dvc repro` had set the previous data set aside."""
+    if source not in IMAGENET_WNIDS or root is None:
+        return
+    missing = missing_class_folders(source, root)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise PreflightError(
+            f"data.root {root} lacks the {source} class folder(s) {shown}: point it at an ImageNet train"
+            " tree (<root>/<wnid>/*.JPEG)"
+        )
 
 
 def folder_problem(path: Path) -> str | None:
@@ -136,6 +150,7 @@ def expected_count(params: Params, dataset_dir: Path, data_root: Path | None) ->
         return count, f"the fetched {params.data.source} data"
     if params.data.source == "folder" and data_root is not None:
         return folder_file_count(data_root), f"the image folder {data_root}{unreadable_note(data_root)}"
+    check_class_folders(params.data.source, data_root)  # what fetch will read to get that size
     return KNOWN_SIZES.get(params.data.source), f"the size of {params.data.source}"
 
 

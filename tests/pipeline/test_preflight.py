@@ -156,6 +156,29 @@ def test_a_data_root_that_cannot_be_looked_up_is_a_params_error(tmp_path, source
             resolve_data_root(params(**{"data.source": source, "data.root": too_long}).data, tmp_path)
 
 
+def test_an_imagenet_tree_without_its_class_folders_stops_the_check_unless_fetched(tmp_path):
+    from gatcluster.data.sources import IMAGENET_WNIDS
+
+    tree = tmp_path / "imagenet"
+    tree.mkdir()
+    ten = params(**{"data.source": "imagenet10", "data.root": str(tree)})
+    with pytest.raises(
+        PreflightError, match="lacks the imagenet10 class folder\\(s\\) n02056570, .* and 5 more"
+    ):
+        expected_count(ten, tmp_path / "dataset", tree)
+    for wnid in IMAGENET_WNIDS["imagenet10"]:
+        (tree / wnid).mkdir()
+    assert expected_count(ten, tmp_path / "dataset", tree) == (13000, "the size of imagenet10")
+    for wnid in IMAGENET_WNIDS["imagenet10"]:
+        (tree / wnid).rmdir()
+    (tmp_path / "dataset").mkdir()  # fetched before (dvc pull): fetch will not read the tree
+    (tmp_path / "dataset" / "manifest.json").write_text(
+        json.dumps({"source": "imagenet10", "image_shape": [128, 128, 1], "count": 13000})
+    )
+    big = replace_params(ten, {"model.backbone": "imagenet128"})
+    assert expected_count(big, tmp_path / "dataset", tree)[0] == 13000
+
+
 def test_cuda_training_without_a_usable_gpu_stops_the_check(tmp_path, monkeypatch):
     import torch
 
