@@ -6,6 +6,7 @@ the library receives values and paths.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from gatcluster.config.loading import load_params  # noqa: E402
 from gatcluster.config.params import Params, ParamsError  # noqa: E402
 from gatcluster.data.store import DatasetError  # noqa: E402
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE  # noqa: E402
+from gatcluster.library_logs import quiet_library_logs  # noqa: E402
 from gatcluster.pipeline.errors import StageError  # noqa: E402
 from gatcluster.pipeline.layout import ProjectLayout  # noqa: E402
 from gatcluster.tracking.credentials import CredentialsUnreadable  # noqa: E402
@@ -62,14 +64,6 @@ def read_params() -> Params:
     return load_params(LAYOUT.params_file)
 
 
-# Libraries whose INFO lines ("Creating initial MLflow database tables...", "View run ... at")
-# would fill every stage's output; GAT_VERBOSE=1 shows them.
-QUIET_LIBRARY_LOGGERS = ("mlflow", "alembic")
-# MLflow's SQL store logs a traceback at ERROR before it raises (a locked or damaged mlflow.db);
-# the stage's one-line message says the same.
-SILENT_LIBRARY_LOGGERS = ("mlflow.store.db.utils",)
-
-
 def verbose_requested() -> bool:
     """GAT_VERBOSE=1: let libraries print their progress and INFO lines (quiet by default)."""
     return os.environ.get("GAT_VERBOSE", "") == "1"
@@ -80,16 +74,14 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
 
     ParamsError and StageError exit 2 (usage), DatasetError, a failed write (a full disk:
     WriteError, the previous file kept), `failures`, a tracking server that takes no connection
-    (ServerUnreachable), a credentials file MLflow cannot read (CredentialsUnreadable) and MLflow
-    errors (a server that refuses a request) exit 1, Ctrl-C exits 130 and SIGTERM 143; anything
+    (ServerUnreachable), a credentials file MLflow cannot read (CredentialsUnreadable), MLflow
+    errors (a server that refuses a request, a locked mlflow.db) and what the file system refuses
+    (FILE_SYSTEM_REFUSALS) exit 1, Ctrl-C exits 130 and SIGTERM 143; anything
     else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     if not verbose_requested():  # the stages' own INFO lines only: not MLflow's and its migrations'
-        for name in QUIET_LIBRARY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
-        for name in SILENT_LIBRARY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        quiet_library_logs()
     signal.signal(signal.SIGTERM, raise_terminated)
     try:
         main()
@@ -102,7 +94,7 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
     except Exception as err:
         if is_tracking_error(err):
             exit_with(tracking_error_message(err), EXIT_FAILED)
-        if isinstance(err, OSError):  # the file system refused (permissions, a file for a folder)
+        if refused_by_the_file_system(err) and not verbose_requested():
             exit_with(f"error: {file_error_message(err)}", EXIT_FAILED)
         raise
     finally:
@@ -118,6 +110,27 @@ def is_tracking_error(err: Exception) -> bool:
     return (exceptions is not None and isinstance(err, exceptions.MlflowException)) or (
         sql is not None and isinstance(err, sql.SQLAlchemyError)
     )
+
+
+# What the file system refuses for reasons of the machine, not of the code: a folder without write
+# permission, a read-only or full disk, a file where a folder should be (or the reverse), a name too
+# long. Other OSErrors (a file gone, a bad descriptor, no memory) keep their traceback: a bug.
+FILE_SYSTEM_REFUSALS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+}
+
+
+def refused_by_the_file_system(err: BaseException) -> bool:
+    """Whether `err` is one of FILE_SYSTEM_REFUSALS (GAT_VERBOSE=1 shows its traceback anyway)."""
+    return isinstance(err, OSError) and err.errno in FILE_SYSTEM_REFUSALS
 
 
 def file_error_message(err: OSError) -> str:

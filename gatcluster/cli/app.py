@@ -28,6 +28,7 @@ from gatcluster.cli.completion import PREDICT_DEVICES, complete_device, complete
 from gatcluster.cli.messages import fail
 from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, sqlite_store_problem, user_app
 from gatcluster.exit_codes import EXIT_FAILED
+from gatcluster.library_logs import quiet_library_logs
 from gatcluster.telemetry import telemetry_off
 
 telemetry_off()  # before MLflow or ONNX Runtime are imported by a command
@@ -78,7 +79,7 @@ def preset(
     params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
-    from gatcluster.atomic import file_target, write_text_atomic
+    from gatcluster.atomic import WriteError, file_target, write_text_atomic
     from gatcluster.config.loading import params_file_problem, params_from_text, read_params_text
     from gatcluster.config.params import DATA_ROOT_KINDS, ParamsError
     from gatcluster.config.params_edit import (
@@ -109,6 +110,8 @@ def preset(
         raw = params.read_bytes()
         crlf = 2 * raw.count(b"\r\n") > raw.count(b"\n")
         write_text_atomic(file_target(params), text, newline="\r\n" if crlf else "\n", keep_mode=True)
+    except WriteError as err:  # it names the file and what was kept
+        raise fail(str(err), EXIT_FAILED) from err
     except OSError as err:
         raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
@@ -287,12 +290,12 @@ def local_model_file(model: str) -> Path:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
     if os.environ.get("GAT_VERBOSE") != "1":  # MLflow's INFO lines ("No artifacts found ...") too
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        quiet_library_logs()
     uri = project_tracking_uri()
     try:
         path, version = fetch_model(registry_client(uri), parse_model_uri(model), cache_root())
-    except RegistryError as err:
-        raise fail(str(err), EXIT_FAILED) from err
+    except RegistryError as err:  # MLflow's text may span lines (a failed SQL statement)
+        raise fail(str(err).strip().splitlines()[0], EXIT_FAILED) from err
     except Exception as err:
         if (said := store_error(err)) is None:
             raise
@@ -335,12 +338,14 @@ def promote(
     if version != "latest" and not re.fullmatch(r"[0-9]{1,18}", version):
         raise fail(f"VERSION must be a number or 'latest', got {version!r}")
     uri = project_tracking_uri()
+    if os.environ.get("GAT_VERBOSE") != "1":
+        quiet_library_logs()
     try:
         client = registry_client(uri)
         number = latest_version(client, name) if version == "latest" else int(version)
         before = move_alias(client, name, number, alias)
-    except RegistryError as err:
-        raise fail(str(err), EXIT_FAILED) from err
+    except RegistryError as err:  # MLflow's text may span lines (a failed SQL statement)
+        raise fail(str(err).strip().splitlines()[0], EXIT_FAILED) from err
     except Exception as err:
         if (said := store_error(err)) is None:
             raise

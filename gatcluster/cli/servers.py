@@ -57,7 +57,9 @@ def sqlite_store_problem(uri: str) -> str | None:
     if not path.is_file():
         return None
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+        # Read-write (without creating): a read-only connection cannot roll back the journal a
+        # killed writer left, which MLflow's own connection does.
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5)) as db:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as err:
         return str(err)

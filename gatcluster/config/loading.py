@@ -17,7 +17,7 @@ from gatcluster.config.params import (
     ParamsError,
     params_to_dict,
 )
-from gatcluster.config.validation import build_section, check_consistency
+from gatcluster.config.validation import build_section, check_consistency, check_experiment_name, cut
 
 IMAGE_SIZE_KEY = "data.image_size"  # earlier versions set it; the backbone implies it
 
@@ -60,7 +60,9 @@ def params_from_text(text: str, where: str = "params.yaml") -> Params:
         raw = parse_yaml(text) or {}
     except YamlSyntaxError as err:
         raise ParamsError(f"{where} is not valid YAML ({err}): fix it and run again") from err
-    return params_from_dict(raw)
+    params = params_from_dict(raw)
+    check_experiment_name(params.mlflow.experiment)
+    return params
 
 
 class YamlSyntaxError(ValueError):
@@ -89,7 +91,8 @@ def parse_yaml(text: str) -> Any:
 def yaml_error_summary(err: Exception) -> str:
     """Where and what a YAML error is, in one line (the parser's own message spans several)."""
     mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err).strip().splitlines()[0]
+    problem = getattr(err, "problem", None) or str(err).strip()
+    problem = cut(" ".join(problem.split()), 200)  # one line: a duplicate key's values may span several
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 

@@ -25,7 +25,7 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
     unknown = sorted(set(raw) - set(fields), key=str)  # YAML keys need not be strings: `? [a]`
     if unknown:
         raise ParamsError(
-            f"unknown key {prefix}{unknown[0]}: allowed keys in {where} are {', '.join(fields)}"
+            f"unknown key {prefix}{cut(str(unknown[0]))}: allowed keys in {where} are {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
     values = {}
@@ -73,9 +73,13 @@ def is_finite(number: int | float) -> bool:
         return False
 
 
-def shown(value: Any, limit: int = 80) -> str:
-    """`value` as written in messages, cut to `limit` characters: an error stays one line."""
-    text = repr(value)
+def shown(value: Any) -> str:
+    """`value` as written in messages (its repr), cut to 80 characters: an error stays one line."""
+    return cut(repr(value))
+
+
+def cut(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters, the cut marked with '...'."""
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
@@ -128,7 +132,6 @@ def check_consistency(params: Params) -> None:
             "is greyscale: set augment.hue: 0"
         )
     check_registered_model(params.export.registered_model)
-    check_experiment_name(params.mlflow.experiment)
     k, over = params.model.num_clusters, params.experimental.overcluster
     if over and over <= k:
         raise ParamsError(
@@ -166,8 +169,9 @@ EXPERIMENT_NAME_LIMIT = 500  # MLflow's longest experiment name (its store refus
 
 def check_experiment_name(name: str | None) -> None:
     """An MLflow experiment name: printable, not blank, no spaces at either end, at most 500
-    characters. Checked here because MLflow refuses it only when the train stage starts its run,
-    after `dvc repro` has removed the stage's earlier outputs."""
+    characters. Checked on params.yaml (not on the params a model or checkpoint saved: tracking
+    does not change what they hold), because MLflow refuses it only when the train stage starts
+    its run, after `dvc repro` has removed the stage's earlier outputs."""
     if name is None:
         return
     printable = name.isprintable() and name == name.strip()

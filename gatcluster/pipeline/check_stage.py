@@ -10,6 +10,7 @@ from gatcluster.atomic import write_json_atomic
 from gatcluster.config.params import Params
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import (
+    check_class_folders,
     check_data_size,
     check_training_device,
     expected_count,
@@ -18,12 +19,14 @@ from gatcluster.pipeline.preflight import (
 
 
 def check_against_data(params: Params, layout: ProjectLayout) -> str:
-    """Check the data size where it is known (the schema was checked on loading) and that the
-    training device is there; what was checked.
+    """Check the data size where it is known (the schema was checked on loading), an ImageNet
+    tree's class folders and that the training device is there; what was checked.
 
     `gat check` runs this too (and writes nothing); PreflightError says what is wrong.
     """
-    count, where = expected_count(params, layout.dataset_dir, resolve_data_root(params.data, layout.root))
+    root = resolve_data_root(params.data, layout.root)
+    check_class_folders(params.data.source, root)
+    count, where = expected_count(params, layout.dataset_dir, root)
     if count is not None:
         check_data_size(params, count, where)
     check_training_device(params.train.device)

@@ -21,6 +21,11 @@ def save_model(model: GATCluster, params: Params, path: Path) -> None:
     save_checkpoint(payload, path)
 
 
+def not_a_model_file(path: Path, err: Exception) -> CheckpointError:
+    """The error for a readable torch file that holds no gatcluster model."""
+    return CheckpointError(f"{path} is not a gatcluster model file ({first_line(err)}): train it again")
+
+
 def load_model(path: Path) -> tuple[GATCluster, Params]:
     """The network in eval mode on the CPU and the params it was trained with."""
     if not path.is_file():
@@ -28,9 +33,7 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
     state = load_checkpoint(path, "model file", "train it again (dvc repro -f train)")
     try:
         params = saved_params_from_dict(state["params"])
-        model = GATCluster(params.model, int(state["in_channels"]), params.experimental)
-        model.keep_head(0)  # a saved model holds only its selected head
-        model.load_state_dict(state["model"])
+        in_channels, weights = int(state["in_channels"]), state["model"]
     # A model of an earlier version, whose settings are refused today. `dvc repro` alone may call
     # train up to date (export.opset is no train param): -f trains and writes the file again.
     except ParamsError as err:
@@ -38,8 +41,12 @@ def load_model(path: Path) -> tuple[GATCluster, Params]:
             f"{path} was trained with settings this version refuses ({err}): fix them in params.yaml"
             " and train again (dvc repro -f), or use the gatcluster version that wrote it"
         ) from err
-    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as err:  # other contents
-        raise CheckpointError(
-            f"{path} is not a gatcluster model file ({first_line(err)}): train it again"
-        ) from err
+    except (KeyError, TypeError, ValueError) as err:  # other contents
+        raise not_a_model_file(path, err) from err
+    model = GATCluster(params.model, in_channels, params.experimental)
+    model.keep_head(0)  # a saved model holds only its selected head
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as err:  # weights of another network, or none
+        raise not_a_model_file(path, err) from err
     return model.eval(), params

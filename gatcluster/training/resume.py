@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from gatcluster.config.loading import saved_params_from_dict
 from gatcluster.config.params import Params, ParamsError, params_to_dict
 from gatcluster.training.checkpoint import CheckpointError, first_line, load_checkpoint
@@ -92,6 +94,8 @@ def try_resume(trainer: Trainer, checkpoint: Path | None) -> tuple[int, list[dic
         trainer.load_state(state)
         done, history = int(state["iteration"]), list(state.get("history", []))
     except (KeyError, RuntimeError, TypeError, ValueError) as err:  # made for these params, but damaged
+        if isinstance(err, torch.OutOfMemoryError) or "CUDA" in str(err):
+            raise  # the device failed, not the file: the checkpoint stays valid
         raise CheckpointError(
             f"checkpoint {checkpoint} is damaged ({first_line(err)}): delete it to start over"
         ) from err

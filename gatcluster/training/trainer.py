@@ -418,6 +418,7 @@ class Trainer:
             return []
         losses = self.selection_losses()
         model.keep_head(best_head(losses))
+        self.refitted = None  # the other heads' BatchNorm layers went with them
         return losses
 
     def state(self, iterations_done: int, history: list[dict[str, float]]) -> dict:

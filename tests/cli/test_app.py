@@ -108,6 +108,23 @@ def test_preset_writes_through_a_linked_params_file(tmp_path):
     assert "source: stl10" in (tmp_path / "kept" / "params.yaml").read_text()
 
 
+def test_preset_into_a_folder_it_cannot_write_says_so_once(tmp_path, monkeypatch):
+    from gatcluster import atomic
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+
+    def refused(parent, prefix):  # a read-only folder (root ignores modes, so the refusal is staged)
+        raise PermissionError(13, "Permission denied", str(parent / prefix))
+
+    monkeypatch.setattr(atomic, "make_temp_file", refused)
+    result = runner.invoke(app, ["preset", "stl10", "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 1
+    line = (
+        f"error: cannot write {tmp_path / 'params.yaml'}: Permission denied; the previous params.yaml is kept"
+    )
+    assert result.stderr.strip() == line
+
+
 def test_preset_keeps_the_files_line_endings(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_bytes((ROOT / "params.yaml").read_bytes().replace(b"\n", b"\r\n"))  # saved on Windows

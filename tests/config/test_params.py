@@ -144,6 +144,21 @@ def test_values_yaml_reads_oddly_are_one_line_errors(text, message):
         params_from_text(text)
 
 
+def test_tracking_names_are_checked_in_params_yaml_not_in_what_a_model_saved():
+    saved = params_to_dict(Params())
+    saved["mlflow"]["experiment"] = "digits run "  # MLflow took it; the model must still load
+    assert saved_params_from_dict(saved).mlflow.experiment == "digits run "
+    with pytest.raises(ParamsError, match="mlflow.experiment must be a name"):
+        params_from_text("mlflow:\n  experiment: 'digits run '\n")
+
+
+def test_a_yaml_error_is_one_short_line():
+    text = "train:\n  x: |\n    a\n    b\n  x: |\n    " + "c" * 3000 + "\n"
+    with pytest.raises(ParamsError) as raised:
+        params_from_text(text)
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 300, str(raised.value)
+
+
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")

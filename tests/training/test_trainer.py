@@ -234,6 +234,14 @@ def test_the_final_refit_reuses_the_last_monitoring_refit(few_images, few_labels
     assert states_equal(fresh.state_dict(), model.state_dict())  # what a second refit would give
 
 
+def test_a_refit_kept_for_reuse_is_dropped_with_the_heads_it_covered(few_images):
+    trainer = Trainer(tiny_params(**{"experimental.num_heads": 2, "train.large_batch": 200}), few_images, CPU)
+    trainer.finalize()  # refits and keeps the statistics of both heads
+    trainer.select_head()
+    trainer.finalize()  # one head now: refits again instead of loading two heads' statistics
+    assert trainer.output_model.num_heads == 1
+
+
 def test_non_finite_loss_aborts_with_a_clear_message(digit_images):
     trainer = Trainer(tiny_params(), digit_images, CPU)
     with torch.no_grad():
