@@ -129,6 +129,10 @@ def check(
     params: Annotated[Path, typer.Option(help="The params file to check.")] = Path("params.yaml"),
 ) -> None:
     """Check params.yaml against the data, as the pipeline's first stage does (nothing is written)."""
+    # DVC's YAML parser, which reads params.yaml here too (loading.parse_yaml imports it late): from
+    # the base install this says what to install, whether or not a params.yaml is there.
+    import ruamel.yaml  # noqa: F401
+
     from gatcluster.config.loading import load_params, params_file_problem
     from gatcluster.config.params import ParamsError
     from gatcluster.pipeline.check_stage import check_against_data
