@@ -25,8 +25,8 @@ import typer
 
 from gatcluster import __version__
 from gatcluster.cli.completion import PREDICT_DEVICES, complete_device, complete_format, complete_preset_name
-from gatcluster.cli.messages import fail
-from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, sqlite_store_problem, user_app
+from gatcluster.cli.messages import fail, store_error
+from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, user_app
 from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.library_logs import quiet_library_logs
 from gatcluster.telemetry import telemetry_off
@@ -358,15 +358,6 @@ def promote(
     typer.echo(f"models:/{name}@{alias} -> version {number}{was}; registry {uri}")
 
 
-def store_error(err: Exception) -> str | None:
-    """What the SQL store behind the registry said (a locked or damaged mlflow.db: SQLAlchemy
-    raises it past MLflow), in one line; None for any other error, which is a bug."""
-    sql = sys.modules.get("sqlalchemy.exc")
-    if sql is None or not isinstance(err, sql.SQLAlchemyError):
-        return None
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
 def project_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else the SQLite store of the git project around the current folder."""
     from gatcluster.tracking.mlflow_runs import resolve_tracking_uri
@@ -391,6 +382,8 @@ def ui(
     if port_in_use(host, port):
         raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
     uri = backend_store_uri or project_tracking_uri()
+    from gatcluster.tracking.server import sqlite_store_problem
+
     if problem := sqlite_store_problem(uri):
         raise fail(f"the MLflow store at {uri} cannot be opened: {problem}", EXIT_FAILED)
     typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", err=True)

@@ -7,20 +7,19 @@ exposes. Secrets stay out of command lines (tracking/server.py).
 
 from __future__ import annotations
 
+import errno
 import getpass
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
-from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from gatcluster.cli.messages import fail
+from gatcluster.cli.messages import fail, store_error
 from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
 
@@ -32,38 +31,25 @@ user_app = typer.Typer(
 
 
 def port_in_use(host: str, port: int) -> bool:
-    """Whether something already listens on host:port (binding it fails)."""
+    """Whether something already listens on host:port (binding it fails with EADDRINUSE); a host
+    that cannot be bound at all (no such name, an address of another machine) is a usage error."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
         try:
             sock.bind((host, port))
-        except OSError:
-            return True
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return True
+            reason = err.strerror or str(err)
+            raise fail(
+                f"--host {host}: cannot listen there ({reason}); give an address of this machine"
+            ) from err
     return False
 
 
 def interrupt_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM handler: stop like Ctrl-C (`kill PID`, systemd and schedulers send SIGTERM)."""
     raise KeyboardInterrupt
-
-
-def sqlite_store_problem(uri: str) -> str | None:
-    """Why the SQLite file behind a `sqlite:///` store cannot be served (not a database, locked,
-    unreadable), or None: another kind of store, or no file yet (MLflow creates it). Asked before
-    the server starts: its workers would fail with a traceback after the URL was already shown."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])  # SQLAlchemy options after '?'
-    if not path.is_file():
-        return None
-    try:
-        # Read-write (without creating): a read-only connection cannot roll back the journal a
-        # killed writer left, which MLflow's own connection does.
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5)) as db:
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.Error as err:
-        return str(err)
-    return None
 
 
 def serve_until_stopped(cmd: list[str], env: dict[str, str] | None = None) -> int:
@@ -91,7 +77,7 @@ def serve_until_stopped(cmd: list[str], env: dict[str, str] | None = None) -> in
 def read_new_password(prompt: str, from_stdin: bool) -> str:
     """A password from one line of stdin, or typed twice at a hidden prompt (never from argv)."""
     if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")  # a line saved on Windows too
     if not sys.stdin.isatty():
         raise fail("no terminal to ask for the password: pipe it in with --password-stdin")
     first = getpass.getpass(f"{prompt}: ")
@@ -126,8 +112,17 @@ def prepare_authentication(folder: Path) -> tuple[Path, str]:
         prepare_auth_files,
     )
 
-    files, secret_key = prepare_auth_files(folder)
-    if not admin_exists(files):
+    try:
+        files, secret_key = prepare_auth_files(folder)
+        first_start = not admin_exists(files)
+    except Exception as err:  # a file where the folder should be, a damaged users.db, ...
+        if not isinstance(err, OSError) and not store_error(err):
+            raise
+        reason = store_error(err) or err.strerror or str(err)
+        raise fail(
+            f"the user store in {folder} cannot be used ({reason}): move it away to start anew", EXIT_FAILED
+        ) from err
+    if first_start:
         try:
             create_admin(files, admin_password_for_first_start())
         except AuthSetupError as err:
@@ -178,6 +173,7 @@ def server(
         ServerConfig,
         ServerError,
         check_backend,
+        folder_problem,
         is_loopback,
         masked,
         refuse_password_in_argv,
@@ -195,13 +191,17 @@ def server(
         check_backend(uri)
     except ServerError as err:
         raise fail(str(err), EXIT_FAILED) from err
+    destination = artifacts_destination or str(layout.artifact_root)
+    if "://" not in destination:  # a folder here: absolute, so the banner names where it really is
+        destination = str(Path(destination).expanduser().absolute())
+        if problem := folder_problem(Path(destination)):
+            raise fail(f"--artifacts-destination: {problem}", EXIT_FAILED)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown}:{port}"
+    url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"  # IPv6 in brackets
     authenticate = auth if auth is not None else not is_loopback(host)
     auth_config, secret_key = prepare_authentication(layout.auth_dir) if authenticate else (None, None)
     if not authenticate and not is_loopback(host):
         typer.echo(exposure_warning(f"http://{host}:{port}"), err=True)
-    destination = artifacts_destination or str(layout.artifact_root)
     config = ServerConfig(uri, destination, host, port, workers, allowed_hosts, auth_config)
     clients = f"export MLFLOW_TRACKING_URI=http://<this host>:{port}"
     if authenticate:
@@ -234,6 +234,10 @@ def user_add(
     from gatcluster.tracking.server_auth import AuthSetupError
     from gatcluster.tracking.users import UserError, add_user
 
+    if not name.strip() or ":" in name or not name.isprintable():
+        raise fail(
+            f"user name {name!r}: give a printable name without ':' (HTTP basic authentication splits at it)"
+        )
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith(("http://", "https://")):
         raise fail("set MLFLOW_TRACKING_URI to the team server's http(s)://host:port")

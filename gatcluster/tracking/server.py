@@ -15,10 +15,14 @@ and root can read, and a URI given as a command-line option must not hold a pass
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
+import sqlite3
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 CONNECT_TIMEOUT_S = 5
 BACKEND_URI_ENV = "MLFLOW_BACKEND_STORE_URI"  # MLflow's own name, read by `mlflow server`
@@ -41,18 +45,37 @@ class ServerConfig:
     auth_config: Path | None = None
 
 
+def split_uri(uri: str) -> SplitResult:
+    """`uri` split into its parts; a ServerError when it cannot be (an unclosed `[` of IPv6)."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - parsed on access: a port that is not a number raises here
+    except ValueError as err:
+        raise ServerError(f"{uri.split('://', 1)[0]}://... is not a valid URI ({err})") from err
+    return parts
+
+
 def masked(uri: str) -> str:
-    """`uri` with any password replaced by ***, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """`uri` with any password replaced by *** (the user:password@ part and a password=... option),
+    for messages and logs."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return f"{uri.split('://', 1)[0]}://***"  # unreadable: show nothing that may be a secret
+    if parts.password is None and not re.search(r"(?i)(^|&)password=", parts.query):
+        return uri  # as given: urlunsplit would rewrite sqlite://// paths
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def refuse_password_in_argv(uri: str) -> None:
-    """ServerError when a URI typed as a command-line option holds a password."""
-    if urlsplit(uri).password is not None:
+    """ServerError when a URI typed as a command-line option holds a password (user:password@, or
+    a password=... option)."""
+    parts = split_uri(uri)
+    if parts.password is not None or re.search(r"(?i)(^|&)password=", parts.query):
         raise ServerError(
             f"--backend-store-uri {masked(uri)} holds a password, which every user of this machine "
             f"reads in `ps`: give the URI without it and keep the password in ~/.pgpass (chmod 600), "
@@ -95,8 +118,10 @@ def server_env(config: ServerConfig, secret_key: str | None = None) -> dict[str,
 
 def check_backend(uri: str) -> None:
     """ServerError unless the SQL store at `uri` can be reached (before MLflow starts its workers)."""
-    scheme = urlsplit(uri).scheme.split("+")[0]
+    scheme = split_uri(uri).scheme.split("+")[0]
     if scheme == "sqlite":
+        if problem := sqlite_store_problem(uri):
+            raise ServerError(f"the MLflow store at {uri} cannot be opened: {problem}")
         return  # created on first use
     if scheme not in ("postgresql", "mysql", "mssql"):
         raise ServerError(
@@ -122,3 +147,44 @@ def check_backend(uri: str) -> None:
 def connect_args(scheme: str) -> dict:
     """Driver options: fail within seconds instead of hanging on an unreachable host."""
     return {"connect_timeout": CONNECT_TIMEOUT_S} if scheme in ("postgresql", "mysql") else {}
+
+
+def sqlite_store_problem(uri: str) -> str | None:
+    """Why the SQLite file behind a `sqlite:///` store cannot be served (a folder, not a database,
+    locked, unreadable, cannot be created), or None: another kind of store, or a file MLflow can
+    open or create. Asked before a server starts: its workers would fail with a traceback (or retry
+    for minutes) after the URL was already shown."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])  # SQLAlchemy options after '?'
+    if path.is_dir():
+        return f"{path} is a folder, not a database file"
+    if not path.exists():
+        return creation_problem(path)
+    try:
+        # Read-write (without creating): a read-only connection cannot roll back the journal a
+        # killed writer left, which MLflow's own connection does.
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as err:
+        return str(err)
+    return None
+
+
+def creation_problem(path: Path) -> str | None:
+    """Why `path` (missing) could not be created, missing folders above it included, or None."""
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a folder to write in, or None."""
+    if path.exists():
+        return None if path.is_dir() else f"{path} is a file, not a folder"
+    return creation_problem(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"  # MLflow's own name for the bootstrap password
+MAX_PASSWORD_BYTES = 1024  # servers refuse request headers of a few kB
 MIN_PASSWORD_LENGTH = 12  # MLflow's password policy
 AUTH_CACHE_TTL_S = 60
 
@@ -98,8 +99,12 @@ def admin_exists(files: AuthFiles) -> bool:
 
 def check_password(password: str, whose: str) -> None:
     """AuthSetupError unless `password` meets MLflow's policy."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthSetupError(f"{whose} password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
+        raise AuthSetupError(
+            f"{whose} password must be at least {MIN_PASSWORD_LENGTH} characters, not only spaces"
+        )
+    if len(password.encode()) > MAX_PASSWORD_BYTES:  # sent in every request's Authorization header
+        raise AuthSetupError(f"{whose} password must be at most {MAX_PASSWORD_BYTES} bytes")
 
 
 def create_admin(files: AuthFiles, password: str) -> None:

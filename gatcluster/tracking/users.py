@@ -56,4 +56,9 @@ def explain(err: Exception, username: str) -> str:
         return f"the server refused the credentials: {SET_CREDENTIALS} to an admin's"
     if "403" in text or code == "PERMISSION_DENIED":
         return f"only an admin can add users: {SET_CREDENTIALS} to an admin's"
+    if "404" in text or code == "ENDPOINT_NOT_FOUND":
+        return (
+            "the server has no users to add to: it runs without authentication (gat server --no-auth,"
+            " or on a loopback address); start it with --auth"
+        )
     return text.splitlines()[0] if text else type(err).__name__

@@ -743,6 +743,30 @@ def test_a_credentials_file_mlflow_cannot_read_is_one_line(args, mlflow_credenti
     assert "a % in a value is written %%" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("name", ["c:d", "", " ", "tab\there"])
+def test_user_add_refuses_a_name_basic_authentication_cannot_carry(name):
+    result = runner.invoke(app, ["user", "add", name], env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"})
+    assert result.exit_code == 2 and "give a printable name without ':'" in result.stderr
+
+
+def test_a_password_piped_from_a_windows_file_loses_its_line_ending(monkeypatch):
+    import io
+
+    from gatcluster.cli.servers import read_new_password
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("crlf-password-1234\r\n"))
+    assert read_new_password("password", True) == "crlf-password-1234"
+
+
+def test_a_damaged_user_store_stops_gat_server_in_one_line(tmp_path, monkeypatch, unused_port):
+    (tmp_path / ".mlflow-auth").write_text("a file where the folder should be")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-admin-password")
+    result = runner.invoke(app, ["server", "--auth", "--port", str(unused_port())])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"error: the user store in {tmp_path / '.mlflow-auth'} cannot be used (" in result.stderr
+
+
 def test_user_add_takes_the_admin_from_the_credentials_file(mlflow_credentials_file, unused_port):
     uri = f"http://127.0.0.1:{unused_port()}"
     result = runner.invoke(app, ["user", "add", "al"], env={"MLFLOW_TRACKING_URI": uri})

@@ -16,11 +16,13 @@ from gatcluster.tracking.server import (
     ServerConfig,
     ServerError,
     check_backend,
+    folder_problem,
     is_loopback,
     masked,
     refuse_password_in_argv,
     server_command,
     server_env,
+    sqlite_store_problem,
 )
 
 GAT = Path(sys.executable).parent / "gat"
@@ -144,3 +146,46 @@ def test_no_auth_on_the_network_says_what_it_exposes(tmp_path, unused_port):
         f"warning: --no-auth: anyone who can reach http://0.0.0.0:{port} can read, change"
     )
     assert not (tmp_path / ".mlflow-auth").exists()
+
+
+def test_passwords_in_a_uri_option_and_unreadable_uris_are_refused_without_showing_them():
+    uri = "postgresql://u@127.0.0.1:1/db?sslmode=disable&password=s3cret"
+    assert masked(uri) == "postgresql://u@127.0.0.1:1/db?sslmode=disable&password=***"
+    with pytest.raises(ServerError, match="holds a password") as err:
+        refuse_password_in_argv(uri)
+    assert "s3cret" not in str(err.value)
+    for broken in ("postgresql://u@[::1/db", "postgresql://u@db:port/x"):
+        with pytest.raises(ServerError, match=r"^postgresql://\.\.\. is not a valid URI \("):
+            refuse_password_in_argv(broken)
+        with pytest.raises(ServerError, match="is not a valid URI"):
+            check_backend(broken)
+    assert masked("postgresql://u:pw@[::1/db") == "postgresql://***"
+
+
+def test_a_sqlite_store_that_cannot_serve_is_named_before_the_server_starts(tmp_path):
+    (tmp_path / "garbage.db").write_bytes(b"not a database" * 100)
+    (tmp_path / "a-file").write_text("x")
+    cases = {
+        "garbage.db": "file is not a database",
+        ".": "is a folder, not a database file",
+        "a-file/deeper/mlflow.db": f"{tmp_path / 'a-file'} is a file, not a folder",
+    }
+    for where, problem in cases.items():
+        uri = f"sqlite:///{(tmp_path / where).resolve() if where == '.' else tmp_path / where}"
+        assert problem in (sqlite_store_problem(uri) or ""), where
+        with pytest.raises(ServerError, match=f"cannot be opened: .*{problem}"):
+            check_backend(uri)
+    check_backend(f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")  # MLflow creates it, folder too
+    assert folder_problem(tmp_path / "a-file") == f"{tmp_path / 'a-file'} is a file, not a folder"
+    assert folder_problem(tmp_path / "new" / "artifacts") is None
+
+
+def test_gat_server_refuses_an_artifact_folder_that_is_a_file_and_a_host_it_cannot_bind(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "arts").write_text("a file")
+    done = gat_server_in_process(monkeypatch, tmp_path, "--artifacts-destination", "arts")
+    assert done.exit_code == 1 and f"--artifacts-destination: {tmp_path / 'arts'} is a file" in done.output
+    done = gat_server_in_process(monkeypatch, tmp_path, "--host", "not a host")
+    assert done.exit_code == 2 and "--host not a host: cannot listen there (" in done.output
+    assert "already in use" not in done.output

@@ -50,3 +50,26 @@ def test_the_admin_is_created_once_with_a_password_that_meets_the_policy(tmp_pat
     assert store.authenticate_user(ADMIN_USERNAME, "a-long-admin-password")
     assert store.get_user(ADMIN_USERNAME).is_admin
     assert mode(files.folder / "users.db") == 0o600
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [(" " * 12, "not only spaces"), ("x" * 1025, "at most 1024 bytes")],  # a header servers refuse
+)
+def test_a_password_no_one_could_use_is_refused(tmp_path, password, message):
+    files, _ = prepare_auth_files(tmp_path / "auth")
+    with pytest.raises(AuthSetupError, match=message):
+        create_admin(files, password)
+
+
+def test_a_server_without_users_is_named_when_adding_one():
+    from mlflow.exceptions import MlflowException
+
+    from gatcluster.tracking.users import explain
+
+    refused = MlflowException(
+        "API request to endpoint /api/2.0/mlflow/users/create failed with error code 404"
+    )
+    assert explain(refused, "bob").startswith(
+        "the server has no users to add to: it runs without authentication"
+    )
