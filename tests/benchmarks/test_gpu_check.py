@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_scripts import REPO, run_script  # noqa: E402
 
-ABSENT_ON_A_BARE_BOX = ("mlflow", "dvc", "onnx", "onnxscript", "mlxtend")
+ABSENT_ON_A_BARE_BOX = ("mlflow", "dvc", "onnx", "onnxscript", "mlxtend", "ruamel")
 
 
 def run_on_a_bare_box(tmp_path: Path, script: str, args: list[str]) -> str:
