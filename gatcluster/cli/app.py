@@ -18,6 +18,8 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -283,7 +285,7 @@ def cache_root() -> Path:
 
 def local_model_file(model: str) -> Path:
     """A model argument as a local file: a path as given, or a registry version fetched into the cache."""
-    from gatcluster.tracking.model_uri import RegistryError, is_registry_uri, parse_model_uri
+    from gatcluster.tracking.model_uri import is_registry_uri, parse_model_uri
 
     if not is_registry_uri(model):
         return Path(model)
@@ -296,14 +298,8 @@ def local_model_file(model: str) -> Path:
     if os.environ.get("GAT_VERBOSE") != "1":  # MLflow's INFO lines ("No artifacts found ...") too
         quiet_library_logs()
     uri = project_tracking_uri()
-    try:
+    with registry_failures(uri):
         path, version = fetch_model(registry_client(uri), parse_model_uri(model), cache_root())
-    except RegistryError as err:  # MLflow's text may span lines (a failed SQL statement)
-        raise fail(str(err).strip().splitlines()[0], EXIT_FAILED) from err
-    except Exception as err:
-        if (said := store_error(err)) is None:
-            raise
-        raise fail(f"the MLflow store at {uri} failed: {said}", EXIT_FAILED) from err
     typer.echo(f"{model}: version {version} ({path})", err=True)
     return path
 
@@ -334,7 +330,7 @@ def promote(
     params: Annotated[Path, typer.Option(help="The params file naming the model.")] = Path("params.yaml"),
 ) -> None:
     """Point a registry alias (default @champion) at a version of the exported model."""
-    from gatcluster.tracking.registry import RegistryError, latest_version, move_alias, registry_client
+    from gatcluster.tracking.registry import latest_version, move_alias, registry_client
 
     name = registered_model_name(registered_model, params)
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", alias):
@@ -344,18 +340,28 @@ def promote(
     uri = project_tracking_uri()
     if os.environ.get("GAT_VERBOSE") != "1":
         quiet_library_logs()
-    try:
+    with registry_failures(uri):
         client = registry_client(uri)
         number = latest_version(client, name) if version == "latest" else int(version)
         before = move_alias(client, name, number, alias)
-    except RegistryError as err:  # MLflow's text may span lines (a failed SQL statement)
+    was = "" if before is None else f" (was version {before})"
+    typer.echo(f"models:/{name}@{alias} -> version {number}{was}; registry {uri}")
+
+
+@contextmanager
+def registry_failures(uri: str) -> Iterator[None]:
+    """One `error:` line and exit 1 for what the registry at `uri` refused (RegistryError, its
+    first line: MLflow's text may span a failed SQL statement) or its SQL store raised."""
+    from gatcluster.tracking.registry import RegistryError
+
+    try:
+        yield
+    except RegistryError as err:
         raise fail(str(err).strip().splitlines()[0], EXIT_FAILED) from err
     except Exception as err:
         if (said := store_error(err)) is None:
             raise
         raise fail(f"the MLflow store at {uri} failed: {said}", EXIT_FAILED) from err
-    was = "" if before is None else f" (was version {before})"
-    typer.echo(f"models:/{name}@{alias} -> version {number}{was}; registry {uri}")
 
 
 def project_tracking_uri() -> str:
