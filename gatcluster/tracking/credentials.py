@@ -39,7 +39,7 @@ def check_credentials_file(tracking_uri: str) -> None:
     tracking server at `tracking_uri`. It reads the file before every request to an http(s) server,
     environment variables set or not, and its configparser or decode error would end the command in
     a traceback. Other stores (a SQLite file) never read it: nothing to check."""
-    if urlsplit(tracking_uri).scheme not in ("http", "https"):
+    if not is_server_uri(tracking_uri):
         return
     from mlflow.utils.credentials import read_mlflow_creds
 
@@ -52,6 +52,15 @@ def check_credentials_file(tracking_uri: str) -> None:
             " mlflow_tracking_username and mlflow_tracking_password; a % in a value is written %%)"
             " or move it away"
         ) from err
+
+
+def is_server_uri(tracking_uri: str) -> bool:
+    """Whether `tracking_uri` is an http(s) server's (a malformed one included: its error is
+    check_server_answers's to give, not a ValueError here)."""
+    try:
+        return urlsplit(tracking_uri).scheme in ("http", "https")
+    except ValueError:  # urlsplit refuses an unclosed [IPv6 bracket
+        return tracking_uri.lower().startswith(("http://", "https://"))
 
 
 def unreadable_reason(err: Exception) -> str:

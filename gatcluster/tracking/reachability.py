@@ -22,14 +22,19 @@ def check_server_answers(tracking_uri: str, timeout: float = CONNECT_SECONDS) ->
     """Connect once to an http(s) tracking URI's host and port; ServerUnreachable if that fails.
 
     Other URIs (a SQLite file, a database URL for `gat server`) are not servers: nothing to check.
+    An http(s) URI that names no host, or that cannot be parsed, is a ServerUnreachable too.
     """
-    parts = urlsplit(tracking_uri)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        return
     try:
+        parts = urlsplit(tracking_uri)
+        if parts.scheme not in DEFAULT_PORTS:
+            return
         port = parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError as err:  # a port that is not a number
-        raise ServerUnreachable(f"MLFLOW_TRACKING_URI {tracking_uri}: {err}") from err
+    except ValueError as err:  # an unclosed [IPv6 bracket, a port that is not a number or too large
+        raise ServerUnreachable(f"MLFLOW_TRACKING_URI {tracking_uri} is not a server URL: {err}") from err
+    if not parts.hostname:  # MLflow would retry requests to no host for minutes
+        raise ServerUnreachable(
+            f"MLFLOW_TRACKING_URI {tracking_uri} names no host: write it as {parts.scheme}://host:port"
+        )
     try:
         with socket.create_connection((parts.hostname, port), timeout=timeout):
             pass

@@ -32,3 +32,11 @@ def test_a_file_mlflow_cannot_read_is_named_for_servers_only(mlflow_credentials_
     assert reason in str(caught.value) and "off" not in str(caught.value)  # no part of a password
     check_credentials_file("sqlite:///mlflow.db")  # a local store never reads the file
     assert sent_credentials() == (None, None)  # for error messages: as if none were there
+
+
+def test_a_malformed_server_uri_is_still_a_server_uri(mlflow_credentials_file):
+    check_credentials_file("http://[::1")  # not a ValueError: reachability names the bad URI
+    mlflow_credentials_file("dora", "x")
+    (Path.home() / ".mlflow" / "credentials").write_text("mlflow_tracking_username = dora\n")
+    with pytest.raises(CredentialsUnreadable):
+        check_credentials_file("http://[::1")

@@ -1,0 +1,39 @@
+"""Whether a tracking server answers: one connection in seconds, and URIs that name no server."""
+
+import socket
+
+import pytest
+
+from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
+
+
+def test_a_port_nothing_listens_on_is_unreachable_and_a_listening_one_answers():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        check_server_answers(uri, timeout=2)
+    with pytest.raises(ServerUnreachable, match=f"the tracking server at {uri} does not answer"):
+        check_server_answers(uri, timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("http://[::1", "http://[::1 is not a server URL: Invalid IPv6 URL"),
+        ("http://localhost:99999", "is not a server URL: Port out of range"),
+        ("https://localhost:web", "is not a server URL: Port could not be cast"),
+        ("http://", "http:// names no host: write it as http://host:port"),
+        ("https://:5000/", "names no host: write it as https://host:port"),
+    ],
+)
+def test_a_malformed_server_uri_is_named_at_once(uri, said):
+    # these were a ValueError traceback, or minutes of MLflow's retries against no host
+    with pytest.raises(ServerUnreachable) as caught:
+        check_server_answers(uri, timeout=2)
+    assert str(caught.value).startswith(f"MLFLOW_TRACKING_URI {uri} ") and said in str(caught.value)
+
+
+@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "postgresql://u@db/m", "file:///tmp/x", "mlruns"])
+def test_stores_that_are_not_servers_are_not_checked(uri):
+    check_server_answers(uri, timeout=2)
