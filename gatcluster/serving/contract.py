@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gatcluster.data.fit import RULES
 from gatcluster.data.images import preprocessing_record, reduces_jpeg
+from gatcluster.data.walk import shown_path
 
 PREFIX = "gatcluster."
 # The graph's input and outputs by name: export writes them, predict feeds and reads them.
@@ -121,24 +122,39 @@ def json_or_none(text: str) -> object:
         return None
 
 
+def read_model_bytes(path: Path) -> bytes:
+    """The model file's bytes, for ONNX Runtime; ModelFileError naming a path that is missing, a
+    folder or unreadable. ONNX Runtime is given bytes, not the name: a name that is not UTF-8 (which
+    Python keeps as lone surrogates) was a TypeError in its path argument. Our exports keep their
+    weights inside the file (no external data), so the bytes are the whole model."""
+    shown = shown_path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{shown} is a folder, not a model file: give the .onnx file")
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {shown}")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ModelFileError(f"{shown} cannot be read ({err.strerror or type(err).__name__})") from err
+
+
 def read_contract(path: Path) -> ModelContract:
     """The contract of the ONNX model at `path`; ModelFileError when it is absent or not ours."""
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+    model, shown = read_model_bytes(path), shown_path(path)
     import onnxruntime as ort  # serving's one runtime: the `onnx` package is a training dependency
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # fatal only: a damaged file is reported below, in one line
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as err:  # ORT raises its own InvalidProtobuf / Fail types for bad files
-        raise ModelFileError(f"{path} is not a readable ONNX model ({type(err).__name__})") from err
-    contract = ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, str(path))
-    check_graph(session, contract, path)
+        raise ModelFileError(f"{shown} is not a readable ONNX model ({type(err).__name__})") from err
+    contract = ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, shown)
+    check_graph(session, contract, shown)
     return contract
 
 
-def check_graph(session, contract: ModelContract, path: Path) -> None:
+def check_graph(session, contract: ModelContract, path: Path | str) -> None:
     """ModelFileError unless the graph takes the image and gives the clusters its metadata says:
     an `image` input (N, channels, input_size, input_size) and `probs` (N, num_clusters) and
     `att_map` outputs (a dimension the graph leaves symbolic matches anything)."""

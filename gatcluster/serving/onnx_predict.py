@@ -20,8 +20,14 @@ from gatcluster.data.fit import decode_fitted
 from gatcluster.data.images import IMAGE_SUFFIXES
 from gatcluster.data.parallel import ordered_map
 from gatcluster.data.pixels import clean_view_array
-from gatcluster.data.walk import SkippedFile
-from gatcluster.serving.contract import INPUT_NAME, PREDICT_OUTPUTS, ModelContract, ModelFileError
+from gatcluster.data.walk import SkippedFile, shown_path
+from gatcluster.serving.contract import (
+    INPUT_NAME,
+    PREDICT_OUTPUTS,
+    ModelContract,
+    ModelFileError,
+    read_model_bytes,
+)
 from gatcluster.telemetry import telemetry_off
 
 telemetry_off()  # before onnxruntime is imported anywhere
@@ -82,12 +88,14 @@ def open_session(path: Path, device: str, threads: int | None = None, verbose: b
     options.log_severity_level = ORT_VERBOSE if verbose else ORT_ERRORS_ONLY
     if threads:
         options.intra_op_num_threads = threads
+    model = read_model_bytes(path)
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers_for(device))
+        session = ort.InferenceSession(model, options, providers=providers_for(device))
     except DeviceError:
         raise
     except Exception as err:  # ORT raises its own Fail / InvalidGraph types
-        raise ModelFileError(f"ONNX Runtime cannot load {path}: {str(err).splitlines()[0]}") from err
+        said = str(err).splitlines()[0]
+        raise ModelFileError(f"ONNX Runtime cannot load {shown_path(path)}: {said}") from err
     return session, session.get_providers()[0]
 
 

@@ -387,11 +387,14 @@ def test_out_never_replaces_an_input_the_model_or_a_device(tmp_path, trained_onn
 
 
 @pytest.mark.parametrize(
-    ("model_bytes", "message"), [(None, "model file not found"), (b"junk", "not a readable ONNX model")]
+    ("model_bytes", "message"),
+    [(None, "model file not found"), (b"junk", "not a readable ONNX"), ("dir", "a folder, not a model")],
 )
 def test_missing_or_corrupt_model_is_one_line(tmp_path, model_bytes, message):
     model = tmp_path / "m.onnx"
-    if model_bytes is not None:
+    if model_bytes == "dir":
+        model.mkdir()
+    elif model_bytes is not None:
         model.write_bytes(model_bytes)
     result = runner.invoke(app, ["predict", str(tmp_path), "--model", str(model)])
     assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output

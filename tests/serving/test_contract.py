@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import onnx
 import pytest
 
 from gatcluster.data.fit import FIT_RULE
-from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
+from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract, read_model_bytes
 
 NAMES = ("cat", "dog", "ship")
 
@@ -104,3 +106,20 @@ def test_deeply_nested_cluster_names_are_unreadable_metadata_not_a_crash():
     }
     with pytest.raises(ModelFileError, match="unreadable gatcluster metadata"):
         ModelContract.from_metadata(metadata)
+
+
+def test_a_model_whose_name_is_not_utf8_is_read(tmp_path, trained_onnx):
+    path = tmp_path / os.fsdecode(b"model-\xff.onnx")  # a Latin-1 name: ONNX Runtime took it for a TypeError
+    shutil.copyfile(trained_onnx[2], path)
+    assert read_contract(path).num_clusters == 10
+    path.write_bytes(b"junk")
+    with pytest.raises(ModelFileError, match=r"^.*model-\\xff\.onnx is not a readable ONNX model"):
+        read_contract(path)
+
+
+def test_a_folder_or_a_missing_path_is_named_as_such(tmp_path):
+    (tmp_path / "m.onnx").mkdir()
+    with pytest.raises(ModelFileError, match="m.onnx is a folder, not a model file: give the .onnx file"):
+        read_model_bytes(tmp_path / "m.onnx")
+    with pytest.raises(ModelFileError, match="^model file not found: .*other.onnx$"):
+        read_model_bytes(tmp_path / "other.onnx")
