@@ -155,7 +155,8 @@ def server(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server worker processes.")] = 2,
     allowed_hosts: Annotated[
-        str | None, typer.Option(help="Host names clients use, when not localhost or a private IP.")
+        str | None,
+        typer.Option(help="Host names clients use (comma-separated, any port); localhost, private IPs too."),
     ] = None,
     auth: Annotated[
         bool | None,

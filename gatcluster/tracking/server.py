@@ -99,10 +99,29 @@ def server_command(config: ServerConfig) -> list[str]:
     cmd += ["--serve-artifacts", "--artifacts-destination", config.artifacts_destination]
     cmd += ["--host", config.host, "--port", str(config.port), "--workers", str(config.workers)]
     if config.allowed_hosts:
-        cmd += ["--allowed-hosts", config.allowed_hosts]
+        cmd += ["--allowed-hosts", allowed_host_patterns(config.allowed_hosts)]
     if config.auth_config is not None:
         cmd += ["--app-name", "basic-auth"]
     return cmd
+
+
+def allowed_host_patterns(names: str) -> str:
+    """MLflow's --allowed-hosts value for the comma-separated host names clients use: each name with
+    any port (clients send `Host: name:5000`, and MLflow compares the whole header), beside MLflow's
+    own defaults (localhost and private IPs), which a bare --allowed-hosts would replace: a name
+    given for the team then locked out `gat` on the server's own machine. A name given with a port,
+    and `*` (any host), are passed as given."""
+    from mlflow.server.security_utils import get_default_allowed_hosts
+
+    given = [name.strip() for name in names.split(",") if name.strip()]
+    if "*" in given:
+        return "*"
+    patterns = list(get_default_allowed_hosts())
+    for name in given:
+        patterns.append(name)
+        if not re.search(r"(^[^\[]*:|\]:)", name):  # no port: host:port or [v6]:port
+            patterns.append(name.replace("[", "[[]", 1) + ":*")  # `[` opens a class in fnmatch
+    return ",".join(dict.fromkeys(patterns))
 
 
 def server_env(config: ServerConfig, secret_key: str | None = None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from gatcluster.tracking.server import (
     BACKEND_URI_ENV,
     ServerConfig,
     ServerError,
+    allowed_host_patterns,
     check_backend,
     folder_problem,
     is_loopback,
@@ -38,11 +39,24 @@ def test_the_server_proxies_artifacts_and_binds_where_told():
     cmd = server_command(config)
     assert cmd[1:4] == ["-m", "mlflow", "server"]
     assert "--serve-artifacts" in cmd and cmd[cmd.index("--artifacts-destination") + 1] == "/srv/a"
-    assert (
-        cmd[cmd.index("--host") + 1] == "0.0.0.0"
-        and cmd[cmd.index("--allowed-hosts") + 1] == "mlflow.example.org"
-    )
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    assert "mlflow.example.org" in cmd[cmd.index("--allowed-hosts") + 1].split(",")
     assert "--app-name" not in cmd
+
+
+def test_allowed_hosts_take_any_port_and_keep_localhost():
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    # MLflow compares the whole Host header, port included, and a bare --allowed-hosts replaced its
+    # defaults: clients of mlflow.example.org:5000 and `gat` on the server's machine were refused.
+    patterns = allowed_host_patterns("mlflow.example.org, [fd12::1]").split(",")
+    allowed = ("mlflow.example.org:5000", "mlflow.example.org", "[fd12::1]:5000", "127.0.0.1:5000", "[::1]:8")
+    for host in allowed:
+        assert is_allowed_host_header(patterns, host), host
+    for host in ("evil.example.com:5000", "mlflow.example.org.evil.com:5000", "evil.com"):
+        assert not is_allowed_host_header(patterns, host), host
+    assert allowed_host_patterns("*") == "*"
+    assert allowed_host_patterns("mlflow.example.org:443").split(",")[-1] == "mlflow.example.org:443"
 
 
 def test_the_store_uri_travels_in_the_environment_never_on_the_command_line(tmp_path):
