@@ -24,8 +24,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 
 # Configurations against today's trainer. The screened switches that lost (EMA targets, Sinkhorn
@@ -78,11 +76,6 @@ CONFIGS: dict[str, dict] = {
         "augment.scale": [0.6, 1.4],
     },
 }
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """key=value pairs with YAML-typed values."""
-    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
 def stop_with_parent(parent_pid: int) -> None:
@@ -171,6 +164,8 @@ def main() -> None:
         for name, overrides in CONFIGS.items():
             print(f"{name:<16} {overrides or 'params.yaml as it is'}")
         return
+    from gatcluster.config.loading import parse_overrides
+
     common = parse_overrides(args.set)
     print(
         f"# configs {args.configs}, seeds {args.seeds}, overrides {args.set or 'none'}, "

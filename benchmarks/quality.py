@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from sklearn.cluster import KMeans
 
-from gatcluster.config.loading import load_params, replace_params
+from gatcluster.config.loading import load_params, parse_overrides, replace_params
 from gatcluster.config.params import ADDITIONS_OFF
 from gatcluster.config.params_edit import preset_names, preset_overrides
 from gatcluster.data.prepare import prepare_images
@@ -103,11 +102,6 @@ def source_overrides(source: str | None, root: Path | None) -> dict:
     if root is not None:
         overrides["data.root"] = str(root)
     return overrides
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """key=value pairs with YAML-typed values."""
-    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
 def main() -> None:

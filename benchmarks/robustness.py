@@ -35,9 +35,11 @@ from pathlib import Path
 
 import torch
 
+from gatcluster.config.loading import parse_overrides
+
 # ablation.py sits beside this script: its worker (train one configuration, score it) is reused.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation import parse_overrides, run_one, stop_with_parent  # noqa: E402
+from ablation import run_one, stop_with_parent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FP32 = {"train.amp": False}

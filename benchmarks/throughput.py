@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 from quality import cpu_model  # benchmarks/ is this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +36,7 @@ def training_images(params) -> int:
 
 def worker(args: argparse.Namespace) -> None:
     """One rank: train, and (rank 0) write images/s of the timed iterations to args.out."""
-    from gatcluster.config.loading import load_params, replace_params
+    from gatcluster.config.loading import load_params, parse_overrides, replace_params
     from gatcluster.data.bundled import BUNDLED_SOURCES
     from gatcluster.data.prepare import prepare_images
     from gatcluster.data.store import fit_dataset
@@ -46,7 +45,7 @@ def worker(args: argparse.Namespace) -> None:
 
     ranks = Ranks(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
     torch.set_num_threads(args.threads)
-    overrides = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.set)}
+    overrides = parse_overrides(args.set)
     fixed = {
         "train.device": args.device,
         "train.iterations": args.iterations,

@@ -17,9 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-import yaml
 
-from gatcluster.config.loading import load_params, replace_params
+from gatcluster.config.loading import load_params, parse_overrides, replace_params
 from gatcluster.config.params import Params
 from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.prepare import prepare_images
@@ -147,7 +146,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.set)}
+    overrides = parse_overrides(args.set)
     base = replace_params(load_params(args.params), {**overrides, "train.device": "cpu"})
     data = BUNDLED_SOURCES[base.data.source]()
     images = prepare_images(

@@ -162,6 +162,22 @@ def saved_params_from_dict(raw: Any) -> Params:
     return params_from_dict(filled)
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs (a benchmark's --set) as a dict of dotted keys to values, each value read as
+    `dvc exp run -S` reads it (YAML 1.2: `yes` is a string, `010` is 10); ParamsError for a pair
+    without `=` or a value that is not YAML."""
+    overrides = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise ParamsError(f"{cut(pair)!r} is not KEY=VALUE (e.g. train.lr=0.001)")
+        try:
+            overrides[key.strip()] = parse_yaml(value)
+        except YamlSyntaxError as err:
+            raise ParamsError(f"{key.strip()}: the value is not valid YAML ({err})") from err
+    return overrides
+
+
 def replace_params(params: Params, overrides: dict[str, Any]) -> Params:
     """A copy of `params` with dotted-key overrides applied and validated again."""
     raw = params_to_dict(params)

@@ -12,6 +12,7 @@ from gatcluster.config.loading import (
     load_params,
     params_from_dict,
     params_from_text,
+    parse_overrides,
     replace_params,
     saved_params_from_dict,
 )
@@ -118,6 +119,15 @@ def test_params_yaml_is_read_as_dvc_reads_it(tmp_path, text, expected):
     read = params_from_text(text)
     ours = read.seed if text.startswith("seed") else read.train.lr
     assert ours == expected and (dvc_value.get("seed") or dvc_value["train"]["lr"]) == expected
+
+
+def test_set_overrides_read_values_as_dvc_exp_run_set_does():
+    got = parse_overrides(["seed=010", "train.amp=yes", "augment.scale=[0.6,1.4]", "data.root=", " lr =1e-3"])
+    assert got == {"seed": 10, "train.amp": "yes", "augment.scale": [0.6, 1.4], "data.root": None, "lr": 1e-3}
+    with pytest.raises(ParamsError, match="'train.lr' is not KEY=VALUE"):
+        parse_overrides(["train.lr"])
+    with pytest.raises(ParamsError, match="augment.scale: the value is not valid YAML"):
+        parse_overrides(["augment.scale=[0.6"])
 
 
 @pytest.mark.parametrize(
