@@ -285,10 +285,14 @@ def cache_root() -> Path:
 
 def local_model_file(model: str) -> Path:
     """A model argument as a local file: a path as given, or a registry version fetched into the cache."""
-    from gatcluster.tracking.model_uri import is_registry_uri, parse_model_uri
+    from gatcluster.tracking.model_uri import RegistryError, is_registry_uri, parse_model_uri
 
     if not is_registry_uri(model):
         return Path(model)
+    try:  # a mistyped URI is a usage error, said before any store is opened or MLflow imported
+        ref = parse_model_uri(model)
+    except RegistryError as err:
+        raise fail(str(err)) from err
     try:
         from gatcluster.tracking.registry import fetch_model, registry_client
     except ImportError as err:
@@ -299,7 +303,7 @@ def local_model_file(model: str) -> Path:
         quiet_library_logs()
     uri = project_tracking_uri()
     with registry_failures(uri):
-        path, version = fetch_model(registry_client(uri), parse_model_uri(model), cache_root())
+        path, version = fetch_model(registry_client(uri), ref, cache_root())
     typer.echo(f"{model}: version {version} ({path})", err=True)
     return path
 

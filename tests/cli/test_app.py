@@ -416,6 +416,16 @@ def test_promote_takes_an_ascii_version_number(version):
     assert result.exit_code == 2 and "VERSION must be a number or 'latest'" in result.stderr
 
 
+@pytest.mark.parametrize("uri", ["models:/", "models:/gatcluster@", "models:/gatcluster/abc"])
+def test_a_mistyped_registry_uri_is_a_usage_error_before_any_store(tmp_path, monkeypatch, uri):
+    monkeypatch.chdir(tmp_path)  # no mlflow.db here: that was said first
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for command in (["info", uri], ["predict", ".", "--model", uri]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and f"error: {uri!r} is not a registry model URI" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 @pytest.mark.parametrize("command", ["promote 1", "predict . --model models:/gatcluster/1"])
 def test_a_damaged_mlflow_store_is_one_line(tmp_path, monkeypatch, command):
     (tmp_path / "mlflow.db").write_bytes(b"not a database" * 100)
