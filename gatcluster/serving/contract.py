@@ -8,6 +8,7 @@ module alone names the metadata keys: export writes them with `to_metadata`, `ga
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,25 +123,36 @@ def json_or_none(text: str) -> object:
         return None
 
 
-def read_model_bytes(path: Path) -> bytes:
-    """The model file's bytes, for ONNX Runtime; ModelFileError naming a path that is missing, a
-    folder or unreadable. ONNX Runtime is given bytes, not the name: a name that is not UTF-8 (which
-    Python keeps as lone surrogates) was a TypeError in its path argument. Our exports keep their
-    weights inside the file (no external data), so the bytes are the whole model."""
+def model_source(path: Path) -> str | bytes:
+    """What ONNX Runtime is given for the model file at `path`: its name, so that weights saved
+    beside it are found (MLflow's registry stores an exported model's weights in a `.data` file next
+    to `model.onnx`); its bytes where the name is not UTF-8, which ONNX Runtime's name argument
+    refuses (a TypeError; such a model must keep its weights inside). ModelFileError naming a path
+    that is missing, a folder, not a regular file, too long or unreadable."""
     shown = shown_path(path)
-    if path.is_dir():
-        raise ModelFileError(f"{shown} is a folder, not a model file: give the .onnx file")
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {shown}")
     try:
-        return path.read_bytes()
-    except OSError as err:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ModelFileError(f"{shown} is a folder, not a model file: give the .onnx file")
+        if not stat.S_ISREG(mode):  # a FIFO would block the open below
+            raise ModelFileError(f"{shown} is not a regular file: give the .onnx file")
+        with path.open("rb"):  # readable: ONNX Runtime would only say "Fail"
+            pass
+    except (FileNotFoundError, NotADirectoryError):
+        raise ModelFileError(f"model file not found: {shown}") from None
+    except OSError as err:  # permission, a name over 255 bytes, a symlink loop
         raise ModelFileError(f"{shown} cannot be read ({err.strerror or type(err).__name__})") from err
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes of the name that are not UTF-8
+        return path.read_bytes()
+    return name
 
 
 def read_contract(path: Path) -> ModelContract:
     """The contract of the ONNX model at `path`; ModelFileError when it is absent or not ours."""
-    model, shown = read_model_bytes(path), shown_path(path)
+    model, shown = model_source(path), shown_path(path)
     import onnxruntime as ort  # serving's one runtime: the `onnx` package is a training dependency
 
     options = ort.SessionOptions()

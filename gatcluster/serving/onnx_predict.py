@@ -26,7 +26,7 @@ from gatcluster.serving.contract import (
     PREDICT_OUTPUTS,
     ModelContract,
     ModelFileError,
-    read_model_bytes,
+    model_source,
 )
 from gatcluster.telemetry import telemetry_off
 
@@ -88,7 +88,7 @@ def open_session(path: Path, device: str, threads: int | None = None, verbose: b
     options.log_severity_level = ORT_VERBOSE if verbose else ORT_ERRORS_ONLY
     if threads:
         options.intra_op_num_threads = threads
-    model = read_model_bytes(path)
+    model = model_source(path)
     try:
         session = ort.InferenceSession(model, options, providers=providers_for(device))
     except DeviceError:

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from gatcluster.data.fit import FIT_RULE
-from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract, read_model_bytes
+from gatcluster.serving.contract import ModelContract, ModelFileError, model_source, read_contract
 
 NAMES = ("cat", "dog", "ship")
 
@@ -117,9 +117,23 @@ def test_a_model_whose_name_is_not_utf8_is_read(tmp_path, trained_onnx):
         read_contract(path)
 
 
-def test_a_folder_or_a_missing_path_is_named_as_such(tmp_path):
+def test_a_folder_a_fifo_a_missing_path_or_a_name_too_long_is_named_as_such(tmp_path):
     (tmp_path / "m.onnx").mkdir()
     with pytest.raises(ModelFileError, match="m.onnx is a folder, not a model file: give the .onnx file"):
-        read_model_bytes(tmp_path / "m.onnx")
+        model_source(tmp_path / "m.onnx")
+    os.mkfifo(tmp_path / "fifo.onnx")  # opening it would wait for a writer
+    with pytest.raises(ModelFileError, match="fifo.onnx is not a regular file"):
+        model_source(tmp_path / "fifo.onnx")
     with pytest.raises(ModelFileError, match="^model file not found: .*other.onnx$"):
-        read_model_bytes(tmp_path / "other.onnx")
+        model_source(tmp_path / "other.onnx")
+    with pytest.raises(ModelFileError, match="cannot be read \\(File name too long\\)"):
+        model_source(tmp_path / ("x" * 300 + ".onnx"))  # was an OSError traceback from is_dir
+
+
+def test_a_model_with_its_weights_in_a_file_beside_it_is_read(tmp_path, trained_onnx):
+    # MLflow's registry stores an exported model so: model.onnx and a .data file of its weights
+    model = onnx.load(str(trained_onnx[2]))
+    path = str(tmp_path / "model.onnx")
+    onnx.save_model(model, path, save_as_external_data=True, location="w.data")
+    assert (tmp_path / "w.data").stat().st_size > 1000
+    assert read_contract(tmp_path / "model.onnx").num_clusters == 10
