@@ -308,19 +308,26 @@ def local_model_file(model: str) -> Path:
     return path
 
 
-def registered_model_name(given: str | None, params: Path) -> str:
-    """--registered-model, else params.yaml's export.registered_model."""
-    if given:
-        return given
+def registered_model_name(given: str | None, params: Path | None) -> str:
+    """--registered-model, else export.registered_model of --params, else of ./params.yaml where
+    there is one, else the default name. A --params that cannot be read is an error, not a fallback:
+    the alias of another model would move."""
     from gatcluster.config.loading import load_params
-    from gatcluster.config.params import ParamsError
+    from gatcluster.config.params import ExportConfig, ParamsError
 
+    if given is not None:
+        if not given.strip() or not given.isprintable():
+            raise fail(f"--registered-model {given!r}: give the registered model's name")
+        return given
+    if params is None and not Path("params.yaml").is_file():
+        return ExportConfig().registered_model  # outside a project: the name export gives
     try:
-        name = load_params(params).export.registered_model if params.is_file() else "gatcluster"
+        name = load_params(params or Path("params.yaml")).export.registered_model
     except ParamsError as err:
         raise fail(str(err)) from err
     if name is None:
-        raise fail(f"{params} sets export.registered_model: null: pass --registered-model NAME")
+        shown = params or Path("params.yaml")
+        raise fail(f"{shown} sets export.registered_model: null: pass --registered-model NAME")
     return name
 
 
@@ -331,7 +338,9 @@ def promote(
     registered_model: Annotated[
         str | None, typer.Option(help="Registered model; default: export.registered_model of params.yaml.")
     ] = None,
-    params: Annotated[Path, typer.Option(help="The params file naming the model.")] = Path("params.yaml"),
+    params: Annotated[
+        Path | None, typer.Option(help="The params file naming the model (default: ./params.yaml).")
+    ] = None,
 ) -> None:
     """Point a registry alias (default @champion) at a version of the exported model."""
     from gatcluster.tracking.registry import latest_version, move_alias, registry_client

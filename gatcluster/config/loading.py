@@ -6,6 +6,7 @@ The schema is `params.py`'s; `validation.py` checks each field and the cross-fie
 from __future__ import annotations
 
 import copy
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,15 @@ def load_params(path: Path) -> Params:
 def params_file_problem(path: Path) -> str | None:
     """Why `path` cannot be read as a params file ("not found", "is a folder, not a file", ...),
     or None when it is a file."""
-    if path.is_file():
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "not found"
+    except OSError as err:  # a name over 255 bytes, a symlink loop: is_file() passes these on
+        return f"cannot be read ({err.strerror or type(err).__name__})"
+    if stat.S_ISREG(mode):
         return None
-    if path.is_dir():
-        return "is a folder, not a file"
-    return "is not a regular file" if path.exists() else "not found"
+    return "is a folder, not a file" if stat.S_ISDIR(mode) else "is not a regular file"
 
 
 def read_params_text(path: Path) -> str:

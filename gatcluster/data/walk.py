@@ -105,9 +105,14 @@ def walk_files(
     seen: set[Path] = set()
     left_out = output_folders if output_folders is not None else []
     for path in paths:
-        if path.is_dir():
+        try:
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except OSError as err:  # a name over 255 bytes: Python 3.11's is_dir passes ENAMETOOLONG on
+            yield SkippedFile(path, f"unreadable ({err.strerror})")
+            continue
+        if is_dir:
             yield from _walk_folder(path, seen, left_out)
-        elif path.is_file():
+        elif is_file:
             yield path
         else:
             yield SkippedFile(path, missing_reason(path))

@@ -188,6 +188,20 @@ def test_missing_params_file_is_a_usage_error(tmp_path, command):
     assert result.exit_code == 2 and f"{tmp_path} is a folder, not a file" in result.stderr
     result = runner.invoke(app, [*command.split(), "--params", "/dev/null"])
     assert result.exit_code == 2 and "/dev/null is not a regular file" in result.stderr
+    result = runner.invoke(app, [*command.split(), "--params", "x" * 300])  # was an OSError traceback
+    assert result.exit_code == 2 and "cannot be read (File name too long)" in result.stderr
+
+
+def test_promote_never_falls_back_from_params_it_cannot_read_or_a_blank_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no mlflow.db: any fall-back would reach the store's error instead
+    for args, said in (
+        (["--params", str(tmp_path / "none.yaml")], "none.yaml not found"),
+        (["--params", str(tmp_path)], "is a folder, not a file"),
+        (["--registered-model", ""], "--registered-model '': give the registered model's name"),
+        (["--registered-model", "a\nb"], "--registered-model 'a\\nb'"),
+    ):
+        result = runner.invoke(app, ["promote", "1", *args])
+        assert result.exit_code == 2 and said in result.stderr, result.stderr
 
 
 def test_verbose_is_a_global_option(tmp_path, trained_onnx, digits_dataset):

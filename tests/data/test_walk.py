@@ -17,7 +17,8 @@ def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
     os.symlink(tmp_path / "gone", tmp_path / "b" / "dangling.png")
     os.mkfifo(tmp_path / "pipe.png")
     os.mkfifo(tmp_path / "given-pipe")  # also given by name below
-    items = list(walk_files([tmp_path, tmp_path / "missing.jpg", tmp_path / "given-pipe"]))
+    too_long = tmp_path / ("x" * 300 + ".png")  # was an OSError that stopped gat predict
+    items = list(walk_files([tmp_path, tmp_path / "missing.jpg", tmp_path / "given-pipe", too_long]))
     files = [i.name for i in items if not isinstance(i, SkippedFile)]
     reasons = {i.path.name: i.reason for i in items if isinstance(i, SkippedFile)}
     assert files == ["a.png", "x.png"]
@@ -26,6 +27,7 @@ def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
         "pipe.png": "not a regular file",
         "missing.jpg": "no such file or folder",
         "given-pipe": "not a regular file",
+        too_long.name: "unreadable (File name too long)",
     }
 
 
