@@ -73,6 +73,9 @@ def read_stl10(folder: Path) -> ImageDataset:
     classes = [line.strip() for line in (folder / "class_names.txt").read_text().splitlines() if line.strip()]
     images = np.concatenate([images for images, _ in parts])
     labels = np.concatenate([labels for _, labels in parts])
+    if labels.max() >= len(classes):  # an edited or cut class list: name the file, not just the range
+        top, names = labels.max() + 1, folder / "class_names.txt"
+        raise DatasetError(f"{names} names {len(classes)} classes, but the labels go up to {top}")
     return checked(ImageDataset(images, labels, classes, "stl10", "resize"))
 
 
@@ -86,10 +89,27 @@ def checked(dataset: ImageDataset) -> ImageDataset:
     return dataset
 
 
+def one_label_each(images: np.ndarray, labels: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split's images and labels, after checking that it has images of some size and one label
+    for each: splits are joined, and a split's missing label would shift every label after it."""
+    if len(images) == 0 or images[0].size == 0:
+        raise DatasetError(f"{where} holds no images")
+    if len(labels) != len(images):
+        raise DatasetError(f"{where}: {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
 def _read_mnist_layout(folder: Path, name: str, classes: list[str]) -> ImageDataset:
-    splits = ("train", "t10k")
-    images = np.concatenate([_read_idx(folder / f"{split}-images-idx3-ubyte", 3) for split in splits])
-    labels = np.concatenate([_read_idx(folder / f"{split}-labels-idx1-ubyte", 1) for split in splits])
+    parts = [
+        one_label_each(
+            _read_idx(folder / f"{split}-images-idx3-ubyte", 3),
+            _read_idx(folder / f"{split}-labels-idx1-ubyte", 1),
+            f"{folder / split}-*-ubyte",
+        )
+        for split in ("train", "t10k")
+    ]
+    images = np.concatenate([images for images, _ in parts])
+    labels = np.concatenate([labels for _, labels in parts])
     return checked(ImageDataset(images[..., None], labels.astype(np.int64), list(classes), name, "pad"))
 
 
@@ -118,9 +138,16 @@ def _text(value: Any) -> str:
 
 def _cifar_dataset(batches: list[dict], label_key: str, classes: list, name: str) -> ImageDataset:
     """Rows of 3,072 bytes (R, G, B planes of 32×32) -> (N, 32, 32, 3)."""
-    planes = [np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE) for b in batches]
-    images = np.ascontiguousarray(np.concatenate(planes).transpose(0, 2, 3, 1))
-    labels = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
+    parts = [
+        one_label_each(
+            np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE),
+            np.asarray(b[label_key], dtype=np.int64),
+            f"{name} batch {i + 1} of {len(batches)}",
+        )
+        for i, b in enumerate(batches)
+    ]
+    images = np.ascontiguousarray(np.concatenate([images for images, _ in parts]).transpose(0, 2, 3, 1))
+    labels = np.concatenate([labels for _, labels in parts])
     return checked(ImageDataset(images, labels, [_text(c) for c in classes], name, "resize"))
 
 
@@ -129,4 +156,4 @@ def _read_stl10_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]
     raw = np.fromfile(folder / f"{split}_X.bin", dtype=np.uint8)
     images = raw.reshape(-1, 3, STL10_SIDE, STL10_SIDE).transpose(0, 3, 2, 1)  # (N, C, W, H) -> (N, H, W, C)
     labels = np.fromfile(folder / f"{split}_y.bin", dtype=np.uint8).astype(np.int64) - 1
-    return np.ascontiguousarray(images), labels
+    return one_label_each(np.ascontiguousarray(images), labels, f"{folder / split}_[Xy].bin")

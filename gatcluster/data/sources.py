@@ -138,14 +138,24 @@ def load_torchvision_source(
     layout = LAYOUTS[name]
     folder = root / layout.folder
     mirror = mirror or official_mirror(name)
-    if not all((folder / file).is_file() for file in layout.files):
-        _fetch_archives(name, root, layout, mirror, download)
+    missing = [file for file in layout.files if not (folder / file).is_file()]
+    if missing:
+        try:
+            _fetch_archives(name, root, layout, mirror, download)
+        except DatasetError as err:
+            if len(missing) == len(layout.files):
+                raise
+            # A copy with some files: what it lacks is the news, not only the archive that failed.
+            raise DatasetError(f"{folder} lacks {', '.join(missing)} of the {name} copy; {err}") from err
     if layout.pickled:
         check_pickles(name, folder, layout.files, mirror.file_md5s)
     try:
         return layout.read(folder)
     except (OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as err:
-        raise DatasetError(f"{folder} holds a damaged {name} copy ({err}); delete it, fetch again") from err
+        raise DatasetError(
+            f"{folder} holds a damaged {name} copy ({err}): replace it with an intact one, or delete it"
+            " and fetch again"
+        ) from err
 
 
 def check_pickles(name: str, folder: Path, files: tuple[str, ...], md5s: dict[str, str]) -> None:

@@ -321,6 +321,46 @@ def test_bad_idx_header_is_a_dataset_error(tmp_path):
         load_torchvision_source("mnist", tmp_path, mirror=Mirror(closed_port_url(), {}))
 
 
+def write_mnist_copy(folder: Path, counts: dict[str, tuple[int, int]], side: int = 28) -> None:
+    """An extracted MNIST copy: per split (images, labels) counts, labels 0-9 in turn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (images, labels) in counts.items():
+        pixels, digits = np.zeros((images, side, side), np.uint8), np.arange(labels, dtype=np.uint8) % 10
+        (folder / f"{split}-images-idx3-ubyte").write_bytes(idx_bytes(pixels))
+        (folder / f"{split}-labels-idx1-ubyte").write_bytes(idx_bytes(digits))
+
+
+def test_a_split_with_a_label_too_few_is_refused_not_shifted(tmp_path):
+    # 300 + 100 images and 299 + 101 labels: the totals agree, every label after image 299 was off by one
+    write_mnist_copy(tmp_path / "MNIST" / "raw", {"train": (300, 299), "t10k": (100, 101)})
+    with pytest.raises(DatasetError, match=r"train-\*-ubyte: 300 images but 299 labels"):
+        load_torchvision_source("mnist", tmp_path, mirror=Mirror(closed_port_url(), {}))
+    write_mnist_copy(tmp_path / "MNIST" / "raw", {"train": (300, 300), "t10k": (100, 100)}, side=0)
+    with pytest.raises(DatasetError, match=r"train-\*-ubyte holds no images"):  # 0x0 pixels: stored black
+        load_torchvision_source("mnist", tmp_path, mirror=Mirror(closed_port_url(), {}))
+    files = stl10_files()
+    files["stl10_binary/test_X.bin"], files["stl10_binary/test_y.bin"] = b"", b""
+    with pytest.raises(DatasetError, match=r"test_\[Xy\].bin holds no images"):  # only train was read
+        load_torchvision_source(
+            "stl10", extracted(tmp_path / "s", files), mirror=Mirror(closed_port_url(), {})
+        )
+
+
+def test_a_class_list_too_short_is_named(tmp_path):
+    files = stl10_files()
+    files["stl10_binary/class_names.txt"] = b"airplane\nbird\n"
+    with pytest.raises(DatasetError, match=r"class_names.txt names 2 classes, but the labels go up to 3"):
+        load_torchvision_source("stl10", extracted(tmp_path, files), mirror=Mirror(closed_port_url(), {}))
+
+
+def test_a_copy_lacking_a_file_names_it_when_fetching_the_rest_fails(tmp_path):
+    write_mnist_copy(tmp_path / "MNIST" / "raw", {"train": (30, 30), "t10k": (10, 10)})
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    mirror = Mirror(closed_port_url(), {"train-images-idx3-ubyte.gz": "0" * 32})
+    with pytest.raises(DatasetError, match="raw lacks t10k-labels-idx1-ubyte of the mnist copy; could not"):
+        load_torchvision_source("mnist", tmp_path, mirror=mirror)
+
+
 # ---------- ImageNet subsets ----------
 
 
