@@ -343,11 +343,13 @@ def promote(
     ] = None,
 ) -> None:
     """Point a registry alias (default @champion) at a version of the exported model."""
+    from gatcluster.config.validation import cut
+    from gatcluster.tracking.model_uri import alias_problem
     from gatcluster.tracking.registry import latest_version, move_alias, registry_client
 
     name = registered_model_name(registered_model, params)
-    if not re.fullmatch(r"[A-Za-z0-9_\-]+", alias):
-        raise fail(f"--alias {alias!r}: use letters, digits, '_' and '-' (e.g. champion)")
+    if problem := alias_problem(alias):
+        raise fail(f"--alias {cut(alias)!r}: {problem}")
     if version != "latest" and not re.fullmatch(r"[0-9]{1,18}", version):
         raise fail(f"VERSION must be a number or 'latest', got {version!r}")
     uri = project_tracking_uri()

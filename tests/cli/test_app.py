@@ -199,6 +199,7 @@ def test_promote_never_falls_back_from_params_it_cannot_read_or_a_blank_name(tmp
         (["--params", str(tmp_path)], "is a folder, not a file"),
         (["--registered-model", ""], "--registered-model '': give the registered model's name"),
         (["--registered-model", "a\nb"], "--registered-model 'a\\nb'"),
+        (["--alias", "v2"], "--alias 'v2': 'latest' and v<number> are reserved by MLflow"),
     ):
         result = runner.invoke(app, ["promote", "1", *args])
         assert result.exit_code == 2 and said in result.stderr, result.stderr

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gatcluster.serving.contract import read_contract
 from gatcluster.tracking.mlflow_runs import default_tracking_uri, experiment_id, start_run
-from gatcluster.tracking.model_uri import ModelRef, RegistryError, parse_model_uri
+from gatcluster.tracking.model_uri import ModelRef, RegistryError, alias_problem, parse_model_uri
 from gatcluster.tracking.registry import (
     access_refused,
     fetch_model,
@@ -30,10 +30,25 @@ from gatcluster.tracking.registry import (
     [
         ("models:/gatcluster@champion", ModelRef("gatcluster", None, "champion")),
         ("models:/my-model/12", ModelRef("my-model", 12, None)),
+        ("models:/gatcluster@prüfung", ModelRef("gatcluster", None, "prüfung")),  # MLflow takes any letter
     ],
 )
 def test_model_uris_parse(text, ref):
     assert parse_model_uri(text) == ref and str(ref) == text
+
+
+@pytest.mark.parametrize(
+    ("alias", "said"),
+    [
+        ("a b", "use letters, digits"),
+        ("x" * 256, "at most 255 characters"),
+        ("v1", "reserved"),
+        ("Latest", "reserved"),
+    ],
+)
+def test_aliases_mlflow_refuses_are_named_first(alias, said):
+    assert said in alias_problem(alias)
+    assert alias_problem("champion") is None and alias_problem("prüfung-2") is None
 
 
 @pytest.mark.parametrize(
