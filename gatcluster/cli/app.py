@@ -118,10 +118,12 @@ def preset(
         raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
     typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
     if reset:
+        from gatcluster.data.walk import shown_path  # a newline in the value stays in this line
+
         new_source, old_kind = overrides["data.source"], DATA_ROOT_KINDS[old_data.source]
         held = f"was set for data.source {old_data.source}" if old_kind else "is read by no source here"
         typer.echo(
-            f"data.root reset to null: {old_data.root} {held}, and {new_source} reads an"
+            f"data.root reset to null: {shown_path(old_data.root)} {held}, and {new_source} reads an"
             f" {DATA_ROOT_KINDS[new_source]} there; set it again if it holds one"
         )
 

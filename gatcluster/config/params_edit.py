@@ -249,9 +249,14 @@ def set_document_values(text: str, overrides: dict[str, Any]) -> str:
             node[leaf] = yaml_node(value)
     out = io.StringIO()
     codec.dump(document, out)
-    if empty and text.strip():  # the comments of a comment-only file stay on top
+    if empty and is_comment_only(text) and text.strip():  # its comments stay on top; `null` goes
         return text.rstrip("\n") + "\n" + out.getvalue()
     return out.getvalue()
+
+
+def is_comment_only(text: str) -> bool:
+    """Whether every line of `text` is blank or a comment (no `null`, `~` or `---` of a document)."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
 
 
 def apply_overrides(text: str, overrides: dict[str, Any], where: str = "params.yaml") -> tuple[str, Params]:

@@ -94,7 +94,9 @@ def test_a_key_the_file_does_not_list_is_added_only_when_it_differs_from_its_def
     assert yaml.safe_load(added) == {"train": {"lr": 1}, "experimental": {"relations": "targets"}}
 
 
-@pytest.mark.parametrize("text", ["", "# only a comment\n", "data:\n  # source: digits\nmodel:\n"])
+@pytest.mark.parametrize(
+    "text", ["", "# only a comment\n", "data:\n  # source: digits\nmodel:\n", "null\n", "~\n"]
+)  # `null` and `~` read as empty, as gat check reads them; they were kept above the new keys
 def test_an_empty_file_or_section_takes_the_values_instead_of_dropping_them(text):
     new, params = apply_overrides(text, preset_values("stl10"))
     assert params.data.source == "stl10" and params.model.backbone == "stl96"
