@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from cli_args import positive_int, run_main  # benchmarks/ is this script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Configurations against today's trainer. The screened switches that lost (EMA targets, Sinkhorn
@@ -155,8 +157,8 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every config"
     )
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (worker processes)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="runs at once (worker processes)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads per run")
     parser.add_argument("--out", type=Path, help="append one JSON line per finished run here")
     parser.add_argument("--list", action="store_true", help="print the named configurations and exit")
     args = parser.parse_args()
@@ -197,4 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from cli_args import positive_int, run_main  # benchmarks/ is this script's folder
 from sklearn.cluster import KMeans
 
 from gatcluster.data.prepare import prepare_images
@@ -89,7 +90,7 @@ def main() -> None:
     )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "model.pt")
     parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "dataset")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--batches", type=int, default=0, help="k-means vs nearest neighbours in N batches")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -112,4 +113,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -39,6 +39,7 @@ from gatcluster.training.passes import predict_clusters
 # data.root) is reused.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation import load_data  # noqa: E402
+from cli_args import positive_int, run_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--source", help="data.source (default: the params file's), with its preset")
     parser.add_argument("--root", type=Path, help="data.root: the offline copy of a downloadable source")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument(
@@ -159,4 +160,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -40,6 +40,7 @@ from gatcluster.config.loading import parse_overrides
 # ablation.py sits beside this script: its worker (train one configuration, score it) is reused.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation import run_one, stop_with_parent  # noqa: E402
+from cli_args import positive_int, run_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FP32 = {"train.amp": False}
@@ -127,7 +128,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: all this CPU runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once (each uses its variant's threads)")
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs at once (each uses its variant's threads)"
+    )
     parser.add_argument("--out", type=Path, help="append one JSON line per finished cell; skip those there")
     args = parser.parse_args()
     variants = args.variants or available_variants()
@@ -161,4 +164,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

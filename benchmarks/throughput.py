@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from cli_args import positive_int, run_main  # benchmarks/ is this script's folder
 from quality import cpu_model  # benchmarks/ is this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,12 +98,14 @@ def configurations() -> list[tuple[str, int, list[str]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    parser.add_argument("--iterations", type=int, default=6, help="outer iterations (the first is warm-up)")
+    parser.add_argument(
+        "--iterations", type=positive_int, default=6, help="outer iterations (the first is warm-up)"
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=positive_int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.iterations < 2:
         parser.error("--iterations must be at least 2 (the first one is warm-up)")
@@ -126,4 +129,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from cli_args import positive_int, run_main  # benchmarks/ is this script's folder
 
 from gatcluster.config.loading import load_params, parse_overrides, replace_params
 from gatcluster.config.params import Params
@@ -141,8 +142,8 @@ def training_images(params: Params) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=positive_int, default=5)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -167,4 +168,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
