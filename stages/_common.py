@@ -22,6 +22,7 @@ telemetry_off()  # before MLflow, ONNX Runtime or DVC are imported by a stage
 from gatcluster.atomic import WriteError  # noqa: E402
 from gatcluster.config.loading import load_params  # noqa: E402
 from gatcluster.config.params import Params, ParamsError  # noqa: E402
+from gatcluster.config.validation import cut  # noqa: E402
 from gatcluster.data.store import DatasetError  # noqa: E402
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE  # noqa: E402
 from gatcluster.library_logs import quiet_library_logs  # noqa: E402
@@ -142,16 +143,19 @@ def file_error_message(err: OSError) -> str:
 
 def tracking_error_message(err: Exception) -> str:
     """One line: what MLflow said, which store it was, and what to do."""
-    said = (getattr(err, "message", None) or str(err)).strip().splitlines()[0]
-    server = os.environ.get("MLFLOW_TRACKING_URI")
-    if not server:  # the project's own store: no server to check, no variable to unset
+    said = cut((getattr(err, "message", None) or str(err)).strip().splitlines()[0], 200).rstrip(".")
+    store = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    if not store:  # the project's own store: no server to check, no variable to unset
         return (
             f"error: MLflow tracking failed at sqlite:///{ROOT / 'mlflow.db'}: {said}. GAT_VERBOSE=1"
             " shows MLflow's log; check that mlflow.db and mlartifacts/ are writable"
         )
+    check = (
+        "that the tracking server runs (gat server)" if store.startswith("http") else "that it can be written"
+    )
     return (
-        f"error: MLflow tracking failed at {server}: {said}. Check that the tracking server runs "
-        "(gat server) or unset MLFLOW_TRACKING_URI to use the project's mlflow.db; then run again"
+        f"error: MLflow tracking failed at {store}: {said}. Check {check}, or unset MLFLOW_TRACKING_URI"
+        " to use the project's mlflow.db; then run again"
     )
 
 

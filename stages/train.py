@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from _common import LAYOUT, StageError, exit_with, interrupt_exit_code, read_params, run_stage
 
+from gatcluster.pipeline.environment import threads_wanted
 from gatcluster.pipeline.launch import ProcessesInterrupted, RankFailed, launch_processes
 from gatcluster.pipeline.train_stage import interrupted_message, run_train
 from gatcluster.training.checkpoint import CheckpointError
@@ -43,12 +44,9 @@ class StoppedByTorchrun(RuntimeError):
 
 def set_threads() -> None:
     """Apply GAT_THREADS (number of torch CPU threads) when it is set."""
-    value = os.environ.get("GAT_THREADS")
-    if not value:
-        return
-    if not value.isdigit() or int(value) < 1:
-        raise StageError(f"GAT_THREADS must be a positive integer, got {value!r}")
-    torch.set_num_threads(int(value))
+    threads = threads_wanted(os.environ.get("GAT_THREADS"))
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def torchrun_ranks() -> Ranks:

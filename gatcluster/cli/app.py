@@ -140,14 +140,22 @@ def check(
     from gatcluster.config.loading import load_params, params_file_problem
     from gatcluster.config.params import ParamsError
     from gatcluster.pipeline.check_stage import check_against_data
+    from gatcluster.pipeline.environment import check_environment
     from gatcluster.pipeline.layout import ProjectLayout
+    from gatcluster.tracking.reachability import ServerUnreachable
+    from gatcluster.tracking.store_uri import file_store_allowed
 
     if problem := params_file_problem(params):
         raise fail(f"{params} {problem}: run this in the project folder or pass --params")
+    env = os.environ
     try:
         checked = check_against_data(load_params(params), ProjectLayout(params.resolve().parent))
+        allowed = file_store_allowed(env.get("MLFLOW_ALLOW_FILE_STORE"))
+        check_environment(env.get("GAT_THREADS"), env.get("MLFLOW_TRACKING_URI"), allowed)
     except ParamsError as err:
         raise fail(str(err)) from err
+    except ServerUnreachable as err:
+        raise fail(str(err), EXIT_FAILED) from err
     typer.echo(f"{params} is {checked}")
 
 

@@ -189,7 +189,9 @@ def replace_params(params: Params, overrides: dict[str, Any]) -> Params:
     for dotted, value in overrides.items():
         node = raw
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):  # train.lr.x=1, or train=1 then train.lr=...
+                raise ParamsError(f"{dotted}: {'.'.join(parents[: depth + 1])} is a value, not a section")
         node[leaf] = value
     return params_from_dict(raw)

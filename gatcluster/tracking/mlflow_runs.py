@@ -8,6 +8,7 @@ tracking URI, paths and values; only stage scripts and the CLI read environment 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,10 +33,24 @@ def default_tracking_uri(project_root: Path) -> str:
     return f"sqlite:///{(project_root.resolve() / 'mlflow.db').as_posix()}"
 
 
+# sqlite:///<relative path>[?options]; sqlite:////abs has a fourth slash, and :memory: is no file.
+RELATIVE_SQLITE = re.compile(r"sqlite:///(?P<path>(?!/|:memory:)[^?]+)(?P<query>\?.*)?")
+
+
 def resolve_tracking_uri(override: str | None, path: Path) -> str:
-    """The store every stage and command uses: `override` (MLFLOW_TRACKING_URI, read by the caller)
-    or the SQLite file of the project that `path` belongs to (`main_worktree_root`)."""
-    return override or default_tracking_uri(main_worktree_root(path))
+    """The store every stage and command uses: `override` (MLFLOW_TRACKING_URI, read by the caller;
+    blank counts as unset) or the SQLite file of the project that `path` belongs to
+    (`main_worktree_root`). A relative SQLite path in `override` is the project's too: `dvc exp run
+    --temp/--queue` run in a copy under .dvc/tmp/exps that DVC deletes, and a store made there
+    went with the runs and registered versions in it."""
+    override = (override or "").strip()
+    if not override:
+        return default_tracking_uri(main_worktree_root(path))
+    relative = RELATIVE_SQLITE.fullmatch(override)
+    if relative is None:
+        return override
+    store = (main_worktree_root(path) / relative["path"]).as_posix()
+    return f"sqlite:///{store}{relative['query'] or ''}"
 
 
 def main_worktree_root(path: Path) -> Path:

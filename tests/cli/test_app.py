@@ -180,6 +180,18 @@ def test_check_validates_params_against_the_data_size(tmp_path):
     assert result.exit_code == 2 and "has 5000 images, fewer than train.sub_batch (5500)" in result.stderr
 
 
+def test_check_looks_at_the_environment_the_stages_read(tmp_path, monkeypatch):
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:///tmp/mlruns")
+    result = runner.invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 2 and "MLFLOW_TRACKING_URI file:///tmp/mlruns is a file store" in result.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.setenv("GAT_THREADS", "two")
+    result = runner.invoke(app, ["check", "--params", str(params)])
+    assert result.exit_code == 2 and "GAT_THREADS must be a positive integer, got 'two'" in result.stderr
+
+
 @pytest.mark.parametrize("command", ["preset mnist", "check"])
 def test_missing_params_file_is_a_usage_error(tmp_path, command):
     result = runner.invoke(app, [*command.split(), "--params", str(tmp_path / "none.yaml")])

@@ -121,6 +121,13 @@ def test_params_yaml_is_read_as_dvc_reads_it(tmp_path, text, expected):
     assert ours == expected and (dvc_value.get("seed") or dvc_value["train"]["lr"]) == expected
 
 
+def test_an_override_through_a_value_is_refused_not_a_type_error():
+    with pytest.raises(ParamsError, match="train.lr.x: train.lr is a value, not a section"):
+        replace_params(Params(), {"train.lr.x": 1})
+    with pytest.raises(ParamsError, match="train.lr: train is a value, not a section"):
+        replace_params(Params(), {"train": 1, "train.lr": 0.1})
+
+
 def test_set_overrides_read_values_as_dvc_exp_run_set_does():
     got = parse_overrides(["seed=010", "train.amp=yes", "augment.scale=[0.6,1.4]", "data.root=", " lr =1e-3"])
     assert got == {"seed": 10, "train.amp": "yes", "augment.scale": [0.6, 1.4], "data.root": None, "lr": 1e-3}

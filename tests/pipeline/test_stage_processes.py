@@ -47,6 +47,15 @@ def test_bad_params_exit_with_a_message_not_a_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_the_check_stage_refuses_an_environment_train_would_stop_on(tmp_path):
+    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(tmp_path, {})
+    env = {**stage_env(tmp_path), "MLFLOW_TRACKING_URI": "foo://bar"}
+    done = run(tmp_path, sys.executable, "stages/check.py", env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "error: MLFLOW_TRACKING_URI foo://bar names no store MLflow tracks in (foo://)" in done.stderr
+
+
 def test_fetch_of_too_few_images_stops_before_writing(tmp_path):
     from PIL import Image
 

@@ -132,6 +132,20 @@ def test_dvc_experiment_copies_resolve_to_the_project(tmp_path):
 def test_one_place_resolves_the_store_an_override_wins(tmp_path):
     assert resolve_tracking_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
     assert resolve_tracking_uri(None, tmp_path) == default_tracking_uri(main_worktree_root(tmp_path))
+    assert resolve_tracking_uri("  ", tmp_path) == default_tracking_uri(main_worktree_root(tmp_path))
+
+
+def test_a_relative_sqlite_store_is_the_projects_also_from_a_dvc_experiment_copy(tmp_path):
+    # dvc exp run --temp/--queue run in a copy that DVC deletes: a store made there went with it
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12cd"
+    copy.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
+    assert (
+        resolve_tracking_uri("sqlite:///runs/m.db?timeout=30", copy)
+        == f"sqlite:///{tmp_path}/runs/m.db?timeout=30"
+    )
+    assert resolve_tracking_uri("sqlite:////abs/m.db", copy) == "sqlite:////abs/m.db"
+    assert resolve_tracking_uri("sqlite:///:memory:", copy) == "sqlite:///:memory:"  # check refuses it
 
 
 def test_stage_params_are_logged_and_a_changed_value_is_recorded_as_used(store):
