@@ -112,6 +112,9 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    from gatcluster.config.loading import load_params, parse_overrides, replace_params
+
+    replace_params(load_params(args.params), parse_overrides(args.set))  # here, not in a worker's log
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     print(f"# {cpu_model()}, {gpu}, torch {torch.__version__}")
     print(f"# params {args.params.name}, overrides {args.set or 'none'}, {args.iterations} iterations")

@@ -30,6 +30,7 @@ from gatcluster.pipeline.errors import StageError  # noqa: E402
 from gatcluster.pipeline.layout import ProjectLayout  # noqa: E402
 from gatcluster.tracking.credentials import CredentialsUnreadable  # noqa: E402
 from gatcluster.tracking.reachability import ServerUnreachable  # noqa: E402
+from gatcluster.tracking.store_uri import is_server_uri, masked  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ProjectLayout(ROOT)
@@ -150,12 +151,10 @@ def tracking_error_message(err: Exception) -> str:
             f"error: MLflow tracking failed at sqlite:///{ROOT / 'mlflow.db'}: {said}. GAT_VERBOSE=1"
             " shows MLflow's log; check that mlflow.db and mlartifacts/ are writable"
         )
-    check = (
-        "that the tracking server runs (gat server)" if store.startswith("http") else "that it can be written"
-    )
+    check = "that the tracking server runs (gat server)" if is_server_uri(store) else "that it can be written"
     return (
-        f"error: MLflow tracking failed at {store}: {said}. Check {check}, or unset MLFLOW_TRACKING_URI"
-        " to use the project's mlflow.db; then run again"
+        f"error: MLflow tracking failed at {masked(store)}: {said}. Check {check}, or unset"
+        " MLFLOW_TRACKING_URI to use the project's mlflow.db; then run again"
     )
 
 

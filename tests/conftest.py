@@ -65,6 +65,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def no_tracking_variables_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's exported team server or file-store switch must not change what tests see
+    (`gat check` and the check stage read them); a test that needs one sets it."""
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_ALLOW_FILE_STORE",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def global_tracking_uri_restored() -> Iterator[None]:
     """Undo `mlflow.set_tracking_uri` after each test (the export stage's code calls it in-process).
 

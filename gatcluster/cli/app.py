@@ -142,7 +142,6 @@ def check(
     from gatcluster.pipeline.check_stage import check_against_data
     from gatcluster.pipeline.environment import check_environment
     from gatcluster.pipeline.layout import ProjectLayout
-    from gatcluster.tracking.reachability import ServerUnreachable
     from gatcluster.tracking.store_uri import file_store_allowed
 
     if problem := params_file_problem(params):
@@ -154,8 +153,6 @@ def check(
         check_environment(env.get("GAT_THREADS"), env.get("MLFLOW_TRACKING_URI"), allowed)
     except ParamsError as err:
         raise fail(str(err)) from err
-    except ServerUnreachable as err:
-        raise fail(str(err), EXIT_FAILED) from err
     typer.echo(f"{params} is {checked}")
 
 

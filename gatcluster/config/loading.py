@@ -169,8 +169,8 @@ def saved_params_from_dict(raw: Any) -> Params:
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """`KEY=VALUE` pairs (a benchmark's --set) as a dict of dotted keys to values, each value read as
-    `dvc exp run -S` reads it (YAML 1.2: `yes` is a string, `010` is 10); ParamsError for a pair
-    without `=` or a value that is not YAML."""
+    the same text in params.yaml reads (YAML 1.2, as DVC reads the file: `yes` is a string, `010`
+    is 10); ParamsError for a pair without `=` or a value that is not YAML."""
     overrides = {}
     for pair in pairs:
         key, equals, value = pair.partition("=")

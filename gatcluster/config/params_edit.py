@@ -249,14 +249,17 @@ def set_document_values(text: str, overrides: dict[str, Any]) -> str:
             node[leaf] = yaml_node(value)
     out = io.StringIO()
     codec.dump(document, out)
-    if empty and is_comment_only(text) and text.strip():  # its comments stay on top; `null` goes
-        return text.rstrip("\n") + "\n" + out.getvalue()
+    comments = comment_lines(text) if empty else ""
+    if comments:  # a file that held only comments (and perhaps `null`) keeps them on top
+        return comments + out.getvalue()
     return out.getvalue()
 
 
-def is_comment_only(text: str) -> bool:
-    """Whether every line of `text` is blank or a comment (no `null`, `~` or `---` of a document)."""
-    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+def comment_lines(text: str) -> str:
+    """The comment lines of `text` and the blank lines between them, each ending in a newline;
+    "" where it has none. An empty document's `null` or `~` is left out."""
+    kept = [line for line in text.splitlines() if not line.strip() or line.lstrip().startswith("#")]
+    return "\n".join(kept).strip("\n") + "\n" if any(line.strip() for line in kept) else ""
 
 
 def apply_overrides(text: str, overrides: dict[str, Any], where: str = "params.yaml") -> tuple[str, Params]:

@@ -10,8 +10,10 @@ A folder named as a path itself is walked all the same.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -106,13 +108,15 @@ def walk_files(
     left_out = output_folders if output_folders is not None else []
     for path in paths:
         try:
-            is_dir, is_file = path.is_dir(), path.is_file()
-        except OSError as err:  # a name over 255 bytes: Python 3.11's is_dir passes ENAMETOOLONG on
-            yield SkippedFile(path, f"unreadable ({err.strerror})")
-            continue
-        if is_dir:
+            mode = path.stat().st_mode
+        except OSError as err:
+            if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # a name over 255 bytes
+                yield SkippedFile(path, f"unreadable ({err.strerror})")
+                continue
+            mode = 0  # missing, or a broken link: missing_reason tells which
+        if stat.S_ISDIR(mode):
             yield from _walk_folder(path, seen, left_out)
-        elif is_file:
+        elif stat.S_ISREG(mode):
             yield path
         else:
             yield SkippedFile(path, missing_reason(path))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from gatcluster.config.params import ParamsError
 from gatcluster.config.validation import cut
-from gatcluster.tracking.reachability import check_server_answers
-from gatcluster.tracking.store_uri import tracking_uri_problem
+from gatcluster.tracking.store_uri import masked, tracking_uri_problem
+
+MAX_THREADS = 1024  # torch refuses far larger counts with a traceback of its own
 
 
 class BadEnvironment(ParamsError):
@@ -18,16 +19,16 @@ class BadEnvironment(ParamsError):
 
 
 def check_environment(threads: str | None, tracking_uri: str | None, allow_file_store: bool) -> None:
-    """BadEnvironment (or ServerUnreachable) for GAT_THREADS or MLFLOW_TRACKING_URI values the
-    later stages would stop on, after `dvc repro` had set their outputs aside (values read by the
-    caller; `allow_file_store`: MLFLOW_ALLOW_FILE_STORE is true)."""
+    """BadEnvironment for GAT_THREADS or MLFLOW_TRACKING_URI values the later stages would stop on,
+    after `dvc repro` had set their outputs aside (values read by the caller; `allow_file_store`:
+    MLFLOW_ALLOW_FILE_STORE is true). Whether a server answers is the stages' to ask: the check
+    stage runs before fetch too, which needs none."""
     threads_wanted(threads)
     uri = (tracking_uri or "").strip()
     if not uri:
         return  # the project's own mlflow.db
-    if problem := tracking_uri_problem(uri, allow_file_store):
-        raise BadEnvironment(f"MLFLOW_TRACKING_URI {cut(uri)} {problem}")
-    check_server_answers(uri)  # a server that is down, or an http URL without a host
+    if problem := tracking_uri_problem(uri, allow_file_store):  # no connection: data-only runs need none
+        raise BadEnvironment(f"MLFLOW_TRACKING_URI {cut(masked(uri))} {problem}")
 
 
 def threads_wanted(value: str | None) -> int | None:
@@ -35,6 +36,9 @@ def threads_wanted(value: str | None) -> int | None:
     for anything but a positive whole number."""
     if not value:
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise BadEnvironment(f"GAT_THREADS must be a positive integer, got {cut(repr(value))}")
+    # ASCII digits: "²" passes str.isdigit but not int()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_THREADS:
+        raise BadEnvironment(
+            f"GAT_THREADS must be a whole number from 1 to {MAX_THREADS}, got {cut(repr(value))}"
+        )
     return int(value)

@@ -26,6 +26,7 @@ from gatcluster.tracking.mlflow_runs import (
     resolve_tracking_uri,
 )
 from gatcluster.tracking.reachability import check_server_answers
+from gatcluster.tracking.store_uri import is_server_uri
 
 log = logging.getLogger("tracking")
 
@@ -62,7 +63,7 @@ def check_artifacts_reachable(tracking: Tracking, name: str) -> None:
     """A StageError when the experiment keeps its artifacts behind a tracking server that this
     store is opened without: an experiment created through `gat server` on the project's own
     mlflow.db, then used with MLFLOW_TRACKING_URI unset (MLflow fails at the first artifact)."""
-    if tracking.uri.startswith(("http://", "https://")):
+    if is_server_uri(tracking.uri):
         return
     location = tracking.client.get_experiment(tracking.experiment_id).artifact_location
     if location.startswith("mlflow-artifacts:"):

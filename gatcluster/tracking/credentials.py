@@ -9,7 +9,8 @@ MLflow is imported only when asked: the stages import `CredentialsUnreadable` to
 from __future__ import annotations
 
 import configparser
-from urllib.parse import urlsplit
+
+from gatcluster.tracking.store_uri import is_server_uri
 
 # How to give MLflow a user, for error messages.
 SET_CREDENTIALS = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials)"
@@ -52,15 +53,6 @@ def check_credentials_file(tracking_uri: str) -> None:
             " mlflow_tracking_username and mlflow_tracking_password; a % in a value is written %%)"
             " or move it away"
         ) from err
-
-
-def is_server_uri(tracking_uri: str) -> bool:
-    """Whether `tracking_uri` is an http(s) server's (a malformed one included: its error is
-    check_server_answers's to give, not a ValueError here)."""
-    try:
-        return urlsplit(tracking_uri).scheme in ("http", "https")
-    except ValueError:  # urlsplit refuses an unclosed [IPv6 bracket
-        return tracking_uri.lower().startswith(("http://", "https://"))
 
 
 def unreadable_reason(err: Exception) -> str:

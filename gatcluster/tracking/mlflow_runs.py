@@ -40,17 +40,29 @@ RELATIVE_SQLITE = re.compile(r"sqlite:///(?P<path>(?!/|:memory:)[^?]+)(?P<query>
 def resolve_tracking_uri(override: str | None, path: Path) -> str:
     """The store every stage and command uses: `override` (MLFLOW_TRACKING_URI, read by the caller;
     blank counts as unset) or the SQLite file of the project that `path` belongs to
-    (`main_worktree_root`). A relative SQLite path in `override` is the project's too: `dvc exp run
-    --temp/--queue` run in a copy under .dvc/tmp/exps that DVC deletes, and a store made there
-    went with the runs and registered versions in it."""
+    (`main_worktree_root`). Inside a DVC experiment copy (`dvc exp run --temp/--queue`, under
+    .dvc/tmp/exps, deleted afterwards) a relative SQLite path is taken in the project itself: a
+    store made in the copy went with the runs and registered versions in it. Elsewhere it stays
+    relative to the current folder, as MLflow reads it."""
     override = (override or "").strip()
     if not override:
         return default_tracking_uri(main_worktree_root(path))
-    relative = RELATIVE_SQLITE.fullmatch(override)
-    if relative is None:
+    relative, copy = RELATIVE_SQLITE.fullmatch(override), experiment_copy(path)
+    if relative is None or copy is None:
         return override
-    store = (main_worktree_root(path) / relative["path"]).as_posix()
+    project, inside = copy
+    store = (project / inside / relative["path"]).as_posix()
     return f"sqlite:///{store}{relative['query'] or ''}"
+
+
+def experiment_copy(path: Path) -> tuple[Path, Path] | None:
+    """(the project, `path` relative to the copy) when `path` lies in a DVC experiment copy
+    (`<project>/.dvc/tmp/exps/<copy>/...`); None elsewhere."""
+    parts = path.resolve().parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i]), Path(*parts[i + 4 :])
+    return None
 
 
 def main_worktree_root(path: Path) -> Path:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+from gatcluster.tracking.store_uri import is_server_uri, masked, server_url_problem
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 CONNECT_SECONDS = 5.0
 
@@ -24,23 +26,19 @@ def check_server_answers(tracking_uri: str, timeout: float = CONNECT_SECONDS) ->
     Other URIs (a SQLite file, a database URL for `gat server`) are not servers: nothing to check.
     An http(s) URI that names no host, or that cannot be parsed, is a ServerUnreachable too.
     """
-    try:
-        parts = urlsplit(tracking_uri)
-        if parts.scheme not in DEFAULT_PORTS:
-            return
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError as err:  # an unclosed [IPv6 bracket, a port that is not a number or too large
-        raise ServerUnreachable(f"MLFLOW_TRACKING_URI {tracking_uri} is not a server URL: {err}") from err
-    if not parts.hostname:  # MLflow would retry requests to no host for minutes
-        raise ServerUnreachable(
-            f"MLFLOW_TRACKING_URI {tracking_uri} names no host: write it as {parts.scheme}://host:port"
-        )
+    if not is_server_uri(tracking_uri):
+        return
+    shown = masked(tracking_uri)
+    if problem := server_url_problem(tracking_uri):
+        raise ServerUnreachable(f"MLFLOW_TRACKING_URI {shown} {problem}")
+    parts = urlsplit(tracking_uri)
+    port = parts.port if parts.port is not None else DEFAULT_PORTS[parts.scheme.lower()]
     try:
         with socket.create_connection((parts.hostname, port), timeout=timeout):
             pass
     except OSError as err:
         reason = f"no answer within {timeout:g} s" if isinstance(err, TimeoutError) else err.strerror
         raise ServerUnreachable(
-            f"the tracking server at {tracking_uri} does not answer ({reason or err}): start it "
+            f"the tracking server at {shown} does not answer ({reason or err}): start it "
             "(`gat server`) or point MLFLOW_TRACKING_URI at a running one"
         ) from err

@@ -22,7 +22,9 @@ import sys
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
+
+from gatcluster.tracking.store_uri import masked
 
 CONNECT_TIMEOUT_S = 5
 BACKEND_URI_ENV = "MLFLOW_BACKEND_STORE_URI"  # MLflow's own name, read by `mlflow server`
@@ -53,22 +55,6 @@ def split_uri(uri: str) -> SplitResult:
     except ValueError as err:
         raise ServerError(f"{uri.split('://', 1)[0]}://... is not a valid URI ({err})") from err
     return parts
-
-
-def masked(uri: str) -> str:
-    """`uri` with any password replaced by *** (the user:password@ part and a password=... option),
-    for messages and logs."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return f"{uri.split('://', 1)[0]}://***"  # unreadable: show nothing that may be a secret
-    if parts.password is None and not re.search(r"(?i)(^|&)password=", parts.query):
-        return uri  # as given: urlunsplit would rewrite sqlite://// paths
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def refuse_password_in_argv(uri: str) -> None:

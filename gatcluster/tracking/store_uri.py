@@ -1,14 +1,31 @@
-"""Which stores MLflow can track runs in, told from MLFLOW_TRACKING_URI alone (no MLflow import).
+"""What MLFLOW_TRACKING_URI names, told from the text alone (no MLflow import, no connection).
 
-The check stage and `gat check` ask before any stage sets its outputs aside: a URI MLflow cannot
-use used to stop the train stage only after `dvc repro` had removed the previous model and curves.
+Which stores MLflow can track runs in (the check stage and `gat check` ask before any stage sets
+its outputs aside: a URI MLflow cannot use used to stop the train stage only after `dvc repro` had
+removed the previous model and curves), whether a URI is a tracking server's and written as one,
+and the URI as messages show it, with any password hidden.
 """
 
 from __future__ import annotations
 
-# Schemes of the stores MLflow tracks in (the part before any SQLAlchemy `+driver`); a plain path
-# or a file: URI is its file store, which MLflow 3 writes only when MLFLOW_ALLOW_FILE_STORE is set.
-STORE_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc")
+import re
+from importlib.metadata import entry_points
+from urllib.parse import urlsplit, urlunsplit
+
+SERVER_SCHEMES = ("http", "https")
+# Schemes of the stores MLflow tracks in (the part before any SQLAlchemy `+driver`), beside those
+# plugins register; a plain path or a file: URI is its file store, which MLflow 3 writes only when
+# MLFLOW_ALLOW_FILE_STORE is set. `databricks` and `uc` are also whole URIs on their own.
+STORE_SCHEMES = (
+    *SERVER_SCHEMES,
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
 USE_INSTEAD = (
     "use sqlite:///<path>/mlflow.db, a server (http://host:port) or a database URL (postgresql://...)"
 )
@@ -20,10 +37,36 @@ def file_store_allowed(value: str | None) -> bool:
     return (value or "").strip().lower() in ("true", "1")
 
 
+def uri_scheme(uri: str) -> str:
+    """The store kind `uri` names: its scheme without a `+driver`, the whole URI for MLflow's bare
+    `databricks` / `uc` forms, "" for a plain path."""
+    if "://" not in uri:
+        return uri.lower() if uri.lower() in STORE_SCHEMES else ""
+    return uri.split("://", 1)[0].split("+", 1)[0].lower()
+
+
+def is_server_uri(uri: str) -> bool:
+    """Whether `uri` is a tracking server's (http or https; a malformed one included)."""
+    return uri_scheme(uri.strip()) in SERVER_SCHEMES
+
+
+def server_url_problem(uri: str) -> str | None:
+    """Why an http(s) `uri` names no server to connect to (words that follow the URI in a
+    message); None where it names one. MLflow retried a URL without a host for minutes."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - parsed on access: a port that is no number, or out of range, raises
+    except ValueError as err:  # also an unclosed [IPv6 bracket
+        return f"is not a server URL: {err}"
+    if not parts.hostname:
+        return f"names no host: write it as {parts.scheme}://host:port"
+    return None
+
+
 def tracking_uri_problem(uri: str, allow_file_store: bool = False) -> str | None:
     """Why MLflow could not track runs in `uri`, in words that follow the URI in a message; None
     where it can. `allow_file_store`: MLFLOW_ALLOW_FILE_STORE is true."""
-    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    scheme = uri_scheme(uri)
     if scheme in ("", "file"):
         if allow_file_store:
             return None
@@ -31,8 +74,31 @@ def tracking_uri_problem(uri: str, allow_file_store: bool = False) -> str | None
             "is a file store (mlruns/), which MLflow 3 writes only with MLFLOW_ALLOW_FILE_STORE=true:"
             f" {USE_INSTEAD}"
         )
-    if scheme not in STORE_SCHEMES:
+    if scheme in SERVER_SCHEMES:
+        return server_url_problem(uri)
+    if scheme not in STORE_SCHEMES and scheme not in plugin_schemes():
         return f"names no store MLflow tracks in ({scheme}://): {USE_INSTEAD}"
     if scheme == "sqlite" and uri.split("?", 1)[0] in IN_MEMORY:
         return "is an in-memory store, which keeps nothing after the stage: name a file, sqlite:///<path>/mlflow.db"
     return None
+
+
+def plugin_schemes() -> set[str]:
+    """The schemes installed MLflow plugins register tracking stores for (e.g. azureml)."""
+    return {point.name for point in entry_points(group="mlflow.tracking_store")}
+
+
+def masked(uri: str) -> str:
+    """`uri` with any password replaced by *** (the user:password@ part and a password=... option),
+    for messages and logs."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return f"{uri.split('://', 1)[0]}://***"  # unreadable: show nothing that may be a secret
+    if parts.password is None and not re.search(r"(?i)(^|&)password=", parts.query):
+        return uri  # as given: urlunsplit would rewrite sqlite://// paths
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

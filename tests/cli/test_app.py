@@ -189,7 +189,10 @@ def test_check_looks_at_the_environment_the_stages_read(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
     monkeypatch.setenv("GAT_THREADS", "two")
     result = runner.invoke(app, ["check", "--params", str(params)])
-    assert result.exit_code == 2 and "GAT_THREADS must be a positive integer, got 'two'" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "GAT_THREADS must be a whole number from 1 to 1024, got 'two'" in result.stderr
+    )
 
 
 @pytest.mark.parametrize("command", ["preset mnist", "check"])

@@ -128,7 +128,7 @@ def test_an_override_through_a_value_is_refused_not_a_type_error():
         replace_params(Params(), {"train": 1, "train.lr": 0.1})
 
 
-def test_set_overrides_read_values_as_dvc_exp_run_set_does():
+def test_set_overrides_read_values_as_params_yaml_reads_them():
     got = parse_overrides(["seed=010", "train.amp=yes", "augment.scale=[0.6,1.4]", "data.root=", " lr =1e-3"])
     assert got == {"seed": 10, "train.amp": "yes", "augment.scale": [0.6, 1.4], "data.root": None, "lr": 1e-3}
     with pytest.raises(ParamsError, match="'train.lr' is not KEY=VALUE"):

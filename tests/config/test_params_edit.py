@@ -95,7 +95,15 @@ def test_a_key_the_file_does_not_list_is_added_only_when_it_differs_from_its_def
 
 
 @pytest.mark.parametrize(
-    "text", ["", "# only a comment\n", "data:\n  # source: digits\nmodel:\n", "null\n", "~\n"]
+    "text",
+    [
+        "",
+        "# only a comment\n",
+        "data:\n  # source: digits\nmodel:\n",
+        "null\n",
+        "~\n",
+        "# only a comment\nnull\n",
+    ],
 )  # `null` and `~` read as empty, as gat check reads them; they were kept above the new keys
 def test_an_empty_file_or_section_takes_the_values_instead_of_dropping_them(text):
     new, params = apply_overrides(text, preset_values("stl10"))

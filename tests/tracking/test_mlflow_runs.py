@@ -146,6 +146,8 @@ def test_a_relative_sqlite_store_is_the_projects_also_from_a_dvc_experiment_copy
     )
     assert resolve_tracking_uri("sqlite:////abs/m.db", copy) == "sqlite:////abs/m.db"
     assert resolve_tracking_uri("sqlite:///:memory:", copy) == "sqlite:///:memory:"  # check refuses it
+    # elsewhere relative to the current folder, as MLflow and its tools read it
+    assert resolve_tracking_uri("sqlite:///runs/m.db", tmp_path) == "sqlite:///runs/m.db"
 
 
 def test_stage_params_are_logged_and_a_changed_value_is_recorded_as_used(store):

@@ -5,6 +5,7 @@ import socket
 import pytest
 
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
+from gatcluster.tracking.store_uri import masked
 
 
 def test_a_port_nothing_listens_on_is_unreachable_and_a_listening_one_answers():
@@ -20,7 +21,7 @@ def test_a_port_nothing_listens_on_is_unreachable_and_a_listening_one_answers():
 @pytest.mark.parametrize(
     ("uri", "said"),
     [
-        ("http://[::1", "http://[::1 is not a server URL: Invalid IPv6 URL"),
+        ("http://[::1", "http://*** is not a server URL: Invalid IPv6 URL"),  # unreadable: shown masked
         ("http://localhost:99999", "is not a server URL: Port out of range"),
         ("https://localhost:web", "is not a server URL: Port could not be cast"),
         ("http://", "http:// names no host: write it as http://host:port"),
@@ -31,9 +32,15 @@ def test_a_malformed_server_uri_is_named_at_once(uri, said):
     # these were a ValueError traceback, or minutes of MLflow's retries against no host
     with pytest.raises(ServerUnreachable) as caught:
         check_server_answers(uri, timeout=2)
-    assert str(caught.value).startswith(f"MLFLOW_TRACKING_URI {uri} ") and said in str(caught.value)
+    assert str(caught.value).startswith(f"MLFLOW_TRACKING_URI {masked(uri)} ") and said in str(caught.value)
 
 
 @pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "postgresql://u@db/m", "file:///tmp/x", "mlruns"])
 def test_stores_that_are_not_servers_are_not_checked(uri):
     check_server_answers(uri, timeout=2)
+
+
+def test_a_password_in_the_url_is_never_shown():
+    with pytest.raises(ServerUnreachable) as caught:
+        check_server_answers("https://alice:S3cret@127.0.0.1:99999", timeout=2)
+    assert "S3cret" not in str(caught.value) and "alice:***@" in str(caught.value)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gatcluster.tracking.store_uri import file_store_allowed, tracking_uri_problem
+from gatcluster.tracking.store_uri import file_store_allowed, is_server_uri, masked, tracking_uri_problem
 
 
 @pytest.mark.parametrize(
@@ -13,6 +13,8 @@ from gatcluster.tracking.store_uri import file_store_allowed, tracking_uri_probl
         "http://h:5000",
         "https://h",
         "postgresql+psycopg2://u@h/db",
+        "databricks",
+        "uc",
     ],
 )
 def test_stores_mlflow_tracks_in_pass(uri):
@@ -41,3 +43,10 @@ def test_the_file_store_passes_where_mlflow_is_told_to_allow_it():
     assert [file_store_allowed(v) for v in ("true", "1", "TRUE", "false", "", None)] == [True] * 3 + [
         False
     ] * 3
+
+
+def test_servers_are_told_apart_and_passwords_never_shown():
+    assert is_server_uri("HTTPS://h") and is_server_uri("http://[::1") and not is_server_uri("httpx://h")
+    assert not is_server_uri("sqlite:///m.db") and not is_server_uri("mlruns")
+    assert masked("https://alice:S3cret@h:5000") == "https://alice:***@h:5000"
+    assert "S3cret" not in tracking_uri_problem("https://alice:S3cret@:5000")
