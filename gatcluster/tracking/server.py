@@ -103,11 +103,19 @@ def allowed_host_patterns(names: str) -> str:
     if "*" in given:
         return "*"
     patterns = list(get_default_allowed_hosts())
-    for name in given:
+    for name in map(bracketed_if_ipv6, map(str.lower, given)):  # browsers send Host in lower case
         patterns.append(name)
         if not re.search(r"(^[^\[]*:|\]:)", name):  # no port: host:port or [v6]:port
             patterns.append(name.replace("[", "[[]", 1) + ":*")  # `[` opens a class in fnmatch
     return ",".join(dict.fromkeys(patterns))
+
+
+def bracketed_if_ipv6(name: str) -> str:
+    """`name` as a Host header carries it: a bare IPv6 address in brackets, anything else as is."""
+    try:
+        return f"[{name}]" if ipaddress.ip_address(name).version == 6 else name
+    except ValueError:
+        return name
 
 
 def server_env(config: ServerConfig, secret_key: str | None = None) -> dict[str, str]:

@@ -49,9 +49,9 @@ def test_allowed_hosts_take_any_port_and_keep_localhost():
 
     # MLflow compares the whole Host header, port included, and a bare --allowed-hosts replaced its
     # defaults: clients of mlflow.example.org:5000 and `gat` on the server's machine were refused.
-    patterns = allowed_host_patterns("mlflow.example.org, [fd12::1]").split(",")
+    patterns = allowed_host_patterns("MLflow.example.org, [fd12::1], fd12::2").split(",")
     allowed = ("mlflow.example.org:5000", "mlflow.example.org", "[fd12::1]:5000", "127.0.0.1:5000", "[::1]:8")
-    for host in allowed:
+    for host in (*allowed, "[fd12::2]:5000"):  # a bare IPv6 address as the Host header brackets it
         assert is_allowed_host_header(patterns, host), host
     for host in ("evil.example.com:5000", "mlflow.example.org.evil.com:5000", "evil.com"):
         assert not is_allowed_host_header(patterns, host), host
