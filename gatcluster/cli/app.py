@@ -316,25 +316,28 @@ def local_model_file(model: str) -> Path:
 
 
 def registered_model_name(given: str | None, params: Path | None) -> str:
-    """--registered-model, else export.registered_model of --params, else of ./params.yaml where
-    there is one, else the default name. A --params that cannot be read is an error, not a fallback:
-    the alias of another model would move."""
+    """--registered-model, else export.registered_model of --params, else of the project's
+    params.yaml (the git project around the current folder, whose store the registry is), else the
+    default name. A --params that cannot be read is an error, not a fallback: the alias of another
+    model would move."""
     from gatcluster.config.loading import load_params
     from gatcluster.config.params import ExportConfig, ParamsError
+    from gatcluster.tracking.mlflow_runs import main_worktree_root
 
     if given is not None:
         if not given.strip() or not given.isprintable():
             raise fail(f"--registered-model {given!r}: give the registered model's name")
         return given
-    if params is None and not Path("params.yaml").is_file():
-        return ExportConfig().registered_model  # outside a project: the name export gives
+    if params is None:
+        params = main_worktree_root(Path.cwd()) / "params.yaml"  # from a subfolder too
+        if not params.is_file():
+            return ExportConfig().registered_model  # outside a project: the name export gives
     try:
-        name = load_params(params or Path("params.yaml")).export.registered_model
+        name = load_params(params).export.registered_model
     except ParamsError as err:
         raise fail(str(err)) from err
     if name is None:
-        shown = params or Path("params.yaml")
-        raise fail(f"{shown} sets export.registered_model: null: pass --registered-model NAME")
+        raise fail(f"{params} sets export.registered_model: null: pass --registered-model NAME")
     return name
 
 
@@ -346,7 +349,7 @@ def promote(
         str | None, typer.Option(help="Registered model; default: export.registered_model of params.yaml.")
     ] = None,
     params: Annotated[
-        Path | None, typer.Option(help="The params file naming the model (default: ./params.yaml).")
+        Path | None, typer.Option(help="The params file naming the model (default: the project's).")
     ] = None,
 ) -> None:
     """Point a registry alias (default @champion) at a version of the exported model."""

@@ -207,6 +207,17 @@ def test_missing_params_file_is_a_usage_error(tmp_path, command):
     assert result.exit_code == 2 and "cannot be read (File name too long)" in result.stderr
 
 
+def test_promote_names_the_projects_model_from_a_subfolder(tmp_path, monkeypatch):
+    from gatcluster.cli.app import registered_model_name
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("export:\n  registered_model: team-model\n")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")  # no params.yaml here: it fell back to 'gatcluster'
+    assert registered_model_name(None, None) == "team-model"
+    assert registered_model_name("other", None) == "other"
+
+
 def test_promote_never_falls_back_from_params_it_cannot_read_or_a_blank_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no mlflow.db: any fall-back would reach the store's error instead
     for args, said in (
