@@ -59,7 +59,7 @@ def experiment_copy(path: Path) -> tuple[Path, Path] | None:
     """(the project, `path` relative to the copy) when `path` lies in a DVC experiment copy
     (`<project>/.dvc/tmp/exps/<copy>/...`); None elsewhere."""
     parts = path.resolve().parts
-    for i in range(len(parts) - 3):
+    for i in range(len(parts) - 2):
         if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             return Path(*parts[:i]), Path(*parts[i + 4 :])
     return None
@@ -82,11 +82,8 @@ def main_worktree_root(path: Path) -> Path:
         root = Path(out.stdout.strip()).parent
     except (OSError, subprocess.CalledProcessError):
         root = path.resolve()
-    parts = root.parts
-    for i in range(len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return root
+    copy = experiment_copy(root)
+    return root if copy is None else copy[0]
 
 
 def git_state(path: Path) -> tuple[str, bool]:
