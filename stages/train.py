@@ -23,8 +23,14 @@ from pathlib import Path
 import torch
 from _common import LAYOUT, StageError, exit_with, interrupt_exit_code, read_params, run_stage
 
+from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.pipeline.environment import threads_wanted
-from gatcluster.pipeline.launch import ProcessesInterrupted, RankFailed, launch_processes
+from gatcluster.pipeline.launch import (
+    ProcessesInterrupted,
+    RankFailed,
+    launch_processes,
+    launched_by_the_stage,
+)
 from gatcluster.pipeline.train_stage import interrupted_message, run_train
 from gatcluster.training.checkpoint import CheckpointError
 from gatcluster.training.distributed import (
@@ -38,8 +44,11 @@ from gatcluster.training.step_graph import GraphCaptureFailed
 from gatcluster.training.trainer import TrainingDiverged
 
 
-class StoppedByTorchrun(RuntimeError):
-    """SIGTERM to one of several training processes: torchrun stops them all when one fails."""
+class StoppedByTorchrun(Exception):
+    """SIGTERM to one of several training processes: torchrun stops them all when one fails.
+
+    Not a RuntimeError: raised inside a collective, it would pass for a lost peer (LostProcess).
+    """
 
 
 def set_threads() -> None:
@@ -113,7 +122,13 @@ def main() -> None:
     except ProcessesInterrupted as err:
         exit_with(interrupted_message(LAYOUT), err.exit_code)
     except KeyboardInterrupt as err:  # the run is already KILLED; the checkpoint is kept
+        if launched_by_the_stage(os.environ):  # the launcher says it once for all processes
+            raise SystemExit(interrupt_exit_code(err)) from None
         exit_with(interrupted_message(LAYOUT), interrupt_exit_code(err))
+    except StoppedByTorchrun:
+        if launched_by_the_stage(os.environ):  # the launcher names the process that failed
+            raise SystemExit(EXIT_FAILED) from None
+        raise
     except RankFailed as err:
         exit_with(f"error: {err}; run the train stage again to resume", err.shell_exit_code)
 

@@ -11,10 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from gatcluster.exit_codes import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+# Set in the environment of the processes `launch_processes` starts: their launcher reports a
+# Ctrl-C or a stop for all of them, so they exit without a message of their own (one line, not one
+# per process). Processes under a torchrun the user started do not have it.
+LAUNCHED_BY_THE_STAGE = "GAT_LAUNCHED_BY_THE_STAGE"
 
 
 @dataclass
@@ -50,6 +56,27 @@ def threads_per_process(processes: int) -> int:
     return max(1, (os.cpu_count() or 1) // processes)
 
 
+def launched_by_the_stage(environ: Mapping[str, str]) -> bool:
+    """Whether this process is one of those `launch_processes` started (its launcher reports stops)."""
+    return environ.get(LAUNCHED_BY_THE_STAGE) == "1"
+
+
+def quiet_torchrun_logs() -> None:
+    """Silence torchrun's agent: its lines on a stop ("Received 2 death signal", "failed (exitcode:
+    -9) local_rank: 1") repeat what our message says, in its own log format.
+
+    Its loggers take their level from LOGLEVEL when its modules are imported, so a level set on
+    the parent logger does not reach them: set each one, and LOGLEVEL for those made later. A
+    LOGLEVEL the user set is left alone: they asked for torchrun's logs.
+    """
+    if "LOGLEVEL" in os.environ:
+        return
+    os.environ["LOGLEVEL"] = "CRITICAL"
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith("torch.distributed") and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.CRITICAL)
+
+
 def launch_processes(script: Path, processes: int) -> None:
     """Run `script` in `processes` processes under torchrun on this machine; return when all succeed.
 
@@ -60,8 +87,8 @@ def launch_processes(script: Path, processes: int) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    # torchrun's agent logs each closing signal as a warning; our message says what failed.
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    quiet_torchrun_logs()  # our message says what failed or stopped them
+    os.environ[LAUNCHED_BY_THE_STAGE] = "1"
     # torchrun sets 1 thread per process, with a warning, unless told; share the cores out instead.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_process(processes)))
     args = get_args_parser().parse_args(

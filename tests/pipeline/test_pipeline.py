@@ -273,6 +273,9 @@ def test_two_processes_train_like_one_and_a_killed_rank_fails_the_run_until_a_re
     assert train.returncode == 128 + signal.SIGKILL, err
     assert "training process rank 1 was killed by SIGKILL" in err and "resume" in err
     assert "Traceback" not in err
+    # The stage speaks for the ranks it launched: no torchrun log line ("failed (exitcode: -9)"),
+    # no rank repeating that it was stopped.
+    assert "exitcode" not in err and "stopped by torchrun" not in err, err
     _, runs = mlflow_runs(clone)
     assert [r.info.status for r in runs] == ["FINISHED", "FAILED"]  # the 1-process run, then this one
 

@@ -165,3 +165,21 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
     assert "closed MLflow run" in done.stderr
     _, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
+
+
+def test_a_rank_stopped_by_torchrun_inside_a_collective_is_not_taken_for_a_lost_peer(monkeypatch):
+    import runpy
+
+    from gatcluster.training.distributed import Ranks
+    from gatcluster.training.fit import among_ranks
+
+    monkeypatch.syspath_prepend(str(REPO / "stages"))
+    stopped = runpy.run_path(str(REPO / "stages" / "train.py"))["StoppedByTorchrun"]
+
+    def stopped_in_a_collective() -> None:
+        raise stopped("stopped by torchrun")
+
+    # SIGTERM's handler raises it wherever the rank is waiting: it must reach the stage as itself
+    # (quiet under the stage's launcher), not as "rank 0 lost contact with the other processes".
+    with pytest.raises(stopped):
+        among_ranks(Ranks(0, 2, 0), "in iteration 1", stopped_in_a_collective)
