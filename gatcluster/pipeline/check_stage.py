@@ -7,7 +7,7 @@ params are valid, so a passing check never re-runs the stages after it.
 from __future__ import annotations
 
 from gatcluster.atomic import write_json_atomic
-from gatcluster.config.params import Params
+from gatcluster.config.params import DATA_ROOT_KINDS, DataConfig, Params
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import (
     check_class_folders,
@@ -30,7 +30,15 @@ def check_against_data(params: Params, layout: ProjectLayout) -> str:
     if count is not None:
         check_data_size(params, count, where)
     check_training_device(params.train.device)
-    return f"valid ({where}: {count if count is not None else '?'} images)"
+    return f"valid ({where}: {count if count is not None else '?'} images){unread_root_note(params.data)}"
+
+
+def unread_root_note(data: DataConfig) -> str:
+    """A note where data.root is set but the source is bundled and reads no folder; the value is
+    kept, not an error: `gat preset` keeps it when switching to a bundled source and back."""
+    if data.root is None or DATA_ROOT_KINDS[data.source] is not None:
+        return ""
+    return f"; note: data.root is not read, data.source {data.source} is bundled with gatcluster"
 
 
 def run_check(params: Params, layout: ProjectLayout) -> str:

@@ -188,6 +188,15 @@ def test_cuda_training_without_a_usable_gpu_stops_the_check(tmp_path, monkeypatc
     assert check_against_data(params(**{"train.device": "auto"}), ProjectLayout(tmp_path)).startswith("valid")
 
 
+def test_a_data_root_that_a_bundled_source_does_not_read_is_noted(tmp_path):
+    checked = check_against_data(params(**{"data.root": "/data/cifar"}), ProjectLayout(tmp_path))
+    assert checked == (
+        "valid (the size of mnist5k: 5000 images); note: data.root is not read, data.source mnist5k is"
+        " bundled with gatcluster"
+    )
+    assert "note" not in check_against_data(params(), ProjectLayout(tmp_path))
+
+
 def test_any_data_size_splits_over_processes_when_it_fills_the_large_batch():
     two = params(**{"train.processes": 2, "train.large_batch": 1000})
     for count in (998, 1000, 1001, 5001):  # even below L, or at least L: every batch splits evenly
