@@ -93,11 +93,11 @@ def global_tracking_uri_restored() -> Iterator[None]:
 @pytest.fixture
 def unenterable(monkeypatch) -> Callable[[str], None]:
     """`unenterable(name)`: folders called `name` behave as mode r-- does for a user other than
-    root (tests may run as root): their entries can be listed, but lstat and is_dir of any of them
-    fail with EACCES."""
+    root (tests may run as root): their entries can be listed, but stat, lstat and is_dir of any of
+    them fail with EACCES."""
 
     def make(name: str) -> None:
-        for method in ("lstat", "is_dir"):
+        for method in ("stat", "lstat", "is_dir"):
             monkeypatch.setattr(Path, method, refused_in(getattr(Path, method), name))
 
     return make

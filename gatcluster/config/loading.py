@@ -6,7 +6,6 @@ The schema is `params.py`'s; `validation.py` checks each field and the cross-fie
 from __future__ import annotations
 
 import copy
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from gatcluster.config.params import (
     params_to_dict,
 )
 from gatcluster.config.validation import build_section, check_consistency, check_experiment_name, cut
+from gatcluster.path_kind import Kind, look_at
 
 IMAGE_SIZE_KEY = "data.image_size"  # earlier versions set it; the backbone implies it
 
@@ -34,15 +34,15 @@ def load_params(path: Path) -> Params:
 def params_file_problem(path: Path) -> str | None:
     """Why `path` cannot be read as a params file ("not found", "is a folder, not a file", ...),
     or None when it is a file."""
-    try:
-        mode = path.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return "not found"
-    except OSError as err:  # a name over 255 bytes, a symlink loop: is_file() passes these on
-        return f"cannot be read ({err.strerror or type(err).__name__})"
-    if stat.S_ISREG(mode):
-        return None
-    return "is a folder, not a file" if stat.S_ISDIR(mode) else "is not a regular file"
+    looked = look_at(path)
+    problems = {
+        Kind.FILE: None,
+        Kind.FOLDER: "is a folder, not a file",
+        Kind.SPECIAL: "is not a regular file",
+        Kind.MISSING: "not found",
+        Kind.BROKEN_LINK: "is a broken symlink",
+    }
+    return problems.get(looked.kind, f"cannot be read ({looked.reason})")
 
 
 def read_params_text(path: Path) -> str:

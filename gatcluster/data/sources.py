@@ -34,7 +34,7 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.fit import DECODE_CHANNELS, FIT_RULE, decode_fitted
 from gatcluster.data.parallel import decode_workers, ordered_map
 from gatcluster.data.store import DatasetError, ImageDataset, release_pages, rows_per_block
-from gatcluster.data.walk import SkippedFile, is_output_folder, path_text, shown_path, walk_files
+from gatcluster.data.walk import SkippedFile, files_in, is_output_folder, path_text, shown_path, walk_files
 
 IMAGENET_WNIDS = {  # docs/method.md §9; the position in the tuple is the class index
     "imagenet10": (
@@ -185,8 +185,18 @@ def load_imagenet_subset(
     missing = missing_class_folders(name, root)
     if missing:
         raise DatasetError(f"{root} lacks the {name} class folder(s) {', '.join(missing)}")
-    files = ((path, label) for label, wnid in enumerate(wnids) for path in _visible_files(root / wnid))
-    images, labels, skipped = _decode_all(files, size, scratch_dir, on_file)
+    walk_skips: list[SkippedFile] = []
+
+    def labelled_files() -> Iterator[tuple[Path, int]]:
+        for label, wnid in enumerate(wnids):
+            for item in files_in(root / wnid):  # a FIFO or broken link is skipped as such
+                if isinstance(item, SkippedFile):
+                    walk_skips.append(item)
+                else:
+                    yield item, label
+
+    images, labels, skipped = _decode_all(labelled_files(), size, scratch_dir, on_file)
+    skipped = walk_skips + skipped
     found = set(labels.tolist())
     empty = [wnid for label, wnid in enumerate(wnids) if label not in found]
     if empty:
@@ -391,10 +401,6 @@ def _extract(archive: Path, dest: Path) -> None:
         raise DatasetError(f"could not extract {archive} ({err}); delete it and fetch again") from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _visible_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
 
 
 class ScratchRows:

@@ -10,13 +10,13 @@ A folder named as a path itself is walked all the same.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+from gatcluster.path_kind import Kind, look_at
 
 
 def path_text(path: str | os.PathLike) -> str:
@@ -34,15 +34,6 @@ def shown_path(path: str | os.PathLike) -> str:
     tab or other control character in a file name as its escape (`\\n`, `\\t`, `\\x1b`), so one file
     stays one line and cannot pass for another. Tables keep the exact name (`path_text`)."""
     return LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], path_text(path))
-
-
-def missing_reason(path: Path) -> str:
-    """Why a path given as an input is neither a file nor a folder to read."""
-    if path.is_symlink() and not path.exists():
-        return "broken symlink"
-    if path.exists():  # a FIFO, device or socket: reading one could block or never end
-        return "not a regular file"  # as the folder walk says of one
-    return "no such file or folder"
 
 
 OUTPUT_MARKER = ".gatcluster-output"
@@ -107,19 +98,19 @@ def walk_files(
     seen: set[Path] = set()
     left_out = output_folders if output_folders is not None else []
     for path in paths:
-        try:
-            mode = path.stat().st_mode
-        except OSError as err:
-            if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # a name over 255 bytes
-                yield SkippedFile(path, f"unreadable ({err.strerror})")
-                continue
-            mode = 0  # missing, or a broken link: missing_reason tells which
-        if stat.S_ISDIR(mode):
+        looked = look_at(path)
+        if looked.kind is Kind.FOLDER:
             yield from _walk_folder(path, seen, left_out)
-        elif stat.S_ISREG(mode):
+        elif looked.kind is Kind.FILE:
             yield path
         else:
-            yield SkippedFile(path, missing_reason(path))
+            yield SkippedFile(path, str(looked))
+
+
+def files_in(folder: Path) -> Iterator[Path | SkippedFile]:
+    """The files directly in `folder` (sorted, hidden entries ignored, sub-folders not entered), and
+    as SkippedFile what is there but not a file to read (a FIFO, a broken link), as in a walk."""
+    return (item for item in _folder_items(folder) if not isinstance(item, _Subfolder))
 
 
 def _walk_folder(folder: Path, seen: set[Path], left_out: list[Path]) -> Iterator[Path | SkippedFile]:
@@ -127,6 +118,22 @@ def _walk_folder(folder: Path, seen: set[Path], left_out: list[Path]) -> Iterato
     if real in seen:
         return  # a symlink loop or a folder reached twice
     seen.add(real)
+    for item in _folder_items(folder):
+        if not isinstance(item, _Subfolder):
+            yield item
+        elif is_output_folder(item.path):
+            left_out.append(item.path)
+        else:
+            yield from _walk_folder(item.path, seen, left_out)
+
+
+class _Subfolder(NamedTuple):
+    path: Path
+
+
+def _folder_items(folder: Path) -> Iterator[Path | SkippedFile | _Subfolder]:
+    """The visible entries of `folder`, sorted: files, sub-folders, and SkippedFile for the rest; a
+    folder that cannot be listed, or whose entries cannot be looked at, is one SkippedFile."""
     try:
         entries = sorted(folder.iterdir())
     except OSError as err:
@@ -135,23 +142,15 @@ def _walk_folder(folder: Path, seen: set[Path], left_out: list[Path]) -> Iterato
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        try:
-            kind = entry_kind(entry)
-        except OSError as err:
-            if not can_enter(entry):  # listed but not entered (mode r--): every entry fails alike
-                yield SkippedFile(folder, f"unreadable folder ({err.strerror})")
-                return
-            yield SkippedFile(entry, f"unreadable ({err.strerror})")  # a link into such a folder
-            continue
-        if kind == "folder":
-            if is_output_folder(entry):
-                left_out.append(entry)
-            else:
-                yield from _walk_folder(entry, seen, left_out)
-        elif kind == "file":
-            yield entry
+        looked = look_at(entry)
+        if looked.kind is Kind.UNREADABLE and not can_enter(entry):
+            # listed but not entered (mode r--): every entry fails alike, say it once
+            yield SkippedFile(folder, f"unreadable folder ({looked.reason})")
+            return
+        if looked.kind is Kind.FOLDER:
+            yield _Subfolder(entry)
         else:
-            yield SkippedFile(entry, kind)
+            yield entry if looked.kind is Kind.FILE else SkippedFile(entry, str(looked))
 
 
 def can_enter(entry: Path) -> bool:
@@ -162,13 +161,3 @@ def can_enter(entry: Path) -> bool:
     except OSError:
         return False
     return True
-
-
-def entry_kind(entry: Path) -> str:
-    """ "folder", "file", "broken symlink" or "not a regular file"; OSError where `entry` cannot be
-    looked at (Path.is_dir passes EACCES on: the folder holding it lacks the execute bit)."""
-    if entry.is_dir():
-        return "folder"
-    if entry.is_file():
-        return "file"
-    return "broken symlink" if entry.is_symlink() else "not a regular file"

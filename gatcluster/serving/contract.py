@@ -8,13 +8,13 @@ module alone names the metadata keys: export writes them with `to_metadata`, `ga
 from __future__ import annotations
 
 import json
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from gatcluster.data.fit import RULES
 from gatcluster.data.images import preprocessing_record, reduces_jpeg
 from gatcluster.data.walk import shown_path
+from gatcluster.path_kind import Kind, look_at
 
 PREFIX = "gatcluster."
 # The graph's input and outputs by name: export writes them, predict feeds and reads them.
@@ -130,17 +130,20 @@ def model_source(path: Path) -> str | bytes:
     refuses (a TypeError; such a model must keep its weights inside). ModelFileError naming a path
     that is missing, a folder, not a regular file, too long or unreadable."""
     shown = shown_path(path)
+    looked = look_at(path)
+    problems = {
+        Kind.MISSING: f"model file not found: {shown}",
+        Kind.FOLDER: f"{shown} is a folder, not a model file: give the .onnx file",
+        Kind.SPECIAL: f"{shown} is not a regular file: give the .onnx file",  # opening a FIFO would block
+        Kind.BROKEN_LINK: f"{shown} is a broken symlink: give the .onnx file",
+        Kind.UNREADABLE: f"{shown} cannot be read ({looked.reason})",  # a name over 255 bytes
+    }
+    if looked.kind in problems:
+        raise ModelFileError(problems[looked.kind])
     try:
-        mode = path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise ModelFileError(f"{shown} is a folder, not a model file: give the .onnx file")
-        if not stat.S_ISREG(mode):  # a FIFO would block the open below
-            raise ModelFileError(f"{shown} is not a regular file: give the .onnx file")
         with path.open("rb"):  # readable: ONNX Runtime would only say "Fail"
             pass
-    except (FileNotFoundError, NotADirectoryError):
-        raise ModelFileError(f"model file not found: {shown}") from None
-    except OSError as err:  # permission, a name over 255 bytes, a symlink loop
+    except OSError as err:  # permission
         raise ModelFileError(f"{shown} cannot be read ({err.strerror or type(err).__name__})") from err
     name = str(path)
     try:

@@ -377,13 +377,19 @@ def test_imagenet10_from_a_train_tree(tmp_path):
             write_image(tmp_path / wnid / f"{wnid}_{i}.JPEG", 20 * label + 5, fmt="JPEG")
     (tmp_path / wnids[3] / "broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 not really")
     (tmp_path / wnids[3] / ".DS_Store").write_bytes(b"junk")
+    os.mkfifo(tmp_path / wnids[4] / "pipe.JPEG")  # opening it would wait for a writer
+    (tmp_path / wnids[4] / "moved.JPEG").symlink_to(tmp_path / "elsewhere.JPEG")
     (tmp_path / "n99999999").mkdir()  # extra classes in a full ImageNet tree are ignored
     dataset, skipped = load_imagenet_subset("imagenet10", tmp_path, 16)
     assert dataset.images.shape == (20, 16, 16, 3) and dataset.classes == list(wnids)
     assert dataset.resize_rule == FIT_RULE  # what was applied as the files were decoded
     assert dataset.labels.tolist() == [i // 2 for i in range(20)]
     assert np.allclose(dataset.images[:, 8, 8, 0], [20 * (i // 2) + 5 for i in range(20)], atol=3)
-    assert [(p.name, r) for p, r in skipped] == [("broken.JPEG", "truncated")]  # .DS_Store: hidden, ignored
+    assert [(p.name, r) for p, r in skipped] == [  # .DS_Store: hidden, ignored
+        ("moved.JPEG", "broken symlink"),
+        ("pipe.JPEG", "not a regular file"),  # was "empty file"
+        ("broken.JPEG", "truncated"),
+    ]
 
 
 def test_imagenet_missing_wnids_are_named(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, mark_output_folder, walk_files
+from gatcluster.data.walk import OUTPUT_MARKER, SkippedFile, files_in, mark_output_folder, walk_files
 
 
 def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
@@ -29,6 +29,21 @@ def test_walk_is_sorted_recursive_and_survives_symlink_loops(tmp_path):
         "given-pipe": "not a regular file",
         too_long.name: "unreadable (File name too long)",
     }
+
+
+def test_files_in_a_folder_leave_its_sub_folders_and_skip_what_is_not_a_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deeper.png").write_bytes(b"1")
+    for name in ("b.png", "a.png", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"1")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    assert list(files_in(tmp_path)) == [
+        tmp_path / "a.png",
+        tmp_path / "b.png",
+        SkippedFile(tmp_path / "dangling.png", "broken symlink"),
+        SkippedFile(tmp_path / "pipe.png", "not a regular file"),
+    ]
 
 
 def test_a_marked_output_folder_is_skipped_below_a_walked_folder_and_read_when_named(tmp_path):
@@ -80,14 +95,14 @@ def test_a_link_that_cannot_be_followed_is_skipped_alone(tmp_path, monkeypatch):
     for name in ("b.png", "c.png"):
         (tmp_path / "cats" / name).write_bytes(b"x")
     (tmp_path / "cats" / "a-link.png").symlink_to(tmp_path / "cats" / "b.png")
-    real_is_dir = Path.is_dir
+    real_stat = Path.stat
 
-    def refused(path: Path) -> bool:
-        if path.name == "a-link.png":
+    def refused(path: Path, **kwargs: bool) -> os.stat_result:  # stat follows the link: refused
+        if path.name == "a-link.png" and kwargs.get("follow_symlinks", True):
             raise PermissionError(13, "Permission denied", str(path))
-        return real_is_dir(path)
+        return real_stat(path, **kwargs)
 
-    monkeypatch.setattr(Path, "is_dir", refused)
+    monkeypatch.setattr(Path, "stat", refused)
     assert list(walk_files([tmp_path])) == [
         SkippedFile(tmp_path / "cats" / "a-link.png", "unreadable (Permission denied)"),
         tmp_path / "cats" / "b.png",

@@ -1,0 +1,52 @@
+"""What a path the user gave is, from one stat: the one place that tells a regular file from a
+folder, a FIFO or device, a missing path, a broken link and a path that cannot be looked at.
+
+Reading a FIFO blocks until something writes to it, and `Path.is_file()` / `is_dir()` pass some
+errors on (a name over 255 bytes, a folder without the execute bit), so callers ask here first and
+word their own messages: the params file (config), a model file (serving), walked inputs (data).
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+
+class Kind(Enum):
+    """What `look_at` found at a path."""
+
+    FILE = "file"
+    FOLDER = "folder"
+    SPECIAL = "not a regular file"  # a FIFO, device or socket
+    MISSING = "no such file or folder"
+    BROKEN_LINK = "broken symlink"  # a link to nothing, or a loop of links
+    UNREADABLE = "unreadable"  # stat refused: permissions, a name over 255 bytes
+
+
+@dataclass(frozen=True)
+class Looked:
+    """The kind of a path, and for UNREADABLE the system's reason ("Permission denied")."""
+
+    kind: Kind
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} ({self.reason})" if self.kind is Kind.UNREADABLE else self.kind.value
+
+
+def look_at(path: Path) -> Looked:
+    """The kind of `path`, following links; never raises for what the file system refuses."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            return Looked(Kind.BROKEN_LINK if path.is_symlink() else Kind.MISSING)
+        if err.errno == errno.ELOOP:
+            return Looked(Kind.BROKEN_LINK)
+        return Looked(Kind.UNREADABLE, err.strerror or type(err).__name__)
+    if stat.S_ISDIR(mode):
+        return Looked(Kind.FOLDER)
+    return Looked(Kind.FILE if stat.S_ISREG(mode) else Kind.SPECIAL)

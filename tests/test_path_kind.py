@@ -1,0 +1,38 @@
+"""What a path is, from one stat: files, folders, FIFOs, missing paths, broken links, refusals."""
+
+from __future__ import annotations
+
+import os
+
+from gatcluster.path_kind import Kind, Looked, look_at
+
+
+def test_each_kind_of_path_is_told_apart_without_raising(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo")  # opening it would wait for a writer: never opened here
+    (tmp_path / "to-file").symlink_to(tmp_path / "file")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    kinds = {
+        name: look_at(tmp_path / name).kind
+        for name in ("file", "folder", "fifo", "to-file", "dangling", "loop", "missing", "file/below")
+    }
+    assert kinds == {
+        "file": Kind.FILE,
+        "folder": Kind.FOLDER,
+        "fifo": Kind.SPECIAL,
+        "to-file": Kind.FILE,  # links are followed
+        "dangling": Kind.BROKEN_LINK,
+        "loop": Kind.BROKEN_LINK,
+        "missing": Kind.MISSING,
+        "file/below": Kind.MISSING,  # ENOTDIR: a file where a folder would be
+    }
+    too_long = look_at(tmp_path / ("x" * 300))  # is_file() raised here
+    assert too_long == Looked(Kind.UNREADABLE, "File name too long")
+
+
+def test_a_look_reads_as_the_reason_a_walk_gives_for_skipping():
+    assert str(Looked(Kind.SPECIAL)) == "not a regular file"
+    assert str(Looked(Kind.BROKEN_LINK)) == "broken symlink"
+    assert str(Looked(Kind.UNREADABLE, "Permission denied")) == "unreadable (Permission denied)"
