@@ -156,14 +156,17 @@ def train_and_finalize(
         ):
             metrics.update(trainer.evaluate(labels))
         history.append({"step": step, **metrics})
+        keeps_checkpoints = ranks.is_main and checkpoint is not None and cfg.checkpoint_every > 0
         if log_fn is not None:
-            log_fn(step, metrics)
-        if (
-            ranks.is_main
-            and checkpoint is not None
-            and cfg.checkpoint_every
-            and (step % cfg.checkpoint_every == 0 or step == cfg.iterations)
-        ):
+            try:
+                log_fn(step, metrics)
+            except Exception:
+                # The tracking store refused (a server down, a locked mlflow.db): the stage stops,
+                # and the next run resumes from this iteration, not from the last checkpoint.
+                if keeps_checkpoints:
+                    save_checkpoint(trainer.state(step, history), checkpoint)
+                raise
+        if keeps_checkpoints and (step % cfg.checkpoint_every == 0 or step == cfg.iterations):
             save_checkpoint(trainer.state(step, history), checkpoint)
     trainer.end_training()
     if not ranks.is_main:

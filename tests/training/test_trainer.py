@@ -137,6 +137,25 @@ def test_interrupted_run_resumes_bit_identical(few_images, tmp_path):
     assert states_equal(run.resumed.model.state_dict(), run.whole.model.state_dict())
 
 
+def test_a_tracking_store_that_refuses_a_log_keeps_that_iterations_checkpoint(few_images, tmp_path):
+    # Checkpoints every 5 iterations: a server that went down at iteration 2 cost both iterations.
+    params = tiny_params(**{"train.iterations": 3, "train.large_batch": 200, "train.checkpoint_every": 5})
+
+    def store_down_at_2(step: int, metrics: dict[str, float]) -> None:
+        if step == 2:
+            raise ConnectionError("the tracking server does not answer")
+
+    with pytest.raises(ConnectionError):
+        fit(params, few_images, log_fn=store_down_at_2, checkpoint=tmp_path / "last.pt")
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["iteration"] == 2 and [row["step"] for row in state["history"]] == [1, 2]
+    assert fit(params, few_images, checkpoint=tmp_path / "last.pt").resumed_from == 2
+    no_checkpoints = replace_params(params, {"train.checkpoint_every": 0})
+    with pytest.raises(ConnectionError):
+        fit(no_checkpoints, few_images, log_fn=store_down_at_2, checkpoint=tmp_path / "off.pt")
+    assert not (tmp_path / "off.pt").exists()  # checkpoints off stay off
+
+
 def test_checkpoint_loads_weights_only_with_what_resume_needs(few_images, tmp_path):
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
     fit(params, few_images, checkpoint=tmp_path / "last.pt")
