@@ -9,7 +9,8 @@ torchrun's RANK / WORLD_SIZE / LOCAL_RANK. With `train.processes` > 1 and no tor
 the script starts itself under torchrun on this machine.
 Ctrl-C or SIGTERM marks the MLflow run KILLED and keeps the checkpoint: run again to resume.
 Under torchrun, SIGTERM comes from torchrun stopping the processes after one failed: the run is
-marked FAILED.
+marked FAILED. The processes this script launched itself leave saying that they were stopped to it
+(one line, not one per process); under a torchrun of your own each process says so.
 """
 
 from __future__ import annotations
@@ -21,9 +22,18 @@ import sys
 from pathlib import Path
 
 import torch
-from _common import LAYOUT, StageError, exit_with, interrupt_exit_code, read_params, run_stage
+from _common import (
+    LAYOUT,
+    StageError,
+    exit_with,
+    interrupt_exit_code,
+    read_params,
+    run_stage,
+    verbose_requested,
+)
 
-from gatcluster.exit_codes import EXIT_FAILED
+from gatcluster.exit_codes import EXIT_TERMINATED
+from gatcluster.library_logs import quiet_torchrun_logs
 from gatcluster.pipeline.environment import threads_wanted
 from gatcluster.pipeline.launch import (
     ProcessesInterrupted,
@@ -90,6 +100,12 @@ def interrupted_once(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def launched_rank(ranks: Ranks) -> bool:
+    """Whether this process is one of those this stage launched (not the launcher itself): it
+    leaves saying that the processes were stopped to the launcher."""
+    return ranks.distributed and launched_by_the_stage(os.environ)
+
+
 def train_as_rank(ranks: Ranks) -> str:
     """Train as one of torchrun's processes (or alone); the report line (empty on ranks > 0)."""
     params = read_params()
@@ -114,6 +130,8 @@ def main() -> None:
     ranks = torchrun_ranks()
     try:
         if ranks.world_size == 1 and params.train.processes > 1:
+            if not verbose_requested():
+                quiet_torchrun_logs(os.environ)  # its lines on a stop repeat ours
             launch_processes(Path(__file__).resolve(), params.train.processes)
             return
         report = train_as_rank(ranks)
@@ -122,12 +140,12 @@ def main() -> None:
     except ProcessesInterrupted as err:
         exit_with(interrupted_message(LAYOUT), err.exit_code)
     except KeyboardInterrupt as err:  # the run is already KILLED; the checkpoint is kept
-        if launched_by_the_stage(os.environ):  # the launcher says it once for all processes
+        if launched_rank(ranks):  # the launcher says it once for all processes
             raise SystemExit(interrupt_exit_code(err)) from None
         exit_with(interrupted_message(LAYOUT), interrupt_exit_code(err))
     except StoppedByTorchrun:
-        if launched_by_the_stage(os.environ):  # the launcher names the process that failed
-            raise SystemExit(EXIT_FAILED) from None
+        if launched_rank(ranks):  # the launcher names the process that failed, or was stopped
+            raise SystemExit(EXIT_TERMINATED) from None
         raise
     except RankFailed as err:
         exit_with(f"error: {err}; run the train stage again to resume", err.shell_exit_code)

@@ -8,7 +8,6 @@ torchrun's job: run `torchrun --nnodes ... stages/train.py` on each (README, "Sc
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from collections.abc import Mapping
@@ -19,7 +18,8 @@ from gatcluster.exit_codes import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 # Set in the environment of the processes `launch_processes` starts: their launcher reports a
 # Ctrl-C or a stop for all of them, so they exit without a message of their own (one line, not one
-# per process). Processes under a torchrun the user started do not have it.
+# per process), with 130 or 143, which it reads as such. Processes under a torchrun the user
+# started do not have it.
 LAUNCHED_BY_THE_STAGE = "GAT_LAUNCHED_BY_THE_STAGE"
 
 
@@ -61,22 +61,6 @@ def launched_by_the_stage(environ: Mapping[str, str]) -> bool:
     return environ.get(LAUNCHED_BY_THE_STAGE) == "1"
 
 
-def quiet_torchrun_logs() -> None:
-    """Silence torchrun's agent: its lines on a stop ("Received 2 death signal", "failed (exitcode:
-    -9) local_rank: 1") repeat what our message says, in its own log format.
-
-    Its loggers take their level from LOGLEVEL when its modules are imported, so a level set on
-    the parent logger does not reach them: set each one, and LOGLEVEL for those made later. A
-    LOGLEVEL the user set is left alone: they asked for torchrun's logs.
-    """
-    if "LOGLEVEL" in os.environ:
-        return
-    os.environ["LOGLEVEL"] = "CRITICAL"
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if name.startswith("torch.distributed") and isinstance(logger, logging.Logger):
-            logger.setLevel(logging.CRITICAL)
-
-
 def launch_processes(script: Path, processes: int) -> None:
     """Run `script` in `processes` processes under torchrun on this machine; return when all succeed.
 
@@ -87,7 +71,6 @@ def launch_processes(script: Path, processes: int) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    quiet_torchrun_logs()  # our message says what failed or stopped them
     os.environ[LAUNCHED_BY_THE_STAGE] = "1"
     # torchrun sets 1 thread per process, with a warning, unless told; share the cores out instead.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_process(processes)))
@@ -100,6 +83,8 @@ def launch_processes(script: Path, processes: int) -> None:
         rank, failure = err.get_first_failure()
         if failure.exitcode in (EXIT_INTERRUPTED, -signal.SIGINT):
             raise ProcessesInterrupted(EXIT_INTERRUPTED) from None
+        if failure.exitcode in (EXIT_TERMINATED, -signal.SIGTERM):  # a stop, not a failure
+            raise ProcessesInterrupted(EXIT_TERMINATED) from None
         raise RankFailed(rank, failure.exitcode) from None
     except SignalException as err:
         code = EXIT_INTERRUPTED if err.sigval == signal.SIGINT else EXIT_TERMINATED

@@ -26,9 +26,11 @@ except KeyboardInterrupt:
 """
 
 LAUNCHER = """
-import sys
+import os, sys
 from pathlib import Path
+from gatcluster.library_logs import quiet_torchrun_logs
 from gatcluster.pipeline.launch import ProcessesInterrupted, launch_processes
+quiet_torchrun_logs(os.environ)  # as the train stage does unless GAT_VERBOSE=1
 try:
     launch_processes(Path("rank.py").resolve(), 2)
 except ProcessesInterrupted as err:

@@ -259,7 +259,10 @@ def rank_process(rank: int, root: Path) -> int | None:
 
 def two_process_env(root: Path) -> dict[str, str]:
     """One torch thread per process: two processes share the two cores."""
-    return {**stage_env(root), "GAT_THREADS": "1"}
+    env = {**stage_env(root), "GAT_THREADS": "1"}
+    for shows_torchrun_logs in ("LOGLEVEL", "GAT_VERBOSE"):
+        env.pop(shows_torchrun_logs, None)
+    return env
 
 
 def test_two_processes_train_like_one_and_a_killed_rank_fails_the_run_until_a_rerun_resumes(clone):

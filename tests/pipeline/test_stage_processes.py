@@ -167,14 +167,20 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
     assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
 
 
-def test_a_rank_stopped_by_torchrun_inside_a_collective_is_not_taken_for_a_lost_peer(monkeypatch):
+@pytest.fixture
+def train_script(monkeypatch) -> dict:
+    """stages/train.py's functions, loaded in this process (its `_common` found beside it)."""
     import runpy
 
+    monkeypatch.syspath_prepend(str(REPO / "stages"))
+    return runpy.run_path(str(REPO / "stages" / "train.py"))
+
+
+def test_a_rank_stopped_by_torchrun_inside_a_collective_is_not_taken_for_a_lost_peer(train_script):
     from gatcluster.training.distributed import Ranks
     from gatcluster.training.fit import among_ranks
 
-    monkeypatch.syspath_prepend(str(REPO / "stages"))
-    stopped = runpy.run_path(str(REPO / "stages" / "train.py"))["StoppedByTorchrun"]
+    stopped = train_script["StoppedByTorchrun"]
 
     def stopped_in_a_collective() -> None:
         raise stopped("stopped by torchrun")
@@ -183,3 +189,34 @@ def test_a_rank_stopped_by_torchrun_inside_a_collective_is_not_taken_for_a_lost_
     # (quiet under the stage's launcher), not as "rank 0 lost contact with the other processes".
     with pytest.raises(stopped):
         among_ranks(Ranks(0, 2, 0), "in iteration 1", stopped_in_a_collective)
+
+
+@pytest.mark.parametrize(
+    ("world_size", "launched", "stop", "code", "says"),
+    [
+        (2, True, "ctrl-c", 130, False),  # a rank the stage launched: its launcher says it
+        (2, True, "torchrun", 143, False),  # 143: the launcher reads it as a stop, not a failure
+        (1, True, "ctrl-c", 130, True),  # the launcher itself (the mark is in its environment too)
+        (2, False, "ctrl-c", 130, True),  # a rank under a torchrun of the user's
+    ],
+)
+def test_only_ranks_the_stage_launched_leave_reporting_a_stop_to_it(
+    train_script, monkeypatch, capsys, world_size, launched, stop, code, says
+):
+    from gatcluster.pipeline.launch import LAUNCHED_BY_THE_STAGE
+
+    stopped = KeyboardInterrupt() if stop == "ctrl-c" else train_script["StoppedByTorchrun"]("stopped")
+
+    def train_as_rank(ranks):
+        raise stopped
+
+    monkeypatch.setitem(train_script["main"].__globals__, "train_as_rank", train_as_rank)
+    if world_size > 1:
+        monkeypatch.setenv("WORLD_SIZE", str(world_size))
+        monkeypatch.setenv("RANK", "1")
+    if launched:
+        monkeypatch.setenv(LAUNCHED_BY_THE_STAGE, "1")
+    with pytest.raises(SystemExit) as exited:
+        train_script["main"]()
+    assert exited.value.code == code
+    assert ("interrupted: " in capsys.readouterr().err) == says
