@@ -3,7 +3,8 @@ folder, a FIFO or device, a missing path, a broken link and a path that cannot b
 
 Reading a FIFO blocks until something writes to it, and `Path.is_file()` / `is_dir()` pass some
 errors on (a name over 255 bytes, a folder without the execute bit), so callers ask here first and
-word their own messages: the params file (config), a model file (serving), walked inputs (data).
+word their own messages: the params file (config), walked images (data), `data.root` and other
+folders (pipeline), a model file (serving).
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ def look_at(path: Path) -> Looked:
     try:
         mode = path.stat().st_mode
     except OSError as err:
-        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+        if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            # The path itself a link to nothing (or to a loop of links), or a folder on the way
+            # missing or looping: is_symlink looks at the last name only.
             return Looked(Kind.BROKEN_LINK if path.is_symlink() else Kind.MISSING)
-        if err.errno == errno.ELOOP:
-            return Looked(Kind.BROKEN_LINK)
         return Looked(Kind.UNREADABLE, err.strerror or type(err).__name__)
     if stat.S_ISDIR(mode):
         return Looked(Kind.FOLDER)

@@ -16,7 +16,17 @@ def test_each_kind_of_path_is_told_apart_without_raising(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     kinds = {
         name: look_at(tmp_path / name).kind
-        for name in ("file", "folder", "fifo", "to-file", "dangling", "loop", "missing", "file/below")
+        for name in (
+            "file",
+            "folder",
+            "fifo",
+            "to-file",
+            "dangling",
+            "loop",
+            "missing",
+            "file/below",
+            "loop/below",
+        )
     }
     assert kinds == {
         "file": Kind.FILE,
@@ -27,6 +37,7 @@ def test_each_kind_of_path_is_told_apart_without_raising(tmp_path):
         "loop": Kind.BROKEN_LINK,
         "missing": Kind.MISSING,
         "file/below": Kind.MISSING,  # ENOTDIR: a file where a folder would be
+        "loop/below": Kind.MISSING,  # ELOOP on the way: the name itself is no link
     }
     too_long = look_at(tmp_path / ("x" * 300))  # is_file() raised here
     assert too_long == Looked(Kind.UNREADABLE, "File name too long")

@@ -174,12 +174,12 @@ def server(
         ServerConfig,
         ServerError,
         check_backend,
-        folder_problem,
         is_loopback,
         masked,
         refuse_password_in_argv,
         server_command,
         server_env,
+        writable_folder_problem,
     )
 
     layout = ProjectLayout(main_worktree_root(Path.cwd()))
@@ -195,7 +195,7 @@ def server(
     destination = artifacts_destination or str(layout.artifact_root)
     if "://" not in destination:  # a folder here: absolute, so the banner names where it really is
         destination = str(Path(destination).expanduser().absolute())
-        if problem := folder_problem(Path(destination)):
+        if problem := writable_folder_problem(Path(destination)):
             raise fail(f"--artifacts-destination: {problem}", EXIT_FAILED)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"  # IPv6 in brackets

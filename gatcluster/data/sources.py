@@ -200,7 +200,10 @@ def load_imagenet_subset(
     found = set(labels.tolist())
     empty = [wnid for label, wnid in enumerate(wnids) if label not in found]
     if empty:
-        raise DatasetError(f"no readable images for {name} class(es) {', '.join(empty)} under {root}")
+        # A class folder that could not be listed is the likely cause: say why (a permission).
+        why = [f"{shown_path(s.path)}: {s.reason}" for s in walk_skips if s.path.parent == root]
+        note = f" ({'; '.join(why)})" if why else ""
+        raise DatasetError(f"no readable images for {name} class(es) {', '.join(empty)} under {root}{note}")
     return ImageDataset(images, labels, list(wnids), name, FIT_RULE), skipped
 
 

@@ -1,4 +1,5 @@
-"""Finding image files: one recursive walk for the `folder` source and `gat predict`.
+"""Finding image files: one recursive walk for the `folder` source and `gat predict`, and the
+files of one folder (`files_in`: an ImageNet class folder), each entry classified the same way.
 
 Entries are visited in sorted order, hidden ones (a leading dot) are ignored, symlinked folders
 are followed once each (so loops end), and what cannot be read is reported, not raised. A folder

@@ -16,6 +16,7 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.images import IMAGE_SUFFIXES, is_image_file
 from gatcluster.data.sources import IMAGENET_WNIDS, ROOT_SOURCES, folder_files, missing_class_folders
 from gatcluster.data.store import MANIFEST
+from gatcluster.path_kind import Kind, look_at
 
 # Images per source as fetched (train+test where the paper uses both; docs/method.md §6, §9).
 KNOWN_SIZES = {
@@ -79,12 +80,15 @@ def check_class_folders(source: str, root: Path | None) -> None:
 
 def folder_problem(path: Path) -> str | None:
     """Why `path` is not a folder ("does not exist", "is not a folder", ...), or None when it is one."""
-    try:
-        if path.is_dir():
-            return None
-        return "is not a folder" if path.exists() else "does not exist"
-    except OSError as err:  # is_dir() lets some errors through: a name over 255 bytes, ...
-        return f"cannot be looked up ({err.strerror or err})"
+    looked = look_at(path)
+    problems = {
+        Kind.FOLDER: None,
+        Kind.MISSING: "does not exist",
+        Kind.BROKEN_LINK: "is a broken symlink",
+        Kind.FILE: "is not a folder",
+        Kind.SPECIAL: "is not a folder",
+    }
+    return problems.get(looked.kind, f"cannot be looked up ({looked.reason})")
 
 
 def check_training_device(device: str) -> None:

@@ -128,7 +128,7 @@ def model_source(path: Path) -> str | bytes:
     beside it are found (MLflow's registry stores an exported model's weights in a `.data` file next
     to `model.onnx`); its bytes where the name is not UTF-8, which ONNX Runtime's name argument
     refuses (a TypeError; such a model must keep its weights inside). ModelFileError naming a path
-    that is missing, a folder, not a regular file, too long or unreadable."""
+    that is missing, a folder, not a regular file, a broken symlink, too long or unreadable."""
     shown = shown_path(path)
     looked = look_at(path)
     problems = {

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
+from gatcluster.path_kind import Kind, Looked, look_at
 from gatcluster.tracking.store_uri import masked
 
 CONNECT_TIMEOUT_S = 5
@@ -170,10 +171,13 @@ def sqlite_store_problem(uri: str) -> str | None:
     if not uri.startswith("sqlite:///"):
         return None
     path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])  # SQLAlchemy options after '?'
-    if path.is_dir():
+    looked = look_at(path)
+    if looked.kind is Kind.FOLDER:
         return f"{path} is a folder, not a database file"
-    if not path.exists():
+    if looked.kind is Kind.BROKEN_LINK:  # SQLite creates the database where the link points
         return creation_problem(path)
+    if looked.kind is not Kind.FILE:
+        return path_problem(path, looked)
     try:
         # Read-write (without creating): a read-only connection cannot roll back the journal a
         # killed writer left, which MLflow's own connection does.
@@ -196,8 +200,23 @@ def creation_problem(path: Path) -> str | None:
     return None
 
 
-def folder_problem(path: Path) -> str | None:
+def writable_folder_problem(path: Path) -> str | None:
     """Why `path` cannot be (or become) a folder to write in, or None."""
-    if path.exists():
-        return None if path.is_dir() else f"{path} is a file, not a folder"
-    return creation_problem(path)
+    looked = look_at(path)
+    if looked.kind is Kind.FOLDER:
+        return None
+    if looked.kind in (Kind.FILE, Kind.SPECIAL):
+        return f"{path} is a file, not a folder"
+    return path_problem(path, looked)
+
+
+def path_problem(path: Path, looked: Looked) -> str | None:
+    """For a path that is neither file nor folder: why it cannot be made (or None where it can),
+    or what it is (a broken link, a name that cannot be looked up)."""
+    if looked.kind is Kind.MISSING:
+        return creation_problem(path)
+    if looked.kind is Kind.UNREADABLE:  # a name over 255 bytes, a folder that cannot be entered
+        return f"{path} cannot be looked up ({looked.reason})"
+    if looked.kind is Kind.BROKEN_LINK:
+        return f"{path} is a broken symlink"
+    return f"{path} is not a regular file"  # a FIFO, device or socket

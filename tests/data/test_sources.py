@@ -410,6 +410,26 @@ def test_imagenet_class_without_readable_images(tmp_path):
         load_imagenet_subset("imagenet10", tmp_path, 8)
 
 
+def test_an_imagenet_class_folder_that_cannot_be_listed_is_named_with_the_reason(tmp_path, monkeypatch):
+    wnids = IMAGENET_WNIDS["imagenet10"]
+    for wnid in wnids:
+        write_image(tmp_path / wnid / "a.JPEG", 100, fmt="JPEG")
+    real_iterdir = Path.iterdir
+
+    def refused(path: Path):  # what a non-root user meets in a folder of mode 000 (tests may run as root)
+        if path.name == wnids[2]:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    with pytest.raises(DatasetError) as raised:
+        load_imagenet_subset("imagenet10", tmp_path, 8)
+    assert str(raised.value) == (
+        f"no readable images for imagenet10 class(es) {wnids[2]} under {tmp_path}"
+        f" ({tmp_path / wnids[2]}: unreadable folder (Permission denied))"
+    )
+
+
 # ---------- image folders ----------
 
 

@@ -17,13 +17,13 @@ from gatcluster.tracking.server import (
     ServerError,
     allowed_host_patterns,
     check_backend,
-    folder_problem,
     is_loopback,
     masked,
     refuse_password_in_argv,
     server_command,
     server_env,
     sqlite_store_problem,
+    writable_folder_problem,
 )
 
 GAT = Path(sys.executable).parent / "gat"
@@ -190,8 +190,22 @@ def test_a_sqlite_store_that_cannot_serve_is_named_before_the_server_starts(tmp_
         with pytest.raises(ServerError, match=f"cannot be opened: .*{problem}"):
             check_backend(uri)
     check_backend(f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")  # MLflow creates it, folder too
-    assert folder_problem(tmp_path / "a-file") == f"{tmp_path / 'a-file'} is a file, not a folder"
-    assert folder_problem(tmp_path / "new" / "artifacts") is None
+    assert writable_folder_problem(tmp_path / "a-file") == f"{tmp_path / 'a-file'} is a file, not a folder"
+    assert writable_folder_problem(tmp_path / "new" / "artifacts") is None
+    too_long = tmp_path / ("x" * 300)  # was an OSError traceback from exists()
+    assert writable_folder_problem(too_long) == f"{too_long} cannot be looked up (File name too long)"
+    assert sqlite_store_problem(f"sqlite:///{too_long}/mlflow.db") == (
+        f"{too_long}/mlflow.db cannot be looked up (File name too long)"
+    )
+    (tmp_path / "gone").symlink_to(tmp_path / "elsewhere")
+    assert writable_folder_problem(tmp_path / "gone") == f"{tmp_path / 'gone'} is a broken symlink"
+    (tmp_path / "db-link").symlink_to(tmp_path / "new-db")  # SQLite creates the database it names
+    assert sqlite_store_problem(f"sqlite:///{tmp_path / 'db-link'}") is None
+    os.mkfifo(tmp_path / "fifo.db")
+    assert (
+        sqlite_store_problem(f"sqlite:///{tmp_path / 'fifo.db'}")
+        == f"{tmp_path / 'fifo.db'} is not a regular file"
+    )
 
 
 def test_gat_server_refuses_an_artifact_folder_that_is_a_file_and_a_host_it_cannot_bind(
