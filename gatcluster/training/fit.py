@@ -6,6 +6,7 @@ checkpoints, resumes from a compatible one, and selects one head at the end (wit
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +85,25 @@ def run_iteration(trainer: Trainer, iteration: int) -> dict[str, float]:
     )
 
 
+def keep_checkpoint(trainer: Trainer, step: int, history: list[dict[str, float]], path: Path) -> None:
+    """Save the training state after iteration `step` at `path` (atomically: the last one stays
+    until the new one is complete)."""
+    save_checkpoint(trainer.state(step, history), path)
+
+
+def log_or_keep(log_fn: LogFn, step: int, metrics: dict[str, float], keep: Callable[[], None] | None) -> None:
+    """`log_fn(step, metrics)`; when it fails (the tracking store refused: a server down, a locked
+    mlflow.db), `keep()` saves this iteration first, so the next run resumes here rather than at
+    the last checkpoint. A save that fails too leaves the log's error the one reported."""
+    try:
+        log_fn(step, metrics)
+    except Exception:
+        if keep is not None:
+            with contextlib.suppress(Exception):
+                keep()
+        raise
+
+
 def start_trainer(
     params: Params,
     images: torch.Tensor | ModelImages,
@@ -143,6 +163,7 @@ def train_and_finalize(
     """`fit`'s iterations (resumed where the checkpoint allows), then BatchNorm refit and head choice."""
     cfg = params.train
     done, history = try_resume(trainer, checkpoint)
+    saves = ranks.is_main and checkpoint is not None and cfg.checkpoint_every > 0
     for iteration in range(done, cfg.iterations):
         tic = time.perf_counter()
         metrics = run_iteration(trainer, iteration)
@@ -156,18 +177,11 @@ def train_and_finalize(
         ):
             metrics.update(trainer.evaluate(labels))
         history.append({"step": step, **metrics})
-        keeps_checkpoints = ranks.is_main and checkpoint is not None and cfg.checkpoint_every > 0
+        keep = partial(keep_checkpoint, trainer, step, history, checkpoint) if saves else None
         if log_fn is not None:
-            try:
-                log_fn(step, metrics)
-            except Exception:
-                # The tracking store refused (a server down, a locked mlflow.db): the stage stops,
-                # and the next run resumes from this iteration, not from the last checkpoint.
-                if keeps_checkpoints:
-                    save_checkpoint(trainer.state(step, history), checkpoint)
-                raise
-        if keeps_checkpoints and (step % cfg.checkpoint_every == 0 or step == cfg.iterations):
-            save_checkpoint(trainer.state(step, history), checkpoint)
+            log_or_keep(log_fn, step, metrics, keep)
+        if keep is not None and (step % cfg.checkpoint_every == 0 or step == cfg.iterations):
+            keep()
     trainer.end_training()
     if not ranks.is_main:
         return FitResult(trainer.output_model, history, done, time.perf_counter() - started)

@@ -156,6 +156,17 @@ def test_a_tracking_store_that_refuses_a_log_keeps_that_iterations_checkpoint(fe
     assert not (tmp_path / "off.pt").exists()  # checkpoints off stay off
 
 
+def test_a_checkpoint_that_cannot_be_saved_after_a_refused_log_leaves_the_logs_error(few_images, tmp_path):
+    params = tiny_params(**{"train.iterations": 2, "train.large_batch": 200, "train.checkpoint_every": 5})
+    (tmp_path / "a-file").write_text("not a folder")
+
+    def store_down(step: int, metrics: dict[str, float]) -> None:
+        raise ConnectionError("the tracking server does not answer")
+
+    with pytest.raises(ConnectionError):  # not the save's error: the store is what the user must fix
+        fit(params, few_images, log_fn=store_down, checkpoint=tmp_path / "a-file" / "last.pt")
+
+
 def test_checkpoint_loads_weights_only_with_what_resume_needs(few_images, tmp_path):
     params = tiny_params(**{"train.iterations": 1, "train.large_batch": 200, "train.checkpoint_every": 1})
     fit(params, few_images, checkpoint=tmp_path / "last.pt")
