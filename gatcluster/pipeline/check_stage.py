@@ -38,7 +38,7 @@ def unread_root_note(data: DataConfig) -> str:
     kept, not an error: `gat preset` keeps it when switching to a bundled source and back."""
     if data.root is None or DATA_ROOT_KINDS[data.source] is not None:
         return ""
-    return f"; note: data.root is not read, data.source {data.source} is bundled with gatcluster"
+    return f"; note: data.root is not read, data.source {data.source} comes with an installed package"
 
 
 def run_check(params: Params, layout: ProjectLayout) -> str:

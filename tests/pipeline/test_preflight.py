@@ -191,8 +191,8 @@ def test_cuda_training_without_a_usable_gpu_stops_the_check(tmp_path, monkeypatc
 def test_a_data_root_that_a_bundled_source_does_not_read_is_noted(tmp_path):
     checked = check_against_data(params(**{"data.root": "/data/cifar"}), ProjectLayout(tmp_path))
     assert checked == (
-        "valid (the size of mnist5k: 5000 images); note: data.root is not read, data.source mnist5k is"
-        " bundled with gatcluster"
+        "valid (the size of mnist5k: 5000 images); note: data.root is not read, data.source mnist5k comes"
+        " with an installed package"
     )
     assert "note" not in check_against_data(params(), ProjectLayout(tmp_path))
 
