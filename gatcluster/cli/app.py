@@ -37,6 +37,7 @@ telemetry_off()  # before MLflow or ONNX Runtime are imported by a command
 # `mlflow ui` starts 4 workers by default: four processes of ~250 MB each, and 15 s of CPU instead of
 # 6 s before the UI answers on 2 cores (measured on an AMD EPYC); one serves one user's browser.
 UI_WORKERS = 1
+PROJECT_PARAMS = Path("params.yaml")  # --params when not given: the project's, in this folder
 
 app = typer.Typer(
     help="GATCluster: cluster unlabelled images with one network.",
@@ -78,11 +79,11 @@ def preset(
         str | None,
         typer.Argument(help="Preset to apply; omit to list them.", autocompletion=complete_preset_name),
     ] = None,
-    params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = Path("params.yaml"),
+    params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = PROJECT_PARAMS,
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
     from gatcluster.atomic import WriteError, file_target, write_text_atomic
-    from gatcluster.config.loading import params_file_problem, params_from_text, read_params_text
+    from gatcluster.config.loading import params_from_text, read_params_text
     from gatcluster.config.params import DATA_ROOT_KINDS, ParamsError
     from gatcluster.config.params_edit import (
         apply_overrides,
@@ -96,8 +97,7 @@ def preset(
         for known in preset_names():
             typer.echo(f"{known:<16} {preset_description(known)}")
         return
-    if problem := params_file_problem(params):
-        raise fail(f"{params} {problem}: run this in the project folder or pass --params")
+    refuse_unreadable_params(params)
     try:
         old_text = read_params_text(params)
         old_data = params_from_text(old_text, str(params)).data
@@ -130,22 +130,21 @@ def preset(
 
 @app.command(epilog="Example: gat check && dvc repro")
 def check(
-    params: Annotated[Path, typer.Option(help="The params file to check.")] = Path("params.yaml"),
+    params: Annotated[Path, typer.Option(help="The params file to check.")] = PROJECT_PARAMS,
 ) -> None:
     """Check params.yaml against the data, as the pipeline's first stage does (nothing is written)."""
     # DVC's YAML parser, which reads params.yaml here too (loading.parse_yaml imports it late): from
     # the base install this says what to install, whether or not a params.yaml is there.
     import ruamel.yaml  # noqa: F401
 
-    from gatcluster.config.loading import load_params, params_file_problem
+    from gatcluster.config.loading import load_params
     from gatcluster.config.params import ParamsError
     from gatcluster.pipeline.check_stage import check_against_data
     from gatcluster.pipeline.environment import check_environment
     from gatcluster.pipeline.layout import ProjectLayout
     from gatcluster.tracking.store_uri import file_store_allowed
 
-    if problem := params_file_problem(params):
-        raise fail(f"{params} {problem}: run this in the project folder or pass --params")
+    refuse_unreadable_params(params)
     env = os.environ
     try:
         checked = check_against_data(load_params(params), ProjectLayout(params.resolve().parent))
@@ -229,8 +228,8 @@ def predict(
 
     if device not in PREDICT_DEVICES:
         raise fail(f"--device must be auto, cpu or cuda; got {device!r}")
-    if out is not None and out.is_dir():
-        raise fail(f"--out {out} is a folder: give a file name, e.g. --out {out / 'clusters.csv'}")
+    if problem := output_paths_problem(out, attention_dir, gallery, sort_into):
+        raise fail(problem)
     try:
         fmt = format_for(out, fmt)
     except OutputFormatError as err:
@@ -242,13 +241,6 @@ def predict(
         raise fail(f"--threads {threads} is more than this machine's {os.cpu_count()} CPUs")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise fail("Parquet output needs pyarrow: pip install 'gatcluster[parquet]' (or use csv / jsonl)")
-    for flag, folder in (
-        ("--attention-dir", attention_dir),
-        ("--gallery", gallery),
-        ("--sort-into", sort_into),
-    ):
-        if folder is not None and folder.exists() and not folder.is_dir():
-            raise fail(f"{flag} {folder} is a file: give a folder")
     for flag, folder, example in (
         ("--attention-dir", attention_dir, "attention"),
         ("--gallery", gallery, "gallery"),
@@ -279,6 +271,45 @@ def predict(
         model_label=model,
     )
     raise typer.Exit(run_predict(paths, options))
+
+
+def refuse_unreadable_params(params: Path) -> None:
+    """Exit 2 when `params` is no params file to read (missing, a folder, a broken link, ...)."""
+    from gatcluster.config.loading import params_file_problem
+    from gatcluster.data.walk import shown_path
+
+    if problem := params_file_problem(params):
+        if params == PROJECT_PARAMS:  # not given: the command ran outside the project
+            raise fail(f"{params} {problem}: run this in the project folder or pass --params")
+        raise fail(f"--params {shown_path(params)} {problem}")
+
+
+def output_paths_problem(
+    out: Path | None, attention_dir: Path | None, gallery: Path | None, sort_into: Path | None
+) -> str | None:
+    """Why `gat predict` cannot write where its output options point, asked before any image is
+    read: --out a folder, an output folder that is a file, a broken link or a name too long."""
+    from gatcluster.data.walk import shown_path
+    from gatcluster.path_kind import Kind, look_at
+
+    if out is not None:
+        looked, shown = look_at(out), shown_path(out)
+        if looked.kind is Kind.FOLDER:
+            example = shown_path(out / "clusters.csv")
+            return f"--out {shown} is a folder: give a file name, e.g. --out {example}"
+        if looked.kind is Kind.UNREADABLE:
+            return f"--out {shown} cannot be written ({looked.reason})"
+    folders = {"--attention-dir": attention_dir, "--gallery": gallery, "--sort-into": sort_into}
+    for flag, folder in folders.items():
+        looked = look_at(folder) if folder is not None else None
+        if looked is None or looked.kind in (Kind.FOLDER, Kind.MISSING):
+            continue
+        shown = shown_path(folder)
+        if looked.kind is Kind.UNREADABLE:
+            return f"{flag} {shown} cannot be written ({looked.reason})"
+        what = "a broken symlink" if looked.kind is Kind.BROKEN_LINK else "a file"
+        return f"{flag} {shown} is {what}: give a folder"
+    return None
 
 
 def cache_root() -> Path:

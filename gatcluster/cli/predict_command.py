@@ -329,10 +329,10 @@ def report_extras(opts: PredictOptions, tally: Tally, console: Console) -> None:
     """Where the gallery and the sorted inputs went."""
     if opts.gallery is not None:
         page = opts.gallery / "gallery.html"
-        console.print(f"wrote the cluster gallery {page}", highlight=False, markup=False)
+        console.print(f"wrote the cluster gallery {shown_path(page)}", highlight=False, markup=False)
     if opts.sort_into is not None:
         how = "copied" if opts.copy else "linked"
-        line = f"{how} {tally.sorted} images into {opts.sort_into}/<cluster name>/"
+        line = f"{how} {tally.sorted} images into {shown_path(opts.sort_into)}/<cluster name>/"
         if tally.renamed:
             line += f"; {tally.renamed} renamed with a number because the name was taken"
         if tally.already_sorted:
@@ -377,7 +377,8 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
         console.print("error: no image could be clustered; no table written", highlight=False)
         return EXIT_FAILED
     if opts.out is not None:
-        console.print(f"wrote {tally.clustered} rows to {opts.out}", highlight=False, markup=False)
+        written = f"wrote {tally.clustered} rows to {shown_path(opts.out)}"
+        console.print(written, highlight=False, markup=False)
     report_extras(opts, tally, console)
     console.print(CLUSTER_COLUMNS, highlight=False)
     return EXIT_SOME_SKIPPED if tally.skipped else EXIT_OK

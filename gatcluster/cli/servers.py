@@ -194,7 +194,14 @@ def server(
         raise fail(str(err), EXIT_FAILED) from err
     destination = artifacts_destination or str(layout.artifact_root)
     if "://" not in destination:  # a folder here: absolute, so the banner names where it really is
-        destination = str(Path(destination).expanduser().absolute())
+        try:
+            destination = str(Path(destination).expanduser().absolute())
+        except RuntimeError as err:  # ~name of a user this machine does not have
+            home = destination.split("/")[0]
+            raise fail(
+                f"--artifacts-destination {destination}: no home folder is known for {home}:"
+                " give the full path"
+            ) from err
         if problem := writable_folder_problem(Path(destination)):
             raise fail(f"--artifacts-destination: {problem}", EXIT_FAILED)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -196,9 +196,13 @@ def test_check_looks_at_the_environment_the_stages_read(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("command", ["preset mnist", "check"])
-def test_missing_params_file_is_a_usage_error(tmp_path, command):
+def test_missing_params_file_is_a_usage_error(tmp_path, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside a project, --params not given
+    result = runner.invoke(app, command.split())
+    said = "error: params.yaml not found: run this in the project folder or pass --params\n"
+    assert result.exit_code == 2 and result.stderr == said
     result = runner.invoke(app, [*command.split(), "--params", str(tmp_path / "none.yaml")])
-    assert result.exit_code == 2 and "none.yaml not found" in result.stderr
+    assert result.exit_code == 2 and result.stderr == f"error: --params {tmp_path / 'none.yaml'} not found\n"
     result = runner.invoke(app, [*command.split(), "--params", str(tmp_path)])  # a folder
     assert result.exit_code == 2 and f"{tmp_path} is a folder, not a file" in result.stderr
     result = runner.invoke(app, [*command.split(), "--params", "/dev/null"])
@@ -409,6 +413,22 @@ def test_an_unwritable_output_is_one_line_before_any_image_is_read(
     line = f"error: cannot write {target}: {tmp_path / 'a-file'} is a file, not a folder"
     assert result.exit_code == 1 and line in result.stderr, result.stderr
     assert "Traceback" not in result.output and "images in" not in result.stderr  # nothing was clustered
+
+
+@pytest.mark.parametrize("option", ["--out", "--attention-dir", "--gallery", "--sort-into"])
+def test_an_output_name_too_long_or_a_broken_link_is_a_usage_error_before_any_work(
+    tmp_path, trained_onnx, option
+):
+    (tmp_path / "gone").symlink_to(tmp_path / "moved")
+    too_long = tmp_path / ("x" * 300 + (".csv" if option == "--out" else ""))  # was an OSError traceback
+    cases = [(too_long, "cannot be written (File name too long)")]
+    if option != "--out":  # --out through a broken link writes where it points (links are written through)
+        cases.append((tmp_path / "gone", "is a broken symlink: give a folder"))
+    for target, said in cases:
+        args = ["predict", str(tmp_path), "--model", str(trained_onnx[2]), option, str(target)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and f"error: {option} {target} {said}" in result.stderr, result.stderr
+        assert "Traceback" not in result.output
 
 
 def test_out_never_replaces_an_input_the_model_or_a_device(tmp_path, trained_onnx, digits_dataset):

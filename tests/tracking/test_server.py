@@ -214,6 +214,9 @@ def test_gat_server_refuses_an_artifact_folder_that_is_a_file_and_a_host_it_cann
     (tmp_path / "arts").write_text("a file")
     done = gat_server_in_process(monkeypatch, tmp_path, "--artifacts-destination", "arts")
     assert done.exit_code == 1 and f"--artifacts-destination: {tmp_path / 'arts'} is a file" in done.output
+    done = gat_server_in_process(monkeypatch, tmp_path, "--artifacts-destination", "~no-such-user/arts")
+    said = "--artifacts-destination ~no-such-user/arts: no home folder is known for ~no-such-user"
+    assert done.exit_code == 2 and said in done.output  # was a RuntimeError traceback
     done = gat_server_in_process(monkeypatch, tmp_path, "--host", "not a host")
     assert done.exit_code == 2 and "--host not a host: cannot listen there (" in done.output
     assert "already in use" not in done.output
