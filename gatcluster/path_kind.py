@@ -10,6 +10,7 @@ folders (pipeline), a model file (serving).
 from __future__ import annotations
 
 import errno
+import os
 import stat
 from dataclasses import dataclass
 from enum import Enum
@@ -51,3 +52,20 @@ def look_at(path: Path) -> Looked:
     if stat.S_ISDIR(mode):
         return Looked(Kind.FOLDER)
     return Looked(Kind.FILE if stat.S_ISREG(mode) else Kind.SPECIAL)
+
+
+def creation_problem(path: Path) -> str | None:
+    """Why a missing `path` could not be created, missing folders above it included, or None: the
+    first thing above it that exists must be a writable folder (not a file, a broken link, a loop)."""
+    for above in path.parents:
+        looked = look_at(above)
+        if looked.kind is Kind.MISSING:
+            continue
+        if looked.kind is Kind.FOLDER:
+            return None if os.access(above, os.W_OK) else f"{above} is not writable"
+        if looked.kind is Kind.UNREADABLE:
+            return f"{above} cannot be looked up ({looked.reason})"
+        if looked.kind is Kind.BROKEN_LINK:
+            return f"{above} is a broken symlink"
+        return f"{above} is a file, not a folder"
+    return None

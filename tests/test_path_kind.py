@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from gatcluster.path_kind import Kind, Looked, look_at
+from gatcluster.path_kind import Kind, Looked, creation_problem, look_at
 
 
 def test_each_kind_of_path_is_told_apart_without_raising(tmp_path):
@@ -47,3 +47,11 @@ def test_a_look_reads_as_the_reason_a_walk_gives_for_skipping():
     assert str(Looked(Kind.SPECIAL)) == "not a regular file"
     assert str(Looked(Kind.BROKEN_LINK)) == "broken symlink"
     assert str(Looked(Kind.UNREADABLE, "Permission denied")) == "unreadable (Permission denied)"
+
+
+def test_what_stops_a_missing_path_from_being_made_is_the_first_thing_above_it(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert creation_problem(tmp_path / "new" / "deeper" / "x") is None  # folders are made on the way
+    assert creation_problem(tmp_path / "a-file" / "x") == f"{tmp_path / 'a-file'} is a file, not a folder"
+    assert creation_problem(tmp_path / "loop" / "x") == f"{tmp_path / 'loop'} is a broken symlink"

@@ -15,7 +15,6 @@ and root can read, and a URI given as a command-line option must not hold a pass
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import sqlite3
 import sys
@@ -24,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
-from gatcluster.path_kind import Kind, Looked, look_at
-from gatcluster.tracking.store_uri import masked
+from gatcluster.path_kind import Kind, creation_problem, look_at
+from gatcluster.tracking.store_uri import IN_MEMORY, masked, sqlite_file_problem, sqlite_path
 
 CONNECT_TIMEOUT_S = 5
 BACKEND_URI_ENV = "MLFLOW_BACKEND_STORE_URI"  # MLflow's own name, read by `mlflow server`
@@ -164,20 +163,19 @@ def connect_args(scheme: str) -> dict:
 
 
 def sqlite_store_problem(uri: str) -> str | None:
-    """Why the SQLite file behind a `sqlite:///` store cannot be served (a folder, not a database,
-    locked, unreadable, cannot be created), or None: another kind of store, or a file MLflow can
-    open or create. Asked before a server starts: its workers would fail with a traceback (or retry
-    for minutes) after the URL was already shown."""
+    """Why the SQLite file behind a `sqlite:///` store cannot be served (in memory, a folder, not
+    a database, locked, unreadable, cannot be created), or None: another kind of store, or a file
+    MLflow can open or create. Asked before a server starts: its workers would fail with a
+    traceback (or retry for minutes) after the URL was already shown."""
     if not uri.startswith("sqlite:///"):
         return None
-    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])  # SQLAlchemy options after '?'
-    looked = look_at(path)
-    if looked.kind is Kind.FOLDER:
-        return f"{path} is a folder, not a database file"
-    if looked.kind is Kind.BROKEN_LINK:  # SQLite creates the database where the link points
-        return creation_problem(path)
-    if looked.kind is not Kind.FILE:
-        return path_problem(path, looked)
+    if uri.split("?", 1)[0] in IN_MEMORY:
+        return "an in-memory store keeps nothing: name a file, sqlite:///<path>/mlflow.db"
+    path = sqlite_path(uri)
+    if problem := sqlite_file_problem(path):
+        return problem
+    if not path.is_file():
+        return None  # SQLite creates it
     try:
         # Read-write (without creating): a read-only connection cannot roll back the journal a
         # killed writer left, which MLflow's own connection does.
@@ -188,35 +186,15 @@ def sqlite_store_problem(uri: str) -> str | None:
     return None
 
 
-def creation_problem(path: Path) -> str | None:
-    """Why `path` (missing) could not be created, missing folders above it included, or None."""
-    existing = path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK):
-        return f"{existing} is not writable"
-    return None
-
-
 def writable_folder_problem(path: Path) -> str | None:
     """Why `path` cannot be (or become) a folder to write in, or None."""
     looked = look_at(path)
     if looked.kind is Kind.FOLDER:
         return None
-    if looked.kind in (Kind.FILE, Kind.SPECIAL):
-        return f"{path} is a file, not a folder"
-    return path_problem(path, looked)
-
-
-def path_problem(path: Path, looked: Looked) -> str | None:
-    """For a path that is neither file nor folder: why it cannot be made (or None where it can),
-    or what it is (a broken link, a name that cannot be looked up)."""
     if looked.kind is Kind.MISSING:
         return creation_problem(path)
-    if looked.kind is Kind.UNREADABLE:  # a name over 255 bytes, a folder that cannot be entered
+    if looked.kind is Kind.UNREADABLE:  # a name over 255 bytes
         return f"{path} cannot be looked up ({looked.reason})"
     if looked.kind is Kind.BROKEN_LINK:
         return f"{path} is a broken symlink"
-    return f"{path} is not a regular file"  # a FIFO, device or socket
+    return f"{path} is a file, not a folder"

@@ -1,4 +1,5 @@
-"""What MLFLOW_TRACKING_URI names, told from the text alone (no MLflow import, no connection).
+"""What MLFLOW_TRACKING_URI names, told from its text and, for a SQLite store, its file (no
+MLflow import, no connection).
 
 Which stores MLflow can track runs in (the check stage and `gat check` ask before any stage sets
 its outputs aside: a URI MLflow cannot use used to stop the train stage only after `dvc repro` had
@@ -8,9 +9,14 @@ and the URI as messages show it, with any password hidden.
 
 from __future__ import annotations
 
+import os
 import re
 from importlib.metadata import entry_points
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from gatcluster.data.walk import shown_path
+from gatcluster.path_kind import Kind, creation_problem, look_at
 
 SERVER_SCHEMES = ("http", "https")
 # Schemes of the stores MLflow tracks in (the part before any SQLAlchemy `+driver`), beside those
@@ -80,7 +86,36 @@ def tracking_uri_problem(uri: str, allow_file_store: bool = False) -> str | None
         return f"names no store MLflow tracks in ({scheme}://): {USE_INSTEAD}"
     if scheme == "sqlite" and uri.split("?", 1)[0] in IN_MEMORY:
         return "is an in-memory store, which keeps nothing after the stage: name a file, sqlite:///<path>/mlflow.db"
+    if scheme == "sqlite" and (problem := sqlite_file_problem(sqlite_path(uri))):
+        return f"cannot be used: {problem}"  # MLflow retried such a file for two minutes
     return None
+
+
+def sqlite_path(uri: str) -> Path:
+    """The database file of a `sqlite:///` URI (SQLAlchemy options after '?' left out)."""
+    return Path(uri.split("://", 1)[1].removeprefix("/").split("?", 1)[0])
+
+
+def sqlite_file_problem(path: Path) -> str | None:
+    """Why no SQLite database can be opened or made at `path`, a clause naming it; None where one
+    can (a file's contents are the store's to judge, when it is opened)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # SQLAlchemy cannot pass such a name on (a traceback in its workers)
+        return f"{shown_path(path)} is not UTF-8 text: rename the file or its folder"
+    looked = look_at(path)
+    if looked.kind is Kind.BROKEN_LINK:  # SQLite makes the database where the link points
+        target = Path(os.path.realpath(path))  # a loop of links resolves to itself
+        if look_at(target).kind is Kind.MISSING and look_at(target.parent).kind is Kind.FOLDER:
+            return None if os.access(target.parent, os.W_OK) else f"{target.parent} is not writable"
+        return f"{path} is a broken symlink"  # a loop, or a link into a folder that is not there
+    if looked.kind in (Kind.FILE, Kind.MISSING):
+        return None if looked.kind is Kind.FILE else creation_problem(path)  # SQLite makes a missing one
+    if looked.kind is Kind.FOLDER:
+        return f"{path} is a folder, not a database file"
+    if looked.kind is Kind.UNREADABLE:
+        return f"{path} cannot be looked up ({looked.reason})"
+    return f"{path} is not a regular file"
 
 
 def plugin_schemes() -> set[str]:

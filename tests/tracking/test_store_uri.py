@@ -1,5 +1,7 @@
 """Which MLFLOW_TRACKING_URI values MLflow can track runs in, told before any stage runs."""
 
+import os
+
 import pytest
 
 from gatcluster.tracking.store_uri import file_store_allowed, is_server_uri, masked, tracking_uri_problem
@@ -8,7 +10,8 @@ from gatcluster.tracking.store_uri import file_store_allowed, is_server_uri, mas
 @pytest.mark.parametrize(
     "uri",
     [
-        "sqlite:////p/mlflow.db",
+        "sqlite:///{tmp}/mlflow.db",  # made on first use
+        "sqlite:///{tmp}/runs/mlflow.db",  # its folder too
         "sqlite:///mlflow.db?timeout=30",
         "http://h:5000",
         "https://h",
@@ -17,8 +20,8 @@ from gatcluster.tracking.store_uri import file_store_allowed, is_server_uri, mas
         "uc",
     ],
 )
-def test_stores_mlflow_tracks_in_pass(uri):
-    assert tracking_uri_problem(uri) is None
+def test_stores_mlflow_tracks_in_pass(uri, tmp_path):
+    assert tracking_uri_problem(uri.replace("{tmp}", str(tmp_path))) is None
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,29 @@ def test_stores_mlflow_tracks_in_pass(uri):
 )
 def test_stores_mlflow_cannot_use_are_named(uri, said):
     assert said in tracking_uri_problem(uri)
+
+
+def test_a_sqlite_file_no_database_can_be_made_at_is_named_with_why(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "to-nowhere").symlink_to(tmp_path / "missing-folder" / "mlflow.db")
+    (tmp_path / "to-new").symlink_to(tmp_path / "new.db")  # SQLite makes the database it points at
+    os.mkfifo(tmp_path / "fifo")
+    cases = {
+        "folder": "folder is a folder, not a database file",
+        "a-file/mlflow.db": "a-file is a file, not a folder",
+        "loop": "loop is a broken symlink",
+        "loop/mlflow.db": "loop is a broken symlink",
+        "to-nowhere": "to-nowhere is a broken symlink",
+        "fifo": "fifo is not a regular file",
+        "x" * 300: "cannot be looked up (File name too long)",
+        os.fsdecode(b"m\xff.db"): "m\\xff.db is not UTF-8 text",  # SQLAlchemy raised on it in the server
+    }
+    for name, said in cases.items():
+        problem = tracking_uri_problem(f"sqlite:///{tmp_path / name}")  # MLflow retried these for minutes
+        assert problem is not None and problem.startswith("cannot be used: ") and said in problem, name
+    assert tracking_uri_problem(f"sqlite:///{tmp_path / 'to-new'}") is None
 
 
 def test_the_file_store_passes_where_mlflow_is_told_to_allow_it():
