@@ -92,6 +92,7 @@ def preset(
         preset_values,
         root_reset,
     )
+    from gatcluster.data.walk import shown_path
 
     if name is None:
         for known in preset_names():
@@ -116,10 +117,9 @@ def preset(
         raise fail(str(err), EXIT_FAILED) from err
     except OSError as err:
         raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
-    typer.echo(f"{params}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
+    shown = shown_path(params)
+    typer.echo(f"{shown}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
     if reset:
-        from gatcluster.data.walk import shown_path  # a newline in the value stays in this line
-
         new_source, old_kind = overrides["data.source"], DATA_ROOT_KINDS[old_data.source]
         held = f"was set for data.source {old_data.source}" if old_kind else "is read by no source here"
         typer.echo(
@@ -139,6 +139,7 @@ def check(
 
     from gatcluster.config.loading import load_params
     from gatcluster.config.params import ParamsError
+    from gatcluster.data.walk import shown_path
     from gatcluster.pipeline.check_stage import check_against_data
     from gatcluster.pipeline.environment import check_environment
     from gatcluster.pipeline.layout import ProjectLayout
@@ -152,7 +153,7 @@ def check(
         check_environment(env.get("GAT_THREADS"), env.get("MLFLOW_TRACKING_URI"), allowed)
     except ParamsError as err:
         raise fail(str(err)) from err
-    typer.echo(f"{params} is {checked}")
+    typer.echo(f"{shown_path(params)} is {checked}")
 
 
 @app.command(epilog="Example: gat info models/gatcluster.onnx")

@@ -180,6 +180,16 @@ def test_check_validates_params_against_the_data_size(tmp_path):
     assert result.exit_code == 2 and "has 5000 images, fewer than train.sub_batch (5500)" in result.stderr
 
 
+def test_check_and_preset_name_an_odd_params_file_on_one_line(tmp_path):
+    params = tmp_path / "two\nlines.yaml"  # a newline in the name could pass for another line
+    shutil.copy(ROOT / "params.yaml", params)
+    result = runner.invoke(app, ["check", "--params", str(params)])
+    shown = f"{tmp_path}/two\\nlines.yaml"
+    assert result.exit_code == 0 and result.stdout.startswith(f"{shown} is valid (")
+    result = runner.invoke(app, ["preset", "mnist", "--params", str(params)])
+    assert result.exit_code == 0 and result.stdout.startswith(f"{shown}: preset mnist set ")
+
+
 def test_check_looks_at_the_environment_the_stages_read(tmp_path, monkeypatch):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)
