@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gatcluster.path_kind import Kind, look_at
+
 _TEMP_NAME_TRIES = 100
 NAME_LIMIT = 255  # bytes of one file name on ext4, XFS, Btrfs, APFS and most others
 
@@ -125,14 +127,12 @@ def file_target(path: Path) -> Path:
     (a folder, a device such as /dev/null, a FIFO, a socket): a rename would replace it.
     """
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    try:
-        mode = target.stat().st_mode
-    except FileNotFoundError:
-        return target
-    except OSError:
-        return target  # unreadable: the write itself says why
-    if not stat.S_ISREG(mode):
-        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+    kind = {
+        Kind.FOLDER: "a folder",
+        Kind.SPECIAL: "not a regular file (a device, FIFO or socket)",
+        Kind.BROKEN_LINK: "a loop of symbolic links",  # realpath stops where a loop begins
+    }.get(look_at(target).kind)
+    if kind is not None:  # a file, a missing one, or one that cannot be looked at: the write says why
         raise WriteError(errno.EEXIST, f"cannot write {path}: it is {kind}, which is left as it is")
     return target
 

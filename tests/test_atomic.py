@@ -58,6 +58,14 @@ def test_a_fifo_or_a_folder_is_refused_and_left_as_it_is(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "pipe"]  # no temporary left
 
 
+def test_a_loop_of_links_has_no_target_to_write_through(tmp_path):
+    # gat predict --out writes through a link (file_target); a loop was replaced by a file silently
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(atomic.WriteError, match="cannot write .*loop: it is a loop of symbolic links"):
+        atomic.file_target(tmp_path / "loop")
+    assert os.readlink(tmp_path / "loop") == "loop"
+
+
 def test_another_files_error_inside_the_block_is_not_blamed_on_the_target(tmp_path):
     target, other = tmp_path / "table.csv", tmp_path / "taken"
     with pytest.raises(FileExistsError) as raised, atomic_path(target) as tmp:

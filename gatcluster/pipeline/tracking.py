@@ -26,7 +26,7 @@ from gatcluster.tracking.mlflow_runs import (
     resolve_tracking_uri,
 )
 from gatcluster.tracking.reachability import check_server_answers
-from gatcluster.tracking.store_uri import is_server_uri
+from gatcluster.tracking.store_uri import is_server_uri, masked, sqlite_uri_file_problem
 
 log = logging.getLogger("tracking")
 
@@ -48,6 +48,7 @@ def open_tracking(params: Params, project_root: Path, uri_override: str | None) 
     main_root = main_worktree_root(project_root)
     uri = resolve_tracking_uri(uri_override, project_root)
     check_server_answers(uri)  # ServerUnreachable in seconds, not after MLflow's minutes of retries
+    check_store_file(uri)  # likewise for a SQLite file no database can be made at
     check_credentials_file(uri)  # CredentialsUnreadable in one line, not a traceback mid-request
     client = MlflowClient(tracking_uri=uri)
     name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
@@ -57,6 +58,14 @@ def open_tracking(params: Params, project_root: Path, uri_override: str | None) 
     for run_id in close_dead_runs(client, tracking.experiment_id):
         log.warning("closed MLflow run %s as KILLED: its process had ended without closing it", run_id)
     return tracking
+
+
+def check_store_file(uri: str) -> None:
+    """A StageError at once for a `sqlite:///` store no database can be opened or made at (a folder,
+    a FIFO, a path below a file): MLflow retried it for two minutes. The check stage says so too,
+    but DVC reruns it only when params or its code change."""
+    if problem := sqlite_uri_file_problem(uri):
+        raise StageError(f"the MLflow store {masked(uri)} cannot be used: {problem}")
 
 
 def check_artifacts_reachable(tracking: Tracking, name: str) -> None:

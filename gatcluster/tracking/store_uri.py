@@ -86,9 +86,17 @@ def tracking_uri_problem(uri: str, allow_file_store: bool = False) -> str | None
         return f"names no store MLflow tracks in ({scheme}://): {USE_INSTEAD}"
     if scheme == "sqlite" and uri.split("?", 1)[0] in IN_MEMORY:
         return "is an in-memory store, which keeps nothing after the stage: name a file, sqlite:///<path>/mlflow.db"
-    if scheme == "sqlite" and (problem := sqlite_file_problem(sqlite_path(uri))):
+    if problem := sqlite_uri_file_problem(uri):
         return f"cannot be used: {problem}"  # MLflow retried such a file for two minutes
     return None
+
+
+def sqlite_uri_file_problem(uri: str) -> str | None:
+    """For a `sqlite:///` URI naming a file, why no database can be opened or made there (a clause
+    naming the path); None for other URIs, in-memory stores and files SQLite can use."""
+    if uri_scheme(uri) != "sqlite" or uri.split("?", 1)[0] in IN_MEMORY:
+        return None
+    return sqlite_file_problem(sqlite_path(uri))
 
 
 def sqlite_path(uri: str) -> Path:

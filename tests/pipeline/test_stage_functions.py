@@ -240,6 +240,17 @@ def test_an_experiment_made_through_a_server_is_a_clear_error_on_the_local_store
         open_tracking(team, local_store, None)
 
 
+def test_a_sqlite_store_no_database_can_be_made_at_stops_a_stage_at_once(tmp_path):
+    # DVC reruns the check stage only when params change: the stages ask too (MLflow retried a
+    # folder as its database for two minutes, then failed).
+    from gatcluster.pipeline.tracking import open_tracking
+
+    (tmp_path / "runs").mkdir()
+    said = r"^the MLflow store sqlite:///.*runs cannot be used: .*runs is a folder, not a database file$"
+    with pytest.raises(StageError, match=said):
+        open_tracking(PARAMS, tmp_path, f"sqlite:///{tmp_path / 'runs'}")
+
+
 @pytest.mark.parametrize("reduced", [True, False])
 def test_the_exported_contract_decodes_jpegs_as_fetch_decoded_the_training_images(tmp_path, reduced):
     from gatcluster.model import GATCluster
