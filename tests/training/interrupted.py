@@ -14,8 +14,9 @@ from gatcluster.training.checkpoint import load_checkpoint
 from gatcluster.training.fit import FitResult, fit
 
 
-class Interrupt(Exception):
-    """Stands for Ctrl-C inside training."""
+class Interrupt(KeyboardInterrupt):
+    """Stands for Ctrl-C inside training: a KeyboardInterrupt, as Ctrl-C raises (an Exception from
+    the log callback is a tracking store that refused, after which that iteration is kept)."""
 
 
 class Interrupted(NamedTuple):
