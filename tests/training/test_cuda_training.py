@@ -69,8 +69,9 @@ def test_recorded_steps_train_as_eager_steps(mnist_images, amp):
     assert F.cosine_similarity(*weights, dim=0) >= 0.999
 
 
-class Stop(Exception):
-    """Stands for Ctrl-C after an iteration logs (before its checkpoint is written)."""
+class Stop(KeyboardInterrupt):
+    """Stands for Ctrl-C after an iteration logs (before its checkpoint is written): a
+    KeyboardInterrupt, as Ctrl-C raises (an Exception from the log callback keeps that iteration)."""
 
 
 def test_recording_and_eager_runs_resume_each_others_checkpoints(mnist_images, tmp_path):
