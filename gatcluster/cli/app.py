@@ -27,6 +27,7 @@ import typer
 
 from gatcluster import __version__
 from gatcluster.cli.completion import PREDICT_DEVICES, complete_device, complete_format, complete_preset_name
+from gatcluster.cli.given import given_path, given_text
 from gatcluster.cli.messages import fail, store_error
 from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, user_app
 from gatcluster.exit_codes import EXIT_FAILED
@@ -79,7 +80,9 @@ def preset(
         str | None,
         typer.Argument(help="Preset to apply; omit to list them.", autocompletion=complete_preset_name),
     ] = None,
-    params: Annotated[Path, typer.Option(help="The params file to rewrite.")] = PROJECT_PARAMS,
+    params: Annotated[
+        Path, typer.Option(parser=given_path, help="The params file to rewrite.")
+    ] = PROJECT_PARAMS,
 ) -> None:
     """List the presets, or write one into params.yaml (the keys presets decide; comments kept)."""
     from gatcluster.atomic import WriteError, file_target, write_text_atomic
@@ -130,7 +133,9 @@ def preset(
 
 @app.command(epilog="Example: gat check && dvc repro")
 def check(
-    params: Annotated[Path, typer.Option(help="The params file to check.")] = PROJECT_PARAMS,
+    params: Annotated[
+        Path, typer.Option(parser=given_path, help="The params file to check.")
+    ] = PROJECT_PARAMS,
 ) -> None:
     """Check params.yaml against the data, as the pipeline's first stage does (nothing is written)."""
     # DVC's YAML parser, which reads params.yaml here too (loading.parse_yaml imports it late): from
@@ -161,7 +166,8 @@ def info(
     model: Annotated[
         str,
         typer.Argument(
-            help="A gatcluster .onnx file, or a registry model: models:/NAME@ALIAS, models:/NAME/VERSION."
+            parser=given_text,
+            help="A gatcluster .onnx file, or a registry model: models:/NAME@ALIAS, models:/NAME/VERSION.",
         ),
     ],
 ) -> None:
@@ -183,14 +189,19 @@ def info(
 )
 def predict(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (scanned recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(parser=given_path, help="Image files or folders (scanned recursively).")
+    ],
     model: Annotated[
         str,
         typer.Option(
-            help="The exported .onnx file, or a registry model: models:/NAME@ALIAS, models:/NAME/VERSION."
+            parser=given_text,
+            help="The exported .onnx file, or a registry model: models:/NAME@ALIAS, models:/NAME/VERSION.",
         ),
     ] = "models/gatcluster.onnx",
-    out: Annotated[Path | None, typer.Option(help="Write the table here (default: stdout).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(parser=given_path, help="Write the table here (default: stdout).")
+    ] = None,
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -204,10 +215,14 @@ def predict(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for ONNX Runtime and for decoding (at most 4).")
     ] = None,
-    attention_dir: Annotated[Path | None, typer.Option(help="Write attention-map overlays here.")] = None,
+    attention_dir: Annotated[
+        Path | None, typer.Option(parser=given_path, help="Write attention-map overlays here.")
+    ] = None,
     gallery: Annotated[
         Path | None,
-        typer.Option(help="Write a cluster gallery here: gallery.html and one PNG per cluster."),
+        typer.Option(
+            parser=given_path, help="Write a cluster gallery here: gallery.html and one PNG per cluster."
+        ),
     ] = None,
     gallery_members: Annotated[
         int,
@@ -217,7 +232,9 @@ def predict(
     ] = 16,
     sort_into: Annotated[
         Path | None,
-        typer.Option(help="Link each input into DIR/<cluster name>/ (nothing there is overwritten)."),
+        typer.Option(
+            parser=given_path, help="Link each input into DIR/<cluster name>/ (nothing there is overwritten)."
+        ),
     ] = None,
     copy: Annotated[
         bool, typer.Option("--copy", help="With --sort-into: copy the files instead of linking.")
@@ -381,7 +398,8 @@ def promote(
         str | None, typer.Option(help="Registered model; default: export.registered_model of params.yaml.")
     ] = None,
     params: Annotated[
-        Path | None, typer.Option(help="The params file naming the model (default: the project's).")
+        Path | None,
+        typer.Option(parser=given_path, help="The params file naming the model (default: the project's)."),
     ] = None,
 ) -> None:
     """Point a registry alias (default @champion) at a version of the exported model."""
@@ -435,7 +453,8 @@ def ui(
         str, typer.Option(help="Interface; keep 127.0.0.1 unless you mean to share it.")
     ] = "127.0.0.1",
     backend_store_uri: Annotated[
-        str | None, typer.Option(help="MLflow store; default: MLFLOW_TRACKING_URI or ./mlflow.db")
+        str | None,
+        typer.Option(parser=given_text, help="MLflow store; default: MLFLOW_TRACKING_URI or ./mlflow.db"),
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server worker processes (one serves one user).")

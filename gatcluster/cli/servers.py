@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from gatcluster.cli.given import given_text
 from gatcluster.cli.messages import fail, store_error
 from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
@@ -143,13 +144,17 @@ def server(
     backend_store_uri: Annotated[
         str | None,
         typer.Option(
+            parser=given_text,
             help="SQL store without a password (postgresql://user@host:5432/db, password in ~/.pgpass); "
-            "default: MLFLOW_BACKEND_STORE_URI, else ./mlflow.db"
+            "default: MLFLOW_BACKEND_STORE_URI, else ./mlflow.db",
         ),
     ] = None,
     artifacts_destination: Annotated[
         str | None,
-        typer.Option(help="Where the server keeps artifacts (folder or s3://...); default ./mlartifacts"),
+        typer.Option(
+            parser=given_text,
+            help="Where the server keeps artifacts (folder or s3://...); default ./mlartifacts",
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 to serve the team's network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
