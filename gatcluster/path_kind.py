@@ -54,18 +54,42 @@ def look_at(path: Path) -> Looked:
     return Looked(Kind.FILE if stat.S_ISREG(mode) else Kind.SPECIAL)
 
 
+def missing_reason(path: Path) -> str:
+    """For a missing `path` below something that is no folder, what that is, to append to "not
+    found": " (a.onnx is a file, not a folder)", " (x is a broken symlink)"; else "". It tells a path
+    through a file from a mistyped name."""
+    found = first_existing_above(path)
+    if found is None or found[1].kind is Kind.FOLDER:
+        return ""
+    return f" ({not_a_folder(*found)})"
+
+
 def creation_problem(path: Path) -> str | None:
     """Why a missing `path` could not be created, missing folders above it included, or None: the
     first thing above it that exists must be a writable folder (not a file, a broken link, a loop)."""
+    found = first_existing_above(path)
+    if found is None:
+        return None
+    above, looked = found
+    if looked.kind is Kind.FOLDER:
+        return None if os.access(above, os.W_OK) else f"{above} is not writable"
+    return not_a_folder(above, looked)
+
+
+def first_existing_above(path: Path) -> tuple[Path, Looked] | None:
+    """The nearest folder above `path` that is there (or whatever is there in its place), and its
+    kind; None when nothing above is."""
     for above in path.parents:
         looked = look_at(above)
-        if looked.kind is Kind.MISSING:
-            continue
-        if looked.kind is Kind.FOLDER:
-            return None if os.access(above, os.W_OK) else f"{above} is not writable"
-        if looked.kind is Kind.UNREADABLE:
-            return f"{above} cannot be looked up ({looked.reason})"
-        if looked.kind is Kind.BROKEN_LINK:
-            return f"{above} is a broken symlink"
-        return f"{above} is a file, not a folder"
+        if looked.kind is not Kind.MISSING:
+            return above, looked
     return None
+
+
+def not_a_folder(above: Path, looked: Looked) -> str:
+    """Why `above`, which `looked` found to be no folder, cannot hold anything."""
+    if looked.kind is Kind.UNREADABLE:
+        return f"{above} cannot be looked up ({looked.reason})"
+    if looked.kind is Kind.BROKEN_LINK:
+        return f"{above} is a broken symlink"
+    return f"{above} is a file, not a folder"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from gatcluster.path_kind import Kind, Looked, creation_problem, look_at
+from gatcluster.path_kind import Kind, Looked, creation_problem, look_at, missing_reason
 
 
 def test_each_kind_of_path_is_told_apart_without_raising(tmp_path):
@@ -55,3 +55,15 @@ def test_what_stops_a_missing_path_from_being_made_is_the_first_thing_above_it(t
     assert creation_problem(tmp_path / "new" / "deeper" / "x") is None  # folders are made on the way
     assert creation_problem(tmp_path / "a-file" / "x") == f"{tmp_path / 'a-file'} is a file, not a folder"
     assert creation_problem(tmp_path / "loop" / "x") == f"{tmp_path / 'loop'} is a broken symlink"
+
+
+def test_a_missing_path_below_something_that_is_no_folder_says_what_that_is(tmp_path):
+    (tmp_path / "a.onnx").write_text("x")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    assert missing_reason(tmp_path / "gone" / "deeper" / "x") == ""  # a mistyped name: nothing to add
+    assert missing_reason(tmp_path / "a.onnx" / "x") == f" ({tmp_path / 'a.onnx'} is a file, not a folder)"
+    assert missing_reason(tmp_path / "loop" / "x") == f" ({tmp_path / 'loop'} is a broken symlink)"
+    assert (
+        missing_reason(tmp_path / "dangling" / "x" / "y") == f" ({tmp_path / 'dangling'} is a broken symlink)"
+    )

@@ -18,7 +18,7 @@ from gatcluster.config.params import (
     params_to_dict,
 )
 from gatcluster.config.validation import build_section, check_consistency, check_experiment_name, cut
-from gatcluster.path_kind import Kind, look_at
+from gatcluster.path_kind import Kind, look_at, missing_reason
 
 IMAGE_SIZE_KEY = "data.image_size"  # earlier versions set it; the backbone implies it
 
@@ -39,7 +39,7 @@ def params_file_problem(path: Path) -> str | None:
         Kind.FILE: None,
         Kind.FOLDER: "is a folder, not a file",
         Kind.SPECIAL: "is not a regular file",
-        Kind.MISSING: "not found",
+        Kind.MISSING: "not found" + missing_reason(path),
         Kind.BROKEN_LINK: "is a broken symlink",
     }
     return problems.get(looked.kind, f"cannot be read ({looked.reason})")

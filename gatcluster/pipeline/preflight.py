@@ -16,7 +16,7 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.images import IMAGE_SUFFIXES, is_image_file
 from gatcluster.data.sources import IMAGENET_WNIDS, ROOT_SOURCES, folder_files, missing_class_folders
 from gatcluster.data.store import MANIFEST
-from gatcluster.path_kind import Kind, look_at
+from gatcluster.path_kind import Kind, look_at, missing_reason
 
 # Images per source as fetched (train+test where the paper uses both; docs/method.md §6, §9).
 KNOWN_SIZES = {
@@ -83,7 +83,7 @@ def folder_problem(path: Path) -> str | None:
     looked = look_at(path)
     problems = {
         Kind.FOLDER: None,
-        Kind.MISSING: "does not exist",
+        Kind.MISSING: "does not exist" + missing_reason(path),
         Kind.BROKEN_LINK: "is a broken symlink",
         Kind.FILE: "is not a folder",
         Kind.SPECIAL: "is not a folder",

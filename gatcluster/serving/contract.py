@@ -14,7 +14,7 @@ from pathlib import Path
 from gatcluster.data.fit import RULES
 from gatcluster.data.images import preprocessing_record, reduces_jpeg
 from gatcluster.data.walk import shown_path
-from gatcluster.path_kind import Kind, look_at
+from gatcluster.path_kind import Kind, look_at, missing_reason
 
 PREFIX = "gatcluster."
 # The graph's input and outputs by name: export writes them, predict feeds and reads them.
@@ -132,7 +132,7 @@ def model_source(path: Path) -> str | bytes:
     shown = shown_path(path)
     looked = look_at(path)
     problems = {
-        Kind.MISSING: f"model file not found: {shown}",
+        Kind.MISSING: f"model file not found: {shown}{missing_reason(path)}",
         Kind.FOLDER: f"{shown} is a folder, not a model file: give the .onnx file",
         Kind.SPECIAL: f"{shown} is not a regular file: give the .onnx file",  # opening a FIFO would block
         Kind.BROKEN_LINK: f"{shown} is a broken symlink: give the .onnx file",

@@ -179,6 +179,11 @@ def test_a_yaml_error_is_one_short_line():
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(
+        ParamsError, match=r"a-file/params.yaml not found \(.*a-file is a file, not a folder\)$"
+    ):
+        load_params(tmp_path / "a-file" / "params.yaml")
     (tmp_path / "link.yaml").symlink_to(tmp_path / "moved.yaml")
     with pytest.raises(ParamsError, match="link.yaml is a broken symlink$"):
         load_params(tmp_path / "link.yaml")

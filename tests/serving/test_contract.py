@@ -126,6 +126,11 @@ def test_a_folder_a_fifo_a_missing_path_or_a_name_too_long_is_named_as_such(tmp_
         model_source(tmp_path / "fifo.onnx")
     with pytest.raises(ModelFileError, match="^model file not found: .*other.onnx$"):
         model_source(tmp_path / "other.onnx")
+    (tmp_path / "a.onnx").write_bytes(b"x")
+    with pytest.raises(
+        ModelFileError, match=r"^model file not found: .*a.onnx/x.onnx \(.*a.onnx is a file, not"
+    ):
+        model_source(tmp_path / "a.onnx" / "x.onnx")
     (tmp_path / "latest.onnx").symlink_to(tmp_path / "deleted.onnx")
     with pytest.raises(ModelFileError, match="latest.onnx is a broken symlink: give the .onnx file"):
         model_source(tmp_path / "latest.onnx")
