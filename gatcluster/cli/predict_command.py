@@ -7,6 +7,7 @@ or an output could not be written (checked before any image is read, and again w
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import time
@@ -34,6 +35,7 @@ from gatcluster.data.walk import (
 )
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED, EXIT_USAGE
+from gatcluster.path_kind import Kind, first_existing_above, look_at
 from gatcluster.pipeline.progress import count_columns
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 from gatcluster.serving.onnx_predict import (
@@ -276,13 +278,24 @@ def check_outputs_writable(opts: PredictOptions, names: list[str]) -> None:
         except (FileExistsError, NotADirectoryError) as err:  # "File exists" alone named no culprit
             in_the_way = shown_path(file_in_the_way(folder))
             raise OSError(err.errno, f"{in_the_way} is a file, not a folder", str(what)) from None
+        except FileNotFoundError as err:  # the folders above are there: a virtual file system (/proc)
+            raise OSError(err.errno, probe_failure(err, folder), str(what)) from None
         try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
             if folder in fresh:
                 mark_output_folder(folder)
         except OSError as err:  # name the user's folder, not the probe's random file
-            raise OSError(err.errno, err.strerror, str(folder)) from err
+            raise OSError(err.errno, probe_failure(err, folder), str(folder)) from err
+
+
+def probe_failure(err: OSError, path: Path) -> str:
+    """Why a file or folder could not be made at `path`: the system's reason, except where a virtual
+    file system (/proc) answers "No such file or directory" about a folder that is there."""
+    found = (path, look_at(path)) if path.is_dir() else first_existing_above(path)
+    if err.errno == errno.ENOENT and found is not None and found[1].kind is Kind.FOLDER:
+        return f"{shown_path(found[0])} takes no new files or folders (its file system said: {err.strerror})"
+    return err.strerror or type(err).__name__
 
 
 def file_in_the_way(folder: Path) -> Path:

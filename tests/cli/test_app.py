@@ -425,6 +425,21 @@ def test_an_unwritable_output_is_one_line_before_any_image_is_read(
     assert "Traceback" not in result.output and "images in" not in result.stderr  # nothing was clustered
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("option", ["--out", "--attention-dir", "--sort-into"])
+def test_an_output_in_proc_is_not_said_to_be_missing(tmp_path, trained_onnx, digits_dataset, option):
+    digits_folder(tmp_path / "d", digits_dataset.images[:3])
+    target = "/proc/x.csv" if option == "--out" else "/proc/out/deeper"
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), option, target]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    # As root /proc answers "No such file or directory" about itself (was the whole message); else EACCES.
+    said = "/proc takes no new files or folders (its file system said: No such file or directory)"
+    assert said in result.stderr or "Permission denied" in result.stderr, result.stderr
+    assert "images in" not in result.stderr
+
+
 @pytest.mark.parametrize("option", ["--out", "--attention-dir", "--gallery", "--sort-into"])
 def test_an_output_name_too_long_or_a_broken_link_is_a_usage_error_before_any_work(
     tmp_path, trained_onnx, option
