@@ -145,10 +145,14 @@ def file_error_message(err: OSError) -> str:
 def tracking_error_message(err: Exception) -> str:
     """One line: what MLflow said, which store it was, and what to do."""
     said = cut((getattr(err, "message", None) or str(err)).strip().splitlines()[0], 200).rstrip(".")
-    store = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
-    if not store:  # the project's own store: no server to check, no variable to unset
+    from gatcluster.tracking.mlflow_runs import resolve_tracking_uri  # MLflow is imported by now
+
+    given = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    # The store the stage used: under `dvc exp run --queue/--temp` the project's, not the copy's.
+    store = resolve_tracking_uri(given, ROOT)
+    if not given:  # the project's own store: no server to check, no variable to unset
         return (
-            f"error: MLflow tracking failed at sqlite:///{ROOT / 'mlflow.db'}: {said}. GAT_VERBOSE=1"
+            f"error: MLflow tracking failed at {store}: {said}. GAT_VERBOSE=1"
             " shows MLflow's log; check that mlflow.db and mlartifacts/ are writable"
         )
     check = "that the tracking server runs (gat server)" if is_server_uri(store) else "that it can be written"

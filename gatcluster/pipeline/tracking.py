@@ -26,6 +26,7 @@ from gatcluster.tracking.mlflow_runs import (
     resolve_tracking_uri,
 )
 from gatcluster.tracking.reachability import check_server_answers
+from gatcluster.tracking.store_lock import one_store_opener_at_a_time
 from gatcluster.tracking.store_uri import is_server_uri, masked, sqlite_uri_file_problem
 
 log = logging.getLogger("tracking")
@@ -50,10 +51,11 @@ def open_tracking(params: Params, project_root: Path, uri_override: str | None) 
     check_server_answers(uri)  # ServerUnreachable in seconds, not after MLflow's minutes of retries
     check_store_file(uri)  # likewise for a SQLite file no database can be made at
     check_credentials_file(uri)  # CredentialsUnreadable in one line, not a traceback mid-request
-    client = MlflowClient(tracking_uri=uri)
     name = params.mlflow.experiment or f"gatcluster-{params.data.source}"
     artifact_root = artifact_root_for(uri, ProjectLayout(main_root).artifact_root)
-    tracking = Tracking(client, experiment_id(client, name, artifact_root), uri)
+    with one_store_opener_at_a_time(uri):  # the client creates a new store's tables
+        client = MlflowClient(tracking_uri=uri)
+        tracking = Tracking(client, experiment_id(client, name, artifact_root), uri)
     check_artifacts_reachable(tracking, name)
     for run_id in close_dead_runs(client, tracking.experiment_id):
         log.warning("closed MLflow run %s as KILLED: its process had ended without closing it", run_id)

@@ -115,10 +115,19 @@ def experiment_id(client: MlflowClient, name: str, artifact_root: Path | None) -
     if found is not None:
         return found.experiment_id
     location = None if artifact_root is None else (artifact_root.resolve() / name).as_uri()
-    # The kind tag makes the MLflow 3 UI open on runs (model training), not on GenAI traces.
-    return client.create_experiment(
-        name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
-    )
+    try:
+        # The kind tag makes the MLflow 3 UI open on runs (model training), not on GenAI traces.
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"}
+        )
+    except MlflowException as err:
+        # Another process (a queued experiment beside this one, a teammate) created it meanwhile.
+        if (
+            err.error_code != "RESOURCE_ALREADY_EXISTS"
+            or (found := client.get_experiment_by_name(name)) is None
+        ):
+            raise
+        return found.experiment_id
 
 
 def start_run(client: MlflowClient, exp_id: str, run_name: str, tags: dict[str, str]) -> str:

@@ -41,7 +41,13 @@ def register_version(
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="GATCluster ONNX models (gatcluster export stage)")
+        try:
+            client.create_registered_model(
+                name, description="GATCluster ONNX models (gatcluster export stage)"
+            )
+        except MlflowException as err:  # another export (a queued experiment, a teammate) made it meanwhile
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags, model_id=model_id)
     return int(version.version)
 

@@ -163,3 +163,16 @@ def test_stage_params_are_logged_and_a_changed_value_is_recorded_as_used(store):
     log_stage_params(client, run_id, {"seed": 0, "evaluate.attention_samples": 32})  # back again
     assert client.get_run(run_id).data.tags["used.evaluate.attention_samples"] == "32"
     assert "used.seed" not in client.get_run(run_id).data.tags
+
+
+def test_an_experiment_created_by_another_process_meanwhile_is_used(store, monkeypatch):
+    client, exp_id, root = store
+    looked_up = []
+
+    def not_there_yet(name):  # another process creates it between this one's lookup and create
+        looked_up.append(name)
+        return None if len(looked_up) == 1 else MlflowClient.get_experiment_by_name(client, name)
+
+    monkeypatch.setattr(client, "get_experiment_by_name", not_there_yet)
+    assert experiment_id(client, "gatcluster-digits", root / "mlartifacts") == exp_id
+    assert looked_up == ["gatcluster-digits", "gatcluster-digits"]  # MLflow refused the create

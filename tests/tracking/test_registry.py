@@ -9,6 +9,8 @@ import socket
 import mlflow
 import onnx
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.tracking import MlflowClient
 from onnx import TensorProto, helper, numpy_helper
 
@@ -116,6 +118,20 @@ def test_register_promote_and_fetch_once(tmp_path, registry, trained_onnx):
         fetch_model(client, parse_model_uri("models:/gatcluster@staging"), tmp_path / "cache")
     with pytest.raises(RegistryError, match="not in the registry"):
         move_alias(client, "gatcluster", 7, "champion")
+
+
+def test_a_registered_model_created_by_another_export_meanwhile_takes_the_version(
+    registry, trained_onnx, monkeypatch
+):
+    client, exp_id = registry
+    run_id, uri, model_id = log_onnx(client, exp_id, onnx.load(str(trained_onnx[2])))
+    client.create_registered_model("gatcluster")  # by the other export, after this one looked
+
+    def not_there_yet(name):  # as this export saw it a moment before
+        raise MlflowException(f"Registered Model with name={name} not found", RESOURCE_DOES_NOT_EXIST)
+
+    monkeypatch.setattr(client, "get_registered_model", not_there_yet)
+    assert register_version(client, "gatcluster", uri, model_id, run_id, {}) == 1
 
 
 @pytest.mark.parametrize("name", ["team@lab", "v#2 of it"])
