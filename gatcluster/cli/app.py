@@ -450,7 +450,7 @@ def project_tracking_uri() -> str:
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
     host: Annotated[
-        str, typer.Option(help="Interface; keep 127.0.0.1 unless you mean to share it.")
+        str, typer.Option(parser=given_text, help="Interface; keep 127.0.0.1 unless you mean to share it.")
     ] = "127.0.0.1",
     backend_store_uri: Annotated[
         str | None,

@@ -156,7 +156,9 @@ def server(
             help="Where the server keeps artifacts (folder or s3://...); default ./mlartifacts",
         ),
     ] = None,
-    host: Annotated[str, typer.Option(help="Interface; 0.0.0.0 to serve the team's network.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(parser=given_text, help="Interface; 0.0.0.0 to serve the team's network.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server worker processes.")] = 2,
     allowed_hosts: Annotated[

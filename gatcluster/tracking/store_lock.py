@@ -28,9 +28,11 @@ def one_store_opener_at_a_time(uri: str) -> Iterator[None]:
     if fcntl is None or not uri.startswith("sqlite:///") or ":memory:" in uri:
         yield
         return
+    parent = sqlite_path(uri).absolute().parent
     try:
-        folder = os.open(sqlite_path(uri).absolute().parent, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:  # a folder still to be made, or unreadable: the store's own errors say more
+        parent.mkdir(parents=True, exist_ok=True)  # MLflow would make it, but after the lock
+        folder = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # a folder that cannot be made or read: the store's own errors say more
         yield
         return
     try:

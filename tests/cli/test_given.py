@@ -42,6 +42,8 @@ def test_an_empty_value_is_a_bad_parameter(parse):
         (["server", "--backend-store-uri", ""], "'--backend-store-uri'"),  # served ./mlflow.db
         (["server", "--artifacts-destination", ""], "'--artifacts-destination'"),
         (["ui", "--backend-store-uri", ""], "'--backend-store-uri'"),
+        (["ui", "--host", ""], "'--host'"),  # every interface, without authentication
+        (["server", "--host", ""], "'--host'"),
     ],
 )
 def test_an_empty_argument_stops_the_command_naming_it(tmp_path, monkeypatch, args, named):

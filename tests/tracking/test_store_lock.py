@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from gatcluster.tracking.mlflow_runs import default_tracking_uri
 from gatcluster.tracking.store_lock import one_store_opener_at_a_time
 
+fcntl = pytest.importorskip("fcntl")  # flock: not on Windows, where stages take no lock
 REPO = Path(__file__).resolve().parents[2]
 # Each process imports MLflow first, then waits for the go file, so that both create the tables at
 # the same moment: without the lock one of them failed 3 times in 3 ("table ... already exists").
@@ -54,13 +54,18 @@ def test_the_folder_of_a_sqlite_store_is_locked_for_the_block_only(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no lock file beside the store
 
 
-@pytest.mark.parametrize(
-    "uri",
-    ["http://127.0.0.1:5000", "postgresql://u@db/mlflow", "sqlite:///:memory:", "sqlite:////no/such/x.db"],
-)
-def test_other_stores_and_folders_not_there_take_no_lock(uri):
+def test_a_store_in_a_folder_still_to_be_made_is_locked_too(tmp_path):
+    # MLflow makes the folders of sqlite:///<new folder>/mlflow.db: two stages raced there as well.
+    with one_store_opener_at_a_time(default_tracking_uri(tmp_path / "new" / "deeper")):
+        assert folder_is_locked(tmp_path / "new" / "deeper")
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "postgresql://u@db/mlflow", "sqlite:///:memory:"])
+def test_other_stores_take_no_lock_and_make_nothing(tmp_path, monkeypatch, uri):
+    monkeypatch.chdir(tmp_path)
     with one_store_opener_at_a_time(uri):
-        pass
+        assert not folder_is_locked(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_two_processes_opening_one_new_store_at_once_both_succeed(tmp_path):
@@ -81,7 +86,11 @@ def test_two_processes_opening_one_new_store_at_once_both_succeed(tmp_path):
     while not all(os.path.exists(f"{go}.{name}") for name in ("a", "b")) and time.monotonic() < deadline:
         time.sleep(0.01)
     open(go, "w").close()
-    results = [proc.communicate(timeout=120) for proc in procs]
+    try:
+        results = [proc.communicate(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()  # a no-op for a process that has ended
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err[-2000:]
         assert len(out.strip()) == 32  # a run id
