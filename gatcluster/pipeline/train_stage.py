@@ -24,11 +24,13 @@ from gatcluster.pipeline.progress import ProgressLogger, combine_loggers
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
 from gatcluster.tracking.mlflow_runs import (
     active_run,
+    experiment_copy,
     log_metrics,
     log_stage_params,
     metric_logger,
     read_run_file,
     run_exists,
+    set_tags,
     start_run,
     write_run_file,
 )
@@ -84,6 +86,12 @@ def train_quietly(params: Params, layout: ProjectLayout, ranks: Ranks) -> str:
 
 def interrupted_message(layout: ProjectLayout) -> str:
     """What Ctrl-C leaves behind and how to go on."""
+    if experiment_copy(layout.root) is not None:
+        # `dvc exp run --temp/--queue` trains in a copy that DVC deletes, checkpoint and all.
+        return (
+            "interrupted: this experiment trained in DVC's temporary copy of the project, which DVC"
+            " deletes with its checkpoint; run the experiment again to train it from the start"
+        )
     checkpoint = layout.checkpoint
     kept = (
         f"{layout.relative(checkpoint)} is kept" if checkpoint.is_file() else "no checkpoint was written yet"
@@ -110,6 +118,8 @@ def training_run(
     matches = info is not None and all(info.get(key) == value for key, value in where.items())
     resumed = matches and checkpoint_resumes(layout.checkpoint, params, checksum)
     if resumed and run_exists(tracking.client, info["run_id"]):
+        # This invocation finishes the model: its DVC experiment, commit, device and processes.
+        set_tags(tracking.client, info["run_id"], tags)
         return info["run_id"]
     run_id = start_run(tracking.client, tracking.experiment_id, run_name, tags)
     write_run_file(layout.checkpoint_run_file, run_id, tracking.experiment_id, same)

@@ -21,6 +21,7 @@ from gatcluster.pipeline.fetch_stage import report_predict_outputs, report_skipp
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.train_stage import (
     history_csv,
+    interrupted_message,
     load_dataset,
     summary,
     training_run,
@@ -80,6 +81,22 @@ def test_with_several_heads_the_summary_scores_the_head_that_was_kept():
 )
 def test_what_was_trained_tells_fresh_resumed_and_complete_runs_apart(resumed_from, expected):
     assert what_was_trained(FitResult(None, [], resumed_from, 4.0), PARAMS) == expected
+
+
+def test_an_interrupt_says_whether_the_checkpoint_stays_to_resume(tmp_path):
+    project = ProjectLayout(tmp_path / "p")
+    assert interrupted_message(project) == (
+        "interrupted: no checkpoint was written yet; run the train stage again (dvc repro) to resume"
+    )
+    project.checkpoint.parent.mkdir(parents=True)
+    project.checkpoint.write_bytes(b"x")
+    assert "checkpoints/train/last.pt is kept; run the train stage again" in interrupted_message(project)
+    # `dvc exp run --temp/--queue`: the copy goes, and its checkpoint with it (it said "is kept").
+    copy = ProjectLayout(tmp_path / "p" / ".dvc" / "tmp" / "exps" / "tmpab12cd")
+    copy.checkpoint.parent.mkdir(parents=True)
+    copy.checkpoint.write_bytes(b"x")
+    said = interrupted_message(copy)
+    assert "is kept" not in said and "DVC's temporary copy" in said and "from the start" in said
 
 
 def test_train_refuses_data_of_another_source(tmp_path):

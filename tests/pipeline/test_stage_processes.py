@@ -135,10 +135,15 @@ def test_interrupted_training_is_killed_in_mlflow_and_resumes_in_the_same_run(tm
     assert [r.info.status for r in runs] == ["KILLED"]
     if sig != signal.SIGINT:
         return  # both signals take the same path from here: resuming is checked once
-    done = run(root, sys.executable, "stages/train.py")
+    # Resumed as another DVC experiment (`dvc exp run` after an interrupted one): the run's tags
+    # name the invocation that finished the model.
+    done = run(
+        root, sys.executable, "stages/train.py", env={**stage_env(root), "DVC_EXP_NAME": "resumed-exp"}
+    )
     assert done.returncode == 0, done.stderr
     client, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["FINISHED"]  # the same run, continued
+    assert runs[0].data.tags["dvc.exp_name"] == "resumed-exp"
     assert json.loads((root / "reports" / "train" / "summary.json").read_text())["resumed_from"] >= 1
     steps = [
         m.step for m in client.get_metric_history(runs[0].info.run_id, "system/cpu_utilization_percentage")
