@@ -58,7 +58,7 @@ def missing_reason(path: Path) -> str:
     """For a missing `path` below something that is no folder, what that is, to append to "not
     found": " (a.onnx is a file, not a folder)", " (x is a broken symlink)"; else "". It tells a path
     through a file from a mistyped name."""
-    found = first_existing_above(path)
+    found = nearest_existing(path)
     if found is None or found[1].kind is Kind.FOLDER:
         return ""
     return f" ({not_a_folder(*found)})"
@@ -67,7 +67,7 @@ def missing_reason(path: Path) -> str:
 def creation_problem(path: Path) -> str | None:
     """Why a missing `path` could not be created, missing folders above it included, or None: the
     first thing above it that exists must be a writable folder (not a file, a broken link, a loop)."""
-    found = first_existing_above(path)
+    found = nearest_existing(path)
     if found is None:
         return None
     above, looked = found
@@ -76,10 +76,10 @@ def creation_problem(path: Path) -> str | None:
     return not_a_folder(above, looked)
 
 
-def first_existing_above(path: Path) -> tuple[Path, Looked] | None:
-    """The nearest folder above `path` that is there (or whatever is there in its place), and its
-    kind; None when nothing above is."""
-    for above in path.parents:
+def nearest_existing(path: Path) -> tuple[Path, Looked] | None:
+    """`path` or, where it is missing, the nearest folder above it that is there (or whatever is
+    there in its place, a file or a broken link), and its kind; None when nothing is."""
+    for above in (path, *path.parents):
         looked = look_at(above)
         if looked.kind is not Kind.MISSING:
             return above, looked

@@ -35,7 +35,7 @@ from gatcluster.data.walk import (
 )
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED, EXIT_USAGE
-from gatcluster.path_kind import Kind, first_existing_above, look_at
+from gatcluster.path_kind import Kind, nearest_existing
 from gatcluster.pipeline.progress import count_columns
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 from gatcluster.serving.onnx_predict import (
@@ -276,7 +276,8 @@ def check_outputs_writable(opts: PredictOptions, names: list[str]) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as err:  # "File exists" alone named no culprit
-            in_the_way = shown_path(file_in_the_way(folder))
+            found = nearest_existing(folder)
+            in_the_way = shown_path(found[0] if found is not None else folder)
             raise OSError(err.errno, f"{in_the_way} is a file, not a folder", str(what)) from None
         except FileNotFoundError as err:  # the folders above are there: a virtual file system (/proc)
             raise OSError(err.errno, probe_failure(err, folder), str(what)) from None
@@ -292,18 +293,10 @@ def check_outputs_writable(opts: PredictOptions, names: list[str]) -> None:
 def probe_failure(err: OSError, path: Path) -> str:
     """Why a file or folder could not be made at `path`: the system's reason, except where a virtual
     file system (/proc) answers "No such file or directory" about a folder that is there."""
-    found = (path, look_at(path)) if path.is_dir() else first_existing_above(path)
+    found = nearest_existing(path)
     if err.errno == errno.ENOENT and found is not None and found[1].kind is Kind.FOLDER:
         return f"{shown_path(found[0])} takes no new files or folders (its file system said: {err.strerror})"
     return err.strerror or type(err).__name__
-
-
-def file_in_the_way(folder: Path) -> Path:
-    """The first of `folder` and the folders above it that exists and is not a folder (a file)."""
-    for path in (folder, *folder.parents):
-        if path.exists() or path.is_symlink():
-            return path if not path.is_dir() else folder
-    return folder
 
 
 def write_error(err: OSError) -> str:
