@@ -24,6 +24,7 @@ from gatcluster.config.loading import load_params  # noqa: E402
 from gatcluster.config.params import Params, ParamsError  # noqa: E402
 from gatcluster.config.validation import cut  # noqa: E402
 from gatcluster.data.store import DatasetError  # noqa: E402
+from gatcluster.dvc_copy import experiment_copy, stop_when_parent_exits  # noqa: E402
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE  # noqa: E402
 from gatcluster.library_logs import quiet_library_logs  # noqa: E402
 from gatcluster.pipeline.errors import StageError  # noqa: E402
@@ -85,6 +86,10 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
     if not verbose_requested():  # the stages' own INFO lines only: not MLflow's and its migrations'
         quiet_library_logs()
     signal.signal(signal.SIGTERM, raise_terminated)
+    if experiment_copy(ROOT) is not None:
+        # Killing DVC (`dvc queue stop --kill`) leaves a stage in its copy alone: stop it as SIGTERM
+        # would, so its MLflow run ends KILLED now, not FAILED when the copy is deleted under it.
+        stop_when_parent_exits()
     try:
         main()
     except (ParamsError, StageError) as err:

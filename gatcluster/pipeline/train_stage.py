@@ -18,13 +18,13 @@ from gatcluster.atomic import write_json_atomic, write_text_atomic
 from gatcluster.config.params import STAGE_PARAMS, Params, flatten_params
 from gatcluster.data.model_images import ModelImages
 from gatcluster.data.store import DatasetError, ImageDataset, read_dataset, read_manifest
+from gatcluster.dvc_copy import experiment_copy
 from gatcluster.evaluation.metrics import cluster_scores
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.progress import ProgressLogger, combine_loggers
 from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
 from gatcluster.tracking.mlflow_runs import (
     active_run,
-    experiment_copy,
     log_metrics,
     log_stage_params,
     metric_logger,

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from gatcluster.atomic import write_json_atomic
+from gatcluster.dvc_copy import experiment_copy
 from gatcluster.tracking.liveness import process_tags
 
 MAX_BATCH = 100  # MLflow's log_batch limit on params (and a sensible chunk for metrics)
@@ -53,16 +54,6 @@ def resolve_tracking_uri(override: str | None, path: Path) -> str:
     project, inside = copy
     store = (project / inside / relative["path"]).as_posix()
     return f"sqlite:///{store}{relative['query'] or ''}"
-
-
-def experiment_copy(path: Path) -> tuple[Path, Path] | None:
-    """(the project, `path` relative to the copy) when `path` lies in a DVC experiment copy
-    (`<project>/.dvc/tmp/exps/<copy>/...`); None elsewhere."""
-    parts = path.resolve().parts
-    for i in range(len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i]), Path(*parts[i + 4 :])
-    return None
 
 
 def main_worktree_root(path: Path) -> Path:

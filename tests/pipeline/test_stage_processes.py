@@ -8,6 +8,7 @@ these beside it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextlib
+
 from stage_project import (  # noqa: E402
     REPO,
     TINY,
@@ -170,6 +173,42 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(tmp_path):
     assert "closed MLflow run" in done.stderr
     _, runs = mlflow_runs(root)
     assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
+
+
+# DVC's `dvc exp exec-run`, which `dvc queue stop --kill` and `dvc queue kill --force` SIGKILL: it
+# starts the stage, says the stage's pid, and waits for it.
+DVC_LIKE_PARENT = """
+import subprocess, sys
+stage = subprocess.Popen([sys.executable, "stages/train.py"])
+print(stage.pid, flush=True)
+stage.wait()
+"""
+
+
+def test_training_in_a_dvc_experiment_copy_stops_when_dvc_is_killed(tmp_path):
+    # Left alone, the stage trained on in the copy DVC deletes and its run ended FAILED, later.
+    root = copy_project(tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12cd")
+    quick = {"iterations": 40, "large_batch": 100, "eval_every": 0}
+    write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
+    fetch_in_process(root)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", DVC_LIKE_PARENT], cwd=root, env=stage_env(root), stdout=subprocess.PIPE
+    )
+    stage = int(parent.stdout.readline())
+    try:
+        while not (root / "checkpoints" / "train" / "last.pt").exists():
+            time.sleep(0.1)
+        parent.kill()
+        parent.wait(timeout=30)
+        shutil.rmtree(root)  # as DVC cleans up after the killed task
+        deadline = time.monotonic() + 60
+        while (statuses := [r.info.status for r in mlflow_runs(tmp_path)[1]]) == ["RUNNING"]:
+            assert time.monotonic() < deadline, "the stage trained on after DVC was killed"
+            time.sleep(0.2)
+        assert statuses == ["KILLED"]  # in the project's store, beside the deleted copy
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stage, signal.SIGKILL)
 
 
 @pytest.fixture
