@@ -145,7 +145,7 @@ def run_evaluate(params: Params, layout: ProjectLayout, tracking_uri: str | None
     model, trained = load_model(layout.model_file)
     dataset = read_dataset(layout.dataset_dir, mapped=True)
     tracking = open_tracking(trained, layout.root, tracking_uri)
-    tags = run_tags(layout.root, read_manifest(layout.dataset_dir)["checksum"], "cpu", exp_name)
+    tags = run_tags(layout, read_manifest(layout.dataset_dir)["checksum"], "cpu", exp_name)
     run_id = reopen_run(tracking.client, layout.model_run_file, tracking.experiment_id, "evaluate", tags)
     write_run_file(layout.report_run_file, run_id, tracking.experiment_id)
     with active_run(tracking.client, run_id):

@@ -25,10 +25,10 @@ from gatcluster.model import GATCluster
 from gatcluster.pipeline.errors import StageError
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.model_inputs import trained_model_images
-from gatcluster.pipeline.tracking import Tracking, open_tracking, run_tags
+from gatcluster.pipeline.tracking import Tracking, code_version, open_tracking, run_tags
 from gatcluster.serving.contract import INPUT_NAME, ModelContract
 from gatcluster.serving.onnx_export import check_parity, export_onnx, onnx_session
-from gatcluster.tracking.mlflow_runs import active_run, git_state, log_stage_params, reopen_run
+from gatcluster.tracking.mlflow_runs import active_run, log_stage_params, reopen_run
 from gatcluster.tracking.registry import register_version
 from gatcluster.training.model_file import load_model
 from gatcluster.training.resume import params_digest
@@ -57,7 +57,7 @@ def model_contract(
     model: GATCluster, trained: Params, dataset: ImageDataset, names: list[str], layout: ProjectLayout
 ) -> ModelContract:
     """The model contract (preprocessing, clusters, provenance) stored in the ONNX metadata."""
-    commit, dirty = git_state(layout.root)
+    commit, dirty = code_version(layout)
     return ModelContract(
         input_size=model.input_size,
         channels=model.in_channels,
@@ -119,7 +119,7 @@ def run_export(
     images = trained_model_images(dataset, trained)
     tracking = open_tracking(trained, layout.root, tracking_uri)
     checksum = read_manifest(layout.dataset_dir)["checksum"]
-    tags = run_tags(layout.root, checksum, "cpu", exp_name)
+    tags = run_tags(layout, checksum, "cpu", exp_name)
     run_id = reopen_run(tracking.client, layout.report_run_file, tracking.experiment_id, "export", tags)
     registered = ""
     with active_run(tracking.client, run_id):

@@ -90,6 +90,12 @@ class ProjectLayout:
         """Where `gat server` keeps its users and secret key when it authenticates (private)."""
         return self.root / ".mlflow-auth"
 
+    @property
+    def rewritten_by_runs(self) -> tuple[Path, ...]:
+        """Tracked files a pipeline run rewrites as it goes (DVC's lock file, the reports kept in
+        git): changes there do not make the code a run used differ from its commit."""
+        return self.dvc_lock, self.reports_dir
+
     def relative(self, path: Path) -> str:
         """`path` relative to the project root when inside it, for short messages."""
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)

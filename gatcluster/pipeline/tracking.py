@@ -85,9 +85,15 @@ def check_artifacts_reachable(tracking: Tracking, name: str) -> None:
         )
 
 
-def run_tags(project_root: Path, data_checksum: str, device: str, exp_name: str) -> dict[str, str]:
+def code_version(layout: ProjectLayout) -> tuple[str, bool]:
+    """(git commit, whether the project's code or params differ from it) for a run's provenance:
+    what the run itself rewrites (`layout.rewritten_by_runs`) does not count."""
+    return git_state(layout.root, layout.rewritten_by_runs)
+
+
+def run_tags(layout: ProjectLayout, data_checksum: str, device: str, exp_name: str) -> dict[str, str]:
     """Tags of every run: code version, DVC experiment name, data, device, torch version."""
-    commit, dirty = git_state(project_root)
+    commit, dirty = code_version(layout)
     return {
         "mlflow.source.git.commit": commit,
         "git.commit": commit,

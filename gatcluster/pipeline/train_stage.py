@@ -219,7 +219,7 @@ def run_train(
     tracking = open_tracking(params, layout.root, tracking_uri)
     device = str(resolve_device(params.train.device))
     checksum = read_manifest(layout.dataset_dir)["checksum"]
-    tags = run_tags(layout.root, checksum, device, exp_name)
+    tags = run_tags(layout, checksum, device, exp_name)
     tags["processes"] = str(ranks.world_size)
     run_id = training_run(tracking, params, checksum, tags, layout, exp_name or "train")
     with active_run(tracking.client, run_id):

@@ -8,10 +8,11 @@ tracking URI, paths and values; only stage scripts and the CLI read environment 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -77,14 +78,19 @@ def main_worktree_root(path: Path) -> Path:
     return root if copy is None else copy[0]
 
 
-def git_state(path: Path) -> tuple[str, bool]:
-    """(commit sha or "unknown", whether tracked files have uncommitted changes)."""
+def git_state(path: Path, ignored: Sequence[Path] = ()) -> tuple[str, bool]:
+    """(commit sha or "unknown", whether tracked files have uncommitted changes), changes to the
+    files or folders `ignored` aside (what a run itself rewrites: DVC's lock file and its reports)."""
+    excluded = [f":(exclude){os.path.relpath(p, path)}" for p in ignored]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, check=True
         )
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+            cwd=path,
+            capture_output=True,
+            text=True,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False

@@ -183,11 +183,18 @@ def clone(project, tmp_path) -> Path:
 
 
 def test_forced_rerun_resumes_from_the_checkpoint(clone):
+    assert run(clone, "git", "add", "-A").returncode == 0
+    assert run(clone, "git", "commit", "-qm", "pipeline").returncode == 0
     out = dvc(clone, "repro", "--force", "--single-item", "train")
     assert "nothing left to train: the checkpoint held all 2 iterations" in out
     summary = json.loads((clone / "reports" / "train" / "summary.json").read_text())
     assert summary["resumed_from"] == 2 and "acc" in summary
     assert len(read_history(clone)) == 2
+    # DVC deleted the stage's reports kept in git and rewrote dvc.lock as it ran: neither makes the
+    # committed code and params the run used "dirty".
+    head = run(clone, "git", "rev-parse", "HEAD").stdout.strip()
+    _, runs = mlflow_runs(clone)
+    assert [(r.data.tags["git.commit"], r.data.tags["git.dirty"]) for r in runs] == [(head, "false")]
 
 
 def test_a_bad_param_stops_repro_before_any_output_is_deleted(clone):

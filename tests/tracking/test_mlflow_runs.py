@@ -117,6 +117,9 @@ def test_git_state_and_main_worktree(tmp_path):
     assert len(sha) == 40 and not dirty
     (tmp_path / "a.txt").write_text("2")
     assert git_state(tmp_path)[1] is True
+    # What a run rewrites itself (dvc.lock, the reports) is left out when asked, files or folders.
+    assert git_state(tmp_path, [tmp_path / "a.txt"]) == (sha, False)
+    assert git_state(tmp_path, [tmp_path / "b.txt"])[1] is True
     sub = tmp_path / "sub"
     sub.mkdir()
     assert main_worktree_root(sub) == tmp_path.resolve()
