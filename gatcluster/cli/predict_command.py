@@ -311,13 +311,14 @@ def write_error(err: OSError) -> str:
     return f"error: cannot write {where}: {err.strerror or err}"
 
 
-def print_summary(tally: Tally, seconds: float, provider: str, console: Console) -> None:
-    """Images, clusters, skipped (each with its reason), images/s and the provider that ran."""
+def print_summary(tally: Tally, names: list[str], seconds: float, provider: str, console: Console) -> None:
+    """Images, clusters (by number, and name where it has one), skipped (each with its reason),
+    images/s and the provider that ran."""
     rate = tally.clustered / seconds if seconds > 0 else 0.0
-    used = ", ".join(f"{k}: {n}" for k, n in sorted(tally.sizes.items()))
+    used = ", ".join(f"{cluster_label(k, names[k])}: {n}" for k, n in sorted(tally.sizes.items()))
     console.print(
-        f"{tally.clustered} images in {len(tally.sizes)} clusters ({used or 'none'}); "
-        f"{len(tally.skipped)} skipped; {tally.ignored} non-image files ignored; "
+        f"{counted(tally.clustered, 'image')} in {counted(len(tally.sizes), 'cluster')} ({used or 'none'}); "
+        f"{len(tally.skipped)} skipped; {counted(tally.ignored, 'non-image file')} ignored; "
         f"{rate:.1f} images/s on {provider}",
         highlight=False,
     )
@@ -329,6 +330,17 @@ def print_summary(tally: Tally, seconds: float, provider: str, console: Console)
         folders = [shown_path(f) for f in tally.output_folders]
         note = left_out_note(folders, SHOWN_SKIPS, "cluster its images")
         console.print(note, highlight=False, markup=False)
+
+
+def cluster_label(cluster: int, name: str) -> str:
+    """A cluster as the gallery heads it: `2 (cat)`, or `2` alone where its name is `cluster 2`. The
+    name is what --sort-into names its folder; the number is the table's `cluster` column."""
+    return str(cluster) if name == f"cluster {cluster}" else f"{cluster} ({name})"
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 image`, `2 images`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def report_extras(opts: PredictOptions, tally: Tally, console: Console) -> None:
@@ -378,7 +390,7 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
     except OSError as err:  # the table is written atomically: a failed write leaves no file
         console.print(write_error(err), highlight=False, markup=False)
         return EXIT_FAILED
-    print_summary(tally, time.perf_counter() - started, provider, console)
+    print_summary(tally, list(contract.cluster_names), time.perf_counter() - started, provider, console)
     if tally.clustered == 0:
         console.print("error: no image could be clustered; no table written", highlight=False)
         return EXIT_FAILED

@@ -319,7 +319,7 @@ def test_predict_every_bad_input_is_listed_and_the_rest_clustered(tmp_path, trai
     clustered = {Path(r["path"]).name for r in rows}
     expected = {"photo with space.jpg", "cmyk.jpg", "deep16.png", "palette.png", "alpha.png", "gray.png"}
     assert expected | {"ünïcødé 数字.png", "rotated.jpg", "large.png", "noext"} == clustered
-    assert "1 non-image files ignored" in result.stderr and "on CPUExecutionProvider" in result.stderr
+    assert "1 non-image file ignored" in result.stderr and "on CPUExecutionProvider" in result.stderr
     assert abs(sum(float(rows[0][f"p_{k}"]) for k in range(10)) - 1) < 1e-4
 
 
@@ -645,6 +645,21 @@ def test_an_existing_cluster_folder_that_takes_no_file_is_named_before_any_image
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and f"error: cannot write {sorted_dir / 'digit-0'}: " in result.stderr
     assert "images in" not in result.stderr and "Traceback" not in result.output
+
+
+def test_the_summary_names_each_cluster_as_the_gallery_heads_it(tmp_path, trained_onnx, digits_dataset):
+    from gatcluster.cli.predict_command import cluster_label
+
+    digits_folder(tmp_path / "d", digits_dataset.images[:1])
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--out", str(tmp_path / "p.csv")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "p.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    # The table's number and the name --sort-into gives the folder, in the gallery's "2 (cat)" form.
+    cluster = f"{row['cluster']} ({row['cluster_name']})"
+    assert f"1 image in 1 cluster ({cluster}: 1); 0 skipped; 0 non-image files" in result.stderr
+    assert cluster_label(7, "cluster 7") == "7"  # an unnamed cluster, once
 
 
 def test_a_link_that_cannot_be_made_is_named_not_the_picture_it_points_to():
