@@ -47,7 +47,8 @@ def preset_table() -> str:
     for path in sorted(PRESETS.glob("*.yaml"), key=lambda p: p.stem):
         text = path.read_text()
         description = text.splitlines()[0].lstrip("# ").strip()
-        sets = ", ".join(f"`{key}`: {flow(value)}" for key, value in dotted(yaml.safe_load(text)))
+        own = dotted(yaml.safe_load(text) or {})  # `defaults` names nothing: every key goes back
+        sets = ", ".join(f"`{key}`: {flow(value)}" for key, value in own) or "nothing of its own"
         rows.append(f"| `{path.stem}` | {description} | {sets} |")
     return "\n".join(rows)
 

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRESETS = [
     "cifar10",
     "cifar100-20",
+    "defaults",
     "faithful",
     "fashion-mnist",
     "imagenet-dogs15",
@@ -44,6 +45,15 @@ def test_each_preset_applies_to_the_project_params_and_validates(name):
     new_text, params = apply_overrides(text, preset_values(name))
     assert params == replace_params(load_params(ROOT / "params.yaml"), preset_values(name))
     assert new_text.count("#") == text.count("#")  # every comment kept
+
+
+@pytest.mark.parametrize("first", PRESETS)
+def test_the_defaults_preset_gives_back_the_shipped_params_yaml(first):
+    # The way back from any preset, without git: the file as shipped, comments and all.
+    text = (ROOT / "params.yaml").read_text()
+    after_first, _ = apply_overrides(text, preset_values(first))
+    back, params = apply_overrides(after_first, preset_values("defaults"))
+    assert back == text and params == Params()
 
 
 @pytest.mark.parametrize("first", PRESETS)
