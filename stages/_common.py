@@ -84,7 +84,7 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     if not verbose_requested():  # the stages' own INFO lines only: not MLflow's and its migrations'
-        quiet_library_logs()
+        quiet_library_logs(os.environ)
     signal.signal(signal.SIGTERM, raise_terminated)
     if experiment_copy(ROOT) is not None:
         # Killing DVC (`dvc queue stop --kill`) leaves a stage in its copy alone: stop it as SIGTERM

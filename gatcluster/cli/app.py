@@ -356,7 +356,7 @@ def local_model_file(model: str) -> Path:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
     if os.environ.get("GAT_VERBOSE") != "1":  # MLflow's INFO lines ("No artifacts found ...") too
-        quiet_library_logs()
+        quiet_library_logs(os.environ)
     uri = project_tracking_uri()
     with registry_failures(uri):
         path, version = fetch_model(registry_client(uri), ref, cache_root())
@@ -414,7 +414,7 @@ def promote(
         raise fail(f"VERSION must be a number or 'latest', got {version!r}")
     uri = project_tracking_uri()
     if os.environ.get("GAT_VERBOSE") != "1":
-        quiet_library_logs()
+        quiet_library_logs(os.environ)
     with registry_failures(uri):
         client = registry_client(uri)
         number = latest_version(client, name) if version == "latest" else int(version)
