@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -104,32 +106,52 @@ def admin_password_for_first_start() -> str:
 
 
 def prepare_authentication(folder: Path) -> tuple[Path, str]:
-    """The basic-auth ini and secret key in `folder`, with the admin user created on first start."""
+    """The basic-auth ini and secret key in `folder`, with the admin user created on first start.
+
+    The admin's password is asked for and checked before anything is written, so a first start
+    refused for its password leaves no folder behind."""
     from gatcluster.tracking.server_auth import (
         ADMIN_USERNAME,
+        AuthFiles,
         AuthSetupError,
         admin_exists,
+        check_password,
         create_admin,
         prepare_auth_files,
     )
 
+    with user_store_errors(folder):
+        if folder.exists() and not folder.is_dir():  # said before a first start asks for a password
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+        first_start = not AuthFiles(folder).database.is_file() or not admin_exists(AuthFiles(folder))
+    password = admin_password_for_first_start() if first_start else ""
     try:
-        files, secret_key = prepare_auth_files(folder)
-        first_start = not admin_exists(files)
-    except Exception as err:  # a file where the folder should be, a damaged users.db, ...
+        if first_start:
+            check_password(password, f"the {ADMIN_USERNAME} user's")
+        with user_store_errors(folder):
+            files, secret_key = prepare_auth_files(folder)
+        if first_start:
+            create_admin(files, password)
+    except AuthSetupError as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    if first_start:
+        typer.echo(f"created the '{ADMIN_USERNAME}' user of this server (users in {folder})", err=True)
+    return files.config, secret_key
+
+
+@contextmanager
+def user_store_errors(folder: Path) -> Iterator[None]:
+    """A user store that cannot be used (a file where the folder should be, a damaged users.db) as
+    one line; other errors pass."""
+    try:
+        yield
+    except Exception as err:
         if not isinstance(err, OSError) and not store_error(err):
             raise
         reason = store_error(err) or err.strerror or str(err)
         raise fail(
             f"the user store in {folder} cannot be used ({reason}): move it away to start anew", EXIT_FAILED
         ) from err
-    if first_start:
-        try:
-            create_admin(files, admin_password_for_first_start())
-        except AuthSetupError as err:
-            raise fail(str(err), EXIT_FAILED) from err
-        typer.echo(f"created the '{ADMIN_USERNAME}' user of this server (users in {folder})", err=True)
-    return files.config, secret_key
 
 
 def exposure_warning(url: str) -> str:

@@ -874,6 +874,15 @@ def test_a_password_piped_from_a_windows_file_loses_its_line_ending(monkeypatch)
     assert read_new_password("password", True) == "crlf-password-1234"
 
 
+def test_only_a_first_start_asks_for_the_admin_password(tmp_path, monkeypatch):
+    from gatcluster.cli.servers import prepare_authentication
+
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-admin-password")
+    config, key = prepare_authentication(tmp_path / ".mlflow-auth")
+    monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD")  # and no terminal to ask at: not needed now
+    assert prepare_authentication(tmp_path / ".mlflow-auth") == (config, key)
+
+
 def test_a_damaged_user_store_stops_gat_server_in_one_line(tmp_path, monkeypatch, unused_port):
     (tmp_path / ".mlflow-auth").write_text("a file where the folder should be")
     monkeypatch.chdir(tmp_path)

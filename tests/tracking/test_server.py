@@ -140,11 +140,13 @@ def test_serving_the_network_needs_an_admin_password_on_first_start(tmp_path, un
     done = gat_server_in_process(monkeypatch, tmp_path, "--host", "0.0.0.0", "--port", str(unused_port()))
     assert done.exit_code == 1
     assert "first start with authentication: set MLFLOW_AUTH_ADMIN_PASSWORD" in done.output
+    assert not (tmp_path / ".mlflow-auth").exists()
     short = gat_server_in_process(
         monkeypatch, tmp_path, "--host", "0.0.0.0", "--port", str(unused_port()),
         env={"MLFLOW_AUTH_ADMIN_PASSWORD": "short"},
     )  # fmt: skip
     assert short.exit_code == 1 and "at least 12 characters" in short.output
+    assert not (tmp_path / ".mlflow-auth").exists()  # refused before anything was written
 
 
 def test_no_auth_on_the_network_says_what_it_exposes(tmp_path, unused_port):
