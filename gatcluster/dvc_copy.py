@@ -9,8 +9,10 @@ that is being deleted, with nobody left to collect what it writes.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,21 +28,41 @@ def experiment_copy(path: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def stop_when_parent_exits(signum: int = signal.SIGTERM, interval: float = 1.0) -> threading.Thread:
-    """Watch this process's parent on a daemon thread; when it is gone, send `signum` to this process.
+def stop_when_parent_exits(signum: int = signal.SIGINT, interval: float = 1.0) -> None:
+    """Send `signum` to this process as soon as its parent is gone.
 
-    A process whose parent exits is handed to another one (init or a subreaper), so a changed parent
-    pid is the sign. The signal goes to this process once, and its handler runs in the main thread,
-    as it would for a `kill` from outside: a stage stops the way SIGTERM stops it. Only for stages
-    that nothing but their parent waits for: a `nohup` run whose shell exits must go on.
+    On Linux the kernel sends it the moment the parent dies (PR_SET_PDEATHSIG): DVC deletes the copy
+    within half a second of its process being killed, and a stage still reading from it then fails
+    with a traceback instead of stopping. Elsewhere a daemon thread watches the parent pid every
+    `interval` seconds (a process whose parent exits is handed to init or a subreaper). The signal
+    goes once, and its handler runs in the main thread, as it would for a `kill` from outside.
+    SIGINT by default: torchrun passes it on to the processes it started, which then stop as on
+    Ctrl-C; SIGTERM is what it sends when one of them failed. Only for stages that nothing but
+    their parent waits for: a `nohup` run whose shell exits must go on.
     """
     parent = os.getppid()
+    if kernel_signals_parent_death(signum):
+        if os.getppid() != parent:  # the parent died before the kernel was asked
+            os.kill(os.getpid(), signum)
+        return
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
         os.kill(os.getpid(), signum)
 
-    watcher = threading.Thread(target=watch, name="stop-when-parent-exits", daemon=True)
-    watcher.start()
-    return watcher
+    threading.Thread(target=watch, name="stop-when-parent-exits", daemon=True).start()
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies
+
+
+def kernel_signals_parent_death(signum: int) -> bool:
+    """Ask Linux to send `signum` to this process when its parent dies; False where it cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

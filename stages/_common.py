@@ -87,9 +87,11 @@ def run_stage(main: Callable[[], None], failures: tuple[type[BaseException], ...
         quiet_library_logs(os.environ)
     signal.signal(signal.SIGTERM, raise_terminated)
     if experiment_copy(ROOT) is not None:
-        # Killing DVC (`dvc queue stop --kill`) leaves a stage in its copy alone: stop it as SIGTERM
-        # would, so its MLflow run ends KILLED now, not FAILED when the copy is deleted under it.
-        stop_when_parent_exits()
+        # Killing DVC (`dvc queue stop --kill`) leaves a stage in its copy alone, and DVC deletes the
+        # copy under it: stop it as Ctrl-C would (its MLflow run KILLED, not FAILED with a traceback
+        # per process). SIGINT handled even where it was inherited ignored, as a daemon's child may.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop_when_parent_exits(signal.SIGINT)
     try:
         main()
     except (ParamsError, StageError) as err:

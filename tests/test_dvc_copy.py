@@ -10,21 +10,25 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gatcluster.dvc_copy import experiment_copy
 
 # A process started by a parent that is then killed: it writes a file when SIGTERM reaches it.
 CHILD = """
 import signal, sys, time
 from pathlib import Path
-from gatcluster.dvc_copy import stop_when_parent_exits
+from gatcluster import dvc_copy
 
 def stopped(signum, frame):
     Path(sys.argv[1]).write_text(str(signum))
-    raise SystemExit(143)
+    raise SystemExit(130)
 
-signal.signal(signal.SIGTERM, stopped)
-if sys.argv[2] == "watch":
-    stop_when_parent_exits(interval=0.05)
+signal.signal(signal.SIGINT, stopped)
+if sys.argv[2] == "poll":  # as where the kernel cannot be asked (not Linux)
+    dvc_copy.kernel_signals_parent_death = lambda signum: False
+if sys.argv[2] != "plain":
+    dvc_copy.stop_when_parent_exits(interval=0.05)
 print("ready", flush=True)
 time.sleep(60)
 """
@@ -67,11 +71,12 @@ def wait_for(path: Path, seconds: float) -> bool:
     return path.exists()
 
 
-def test_a_watched_process_gets_sigterm_when_its_parent_is_killed(tmp_path):
-    stopped, pid = kill_parent_of_child(tmp_path, "watch")
+@pytest.mark.parametrize("mode", ["kernel", "poll"])
+def test_a_watched_process_gets_sigint_when_its_parent_is_killed(tmp_path, mode):
+    stopped, pid = kill_parent_of_child(tmp_path, mode)
     try:
         assert wait_for(stopped, 20)
-        assert stopped.read_text() == str(int(signal.SIGTERM))
+        assert stopped.read_text() == str(int(signal.SIGINT))
     finally:
         kill_quietly(pid)
 

@@ -185,14 +185,17 @@ stage.wait()
 """
 
 
-def test_training_in_a_dvc_experiment_copy_stops_when_dvc_is_killed(tmp_path):
-    # Left alone, the stage trained on in the copy DVC deletes and its run ended FAILED, later.
+@pytest.mark.parametrize("processes", [1, 2])
+def test_training_in_a_dvc_experiment_copy_stops_when_dvc_is_killed(tmp_path, processes):
+    # Left alone, the stage read on from the copy DVC deletes half a second after killing its own
+    # process, and failed there: run FAILED, a traceback per process.
     root = copy_project(tmp_path / ".dvc" / "tmp" / "exps" / "tmpab12cd")
-    quick = {"iterations": 40, "large_batch": 100, "eval_every": 0}
+    quick = {"iterations": 40, "large_batch": 100, "eval_every": 0, "processes": processes}
     write_params(root, {**TINY, "train": {**TINY["train"], **quick}})
     fetch_in_process(root)
+    env = {**stage_env(root), "GAT_THREADS": "1"}  # one thread per process
     parent = subprocess.Popen(
-        [sys.executable, "-c", DVC_LIKE_PARENT], cwd=root, env=stage_env(root), stdout=subprocess.PIPE
+        [sys.executable, "-c", DVC_LIKE_PARENT], cwd=root, env=env, stdout=subprocess.PIPE
     )
     stage = int(parent.stdout.readline())
     try:
@@ -205,7 +208,9 @@ def test_training_in_a_dvc_experiment_copy_stops_when_dvc_is_killed(tmp_path):
         while (statuses := [r.info.status for r in mlflow_runs(tmp_path)[1]]) == ["RUNNING"]:
             assert time.monotonic() < deadline, "the stage trained on after DVC was killed"
             time.sleep(0.2)
-        assert statuses == ["KILLED"]  # in the project's store, beside the deleted copy
+        # KILLED, as on Ctrl-C, in the project's store beside the deleted copy; with two processes
+        # torchrun passed the stop on (a SIGTERM from it would have meant a failed process).
+        assert statuses == ["KILLED"]
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(stage, signal.SIGKILL)
