@@ -3,8 +3,9 @@
 `dvc exp run --temp` and `dvc queue start` run the pipeline in a copy of the project under
 `<project>/.dvc/tmp/exps/<copy>/`, which DVC deletes when the experiment ends. A stage there has one
 owner, the DVC process that started it: when that process is killed (`dvc queue stop --kill`,
-`dvc queue kill --force`: SIGKILL, which no handler sees), the stage would train on alone in a copy
-that is being deleted, with nobody left to collect what it writes.
+`dvc queue kill --force`: SIGKILL, which no handler sees), DVC deletes the copy half a second later,
+and a stage left to itself read on from it and failed there: its run FAILED, with a traceback per
+process, and nobody left to collect what it wrote.
 """
 
 from __future__ import annotations
