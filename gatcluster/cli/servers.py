@@ -90,19 +90,29 @@ def read_new_password(prompt: str, from_stdin: bool) -> str:
 
 
 def admin_password_for_first_start() -> str:
-    """The admin's password for a new user store: MLFLOW_AUTH_ADMIN_PASSWORD or a prompt."""
-    from gatcluster.tracking.server_auth import ADMIN_PASSWORD_ENV, ADMIN_USERNAME
+    """The admin's password for a new user store, checked against MLflow's policy:
+    MLFLOW_AUTH_ADMIN_PASSWORD or a prompt."""
+    from gatcluster.tracking.server_auth import (
+        ADMIN_PASSWORD_ENV,
+        ADMIN_USERNAME,
+        AuthSetupError,
+        check_password,
+    )
 
     password = os.environ.get(ADMIN_PASSWORD_ENV)
-    if password:
-        return password
-    if not sys.stdin.isatty():
+    if not password and not sys.stdin.isatty():
         raise fail(
             f"first start with authentication: set {ADMIN_PASSWORD_ENV} to the password of the "
             f"'{ADMIN_USERNAME}' user to create (read -rs {ADMIN_PASSWORD_ENV}; export {ADMIN_PASSWORD_ENV})",
             EXIT_FAILED,
         )
-    return read_new_password(f"password for the new '{ADMIN_USERNAME}' user of this server", False)
+    if not password:
+        password = read_new_password(f"password for the new '{ADMIN_USERNAME}' user of this server", False)
+    try:
+        check_password(password, f"the {ADMIN_USERNAME} user's")
+    except AuthSetupError as err:
+        raise fail(str(err), EXIT_FAILED) from err
+    return password
 
 
 def prepare_authentication(folder: Path) -> tuple[Path, str]:
@@ -113,28 +123,21 @@ def prepare_authentication(folder: Path) -> tuple[Path, str]:
     from gatcluster.tracking.server_auth import (
         ADMIN_USERNAME,
         AuthFiles,
-        AuthSetupError,
         admin_exists,
-        check_password,
         create_admin,
         prepare_auth_files,
     )
 
+    files = AuthFiles(folder)
     with user_store_errors(folder):
         if folder.exists() and not folder.is_dir():  # said before a first start asks for a password
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
-        first_start = not AuthFiles(folder).database.is_file() or not admin_exists(AuthFiles(folder))
-    password = admin_password_for_first_start() if first_start else ""
-    try:
-        if first_start:
-            check_password(password, f"the {ADMIN_USERNAME} user's")
-        with user_store_errors(folder):
-            files, secret_key = prepare_auth_files(folder)
-        if first_start:
-            create_admin(files, password)
-    except AuthSetupError as err:
-        raise fail(str(err), EXIT_FAILED) from err
-    if first_start:
+        first_start = not files.database.is_file() or not admin_exists(files)
+    password = admin_password_for_first_start() if first_start else None
+    with user_store_errors(folder):
+        files, secret_key = prepare_auth_files(folder)
+    if password is not None:
+        create_admin(files, password)
         typer.echo(f"created the '{ADMIN_USERNAME}' user of this server (users in {folder})", err=True)
     return files.config, secret_key
 
