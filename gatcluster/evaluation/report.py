@@ -13,19 +13,17 @@ from gatcluster.evaluation.metrics import ClusteringScores, cluster_scores
 NO_LABELS = "not available: the data set has no labels"
 
 
-def cluster_sizes(pred: np.ndarray, num_clusters: int) -> dict[str, int]:
-    """Images per cluster id, every cluster listed (empty ones as 0)."""
-    counts = np.bincount(pred, minlength=num_clusters)
-    return {str(k): int(n) for k, n in enumerate(counts)}
-
-
 def metrics_report(pred: np.ndarray, labels: np.ndarray | None, num_clusters: int) -> dict:
-    """What `reports/metrics.json` holds: counts, sizes, and ACC/NMI/ARI when labels exist."""
+    """What `reports/metrics.json` holds: counts, the smallest and largest cluster, and ACC/NMI/ARI
+    when labels exist. Scalars only: each is one column of `dvc exp show` and one MLflow metric
+    (the size of every cluster is in `reports/clusters.json`, `cluster_table`)."""
+    sizes = np.bincount(pred, minlength=num_clusters)
     report: dict = {
         "num_images": int(len(pred)),
         "num_clusters": num_clusters,
-        "non_empty_clusters": int(len(np.unique(pred))),
-        "cluster_sizes": cluster_sizes(pred, num_clusters),
+        "non_empty_clusters": int(np.count_nonzero(sizes)),
+        "smallest_cluster": int(sizes.min()),
+        "largest_cluster": int(sizes.max()),
     }
     if labels is None:
         report["label_metrics"] = NO_LABELS

@@ -145,12 +145,16 @@ def history_csv(history: list[dict[str, float]]) -> str:
 def summary(result: FitResult, params: Params, labels: np.ndarray | None = None) -> dict[str, float]:
     """Run length, time and resume point, with the last monitoring scores when there were any.
 
+    `seconds` is this run's (setup to the kept head); `iteration_seconds` sums every iteration's
+    time in the history, the earlier runs' of a resumed training included: the model's training time
+    (a run that resumed a finished checkpoint took seconds, its model did not).
     With several heads, monitoring scores the first head while training; the scores here are then
     those of the head that was kept (the model written), from its final predictions and `labels`.
     """
     out = {
         "iterations": params.train.iterations,
         "seconds": round(result.seconds, 2),
+        "iteration_seconds": round(sum(row.get("seconds", 0.0) for row in result.history), 2),
         "resumed_from": result.resumed_from,
     }
     for key in SUMMARY_METRICS:

@@ -47,11 +47,13 @@ def test_history_csv_has_a_column_per_metric_and_leaves_gaps_empty():
 
 
 def test_summary_keeps_the_last_monitoring_scores_and_the_selected_head():
-    result = FitResult(None, [{"acc": 0.4}, {"acc": 0.6, "nmi": 0.5}], 3, 12.345, [0.2, 0.1], 1)
+    history = [{"acc": 0.4, "seconds": 1.5}, {"acc": 0.6, "nmi": 0.5, "seconds": 2.25}]
+    result = FitResult(None, history, 3, 12.345, [0.2, 0.1], 1)
     out = summary(result, PARAMS)
     assert out == {
         "iterations": 10,
         "seconds": 12.35,
+        "iteration_seconds": 3.75,
         "resumed_from": 3,
         "acc": 0.6,
         "nmi": 0.5,
