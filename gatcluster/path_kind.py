@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from gatcluster.path_text import shown_path
+
 
 class Kind(Enum):
     """What `look_at` found at a path."""
@@ -72,7 +74,7 @@ def creation_problem(path: Path) -> str | None:
         return None
     above, looked = found
     if looked.kind is Kind.FOLDER:
-        return None if os.access(above, os.W_OK) else f"{above} is not writable"
+        return None if os.access(above, os.W_OK) else f"{shown_path(above)} is not writable"
     return not_a_folder(above, looked)
 
 
@@ -87,9 +89,11 @@ def nearest_existing(path: Path) -> tuple[Path, Looked] | None:
 
 
 def not_a_folder(above: Path, looked: Looked) -> str:
-    """Why `above`, which `looked` found to be no folder, cannot hold anything."""
+    """Why `above`, which `looked` found to be no folder, cannot hold anything (its name as
+    `shown_path`: these clauses end up in one-line messages)."""
+    shown = shown_path(above)
     if looked.kind is Kind.UNREADABLE:
-        return f"{above} cannot be looked up ({looked.reason})"
+        return f"{shown} cannot be looked up ({looked.reason})"
     if looked.kind is Kind.BROKEN_LINK:
-        return f"{above} is a broken symlink"
-    return f"{above} is a file, not a folder"
+        return f"{shown} is a broken symlink"
+    return f"{shown} is a file, not a folder"

@@ -67,3 +67,13 @@ def test_a_missing_path_below_something_that_is_no_folder_says_what_that_is(tmp_
     assert (
         missing_reason(tmp_path / "dangling" / "x" / "y") == f" ({tmp_path / 'dangling'} is a broken symlink)"
     )
+
+
+def test_odd_bytes_and_line_breaks_in_a_name_are_escaped_in_the_clause(tmp_path):
+    # A clause goes into a one-line error: a newline cannot split it, bytes that are not UTF-8
+    # cannot stop the line from being written.
+    odd = os.fsdecode(b"bad\xff\nname")
+    (tmp_path / odd).write_text("x")
+    said = missing_reason(tmp_path / odd / "model.onnx")
+    assert said == f" ({tmp_path}/bad\\xff\\nname is a file, not a folder)"
+    said.encode("utf-8")  # no lone surrogate left

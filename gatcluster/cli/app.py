@@ -95,7 +95,7 @@ def preset(
         preset_values,
         root_reset,
     )
-    from gatcluster.data.walk import shown_path
+    from gatcluster.path_text import shown_path
 
     if name is None:
         for known in preset_names():
@@ -144,7 +144,7 @@ def check(
 
     from gatcluster.config.loading import load_params
     from gatcluster.config.params import ParamsError
-    from gatcluster.data.walk import shown_path
+    from gatcluster.path_text import shown_path
     from gatcluster.pipeline.check_stage import check_against_data
     from gatcluster.pipeline.environment import check_environment
     from gatcluster.pipeline.layout import ProjectLayout
@@ -294,7 +294,7 @@ def predict(
 def refuse_unreadable_params(params: Path) -> None:
     """Exit 2 when `params` is no params file to read (missing, a folder, a broken link, ...)."""
     from gatcluster.config.loading import params_file_problem
-    from gatcluster.data.walk import shown_path
+    from gatcluster.path_text import shown_path
 
     if problem := params_file_problem(params):
         if params == PROJECT_PARAMS:  # not given: the command ran outside the project
@@ -307,8 +307,8 @@ def output_paths_problem(
 ) -> str | None:
     """Why `gat predict` cannot write where its output options point, asked before any image is
     read: --out a folder, an output folder that is a file, a broken link or a name too long."""
-    from gatcluster.data.walk import shown_path
     from gatcluster.path_kind import Kind, look_at
+    from gatcluster.path_text import shown_path
 
     if out is not None:
         looked, shown = look_at(out), shown_path(out)

@@ -29,13 +29,12 @@ from gatcluster.data.walk import (
     left_out_note,
     listed,
     mark_output_folder,
-    path_text,
-    shown_path,
     walk_files,
 )
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED, EXIT_USAGE
 from gatcluster.path_kind import Kind, nearest_existing
+from gatcluster.path_text import path_text, shown_path
 from gatcluster.pipeline.progress import count_columns
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 from gatcluster.serving.onnx_predict import (

@@ -19,6 +19,7 @@ from gatcluster.config.params import (
 )
 from gatcluster.config.validation import build_section, check_consistency, check_experiment_name, cut
 from gatcluster.path_kind import Kind, look_at, missing_reason
+from gatcluster.path_text import shown_path
 
 IMAGE_SIZE_KEY = "data.image_size"  # earlier versions set it; the backbone implies it
 
@@ -27,7 +28,7 @@ def load_params(path: Path) -> Params:
     """Read a params.yaml file into `Params`; a missing or malformed file is a `ParamsError`."""
     problem = params_file_problem(path)
     if problem:
-        raise ParamsError(f"params file {path} {problem}")
+        raise ParamsError(f"params file {shown_path(path)} {problem}")
     return params_from_text(read_params_text(path), str(path))
 
 
@@ -52,11 +53,11 @@ def read_params_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise ParamsError(
-            f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}):"
-            " save it as UTF-8 and run again"
+            f"{shown_path(path)} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset"
+            f" {err.start}): save it as UTF-8 and run again"
         ) from err
     except OSError as err:  # unreadable (permissions), or a folder of that name
-        raise ParamsError(f"cannot read {path}: {err.strerror or err}") from err
+        raise ParamsError(f"cannot read {shown_path(path)}: {err.strerror or err}") from err
 
 
 def params_from_text(text: str, where: str = "params.yaml") -> Params:

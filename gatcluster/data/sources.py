@@ -34,7 +34,8 @@ from gatcluster.data.bundled import BUNDLED_SOURCES
 from gatcluster.data.fit import DECODE_CHANNELS, FIT_RULE, decode_fitted
 from gatcluster.data.parallel import decode_workers, ordered_map
 from gatcluster.data.store import DatasetError, ImageDataset, release_pages, rows_per_block
-from gatcluster.data.walk import SkippedFile, files_in, is_output_folder, path_text, shown_path, walk_files
+from gatcluster.data.walk import SkippedFile, files_in, is_output_folder, walk_files
+from gatcluster.path_text import path_text, shown_path
 
 IMAGENET_WNIDS = {  # docs/method.md §9; the position in the tuple is the class index
     "imagenet10": (

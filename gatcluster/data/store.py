@@ -19,7 +19,8 @@ import numpy as np
 from gatcluster.atomic import make_temp_dir, publish_dir
 from gatcluster.data.fit import fit_images
 from gatcluster.data.images import preprocessing_record, reduces_jpeg
-from gatcluster.data.walk import SkippedFile, shown_path
+from gatcluster.data.walk import SkippedFile
+from gatcluster.path_text import shown_path
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

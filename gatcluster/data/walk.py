@@ -11,31 +11,11 @@ A folder named as a path itself is walked all the same.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from gatcluster.path_kind import Kind, look_at
-
-
-def path_text(path: str | os.PathLike) -> str:
-    """`path` as text any UTF-8 writer takes (tables, HTML): the bytes of a file name that are not
-    UTF-8, which Python keeps as lone surrogates that no encoder accepts, become `\\xNN` escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-# Characters that end or rewrite a terminal line: C0 and C1 controls, Unicode line separators.
-LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def shown_path(path: str | os.PathLike) -> str:
-    """`path_text` for a line of a message or of a one-line-per-file list (skipped.tsv): a newline,
-    tab or other control character in a file name as its escape (`\\n`, `\\t`, `\\x1b`), so one file
-    stays one line and cannot pass for another. Tables keep the exact name (`path_text`)."""
-    return LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], path_text(path))
-
 
 OUTPUT_MARKER = ".gatcluster-output"
 OUTPUT_MARKER_TEXT = (

@@ -16,7 +16,8 @@ from pathlib import Path
 from gatcluster.config.params import Params
 from gatcluster.data.sources import ROOT_SOURCES, load_source, unfiled_images
 from gatcluster.data.store import SKIPPED_FILE, ImageDataset, fit_dataset, write_dataset
-from gatcluster.data.walk import SkippedFile, left_out_note, listed, output_folders_below, shown_path
+from gatcluster.data.walk import SkippedFile, left_out_note, listed, output_folders_below
+from gatcluster.path_text import shown_path
 from gatcluster.pipeline.layout import ProjectLayout
 from gatcluster.pipeline.preflight import PreflightError, check_data_size, resolve_data_root
 from gatcluster.pipeline.progress import file_counter

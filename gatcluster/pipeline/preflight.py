@@ -17,6 +17,7 @@ from gatcluster.data.images import IMAGE_SUFFIXES, is_image_file
 from gatcluster.data.sources import IMAGENET_WNIDS, ROOT_SOURCES, folder_files, missing_class_folders
 from gatcluster.data.store import MANIFEST
 from gatcluster.path_kind import Kind, look_at, missing_reason
+from gatcluster.path_text import shown_path
 
 # Images per source as fetched (train+test where the paper uses both; docs/method.md §6, §9).
 KNOWN_SIZES = {
@@ -54,11 +55,13 @@ def resolve_data_root(data: DataConfig, project_root: Path) -> Path | None:
     root = root if root.is_absolute() else project_root / root
     problem = folder_problem(root)
     if data.source in ROOT_SOURCES and problem:
-        raise PreflightError(f"data.root {root} {problem} (data.source {data.source} reads images there)")
+        raise PreflightError(
+            f"data.root {shown_path(root)} {problem} (data.source {data.source} reads images there)"
+        )
     if data.source not in BUNDLED_SOURCES and problem:  # an offline copy that is not there
         raise PreflightError(
-            f"data.root {root} {problem} (data.source {data.source} reads its offline copy there):"
-            " fix the path, or set data.root: null to download it"
+            f"data.root {shown_path(root)} {problem} (data.source {data.source} reads its offline copy"
+            " there): fix the path, or set data.root: null to download it"
         )
     return root
 
@@ -73,8 +76,8 @@ def check_class_folders(source: str, root: Path | None) -> None:
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise PreflightError(
-            f"data.root {root} lacks the {source} class folder(s) {shown}: point it at an ImageNet train"
-            " tree (<root>/<wnid>/*.JPEG)"
+            f"data.root {shown_path(root)} lacks the {source} class folder(s) {shown}: point it at an"
+            " ImageNet train tree (<root>/<wnid>/*.JPEG)"
         )
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from gatcluster.data.fit import RULES
 from gatcluster.data.images import preprocessing_record, reduces_jpeg
-from gatcluster.data.walk import shown_path
 from gatcluster.path_kind import Kind, look_at, missing_reason
+from gatcluster.path_text import shown_path
 
 PREFIX = "gatcluster."
 # The graph's input and outputs by name: export writes them, predict feeds and reads them.

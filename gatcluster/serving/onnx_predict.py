@@ -20,7 +20,8 @@ from gatcluster.data.fit import decode_fitted
 from gatcluster.data.images import IMAGE_SUFFIXES
 from gatcluster.data.parallel import ordered_map
 from gatcluster.data.pixels import clean_view_array
-from gatcluster.data.walk import SkippedFile, shown_path
+from gatcluster.data.walk import SkippedFile
+from gatcluster.path_text import shown_path
 from gatcluster.serving.contract import (
     INPUT_NAME,
     PREDICT_OUTPUTS,

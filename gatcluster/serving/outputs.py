@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from gatcluster.atomic import atomic_path, file_target
-from gatcluster.data.walk import path_text
+from gatcluster.path_text import path_text
 from gatcluster.serving.onnx_predict import Prediction
 
 FORMATS = ("csv", "jsonl", "parquet")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
-from gatcluster.path_kind import Kind, creation_problem, look_at
+from gatcluster.path_kind import Kind, creation_problem, look_at, not_a_folder
 from gatcluster.tracking.store_uri import IN_MEMORY, masked, sqlite_file_problem, sqlite_path
 
 CONNECT_TIMEOUT_S = 5
@@ -193,8 +193,4 @@ def writable_folder_problem(path: Path) -> str | None:
         return None
     if looked.kind is Kind.MISSING:
         return creation_problem(path)
-    if looked.kind is Kind.UNREADABLE:  # a name over 255 bytes
-        return f"{path} cannot be looked up ({looked.reason})"
-    if looked.kind is Kind.BROKEN_LINK:
-        return f"{path} is a broken symlink"
-    return f"{path} is a file, not a folder"
+    return not_a_folder(path, looked)

@@ -15,8 +15,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from gatcluster.data.walk import shown_path
 from gatcluster.path_kind import Kind, creation_problem, look_at
+from gatcluster.path_text import shown_path
 
 SERVER_SCHEMES = ("http", "https")
 # Schemes of the stores MLflow tracks in (the part before any SQLAlchemy `+driver`), beside those
