@@ -8,6 +8,7 @@ module alone names the metadata keys: export writes them with `to_metadata`, `ga
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,10 +164,26 @@ def read_contract(path: Path) -> ModelContract:
     try:
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as err:  # ORT raises its own InvalidProtobuf / Fail types for bad files
+        if is_torch_file(path):
+            raise ModelFileError(
+                f"{shown} is a PyTorch file (trained weights), not an ONNX model: give the .onnx file"
+                " the pipeline's export stage writes"
+            ) from err
         raise ModelFileError(f"{shown} is not a readable ONNX model ({type(err).__name__})") from err
     contract = ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, shown)
     check_graph(session, contract, shown)
     return contract
+
+
+def is_torch_file(path: Path) -> bool:
+    """Whether `path` is a file `torch.save` wrote (a zip archive holding `data.pkl`), such as the
+    pipeline's `model.pt` or a checkpoint: the likeliest wrong file to give a command that reads
+    the exported ONNX model."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def check_graph(session, contract: ModelContract, path: Path | str) -> None:

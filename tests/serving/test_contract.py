@@ -117,6 +117,18 @@ def test_a_model_whose_name_is_not_utf8_is_read(tmp_path, trained_onnx):
         read_contract(path)
 
 
+def test_a_pytorch_file_given_for_the_onnx_model_is_named_as_such(tmp_path):
+    import torch
+
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ModelFileError, match=r"model\.pt is a PyTorch file .*give the \.onnx file"):
+        read_contract(path)
+    path.write_bytes(b"PK\x03\x04 not a zip after all")
+    with pytest.raises(ModelFileError, match="not a readable ONNX model"):
+        read_contract(path)
+
+
 def test_a_folder_a_fifo_a_missing_path_or_a_name_too_long_is_named_as_such(tmp_path):
     (tmp_path / "m.onnx").mkdir()
     with pytest.raises(ModelFileError, match="m.onnx is a folder, not a model file: give the .onnx file"):
