@@ -285,8 +285,8 @@ def check_outputs_writable(opts: PredictOptions, names: list[str]) -> None:
                 pass
             if folder in fresh:
                 mark_output_folder(folder)
-        except OSError as err:  # name the user's folder, not the probe's random file
-            raise OSError(err.errno, probe_failure(err, folder), str(folder)) from err
+        except OSError as err:  # name the user's file or folder, not the probe's random file
+            raise OSError(err.errno, probe_failure(err, folder), str(what)) from err
 
 
 def probe_failure(err: OSError, path: Path) -> str:

@@ -439,6 +439,7 @@ def test_an_output_in_proc_is_not_said_to_be_missing(tmp_path, trained_onnx, dig
     said = "/proc takes no new files or folders (its file system said: No such file or directory)"
     others = ("Permission denied", "Read-only file system")
     assert said in result.stderr or any(o in result.stderr for o in others), result.stderr
+    assert f"error: cannot write {target}: " in result.stderr  # the user's path, not only its folder
     assert "images in" not in result.stderr
 
 
