@@ -7,6 +7,7 @@ the result; every problem is a `ParamsError` naming the dotted key and what is a
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -24,8 +25,10 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields), key=str)  # YAML keys need not be strings: `? [a]`
     if unknown:
+        key = str(unknown[0])
         raise ParamsError(
-            f"unknown key {prefix}{cut(str(unknown[0]))}: allowed keys in {where} are {', '.join(fields)}"
+            f"unknown key {prefix}{cut(key)}{did_you_mean(key, fields, prefix)}: allowed keys in {where}"
+            f" are {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
     values = {}
@@ -33,6 +36,12 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
         if name in raw:
             values[name] = _convert(hints[name], raw[name], f"{prefix}{name}", fld.metadata)
     return cls(**values)
+
+
+def did_you_mean(key: str, known: typing.Iterable[str], prefix: str) -> str:
+    """ " (did you mean train.lr?)" for a mistyped key close to one of `known`, else ""."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 def _convert(hint: Any, value: Any, key: str, meta: Any) -> Any:

@@ -33,6 +33,21 @@ def test_project_params_yaml_equals_the_dataclass_defaults():
     assert load_params(ROOT / "params.yaml") == Params()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "hint"),
+    [
+        ({"train.lrr": 0.1}, "unknown key train.lrr (did you mean train.lr?): allowed keys in train are"),
+        ({"trian.lr": 0.1}, "unknown key trian (did you mean train?): allowed keys in params are"),
+        ({"model.num_cluster": 5}, "(did you mean model.num_clusters?)"),
+        ({"train.zzz": 1}, "unknown key train.zzz: allowed keys in train are"),  # nothing close
+    ],
+)
+def test_a_mistyped_key_is_answered_with_the_closest_one(overrides, hint):
+    with pytest.raises(ParamsError) as err:
+        replace_params(Params(), overrides)
+    assert hint in str(err.value)
+
+
 def test_params_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Params().train.lr = 1.0  # type: ignore[misc]
