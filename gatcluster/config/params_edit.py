@@ -23,6 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from gatcluster.config.loading import YamlSyntaxError, params_from_text, parse_yaml
 from gatcluster.config.params import DATA_ROOT_KINDS, DataConfig, Params, ParamsError, flatten_params
+from gatcluster.config.validation import did_you_mean
 
 
 def preset_names() -> list[str]:
@@ -40,7 +41,8 @@ def preset_text(name: str) -> str:
 def preset_overrides(name: str) -> dict[str, Any]:
     """The dotted-key overrides of preset `name`; a ParamsError listing the presets if unknown."""
     if name not in preset_names():
-        raise ParamsError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
+        hint = did_you_mean(name, preset_names(), "")
+        raise ParamsError(f"unknown preset {name!r}{hint}; available: {', '.join(preset_names())}")
     return flatten(parse_yaml(preset_text(name)) or {})  # read as params.yaml is
 
 

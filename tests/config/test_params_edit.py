@@ -256,7 +256,9 @@ def test_unknown_keys_and_presets_are_clear_errors():
         apply_overrides("train:\n  lr: 1\n", {"train.nope": 1})
     with pytest.raises(ParamsError, match="unknown key nope"):
         apply_overrides("train:\n  lr: 1\n", {"nope.lr": 1})
-    with pytest.raises(ParamsError, match="unknown preset 'stl-10'; available: cifar10"):
+    with pytest.raises(
+        ParamsError, match=r"unknown preset 'stl-10' \(did you mean stl10\?\); available: cifar10"
+    ):
         preset_overrides("stl-10")
 
 
