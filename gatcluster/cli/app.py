@@ -5,7 +5,7 @@ gat info models/gatcluster.onnx
 gat preset stl10                write the STL-10 preset into ./params.yaml (comments kept)
 gat check                       validate ./params.yaml against the data (the pipeline's first stage)
 gat promote 3                   point the registry alias @champion at version 3 of the exported model
-gat ui                          MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
+gat ui                          MLflow UI on http://127.0.0.1:5000 against the project's mlflow.db
 gat server --backend-store-uri postgresql://...   the team's tracking server (registry, artifacts, users)
 gat user add alice              add a writer to the team server (as its admin)
 """
@@ -454,7 +454,9 @@ def ui(
     ] = "127.0.0.1",
     backend_store_uri: Annotated[
         str | None,
-        typer.Option(parser=given_text, help="MLflow store; default: MLFLOW_TRACKING_URI or ./mlflow.db"),
+        typer.Option(
+            parser=given_text, help="MLflow store; default: MLFLOW_TRACKING_URI, else the project's mlflow.db"
+        ),
     ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server worker processes (one serves one user).")

@@ -171,14 +171,14 @@ def server(
         typer.Option(
             parser=given_text,
             help="SQL store without a password (postgresql://user@host:5432/db, password in ~/.pgpass); "
-            "default: MLFLOW_BACKEND_STORE_URI, else ./mlflow.db",
+            "default: MLFLOW_BACKEND_STORE_URI, else the project's mlflow.db",
         ),
     ] = None,
     artifacts_destination: Annotated[
         str | None,
         typer.Option(
             parser=given_text,
-            help="Where the server keeps artifacts (folder or s3://...); default ./mlartifacts",
+            help="Where the server keeps artifacts (folder or s3://...); default: the project's mlartifacts/",
         ),
     ] = None,
     host: Annotated[
