@@ -101,11 +101,14 @@ def preset(
         for known in preset_names():
             typer.echo(f"{known:<16} {preset_description(known)}")
         return
+    try:
+        overrides = preset_values(name)  # a mistyped name first: it needs no params.yaml
+    except ParamsError as err:
+        raise fail(str(err)) from err
     refuse_unreadable_params(params)
     try:
         old_text = read_params_text(params)
         old_data = params_from_text(old_text, str(params)).data
-        overrides = preset_values(name)
         reset = root_reset(old_data, overrides["data.source"])
         text, _ = apply_overrides(old_text, overrides | reset, str(params))
     except ParamsError as err:

@@ -156,6 +156,9 @@ def test_unknown_preset_is_a_usage_error_that_changes_nothing(tmp_path):
     shutil.copy(ROOT / "params.yaml", params)
     result = runner.invoke(app, ["preset", "nope", "--params", str(params)])
     assert result.exit_code == 2 and "unknown preset 'nope'" in result.stderr
+    # Outside a project the name is still what is wrong, not the missing params.yaml.
+    result = runner.invoke(app, ["preset", "stl-10", "--params", str(tmp_path / "elsewhere.yaml")])
+    assert result.exit_code == 2 and "unknown preset 'stl-10' (did you mean stl10?)" in result.stderr
     assert params.read_text() == (ROOT / "params.yaml").read_text()
 
 
