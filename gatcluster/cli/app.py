@@ -108,9 +108,9 @@ def preset(
     refuse_unreadable_params(params)
     try:
         old_text = read_params_text(params)
-        old_data = params_from_text(old_text, str(params)).data
+        old_data = params_from_text(old_text, shown_path(params)).data
         reset = root_reset(old_data, overrides["data.source"])
-        text, _ = apply_overrides(old_text, overrides | reset, str(params))
+        text, _ = apply_overrides(old_text, overrides | reset, shown_path(params))
     except ParamsError as err:
         raise fail(str(err)) from err
     try:
@@ -122,7 +122,7 @@ def preset(
     except WriteError as err:  # it names the file and what was kept
         raise fail(str(err), EXIT_FAILED) from err
     except OSError as err:
-        raise fail(f"cannot write {params}: {err.strerror or err}", EXIT_FAILED) from err
+        raise fail(f"cannot write {shown_path(params)}: {err.strerror or err}", EXIT_FAILED) from err
     shown = shown_path(params)
     typer.echo(f"{shown}: preset {name} set {len(overrides)} values; run `dvc repro` or `dvc exp run`")
     if reset:
@@ -301,7 +301,7 @@ def refuse_unreadable_params(params: Path) -> None:
 
     if problem := params_file_problem(params):
         if params == PROJECT_PARAMS:  # not given: the command ran outside the project
-            raise fail(f"{params} {problem}: run this in the project folder or pass --params")
+            raise fail(f"{shown_path(params)} {problem}: run this in the project folder or pass --params")
         raise fail(f"--params {shown_path(params)} {problem}")
 
 
@@ -374,6 +374,7 @@ def registered_model_name(given: str | None, params: Path | None) -> str:
     model would move."""
     from gatcluster.config.loading import load_params
     from gatcluster.config.params import ExportConfig, ParamsError
+    from gatcluster.path_text import shown_path
     from gatcluster.tracking.mlflow_runs import main_worktree_root
 
     if given is not None:
@@ -389,7 +390,7 @@ def registered_model_name(given: str | None, params: Path | None) -> str:
     except ParamsError as err:
         raise fail(str(err)) from err
     if name is None:
-        raise fail(f"{params} sets export.registered_model: null: pass --registered-model NAME")
+        raise fail(f"{shown_path(params)} sets export.registered_model: null: pass --registered-model NAME")
     return name
 
 

@@ -29,7 +29,7 @@ def load_params(path: Path) -> Params:
     problem = params_file_problem(path)
     if problem:
         raise ParamsError(f"params file {shown_path(path)} {problem}")
-    return params_from_text(read_params_text(path), str(path))
+    return params_from_text(read_params_text(path), shown_path(path))
 
 
 def params_file_problem(path: Path) -> str | None:

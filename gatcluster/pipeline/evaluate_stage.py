@@ -1,12 +1,13 @@
 """The `evaluate` stage: score the trained model on its data set and draw its attention maps.
 
-Reads models/model.pt, models/run.json and data/dataset/; writes reports/metrics.json (cluster
-sizes, and ACC / NMI / ARI when the data has labels), reports/clusters.json (name and size of each
-cluster: its matched class when the data has labels), reports/confusion.csv (matched clusters vs
-classes, for `dvc plots`), reports/attention.png (attention maps over sample images), the cluster
-gallery (reports/gallery.html and one PNG per cluster in reports/gallery/: each cluster's most
-confident members and a random sample, with attention overlays, size, matched class and purity)
-and reports/run.json, and adds them, with the evaluate params, to the model's MLflow run.
+Reads models/model.pt, models/run.json and data/dataset/; writes reports/metrics.json (counts, the
+smallest and largest cluster, and ACC / NMI / ARI when the data has labels), reports/clusters.json
+(name and size of each cluster: its matched class when the data has labels), reports/confusion.csv
+(matched clusters vs classes, for `dvc plots`), reports/attention.png (attention maps over sample
+images), the cluster gallery (reports/gallery.html and one PNG per cluster in reports/gallery/: each
+cluster's most confident members and a random sample, with attention overlays, size, matched class
+and purity) and reports/run.json, and adds them, with the evaluate params, to the model's MLflow
+run.
 """
 
 from __future__ import annotations

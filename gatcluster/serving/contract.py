@@ -182,7 +182,7 @@ def is_torch_file(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return any(name.endswith("data.pkl") for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
+    except Exception:  # a damaged archive raises more than BadZipFile; this only picks a hint
         return False
 
 

@@ -172,6 +172,18 @@ def test_preset_on_broken_yaml_is_one_line_that_changes_nothing(tmp_path):
     assert params.read_text() == broken
 
 
+@pytest.mark.parametrize("command", ["check", "preset"])
+def test_a_broken_params_file_in_an_oddly_named_folder_is_still_one_line(tmp_path, command):
+    folder = tmp_path / os.fsdecode(b"odd\xff\nname")
+    folder.mkdir()
+    (folder / "params.yaml").write_text("train: [\n")
+    args = [command, *(["mnist"] if command == "preset" else []), "--params", str(folder / "params.yaml")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "odd\\xff\\nname/params.yaml is not valid YAML" in result.stderr
+
+
 def test_check_validates_params_against_the_data_size(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 
 import onnx
 import pytest
@@ -125,6 +126,16 @@ def test_a_pytorch_file_given_for_the_onnx_model_is_named_as_such(tmp_path):
     with pytest.raises(ModelFileError, match=r"model\.pt is a PyTorch file .*give the \.onnx file"):
         read_contract(path)
     path.write_bytes(b"PK\x03\x04 not a zip after all")
+    with pytest.raises(ModelFileError, match="not a readable ONNX model"):
+        read_contract(path)
+    # A damaged archive whose entry claims a UTF-8 name it does not have: zipfile raises a
+    # UnicodeDecodeError, which only costs the hint.
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", b"x")
+    damaged = bytearray(path.read_bytes().replace(b"archive/data.pkl", b"\xff\xfechive/data.pkl"))
+    for header, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # the UTF-8 name flag, 0x800
+        damaged[damaged.find(header) + flag_at + 1] |= 0x08
+    path.write_bytes(bytes(damaged))
     with pytest.raises(ModelFileError, match="not a readable ONNX model"):
         read_contract(path)
 
