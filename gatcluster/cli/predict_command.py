@@ -231,7 +231,6 @@ def cluster_all(
     extras = Extras(opts, contract, paths)
     outputs = own_output_folders(paths, opts, list(contract.cluster_names))
     inputs = list(image_inputs(paths, tally, outputs))  # paths only (cheap): the bar gets a total, an ETA
-    total = sum(1 for item in inputs if not isinstance(item, SkippedFile))
     # closing: an error on a batch (a full disk) stops the decoding threads before it is reported
     grouped = batches(iter(inputs), contract, opts.batch_size, decode_workers(opts.threads))
     with (
@@ -239,22 +238,28 @@ def cluster_all(
         Progress(*count_columns(), console=console) as bar,
         closing(grouped),
     ):
-        task = bar.add_task("predict", total=total)
+        # Every input counts once, clustered or skipped, so the bar ends full.
+        task = bar.add_task("predict", total=len(inputs))
         for batch_paths, batch, skipped in grouped:
             tally.skipped += skipped
-            if batch is None:
-                continue
-            predictions = predict_batch(session, contract, batch_paths, batch)
-            if opts.attention_dir is not None:
-                write_attention(predictions, opts.attention_dir, tally.clustered)
-            table.write(predictions)
-            extras.take(predictions, tally)
-            tally.clustered += len(predictions)
-            for p in predictions:
-                tally.sizes[p.cluster] = tally.sizes.get(p.cluster, 0) + 1
-            bar.update(task, advance=len(predictions))
+            if batch is not None:
+                predict_into(predict_batch(session, contract, batch_paths, batch), opts, table, extras, tally)
+            bar.update(task, advance=len(batch_paths) + len(skipped))
         extras.finish(tally)
     return tally
+
+
+def predict_into(
+    predictions: list[Prediction], opts: PredictOptions, table: TableWriter, extras: Extras, tally: Tally
+) -> None:
+    """One batch's predictions into the table, the attention overlays and extras, and the tally."""
+    if opts.attention_dir is not None:
+        write_attention(predictions, opts.attention_dir, tally.clustered)
+    table.write(predictions)
+    extras.take(predictions, tally)
+    tally.clustered += len(predictions)
+    for p in predictions:
+        tally.sizes[p.cluster] = tally.sizes.get(p.cluster, 0) + 1
 
 
 def check_outputs_writable(opts: PredictOptions, names: list[str]) -> None:

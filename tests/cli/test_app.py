@@ -336,6 +336,8 @@ def test_predict_every_bad_input_is_listed_and_the_rest_clustered(tmp_path, trai
     assert expected | {"ünïcødé 数字.png", "rotated.jpg", "large.png", "noext"} == clustered
     assert "1 non-image file ignored" in result.stderr and "on CPUExecutionProvider" in result.stderr
     assert abs(sum(float(rows[0][f"p_{k}"]) for k in range(10)) - 1) < 1e-4
+    # The bar counts the skipped files too, so it ends full: 14 of 14 (10 clustered, 4 skipped).
+    assert f"{len(rows) + len(bad)}/{len(rows) + len(bad)}" in result.stderr
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
