@@ -24,4 +24,10 @@ def shown_path(path: str | os.PathLike) -> str:
     """`path_text` for a line of a message or of a one-line-per-file list (skipped.tsv): a newline,
     tab or other control character in a file name as its escape (`\\n`, `\\t`, `\\x1b`), so one file
     stays one line and cannot pass for another. Tables keep the exact name (`path_text`)."""
-    return LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], path_text(path))
+    return one_line(path_text(path))
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that ends or rewrites a terminal line as its escape: for names
+    read from a file (a model's cluster names) that a message or a terminal line shows."""
+    return LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], text)

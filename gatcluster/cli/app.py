@@ -175,6 +175,7 @@ def info(
     ],
 ) -> None:
     """Print the preprocessing contract and provenance stored in a model."""
+    from gatcluster.path_text import one_line
     from gatcluster.serving.contract import ModelFileError, read_contract
 
     try:
@@ -182,7 +183,7 @@ def info(
     except ModelFileError as err:
         raise fail(str(err), EXIT_FAILED) from err
     for key, value in sorted(contract.to_metadata().items()):
-        typer.echo(f"{key.removeprefix('gatcluster.')}: {value}")
+        typer.echo(f"{key.removeprefix('gatcluster.')}: {one_line(value)}")
 
 
 @app.command(

@@ -34,7 +34,7 @@ from gatcluster.data.walk import (
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED, EXIT_USAGE
 from gatcluster.path_kind import Kind, nearest_existing
-from gatcluster.path_text import path_text, shown_path
+from gatcluster.path_text import one_line, path_text, shown_path
 from gatcluster.pipeline.progress import count_columns
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
 from gatcluster.serving.onnx_predict import (
@@ -325,6 +325,7 @@ def print_summary(tally: Tally, names: list[str], seconds: float, provider: str,
         f"{len(tally.skipped)} skipped; {counted(tally.ignored, 'non-image file')} ignored; "
         f"{rate:.1f} images/s on {provider}",
         highlight=False,
+        markup=False,  # cluster names come from the model file: `[/x]` is a name, not rich markup
     )
     for item in tally.skipped[:SHOWN_SKIPS]:
         console.print(f"skipped {shown_path(item.path)}: {item.reason}", highlight=False, markup=False)
@@ -339,7 +340,7 @@ def print_summary(tally: Tally, names: list[str], seconds: float, provider: str,
 def cluster_label(cluster: int, name: str) -> str:
     """A cluster as the gallery heads it: `2 (cat)`, or `2` alone where its name is `cluster 2`. The
     name is what --sort-into names its folder; the number is the table's `cluster` column."""
-    return str(cluster) if name == f"cluster {cluster}" else f"{cluster} ({name})"
+    return str(cluster) if name == f"cluster {cluster}" else f"{cluster} ({one_line(name)})"
 
 
 def counted(n: int, noun: str) -> str:

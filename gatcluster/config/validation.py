@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from typing import Any
@@ -141,6 +142,7 @@ def check_consistency(params: Params) -> None:
             "is greyscale: set augment.hue: 0"
         )
     check_registered_model(params.export.registered_model)
+    check_data_root(params.data.root)
     k, over = params.model.num_clusters, params.experimental.overcluster
     if over and over <= k:
         raise ParamsError(
@@ -154,6 +156,19 @@ def check_consistency(params: Params) -> None:
             )
     if not any(dataclasses.astuple(train.loss_weights)):
         raise ParamsError("train.loss_weights are all 0: nothing would be trained; keep at least one above 0")
+
+
+def check_data_root(root: str | None) -> None:
+    """A data.root the file system can take: no NUL character, nothing that encodes to no file-name
+    bytes (a lone surrogate such as YAML's "\\ud800"); both raised from deep inside a stat."""
+    if root is None:
+        return
+    try:
+        refused = b"\0" in os.fsencode(root)
+    except UnicodeEncodeError:
+        refused = True
+    if refused:
+        raise ParamsError(f"data.root must be a path a file system can hold, got {shown(root)}")
 
 
 URI_DELIMITERS = "/:?"  # characters a models:/ URI cannot carry in a model's name

@@ -680,6 +680,29 @@ def test_the_summary_names_each_cluster_as_the_gallery_heads_it(tmp_path, traine
     assert cluster_label(7, "cluster 7") == "7"  # an unnamed cluster, once
 
 
+def test_cluster_names_from_the_model_file_are_printed_as_text_on_one_line(
+    tmp_path, trained_onnx, digits_dataset
+):
+    import onnx
+
+    model = onnx.load(str(trained_onnx[2]))
+    names = [f"[/x] c{k}\x1b[31m\nfake line" for k in range(10)]  # rich markup, an escape, a newline
+    for prop in model.metadata_props:
+        if prop.key == "gatcluster.cluster_names":
+            prop.value = json.dumps(names)
+    onnx.save(model, str(tmp_path / "odd.onnx"))
+    digits_folder(tmp_path / "d", digits_dataset.images[:20])
+    out = tmp_path / "p.csv"
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "d"), "--model", str(tmp_path / "odd.onnx"), "--out", str(out)]
+    )
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    summary = next(line for line in result.stderr.splitlines() if " images in " in line)
+    assert "[/x] c" in summary and "\\x1b[31m\\nfake line" in summary and "\x1b" not in summary
+    info = runner.invoke(app, ["info", str(tmp_path / "odd.onnx")])
+    assert info.exit_code == 0 and "\x1b" not in info.stdout and "\nfake" not in info.stdout
+
+
 def test_a_link_that_cannot_be_made_is_named_not_the_picture_it_points_to():
     from gatcluster.cli.predict_command import write_error
 

@@ -91,6 +91,8 @@ def test_integers_are_accepted_where_numbers_are_expected():
             r"experimental.neighbours \(1000\) must be < train.large_batch \(1000\)",
         ),
         ({"train": 3}, "train must be a mapping"),
+        ({"data.root": "a\0b"}, r"data.root must be a path a file system can hold, got 'a\\x00b'"),
+        ({"data.root": "\ud800x"}, r"data.root must be a path a file system can hold, got '\\ud800x'"),
         ({"train.processes": 3}, r"train.large_batch \(1000\) must be a multiple of train.processes \(3\)"),
         ({"train.processes": 0}, "train.processes must be >= 1"),
         ({"train.lr": float("nan")}, "train.lr must be a finite number, got nan"),  # passes every range check
