@@ -337,8 +337,13 @@ def output_paths_problem(
 def cache_root() -> Path:
     """Where downloaded registry models are kept: GAT_CACHE_DIR (`~` expanded, made absolute), else
     the user's cache folder ($XDG_CACHE_HOME, which the XDG specification ignores when relative)."""
-    if os.environ.get("GAT_CACHE_DIR"):
-        return Path(os.environ["GAT_CACHE_DIR"]).expanduser().absolute()
+    if given := os.environ.get("GAT_CACHE_DIR"):
+        try:
+            return Path(given).expanduser().absolute()
+        except RuntimeError as err:  # ~name of a user this machine does not have
+            home = given.split("/")[0]
+            said = f"GAT_CACHE_DIR {given}: no home folder is known for {home}: give the full path"
+            raise fail(said) from err
     xdg = Path(os.environ.get("XDG_CACHE_HOME", ""))
     return (xdg if xdg.is_absolute() else Path.home() / ".cache") / "gatcluster"
 
@@ -361,9 +366,10 @@ def local_model_file(model: str) -> Path:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
     if os.environ.get("GAT_VERBOSE") != "1":  # MLflow's INFO lines ("No artifacts found ...") too
         quiet_library_logs(os.environ)
+    cache = cache_root()  # a bad GAT_CACHE_DIR is said before any store is opened
     uri = project_tracking_uri()
     with registry_failures(uri):
-        path, version = fetch_model(registry_client(uri), ref, cache_root())
+        path, version = fetch_model(registry_client(uri), ref, cache)
     typer.echo(f"{model}: version {version} ({path})", err=True)
     return path
 
@@ -411,6 +417,7 @@ def promote(
     from gatcluster.config.validation import cut
     from gatcluster.tracking.model_uri import alias_problem
     from gatcluster.tracking.registry import latest_version, move_alias, registry_client
+    from gatcluster.tracking.store_uri import masked
 
     name = registered_model_name(registered_model, params)
     if problem := alias_problem(alias):
@@ -425,7 +432,7 @@ def promote(
         number = latest_version(client, name) if version == "latest" else int(version)
         before = move_alias(client, name, number, alias)
     was = "" if before is None else f" (was version {before})"
-    typer.echo(f"models:/{name}@{alias} -> version {number}{was}; registry {uri}")
+    typer.echo(f"models:/{name}@{alias} -> version {number}{was}; registry {masked(uri)}")
 
 
 @contextmanager
@@ -433,6 +440,7 @@ def registry_failures(uri: str) -> Iterator[None]:
     """One `error:` line and exit 1 for what the registry at `uri` refused (RegistryError, its
     first line: MLflow's text may span a failed SQL statement) or its SQL store raised."""
     from gatcluster.tracking.registry import RegistryError
+    from gatcluster.tracking.store_uri import masked
 
     try:
         yield
@@ -441,7 +449,7 @@ def registry_failures(uri: str) -> Iterator[None]:
     except Exception as err:
         if (said := store_error(err)) is None:
             raise
-        raise fail(f"the MLflow store at {uri} failed: {said}", EXIT_FAILED) from err
+        raise fail(f"the MLflow store at {masked(uri)} failed: {said}", EXIT_FAILED) from err
 
 
 def project_tracking_uri() -> str:
@@ -472,10 +480,11 @@ def ui(
         raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
     uri = backend_store_uri or project_tracking_uri()
     from gatcluster.tracking.server import sqlite_store_problem
+    from gatcluster.tracking.store_uri import masked
 
     if problem := sqlite_store_problem(uri):
-        raise fail(f"the MLflow store at {uri} cannot be opened: {problem}", EXIT_FAILED)
-    typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", err=True)
+        raise fail(f"the MLflow store at {masked(uri)} cannot be opened: {problem}", EXIT_FAILED)
+    typer.echo(f"MLflow UI on http://{host}:{port} (store {masked(uri)}); Ctrl-C stops it", err=True)
     cmd = [
         sys.executable,
         "-m",

@@ -272,6 +272,7 @@ def user_add(
     """Add a user to the team server at MLFLOW_TRACKING_URI: a writer (logs runs, registers models) or
     a reader."""
     from gatcluster.tracking.server_auth import AuthSetupError
+    from gatcluster.tracking.store_uri import masked
     from gatcluster.tracking.users import UserError, add_user
 
     if not name.strip() or ":" in name or not name.isprintable():
@@ -304,4 +305,4 @@ def user_add(
     except (UserError, AuthSetupError) as err:
         raise fail(str(err), EXIT_FAILED) from err
     kind = "reader" if read_only else "writer"
-    typer.echo(f"added {kind} {name} to {uri}", err=True)
+    typer.echo(f"added {kind} {name} to {masked(uri)}", err=True)

@@ -26,6 +26,7 @@ from gatcluster.tracking.credentials import (
 from gatcluster.tracking.model_cache import entry_folder, fill_entry, is_complete
 from gatcluster.tracking.model_uri import ModelRef, RegistryError
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
+from gatcluster.tracking.store_uri import masked
 
 MODEL_FILE = "model.onnx"  # what mlflow.onnx.log_model names the file inside the model folder
 # The error codes of a registry lookup that found nothing: an unknown model or version, and an
@@ -71,7 +72,7 @@ def registry_client(tracking_uri: str) -> MlflowClient:
     except (ServerUnreachable, CredentialsUnreadable) as err:
         raise RegistryError(str(err)) from err
     except MlflowException as err:
-        raise RegistryError(f"MLFLOW_TRACKING_URI {tracking_uri}: {err.message}") from err
+        raise RegistryError(f"MLFLOW_TRACKING_URI {masked(tracking_uri)}: {err.message}") from err
 
 
 def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | None:
@@ -80,18 +81,18 @@ def access_refused(err: MlflowException, tracking_uri: str) -> RegistryError | N
         user, password = sent_credentials()
         if user and password:  # given, and refused
             return RegistryError(
-                f"the tracking server at {tracking_uri} refused user {user} with this password: check"
+                f"the tracking server at {masked(tracking_uri)} refused user {user} with this password: check"
                 " MLFLOW_TRACKING_PASSWORD, or ~/.mlflow/credentials where it is unset; an admin adds"
                 " users with `gat user add`"
             )
         return RegistryError(
-            f"the tracking server at {tracking_uri} requires a user: {SET_CREDENTIALS}; an admin"
+            f"the tracking server at {masked(tracking_uri)} requires a user: {SET_CREDENTIALS}; an admin"
             " adds users with `gat user add`"
         )
     if err.error_code == "PERMISSION_DENIED":
         user, _ = sent_credentials()
         return RegistryError(
-            f"the tracking server at {tracking_uri} does not let {user or 'this user'} do this: "
+            f"the tracking server at {masked(tracking_uri)} does not let {user or 'this user'} do this: "
             "a writer or the model's creator can (an admin adds writers with `gat user add`)"
         )
     return None
@@ -113,9 +114,11 @@ def resolve_model_version(client: MlflowClient, ref: ModelRef) -> ModelVersion:
         if refused is not None:
             raise refused from err
         if err.error_code not in NOT_FOUND:  # a failing store is not a missing version
-            raise RegistryError(f"the registry at {client.tracking_uri} failed: {err.message}") from err
+            raise RegistryError(
+                f"the registry at {masked(client.tracking_uri)} failed: {err.message}"
+            ) from err
         raise RegistryError(
-            f"{ref} is not in the registry at {client.tracking_uri}: {known(client, ref.name)}"
+            f"{ref} is not in the registry at {masked(client.tracking_uri)}: {known(client, ref.name)}"
         ) from err
 
 

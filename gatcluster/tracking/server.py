@@ -167,10 +167,10 @@ def sqlite_store_problem(uri: str) -> str | None:
     a database, locked, unreadable, cannot be created), or None: another kind of store, or a file
     MLflow can open or create. Asked before a server starts: its workers would fail with a
     traceback (or retry for minutes) after the URL was already shown."""
+    if uri.split("?", 1)[0] in IN_MEMORY:  # `sqlite://` too: each server worker its own empty store
+        return "an in-memory store keeps nothing: name a file, sqlite:///<path>/mlflow.db"
     if not uri.startswith("sqlite:///"):
         return None
-    if uri.split("?", 1)[0] in IN_MEMORY:
-        return "an in-memory store keeps nothing: name a file, sqlite:///<path>/mlflow.db"
     path = sqlite_path(uri)
     if problem := sqlite_file_problem(path):
         return problem

@@ -559,6 +559,14 @@ def test_the_model_cache_folder_is_absolute(tmp_path, monkeypatch):
     assert cache_root() == tmp_path / "xdg" / "gatcluster"
 
 
+def test_a_cache_folder_of_an_unknown_user_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("GAT_CACHE_DIR", "~no-such-user-here/cache")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/mlflow.db")
+    result = runner.invoke(app, ["info", "models:/gatcluster/1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "GAT_CACHE_DIR ~no-such-user-here/cache: no home folder is known" in result.stderr
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a usable GPU")
 def test_device_cuda_without_gpu_is_a_clear_error(tmp_path, trained_onnx):
     result = runner.invoke(

@@ -113,3 +113,14 @@ def test_a_damaged_or_locked_store_is_an_error_before_the_server_starts(tmp_path
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         holder.execute("ROLLBACK")
     assert done.returncode == 1 and "cannot be opened: database is locked" in done.stderr
+    # A password in the store's URI is never shown, neither in an error nor in the banner.
+    command = [
+        str(GAT),
+        "ui",
+        "--port",
+        str(unused_port()),
+        "--backend-store-uri",
+        "sqlite://?password=s3cret",
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "s3cret" not in done.stderr and "password=***" in done.stderr

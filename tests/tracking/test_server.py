@@ -192,6 +192,9 @@ def test_a_sqlite_store_that_cannot_serve_is_named_before_the_server_starts(tmp_
         with pytest.raises(ServerError, match=f"cannot be opened: .*{problem}"):
             check_backend(uri)
     check_backend(f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")  # MLflow creates it, folder too
+    # In memory, each server worker would keep its own empty store, and nothing past a restart.
+    for uri in ("sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite://?cache=shared"):
+        assert "an in-memory store keeps nothing" in (sqlite_store_problem(uri) or ""), uri
     assert writable_folder_problem(tmp_path / "a-file") == f"{tmp_path / 'a-file'} is a file, not a folder"
     assert writable_folder_problem(tmp_path / "new" / "artifacts") is None
     too_long = tmp_path / ("x" * 300)  # was an OSError traceback from exists()
