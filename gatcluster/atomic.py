@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -120,12 +121,34 @@ def publish_dir(tmp: Path, dest: Path) -> None:
     fsync_path(dest.parent)
 
 
+# A process's open descriptors as Linux shows them: /dev/stdout and /dev/fd/N lead here.
+DESCRIPTOR_FOLDER = re.compile(r"/proc/(self|thread-self|\d+)(/task/\d+)?/fd")
+
+
+def is_open_descriptor(path: Path) -> bool:
+    """Whether `path` names an open descriptor of a process (/dev/stdout, /dev/fd/1, /proc/self/fd/1)
+    rather than a file: where the shell redirected stdout (`>> all.csv`) it resolves to that file,
+    and a rename onto it would replace what the file held before this command."""
+    name, hops = os.fspath(path), 0
+    while hops < 40:  # the kernel's own limit on links followed
+        if DESCRIPTOR_FOLDER.fullmatch(os.path.realpath(os.path.dirname(name)) or ""):
+            return True
+        if not os.path.islink(name):
+            return False
+        name, hops = os.path.join(os.path.dirname(name), os.readlink(name)), hops + 1
+    return False
+
+
 def file_target(path: Path) -> Path:
     """Where writing `path` lands: a symbolic link's target (the link stays a link), else `path`.
 
     A WriteError, before anything is written, when that is something other than a regular file
-    (a folder, a device such as /dev/null, a FIFO, a socket): a rename would replace it.
+    (a folder, a device such as /dev/null, a FIFO, a socket, a process's open descriptor such as
+    /dev/stdout): a rename would replace it.
     """
+    if is_open_descriptor(path):
+        said = f"cannot write {path}: it is an open descriptor (such as /dev/stdout), which is left as it is"
+        raise WriteError(errno.EEXIST, said)
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     kind = {
         Kind.FOLDER: "a folder",

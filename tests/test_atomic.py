@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +195,17 @@ def test_temporaries_left_by_a_killed_writer_are_removed_by_the_next_write(tmp_p
     write_text_atomic(tmp_path / "table.csv", "rows")
     make_temp_dir(tmp_path, ".dataset-").rmdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["table.csv", alive.name, other.name])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc")
+def test_an_open_descriptor_is_never_a_file_to_replace(tmp_path):
+    # `gat predict --out /dev/stdout >> all.csv`: the name resolves to all.csv, and a rename onto
+    # it would replace what all.csv held before.
+    (tmp_path / "to-stdout").symlink_to("/dev/stdout")
+    (tmp_path / "plain.csv").write_text("kept\n")
+    for name in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/2", str(tmp_path / "to-stdout")):
+        assert atomic.is_open_descriptor(Path(name)), name
+        with pytest.raises(atomic.WriteError, match="an open descriptor .* left as it is"):
+            atomic.file_target(Path(name))
+    for name in (tmp_path / "plain.csv", tmp_path / "new.csv", Path("/dev/null")):
+        assert not atomic.is_open_descriptor(name), name

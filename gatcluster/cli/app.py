@@ -311,11 +311,14 @@ def output_paths_problem(
 ) -> str | None:
     """Why `gat predict` cannot write where its output options point, asked before any image is
     read: --out a folder, an output folder that is a file, a broken link or a name too long."""
+    from gatcluster.atomic import is_open_descriptor
     from gatcluster.path_kind import Kind, look_at
     from gatcluster.path_text import shown_path
 
     if out is not None:
         looked, shown = look_at(out), shown_path(out)
+        if is_open_descriptor(out):  # a rename onto where `>> all.csv` points would replace all.csv
+            return f"--out {shown} is an open descriptor of this command: leave out --out to write to stdout"
         if looked.kind is Kind.FOLDER:
             example = shown_path(out / "clusters.csv")
             return f"--out {shown} is a folder: give a file name, e.g. --out {example}"

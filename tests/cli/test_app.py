@@ -460,6 +460,15 @@ def test_an_output_in_proc_is_not_said_to_be_missing(tmp_path, trained_onnx, dig
     assert "images in" not in result.stderr
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc")
+def test_out_naming_stdout_is_a_usage_error_not_a_replaced_file(tmp_path, trained_onnx, digits_dataset):
+    digits_folder(tmp_path / "d", digits_dataset.images[:3])
+    args = ["predict", str(tmp_path / "d"), "--model", str(trained_onnx[2]), "--out", "/dev/stdout"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--out /dev/stdout is an open descriptor" in result.stderr
+    assert "images in" not in result.stderr
+
+
 @pytest.mark.parametrize("option", ["--out", "--attention-dir", "--gallery", "--sort-into"])
 def test_an_output_name_too_long_or_a_broken_link_is_a_usage_error_before_any_work(
     tmp_path, trained_onnx, option
