@@ -118,6 +118,11 @@ def users_folders_in_the_way(paths: list[Path], opts: PredictOptions, names: lis
     """Cluster folders among the inputs that are the user's own (`photos/3/` where a cluster is
     named 3): their pictures are inputs, and links sorted into them would be read as inputs later."""
     folders = cluster_folders_among_inputs(paths, opts, names)
+    if not folders and opts.sort_into is not None:
+        # A cluster folder that leads to the inputs (`sorted/3 -> photos`, a link of the user's):
+        # links sorted into it would land among the pictures they point at.
+        under = (opts.sort_into / name for name in cluster_folders(names))
+        folders = [folder for folder in under if folder.is_dir() and holds_an_input(folder, paths)]
     return [folder for folder in folders if folder.is_dir() and not is_output_folder(folder)]
 
 
@@ -379,11 +384,15 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
         return EXIT_FAILED
     in_the_way = users_folders_in_the_way(paths, opts, list(contract.cluster_names))
     if in_the_way:
+        folders = listed([shown_path(f) for f in in_the_way], SHOWN_SKIPS)
+        where = (
+            f"--sort-into {shown_path(opts.sort_into)} holds the inputs, and {folders}"
+            if holds_an_input(opts.sort_into, paths)
+            else f"{folders} under --sort-into {shown_path(opts.sort_into)} lead to the inputs and"
+        )
         console.print(
-            f"error: --sort-into {shown_path(opts.sort_into)} holds the inputs, and "
-            f"{listed([shown_path(f) for f in in_the_way], SHOWN_SKIPS)} would take links of a"
-            " cluster of that name among pictures of yours: sort into a folder of its own,"
-            f" e.g. --sort-into {shown_path(opts.sort_into / 'sorted')}",
+            f"error: {where} would take links of a cluster of that name among pictures of yours:"
+            f" sort into a folder of its own, e.g. --sort-into {shown_path(opts.sort_into / 'sorted')}",
             highlight=False,
             markup=False,
         )

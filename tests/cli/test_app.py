@@ -844,6 +844,22 @@ def test_sorting_among_the_inputs_through_a_link_and_into_a_users_folder(
     assert sorted(photos.rglob("*")) == before  # refused before anything was written
 
 
+def test_a_cluster_folder_that_links_to_the_inputs_is_refused_before_any_work(
+    tmp_path, trained_onnx, digits_dataset
+):
+    photos, sorted_dir = tmp_path / "d", tmp_path / "sorted"
+    digits_folder(photos, digits_dataset.images[:6])
+    name = read_contract(trained_onnx[2]).cluster_names[3]
+    sorted_dir.mkdir()
+    (sorted_dir / name).symlink_to(photos)  # links sorted there would land among the inputs
+    before = sorted(photos.rglob("*"))
+    args = ["predict", str(photos), "--model", str(trained_onnx[2]), "--sort-into", str(sorted_dir)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"{sorted_dir / name} under --sort-into {sorted_dir} lead to the inputs" in result.stderr
+    assert sorted(photos.rglob("*")) == before
+
+
 @pytest.mark.parametrize("flag", ["--gallery", "--attention-dir"])
 def test_a_gallery_or_overlay_folder_that_holds_the_inputs_is_refused_before_any_work(
     tmp_path, trained_onnx, digits_dataset, flag
