@@ -326,6 +326,9 @@ def output_paths_problem(
             return f"--out {shown} cannot be written ({looked.reason})"
     folders = {"--attention-dir": attention_dir, "--gallery": gallery, "--sort-into": sort_into}
     for flag, folder in folders.items():
+        if out is not None and folder is not None and out.absolute() == folder.absolute():
+            return f"--out {shown_path(out)} is {flag} too: give the table a file of its own"
+    for flag, folder in folders.items():
         looked = look_at(folder) if folder is not None else None
         if looked is None or looked.kind in (Kind.FOLDER, Kind.MISSING):
             continue

@@ -33,7 +33,7 @@ from gatcluster.data.walk import (
 )
 from gatcluster.evaluation.gallery import GalleryCollector, cluster_cards, save_gallery
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SOME_SKIPPED, EXIT_USAGE
-from gatcluster.path_kind import Kind, nearest_existing
+from gatcluster.path_kind import Kind, nearest_existing, not_a_folder
 from gatcluster.path_text import one_line, path_text, shown_path
 from gatcluster.pipeline.progress import count_columns
 from gatcluster.serving.contract import ModelContract, ModelFileError, read_contract
@@ -279,15 +279,17 @@ def check_outputs_writable(opts: PredictOptions, names: list[str]) -> None:
     # new or empty now will hold this command's output only, never the user's own pictures.
     fresh = [f for f in outputs if not (f.is_dir() and any(f.iterdir()))]
     if opts.sort_into is not None:
-        outputs += [f for f in (opts.sort_into / name for name in cluster_folders(names)) if f.is_dir()]
+        # Existing ones only, and whatever stands where one would go (a file, a broken link): named now.
+        under = (opts.sort_into / name for name in cluster_folders(names))
+        outputs += [f for f in under if f.is_dir() or os.path.lexists(f)]
     named = [(opts.out.parent, opts.out)] if opts.out is not None else []
     for folder, what in named + [(folder, folder) for folder in outputs]:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as err:  # "File exists" alone named no culprit
             found = nearest_existing(folder)
-            in_the_way = shown_path(found[0] if found is not None else folder)
-            raise OSError(err.errno, f"{in_the_way} is a file, not a folder", str(what)) from None
+            said = not_a_folder(*found) if found is not None else f"{shown_path(folder)} is no folder"
+            raise OSError(err.errno, said, str(what)) from None
         except FileNotFoundError as err:  # the folders above are there: a virtual file system (/proc)
             raise OSError(err.errno, probe_failure(err, folder), str(what)) from None
         try:

@@ -844,6 +844,33 @@ def test_sorting_among_the_inputs_through_a_link_and_into_a_users_folder(
     assert sorted(photos.rglob("*")) == before  # refused before anything was written
 
 
+def test_a_file_where_a_cluster_folder_goes_or_one_path_for_two_outputs_is_named_before_any_work(
+    tmp_path, trained_onnx, digits_dataset
+):
+    digits_folder(tmp_path / "d", digits_dataset.images[:3])
+    name = read_contract(trained_onnx[2]).cluster_names[2]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / name).write_text("mine")
+    model = ["--model", str(trained_onnx[2])]
+    args = [
+        "predict",
+        str(tmp_path / "d"),
+        *model,
+        "--sort-into",
+        str(tmp_path / "s"),
+        "--out",
+        str(tmp_path / "t.csv"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and f"{tmp_path / 's' / name} is a file, not a folder" in result.stderr
+    assert (tmp_path / "s" / name).read_text() == "mine" and not (tmp_path / "t.csv").exists()
+    assert "images in" not in result.stderr
+    same = str(tmp_path / "g.csv")
+    result = runner.invoke(app, ["predict", str(tmp_path / "d"), *model, "--out", same, "--gallery", same])
+    assert result.exit_code == 2 and f"--out {same} is --gallery too" in result.stderr
+    assert not (tmp_path / "g.csv").exists()
+
+
 def test_a_cluster_folder_that_links_to_the_inputs_is_refused_before_any_work(
     tmp_path, trained_onnx, digits_dataset
 ):
