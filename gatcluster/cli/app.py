@@ -16,7 +16,9 @@ import importlib.util
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from gatcluster.cli.completion import PREDICT_DEVICES, complete_device, complete
 from gatcluster.cli.given import given_path, given_text
 from gatcluster.cli.messages import fail, store_error
 from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, user_app
-from gatcluster.exit_codes import EXIT_FAILED
+from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED
 from gatcluster.library_logs import quiet_library_logs
 from gatcluster.telemetry import telemetry_off
 
@@ -518,14 +520,29 @@ app.command(
 app.add_typer(user_app, name="user")
 
 
+TERMINATED = threading.Event()  # set by SIGTERM: typer reports the interrupt it raises as 130
+
+
+def stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM handler (`kill PID`, schedulers): stop as Ctrl-C does, so a table or output being
+    written is removed and the previous one kept; `run` then exits EXIT_TERMINATED."""
+    TERMINATED.set()
+    raise KeyboardInterrupt
+
+
 def run() -> None:
     """The `gat` entry point: the app, with a missing optional dependency said in one line.
 
     The base install serves (`gat predict`, `gat info`: NumPy, Pillow, ONNX Runtime); the other
     commands need the `train` extra, and without it they say so instead of printing a traceback.
     """
+    signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     try:
         app()
+    except SystemExit as done:
+        if TERMINATED.is_set() and done.code == EXIT_INTERRUPTED:
+            sys.exit(EXIT_TERMINATED)
+        raise
     except ModuleNotFoundError as err:
         typer.echo(
             f"error: this command needs {err.name}, which the base install leaves out: "

@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gatcluster.exit_codes import EXIT_TERMINATED
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage_project import BIN, TINY, copy_project, fetch_in_process, run, stage_env, write_params  # noqa: E402
 
@@ -81,16 +83,20 @@ def start(root: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def kill_when(process: subprocess.Popen, ready: Callable[[], bool], what: str) -> None:
-    """SIGKILL `process` as soon as `ready()` holds; fail if it finished first."""
+def kill_when(
+    process: subprocess.Popen, ready: Callable[[], bool], what: str, sig: int = signal.SIGKILL
+) -> int:
+    """Send `sig` (SIGKILL unless said) to `process` as soon as `ready()` holds; its exit status.
+    Fails if it finished first, or when SIGKILL did not end it."""
     deadline = time.monotonic() + 120
     while not ready():
         assert process.poll() is None, f"finished before {what}: {process.communicate()[1][-2000:]}"
         assert time.monotonic() < deadline, f"never reached {what}"
         time.sleep(0.01)
-    process.kill()
+    process.send_signal(sig)
     process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    assert sig != signal.SIGKILL or process.returncode == -signal.SIGKILL
+    return process.returncode
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -179,6 +185,14 @@ def test_gat_predict_killed_mid_way_keeps_the_previous_table_and_a_rerun_complet
     predict = start(project, *gat[:2], str(write_pngs(tmp_path / "many", 3000)), *gat[2:])
     kill_when(predict, lambda: leftovers(out.parent) != [], "the table was being written")
     assert out.read_text() == previous
+    for name in leftovers(out.parent):  # what SIGKILL leaves (the next run removes it too)
+        (out.parent / name).unlink()
+    # SIGTERM (`kill PID`, a scheduler) stops it as Ctrl-C does: its temporary goes, exit 143.
+    predict = start(project, *gat[:2], str(tmp_path / "many"), *gat[2:])
+    code = kill_when(
+        predict, lambda: leftovers(out.parent) != [], "the table was being written", signal.SIGTERM
+    )
+    assert code == EXIT_TERMINATED and leftovers(out.parent) == [] and out.read_text() == previous
     done = run(project, *gat[:2], str(tmp_path / "many"), *gat[2:])
     assert done.returncode == 0, done.stderr
     assert len(out.read_text().splitlines()) == 3001 and leftovers(out.parent) == []
