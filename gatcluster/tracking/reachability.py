@@ -1,8 +1,10 @@
-"""Whether a remote tracking server answers at all, asked in seconds rather than minutes.
+"""Whether a remote tracking server or database answers at all, asked in seconds rather than minutes.
 
 MLflow's HTTP client retries a refused connection with exponential back-off (seven tries by
 default): a command pointed at a server that is down said nothing for eight minutes and then
-blamed the registry. One TCP connection with a short timeout tells the two apart first.
+blamed the registry. Its SQL store retries creating a database engine ten times (about 100 s of
+silence for a PostgreSQL server that is down). One TCP connection with a short timeout tells the
+cases apart first.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 from gatcluster.tracking.store_uri import is_server_uri, masked, server_url_problem
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+DATABASE_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
 CONNECT_SECONDS = 5.0
 
 
@@ -23,12 +26,23 @@ class ServerUnreachable(ConnectionError):
 def check_server_answers(tracking_uri: str, timeout: float = CONNECT_SECONDS) -> None:
     """Connect once to an http(s) tracking URI's host and port; ServerUnreachable if that fails.
 
-    Other URIs (a SQLite file, a database URL for `gat server`) are not servers: nothing to check.
-    An http(s) URI that names no host, or that cannot be parsed, is a ServerUnreachable too.
+    A database URL (postgresql://, mysql://, mssql://, with or without a driver: `+psycopg`) is
+    asked the same of its host and port; one without a host (a local socket) and a SQLite file are
+    not. An http(s) URI that names no host, or that cannot be parsed, is a ServerUnreachable too.
     """
+    shown = masked(tracking_uri)
+    if (address := database_address(tracking_uri)) is not None:
+        try:
+            with socket.create_connection(address, timeout=timeout):
+                return
+        except OSError as err:
+            reason = f"no answer within {timeout:g} s" if isinstance(err, TimeoutError) else err.strerror
+            raise ServerUnreachable(
+                f"the database at {shown} does not answer ({reason or err}): start it, or point"
+                " MLFLOW_TRACKING_URI at a store that answers"
+            ) from err
     if not is_server_uri(tracking_uri):
         return
-    shown = masked(tracking_uri)
     if problem := server_url_problem(tracking_uri):
         raise ServerUnreachable(f"MLFLOW_TRACKING_URI {shown} {problem}")
     parts = urlsplit(tracking_uri)
@@ -42,3 +56,17 @@ def check_server_answers(tracking_uri: str, timeout: float = CONNECT_SECONDS) ->
             f"the tracking server at {shown} does not answer ({reason or err}): start it "
             "(`gat server`) or point MLFLOW_TRACKING_URI at a running one"
         ) from err
+
+
+def database_address(uri: str) -> tuple[str, int] | None:
+    """The (host, port) a database URL connects to, or None: another kind of URI, a database on a
+    local socket (no host), or one that cannot be parsed (MLflow then says what is wrong)."""
+    try:
+        parts = urlsplit(uri.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    dialect = parts.scheme.lower().split("+", 1)[0]
+    if dialect not in DATABASE_PORTS or not parts.hostname:
+        return None
+    return parts.hostname, port if port is not None else DATABASE_PORTS[dialect]

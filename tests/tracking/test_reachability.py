@@ -35,9 +35,26 @@ def test_a_malformed_server_uri_is_named_at_once(uri, said):
     assert str(caught.value).startswith(f"MLFLOW_TRACKING_URI {masked(uri)} ") and said in str(caught.value)
 
 
-@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "postgresql://u@db/m", "file:///tmp/x", "mlruns"])
+@pytest.mark.parametrize(
+    "uri", ["sqlite:///mlflow.db", "postgresql://u@/m?host=/run/postgresql", "file:///tmp/x", "mlruns"]
+)
 def test_stores_that_are_not_servers_are_not_checked(uri):
-    check_server_answers(uri, timeout=2)
+    check_server_answers(uri, timeout=2)  # a SQLite file, a database on a local socket, files
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg", "mysql+pymysql"])
+def test_a_database_that_takes_no_connection_is_named_in_seconds(scheme):
+    # MLflow's SQL store retried for about 100 s in silence before saying anything.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        uri = f"{scheme}://u:S3cret@127.0.0.1:{server.getsockname()[1]}/mlflow"
+        check_server_answers(uri, timeout=2)
+    with pytest.raises(ServerUnreachable) as caught:
+        check_server_answers(uri, timeout=2)
+    said = str(caught.value)
+    assert said.startswith(f"the database at {scheme}://u:***@127.0.0.1:") and "does not answer" in said
+    assert "S3cret" not in said
 
 
 def test_a_password_in_the_url_is_never_shown():
