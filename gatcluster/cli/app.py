@@ -461,9 +461,16 @@ def registry_failures(uri: str) -> Iterator[None]:
 
 
 def project_tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, else the SQLite store of the git project around the current folder."""
+    """MLFLOW_TRACKING_URI, else the SQLite store of the git project around the current folder. A
+    value MLflow cannot use is a usage error here, in `gat check`'s words (MLflow's own answer is
+    several sentences about its file store)."""
     from gatcluster.tracking.mlflow_runs import resolve_tracking_uri
+    from gatcluster.tracking.store_uri import file_store_allowed, masked, tracking_uri_problem
 
+    given = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    allowed = file_store_allowed(os.environ.get("MLFLOW_ALLOW_FILE_STORE"))
+    if given and (problem := tracking_uri_problem(given, allowed)):
+        raise fail(f"MLFLOW_TRACKING_URI {masked(given)} {problem}")
     return resolve_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd())
 
 

@@ -1000,3 +1000,13 @@ def test_user_add_takes_the_admin_from_the_credentials_file(mlflow_credentials_f
     mlflow_credentials_file("admin", "x")
     result = runner.invoke(app, ["user", "add", "al"], env={"MLFLOW_TRACKING_URI": uri})
     assert result.exit_code == 1 and f"the tracking server at {uri} does not answer" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["promote", "3"], ["info", "models:/gatcluster/1"]])
+def test_a_tracking_uri_mlflow_cannot_use_is_said_as_gat_check_says_it(monkeypatch, tmp_path, args):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "junk")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.stderr.startswith("error: MLFLOW_TRACKING_URI junk is a file store (mlruns/)")
+    assert len(result.stderr.strip().splitlines()) == 1
