@@ -448,12 +448,22 @@ def registry_failures(uri: str) -> Iterator[None]:
     """One `error:` line and exit 1 for what the registry at `uri` refused (RegistryError, its
     first line: MLflow's text may span a failed SQL statement) or its SQL store raised."""
     from gatcluster.tracking.registry import RegistryError
-    from gatcluster.tracking.store_uri import masked
+    from gatcluster.tracking.store_uri import is_server_uri, masked
 
     try:
         yield
     except RegistryError as err:
         raise fail(str(err).strip().splitlines()[0], EXIT_FAILED) from err
+    except (ValueError, KeyError, TypeError) as err:
+        if not is_server_uri(uri):
+            raise
+        # MLflow's client reads the server's JSON: a server of another kind answers 200 with `{}`.
+        said = (str(err).strip().splitlines() or [""])[0][:200]
+        raise fail(
+            f"the tracking server at {masked(uri)} gave an answer MLflow cannot read"
+            f" ({type(err).__name__}: {said}): is it an MLflow server?",
+            EXIT_FAILED,
+        ) from err
     except Exception as err:
         if (said := store_error(err)) is None:
             raise

@@ -117,7 +117,7 @@ def fetched_count(params: Params, dataset_dir: Path) -> int | None:
             and info.get("image_shape", [])[:2] == [params.model.input_size] * 2  # [H, W, C]
         )
         return int(info["count"]) if same and params.data.source != "folder" else None
-    except (ValueError, TypeError, KeyError, AttributeError):  # a damaged manifest: as if not fetched
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):  # damaged: as if not fetched
         return None  # (fetch writes it again; the train stage says so if it is run first)
 
 

@@ -29,7 +29,15 @@ def test_known_sources_are_counted_before_fetch(tmp_path):
     assert expected_count(params(**{"data.source": "digits"}), tmp_path, None)[0] == 1797
 
 
-@pytest.mark.parametrize("text", ["{cut off", "[]", '{"source": "mnist5k"}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{cut off",
+        "[]",
+        '{"source": "mnist5k"}',
+        '{"source": "mnist5k", "image_shape": [32, 32, 1], "count": 1e400}',  # an infinite count
+    ],
+)
 def test_a_damaged_manifest_counts_as_not_fetched(tmp_path, text):
     (tmp_path / "dataset").mkdir()
     (tmp_path / "dataset" / "manifest.json").write_text(text)
