@@ -561,12 +561,21 @@ def run() -> None:
             sys.exit(EXIT_TERMINATED)
         raise
     except ModuleNotFoundError as err:
-        typer.echo(
-            f"error: this command needs {err.name}, which the base install leaves out: "
-            "pip install 'gatcluster[train]'",
-            err=True,
-        )
+        typer.echo(f"error: {missing_module_advice(err.name)}", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def missing_module_advice(name: str | None) -> str:
+    """What to install for a module a command could not import: the `train` extra where it is
+    not installed, else the module's own package (a driver MLflow loads for a mysql:// store)."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("mlflow") is None:
+        return (
+            f"this command needs {name}, which the base install leaves out: pip install 'gatcluster[train]'"
+        )
+    return (
+        f"this command needs the module {name}, which no gatcluster extra installs: install the"
+        " package that provides it into this environment"
+    )
 
 
 if __name__ == "__main__":

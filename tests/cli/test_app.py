@@ -1042,3 +1042,15 @@ def test_a_server_that_is_not_mlflows_is_one_line_not_a_traceback(monkeypatch, t
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_missing_module_is_blamed_on_the_train_extra_only_where_that_is_absent(monkeypatch):
+    import importlib.util
+
+    from gatcluster.cli.app import missing_module_advice
+
+    # Here the train extra is installed: a driver MLflow loads (mysql://) is no extra's to install.
+    assert "no gatcluster extra installs" in missing_module_advice("MySQLdb")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torch" else real(name))
+    assert "pip install 'gatcluster[train]'" in missing_module_advice("torch")
