@@ -73,6 +73,9 @@ def no_tracking_variables_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> Non
         "MLFLOW_ALLOW_FILE_STORE",
         "MLFLOW_TRACKING_USERNAME",
         "MLFLOW_TRACKING_PASSWORD",
+        # set in-process by the registry commands (gat promote, gat info models:/ ...)
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -30,6 +30,7 @@ import typer
 from gatcluster import __version__
 from gatcluster.cli.completion import PREDICT_DEVICES, complete_device, complete_format, complete_preset_name
 from gatcluster.cli.given import given_path, given_text
+from gatcluster.cli.http_retries import retry_briefly
 from gatcluster.cli.messages import fail, store_error
 from gatcluster.cli.servers import port_in_use, serve_until_stopped, server, user_app
 from gatcluster.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED
@@ -374,6 +375,7 @@ def local_model_file(model: str) -> Path:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line of ours instead
     if os.environ.get("GAT_VERBOSE") != "1":  # MLflow's INFO lines ("No artifacts found ...") too
         quiet_library_logs(os.environ)
+    retry_briefly(os.environ)
     cache = cache_root()  # a bad GAT_CACHE_DIR is said before any store is opened
     uri = project_tracking_uri()
     with registry_failures(uri):
@@ -435,6 +437,7 @@ def promote(
     uri = project_tracking_uri()
     if os.environ.get("GAT_VERBOSE") != "1":
         quiet_library_logs(os.environ)
+    retry_briefly(os.environ)
     with registry_failures(uri):
         client = registry_client(uri)
         number = latest_version(client, name) if version == "latest" else int(version)

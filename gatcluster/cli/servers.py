@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 
 from gatcluster.cli.given import given_text
+from gatcluster.cli.http_retries import retry_briefly
 from gatcluster.cli.messages import fail, store_error
 from gatcluster.exit_codes import EXIT_FAILED
 from gatcluster.tracking.reachability import ServerUnreachable, check_server_answers
@@ -300,6 +301,7 @@ def user_add(
     except ServerUnreachable as err:
         raise fail(str(err), EXIT_FAILED) from err
     password = read_new_password(f"password for {name}", password_stdin)
+    retry_briefly(os.environ)
     try:
         add_user(uri, name, password, read_only)
     except (UserError, AuthSetupError) as err:
