@@ -508,7 +508,12 @@ def ui(
         raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
     uri = backend_store_uri or project_tracking_uri()
     from gatcluster.tracking.server import sqlite_store_problem
-    from gatcluster.tracking.store_uri import masked
+    from gatcluster.tracking.store_uri import file_store_allowed, masked, tracking_uri_problem
+
+    allowed = file_store_allowed(os.environ.get("MLFLOW_ALLOW_FILE_STORE"))
+    # Said before the banner: MLflow's own errors about such a store came after it.
+    if backend_store_uri and (problem := tracking_uri_problem(backend_store_uri, allowed)):
+        raise fail(f"--backend-store-uri {masked(backend_store_uri)} {problem}")
 
     if problem := sqlite_store_problem(uri):
         raise fail(f"the MLflow store at {masked(uri)} cannot be opened: {problem}", EXIT_FAILED)

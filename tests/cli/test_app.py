@@ -1054,3 +1054,10 @@ def test_a_missing_module_is_blamed_on_the_train_extra_only_where_that_is_absent
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torch" else real(name))
     assert "pip install 'gatcluster[train]'" in missing_module_advice("torch")
+
+
+def test_gat_ui_says_a_store_uri_mlflow_cannot_use_before_its_banner(tmp_path, monkeypatch, unused_port):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["ui", "--port", str(unused_port()), "--backend-store-uri", "junk"])
+    assert result.exit_code == 2 and "MLflow UI on" not in result.stderr
+    assert result.stderr.startswith("error: --backend-store-uri junk is a file store (mlruns/)")
