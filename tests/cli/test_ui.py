@@ -123,4 +123,4 @@ def test_a_damaged_or_locked_store_is_an_error_before_the_server_starts(tmp_path
         "sqlite://?password=s3cret",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and "s3cret" not in done.stderr and "password=***" in done.stderr
+    assert done.returncode == 2 and "s3cret" not in done.stderr and "password=***" in done.stderr
