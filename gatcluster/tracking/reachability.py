@@ -32,30 +32,27 @@ def check_server_answers(tracking_uri: str, timeout: float = CONNECT_SECONDS) ->
     """
     shown = masked(tracking_uri)
     if (address := database_address(tracking_uri)) is not None:
-        try:
-            with socket.create_connection(address, timeout=timeout):
-                return
-        except OSError as err:
-            reason = f"no answer within {timeout:g} s" if isinstance(err, TimeoutError) else err.strerror
-            raise ServerUnreachable(
-                f"the database at {shown} does not answer ({reason or err}): start it, or point"
-                " MLFLOW_TRACKING_URI at a store that answers"
-            ) from err
+        advice = "start it, or point MLFLOW_TRACKING_URI at a store that answers"
+        connect_once(address, timeout, f"the database at {shown}", advice)
+        return
     if not is_server_uri(tracking_uri):
         return
     if problem := server_url_problem(tracking_uri):
         raise ServerUnreachable(f"MLFLOW_TRACKING_URI {shown} {problem}")
     parts = urlsplit(tracking_uri)
     port = parts.port if parts.port is not None else DEFAULT_PORTS[parts.scheme.lower()]
+    advice = "start it (`gat server`) or point MLFLOW_TRACKING_URI at a running one"
+    connect_once((parts.hostname, port), timeout, f"the tracking server at {shown}", advice)
+
+
+def connect_once(address: tuple[str, int], timeout: float, what: str, advice: str) -> None:
+    """One TCP connection to `address`; ServerUnreachable "`what` does not answer (why): `advice`"."""
     try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
+        with socket.create_connection(address, timeout=timeout):
             pass
     except OSError as err:
         reason = f"no answer within {timeout:g} s" if isinstance(err, TimeoutError) else err.strerror
-        raise ServerUnreachable(
-            f"the tracking server at {shown} does not answer ({reason or err}): start it "
-            "(`gat server`) or point MLFLOW_TRACKING_URI at a running one"
-        ) from err
+        raise ServerUnreachable(f"{what} does not answer ({reason or err}): {advice}") from err
 
 
 def database_address(uri: str) -> tuple[str, int] | None:
