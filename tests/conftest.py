@@ -15,12 +15,14 @@ The wait policy changes when threads run, never what they compute.
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -280,3 +282,37 @@ def mlflow_credentials_file(tmp_path, monkeypatch) -> Callable[[str, str], None]
         )
 
     return write
+
+
+@pytest.fixture
+def answering_server() -> Iterator[Callable[[int, bytes], tuple[str, list[str]]]]:
+    """`start(status, body)`: an HTTP server on 127.0.0.1 that answers every GET, POST and PATCH with
+    `status` and `body` (JSON); its URL and the list of paths asked, in order. Stopped after the test."""
+    servers = []
+
+    def start(status: int, body: bytes) -> tuple[str, list[str]]:
+        asked: list[str] = []
+
+        class Fixed(http.server.BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                asked.append(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fixed)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}", asked
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

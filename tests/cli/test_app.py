@@ -1012,36 +1012,15 @@ def test_a_tracking_uri_mlflow_cannot_use_is_said_as_gat_check_says_it(monkeypat
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_server_that_is_not_mlflows_is_one_line_not_a_traceback(monkeypatch, tmp_path):
-    import http.server
-    import threading
-
-    class EmptyJson(http.server.BaseHTTPRequestHandler):
-        def answer(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b"{}")  # 200 and an empty object, whatever was asked
-
-        do_GET = do_POST = do_PATCH = answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EmptyJson)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_address[1]}")
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        monkeypatch.chdir(tmp_path)
-        for args in (["promote", "3"], ["info", "models:/gatcluster/1"]):
-            result = runner.invoke(app, args)
-            assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-            assert "gave an answer MLflow cannot read" in result.stderr, result.stderr
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_a_server_that_is_not_mlflows_is_one_line_not_a_traceback(monkeypatch, tmp_path, answering_server):
+    url, _ = answering_server(200, b"{}")  # 200 and an empty object, whatever was asked
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.chdir(tmp_path)
+    for args in (["promote", "3"], ["info", "models:/gatcluster/1"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "gave an answer MLflow cannot read" in result.stderr, result.stderr
 
 
 def test_a_missing_module_is_blamed_on_the_train_extra_only_where_that_is_absent(monkeypatch):

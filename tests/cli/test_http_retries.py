@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-
 from typer.testing import CliRunner
 
 from gatcluster.cli.app import app
@@ -19,30 +16,11 @@ def test_a_value_the_user_set_is_kept():
     assert environ == {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "9", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
-def test_gat_promote_against_a_server_answering_500_asks_three_times(monkeypatch, tmp_path):
-    asked = []
-
-    class Failing(http.server.BaseHTTPRequestHandler):
-        def answer(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            asked.append(self.path)
-            self.send_response(500)
-            self.end_headers()
-
-        do_GET = do_POST = do_PATCH = answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_address[1]}")
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")  # the test's own: no waits
-        monkeypatch.chdir(tmp_path)
-        result = runner.invoke(app, ["promote", "3"])
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_gat_promote_against_a_server_answering_500_asks_three_times(monkeypatch, tmp_path, answering_server):
+    url, asked = answering_server(500, b"")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")  # the test's own: no waits
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["promote", "3"])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert len(asked) == 3 and len(set(asked)) == 1, asked  # one request, two retries (MLflow: 1 + 7)
