@@ -473,16 +473,23 @@ def registry_failures(uri: str) -> Iterator[None]:
         raise fail(f"the MLflow store at {masked(uri)} failed: {said}", EXIT_FAILED) from err
 
 
+def store_uri_problem(uri: str) -> str | None:
+    """Why MLflow could not use the store `uri` (tracking_uri_problem, MLFLOW_ALLOW_FILE_STORE read
+    here), or None."""
+    from gatcluster.tracking.store_uri import file_store_allowed, tracking_uri_problem
+
+    return tracking_uri_problem(uri, file_store_allowed(os.environ.get("MLFLOW_ALLOW_FILE_STORE")))
+
+
 def project_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else the SQLite store of the git project around the current folder. A
     value MLflow cannot use is a usage error here, in `gat check`'s words (MLflow's own answer is
     several sentences about its file store)."""
     from gatcluster.tracking.mlflow_runs import resolve_tracking_uri
-    from gatcluster.tracking.store_uri import file_store_allowed, masked, tracking_uri_problem
+    from gatcluster.tracking.store_uri import masked
 
     given = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
-    allowed = file_store_allowed(os.environ.get("MLFLOW_ALLOW_FILE_STORE"))
-    if given and (problem := tracking_uri_problem(given, allowed)):
+    if given and (problem := store_uri_problem(given)):
         raise fail(f"MLFLOW_TRACKING_URI {masked(given)} {problem}")
     return resolve_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI"), Path.cwd())
 
@@ -508,11 +515,10 @@ def ui(
         raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
     uri = backend_store_uri or project_tracking_uri()
     from gatcluster.tracking.server import sqlite_store_problem
-    from gatcluster.tracking.store_uri import file_store_allowed, masked, tracking_uri_problem
+    from gatcluster.tracking.store_uri import masked
 
-    allowed = file_store_allowed(os.environ.get("MLFLOW_ALLOW_FILE_STORE"))
     # Said before the banner: MLflow's own errors about such a store came after it.
-    if backend_store_uri and (problem := tracking_uri_problem(backend_store_uri, allowed)):
+    if backend_store_uri and (problem := store_uri_problem(backend_store_uri)):
         raise fail(f"--backend-store-uri {masked(backend_store_uri)} {problem}")
 
     if problem := sqlite_store_problem(uri):

@@ -51,18 +51,13 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def interrupt_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM handler: stop like Ctrl-C (`kill PID`, systemd and schedulers send SIGTERM)."""
-    raise KeyboardInterrupt
-
-
 def serve_until_stopped(cmd: list[str], env: dict[str, str] | None = None) -> int:
     """Run a server command as this process's child (with `env` added) and stop it with us.
 
     The server gets its own process group (MLflow starts worker processes), and Ctrl-C or SIGTERM
-    sent to this process stops the whole group, so no server outlives `gat` holding the port.
+    sent to this process stops the whole group, so no server outlives `gat` holding the port (the
+    `gat` entry point turns SIGTERM into the KeyboardInterrupt Ctrl-C raises: `app.stop_like_ctrl_c`).
     """
-    signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     server_process = subprocess.Popen(cmd, start_new_session=True, env={**os.environ, **(env or {})})
     try:
         return server_process.wait()
