@@ -515,11 +515,15 @@ def ui(
         raise fail(f"port {port} on {host} is already in use: pick another with --port", EXIT_FAILED)
     uri = backend_store_uri or project_tracking_uri()
     from gatcluster.tracking.server import sqlite_store_problem
-    from gatcluster.tracking.store_uri import masked
+    from gatcluster.tracking.store_uri import is_server_uri, masked
 
     # Said before the banner: MLflow's own errors about such a store came after it.
     if backend_store_uri and (problem := store_uri_problem(backend_store_uri)):
         raise fail(f"--backend-store-uri {masked(backend_store_uri)} {problem}")
+
+    if is_server_uri(uri):  # `mlflow ui` cannot serve from a server: it failed after the banner
+        named = "--backend-store-uri" if backend_store_uri else "MLFLOW_TRACKING_URI"
+        raise fail(f"{named} {masked(uri)} is a tracking server, which serves its own UI: open that URL")
 
     if problem := sqlite_store_problem(uri):
         raise fail(f"the MLflow store at {masked(uri)} cannot be opened: {problem}", EXIT_FAILED)

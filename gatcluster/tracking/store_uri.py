@@ -85,7 +85,7 @@ def tracking_uri_problem(uri: str, allow_file_store: bool = False) -> str | None
     if scheme not in STORE_SCHEMES and scheme not in plugin_schemes():
         return f"names no store MLflow tracks in ({scheme}://): {USE_INSTEAD}"
     if scheme == "sqlite" and uri.split("?", 1)[0] in IN_MEMORY:
-        return "is an in-memory store, which keeps nothing after the stage: name a file, sqlite:///<path>/mlflow.db"
+        return "is an in-memory store, which keeps nothing once its process ends: name a file, sqlite:///<path>/mlflow.db"
     if problem := sqlite_uri_file_problem(uri):
         return f"cannot be used: {problem}"  # MLflow retried such a file for two minutes
     return None

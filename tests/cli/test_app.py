@@ -1040,3 +1040,19 @@ def test_gat_ui_says_a_store_uri_mlflow_cannot_use_before_its_banner(tmp_path, m
     result = runner.invoke(app, ["ui", "--port", str(unused_port()), "--backend-store-uri", "junk"])
     assert result.exit_code == 2 and "MLflow UI on" not in result.stderr
     assert result.stderr.startswith("error: --backend-store-uri junk is a file store (mlruns/)")
+
+
+def test_gat_ui_given_a_tracking_server_points_to_its_own_ui(tmp_path, monkeypatch, unused_port):
+    """`mlflow ui` serves stores, not servers: it used to fail after the banner."""
+    monkeypatch.chdir(tmp_path)
+    port = str(unused_port())
+    result = runner.invoke(app, ["ui", "--port", port, "--backend-store-uri", "http://u:s3cret@team:5000"])
+    assert result.exit_code == 2 and "MLflow UI on" not in result.stderr and "s3cret" not in result.stderr
+    assert result.stderr.startswith("error: --backend-store-uri http://u:***@team:5000 is a tracking server")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example.org")
+    result = runner.invoke(app, ["ui", "--port", port])
+    assert result.exit_code == 2 and "MLflow UI on" not in result.stderr
+    assert "MLFLOW_TRACKING_URI https://mlflow.example.org is a tracking server" in result.stderr
+    # A server URL with no host keeps its own, more precise, error.
+    result = runner.invoke(app, ["ui", "--port", port, "--backend-store-uri", "http://"])
+    assert result.exit_code == 2 and "names no host" in result.stderr
