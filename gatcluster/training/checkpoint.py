@@ -61,7 +61,9 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getbuffer())
+        # The bytes, not a view of the buffer (getbuffer): a failed write's traceback kept the view,
+        # and on Python 3.13 freeing the buffer under it printed an "Exception ignored" traceback.
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(
