@@ -151,22 +151,26 @@ def reestimate_batchnorm(
     channels_last: bool = False,
     amp: bool = False,
 ) -> None:
-    """Replace BatchNorm running statistics by their cumulative average over clean `images`."""
+    """Replace BatchNorm running statistics by their average over clean `images`, each chunk
+    weighted by its number of images."""
     layers = batchnorm_layers(model)
     momenta = [m.momentum for m in layers]
     for m in layers:
         m.reset_running_stats()
     was_training = model.training
     model.train()
+    seen = 0
     try:
         with torch.no_grad(), autocast_for(device, amp):
-            for seen, x in enumerate(clean_chunks(images, chunk, grayscale, device, channels_last)):
-                # The cumulative average over the chunks, as momentum=None computes it, but with
-                # the factor 1/n known on the host: None makes each layer read its counter from
-                # the GPU.
+            for x in clean_chunks(images, chunk, grayscale, device, channels_last):
+                # The running average over the images so far, with its factor known on the host
+                # (momentum=None makes each layer read its counter from the GPU). Per image, not
+                # per chunk: a short last chunk (one image of 201) weighed as much as a full one.
+                # Equal chunks get 1/(k+1) to the last bit, as before.
                 for m in layers:
-                    m.momentum = 1.0 / (seen + 1)
+                    m.momentum = len(x) / (seen + len(x))
                 model.forward_heads(x)  # every head's BatchNorm layers too
+                seen += len(x)
     finally:
         for m, momentum in zip(layers, momenta, strict=True):
             m.momentum = momentum

@@ -48,6 +48,16 @@ def test_reestimated_statistics_are_those_of_the_clean_images():
     assert all(m.momentum == 0.1 for m in batchnorm_layers(model))  # and the momenta
 
 
+def test_a_short_last_chunk_weighs_as_many_images_as_it_holds():
+    # 41 images in chunks of 20: the last chunk is one image, which once weighed as much as 20.
+    model, images = model_and_images(41)
+    reestimate_batchnorm(model, images, 20, True, CPU)
+    chunked = model.backbone[1].running_mean.clone()
+    reestimate_batchnorm(model, images, 41, True, CPU)
+    whole = model.backbone[1].running_mean
+    assert torch.allclose(chunked, whole, atol=1e-5), (chunked - whole).abs().max()
+
+
 def test_reestimation_leaves_the_weights_alone():
     model, images = model_and_images()
     weights = {
