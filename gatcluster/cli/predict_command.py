@@ -141,6 +141,26 @@ def own_output_folders(paths: list[Path], opts: PredictOptions, names: list[str]
     return tuple(own)
 
 
+def outputs_hiding_inputs(paths: list[Path], outputs: tuple[Path, ...]) -> list[Path]:
+    """This run's output folders that sit inside an input folder and already hold files of the
+    user's (not marked as `gat predict` output): the run leaves their files out, so photos there
+    would go unclustered without a word, and the pictures it adds would be clustered with them next
+    time (a folder that held files is not marked)."""
+    input_folders = [Path(os.path.realpath(p)) for p in paths if p.is_dir()]
+    hiding = []
+    for folder in outputs:
+        real = Path(os.path.realpath(folder))
+        if (
+            holds_an_input(folder, paths)
+            or not any(real.is_relative_to(f) for f in input_folders)
+            or is_output_folder(folder)
+        ):
+            continue
+        if any(isinstance(item, Path) for item in walk_files([folder])):
+            hiding.append(folder)
+    return hiding
+
+
 def image_inputs(
     paths: list[Path], tally: Tally, outputs: tuple[Path, ...] = ()
 ) -> Iterator[Path | SkippedFile]:
@@ -395,6 +415,16 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
         console.print(
             f"error: {where} would take links of a cluster of that name among pictures of yours:"
             f" sort into a folder of its own, e.g. --sort-into {shown_path(opts.sort_into / 'sorted')}",
+            highlight=False,
+            markup=False,
+        )
+        return EXIT_USAGE
+    names = list(contract.cluster_names)
+    if hiding := outputs_hiding_inputs(paths, own_output_folders(paths, opts, names)):
+        console.print(
+            f"error: {listed([shown_path(f) for f in hiding], SHOWN_SKIPS)}: inside the inputs and"
+            " already holding files of yours, which this run would leave out unclustered: name an"
+            " empty folder, or one outside the inputs",
             highlight=False,
             markup=False,
         )

@@ -900,6 +900,27 @@ def test_a_gallery_or_overlay_folder_that_holds_the_inputs_is_refused_before_any
     assert sorted(p.name for p in photos.rglob("*")) == ["0000.png", "0001.png", "new"]
 
 
+@pytest.mark.parametrize("flag", ["--gallery", "--attention-dir", "--sort-into"])
+def test_an_output_folder_inside_the_inputs_that_holds_photos_is_refused_before_any_work(
+    tmp_path, trained_onnx, digits_dataset, flag
+):
+    # photos/sub holds photos: as an output folder its files are not inputs, so they went
+    # unclustered without a word, and its new pictures were clustered with them by the next run.
+    photos = tmp_path / "d"
+    digits_folder(photos, digits_dataset.images[:2])
+    digits_folder(photos / "sub", digits_dataset.images[2:4])
+    before = sorted(photos.rglob("*"))
+    args = ["predict", str(photos), "--model", str(trained_onnx[2]), flag, str(photos / "sub")]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {photos / 'sub'}: inside the inputs and already holding files")
+    assert sorted(photos.rglob("*")) == before and not (tmp_path / "p.csv").exists()
+    # Empty, or made by gat predict (marked), it takes the run's pictures as before.
+    args[-1] = str(photos / "new")
+    for _ in range(2):
+        assert runner.invoke(app, args).exit_code == 0
+
+
 def test_a_sort_into_folder_that_already_held_files_is_not_marked_as_output(
     tmp_path, trained_onnx, digits_dataset
 ):
