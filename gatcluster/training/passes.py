@@ -41,11 +41,18 @@ def model_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def clean_chunks(
-    images: torch.Tensor, chunk: int, grayscale: bool, device: torch.device, channels_last: bool
+    images: torch.Tensor,
+    chunk: int,
+    grayscale: bool,
+    device: torch.device,
+    channels_last: bool,
+    order: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Model-ready clean float batches of `chunk` uint8 images each, on `device`."""
+    """Model-ready clean float batches of `chunk` uint8 images each, on `device`, in stored order
+    or, given `order` (a permutation of the row indices), in that order."""
     for start in range(0, len(images), chunk):
-        yield model_input(clean_view(images[start : start + chunk].to(device), grayscale), channels_last)
+        rows = images[start : start + chunk] if order is None else images[order[start : start + chunk]]
+        yield model_input(clean_view(rows.to(device), grayscale), channels_last)
 
 
 def chunked_outputs(
@@ -150,9 +157,15 @@ def reestimate_batchnorm(
     device: torch.device,
     channels_last: bool = False,
     amp: bool = False,
+    order: torch.Tensor | None = None,
 ) -> None:
     """Replace BatchNorm running statistics by their average over clean `images`, each chunk
-    weighted by its number of images."""
+    weighted by its number of images.
+
+    Each chunk's variance is taken around its own mean, so chunks must be mixed samples: give a
+    class-sorted store (a folder of class sub-folders, mnist5k) a shuffled `order`, or its chunks
+    each hold one class and the variances miss the spread between classes.
+    """
     layers = batchnorm_layers(model)
     momenta = [m.momentum for m in layers]
     for m in layers:
@@ -162,7 +175,7 @@ def reestimate_batchnorm(
     seen = 0
     try:
         with torch.no_grad(), autocast_for(device, amp):
-            for x in clean_chunks(images, chunk, grayscale, device, channels_last):
+            for x in clean_chunks(images, chunk, grayscale, device, channels_last, order):
                 # The running average over the images so far, with its factor known on the host
                 # (momentum=None makes each layer read its counter from the GPU). Per image, not
                 # per chunk: a short last chunk (one image of 201) weighed as much as a full one.

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 # Purposes of derived random streams: one independent stream each per (seed, iteration).
-EPOCH_ORDER, AUG_VIEW, SHUFFLE, KMEANS, SELECTION, CANDIDATE = range(6)
+EPOCH_ORDER, AUG_VIEW, SHUFFLE, KMEANS, SELECTION, CANDIDATE, REFIT_ORDER = range(7)
 
 
 def derived_seed(seed: int, iteration: int, purpose: int) -> int:
@@ -49,6 +49,12 @@ def large_batch_indices(n: int, size: int, iteration: int, seed: int) -> torch.T
         parts.append(part)
         taken += len(part)
     return torch.cat(parts)
+
+
+def refit_order(n: int, seed: int) -> torch.Tensor:
+    """The seeded shuffled order in which the BatchNorm refit of all `n` images reads them (stores
+    are often sorted by class; docs/method.md §4)."""
+    return torch.randperm(n, generator=derived_generator(seed, 0, REFIT_ORDER))
 
 
 def lr_at(iteration: int, total: int, base_lr: float, schedule: str) -> float:

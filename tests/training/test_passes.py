@@ -58,6 +58,21 @@ def test_a_short_last_chunk_weighs_as_many_images_as_it_holds():
     assert torch.allclose(chunked, whole, atol=1e-5), (chunked - whole).abs().max()
 
 
+def test_a_class_sorted_store_refit_in_a_shuffled_order_measures_the_whole_spread():
+    # Dark images, then bright ones, as a store of class sub-folders keeps them: in stored order
+    # each chunk holds one kind and measures only the variance within it.
+    model, images = model_and_images(80)
+    images[:40] //= 4
+    images[40:] = 192 + images[40:] // 4
+    reestimate_batchnorm(model, images, 80, True, CPU)
+    whole = model.backbone[1].running_var.clone()
+    reestimate_batchnorm(model, images, 20, True, CPU)
+    assert model.backbone[1].running_var.sum() < 0.5 * whole.sum()
+    order = torch.randperm(80, generator=torch.Generator().manual_seed(0))
+    reestimate_batchnorm(model, images, 20, True, CPU, order=order)
+    assert torch.allclose(model.backbone[1].running_var, whole, rtol=0.15)
+
+
 def test_reestimation_leaves_the_weights_alone():
     model, images = model_and_images()
     weights = {
