@@ -142,7 +142,7 @@ def own_output_folders(paths: list[Path], opts: PredictOptions, names: list[str]
 
 
 def outputs_hiding_inputs(paths: list[Path], outputs: tuple[Path, ...]) -> list[Path]:
-    """This run's output folders that sit inside an input folder and already hold files of the
+    """This run's output folders that sit inside an input folder and already hold images of the
     user's (not marked as `gat predict` output): the run leaves their files out, so photos there
     would go unclustered without a word, and the pictures it adds would be clustered with them next
     time (a folder that held files is not marked)."""
@@ -156,7 +156,7 @@ def outputs_hiding_inputs(paths: list[Path], outputs: tuple[Path, ...]) -> list[
             or is_output_folder(folder)
         ):
             continue
-        if any(isinstance(item, Path) for item in walk_files([folder])):
+        if any(isinstance(item, Path) and looks_like_image(item) for item in walk_files([folder])):
             hiding.append(folder)
     return hiding
 
@@ -423,7 +423,7 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
     if hiding := outputs_hiding_inputs(paths, own_output_folders(paths, opts, names)):
         console.print(
             f"error: {listed([shown_path(f) for f in hiding], SHOWN_SKIPS)}: inside the inputs and"
-            " already holding files of yours, which this run would leave out unclustered: name an"
+            " already holding images of yours, which this run would leave out unclustered: name an"
             " empty folder, or one outside the inputs",
             highlight=False,
             markup=False,

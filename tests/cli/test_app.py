@@ -913,12 +913,16 @@ def test_an_output_folder_inside_the_inputs_that_holds_photos_is_refused_before_
     args = ["predict", str(photos), "--model", str(trained_onnx[2]), flag, str(photos / "sub")]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith(f"error: {photos / 'sub'}: inside the inputs and already holding files")
+    assert result.stderr.startswith(f"error: {photos / 'sub'}: inside the inputs and already holding images")
     assert sorted(photos.rglob("*")) == before and not (tmp_path / "p.csv").exists()
-    # Empty, or made by gat predict (marked), it takes the run's pictures as before.
+    # Empty, or made by gat predict (marked), it takes the run's pictures, again and again.
     args[-1] = str(photos / "new")
     for _ in range(2):
         assert runner.invoke(app, args).exit_code == 0
+    (photos / "notes").mkdir()  # no image of the user's to leave out
+    (photos / "notes" / "notes.txt").write_text("not a picture")
+    args[-1] = str(photos / "notes")
+    assert runner.invoke(app, args).exit_code == 0
 
 
 def test_a_sort_into_folder_that_already_held_files_is_not_marked_as_output(
