@@ -404,7 +404,8 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
     except (ModelFileError, DeviceError) as err:
         console.print(f"error: {err}", highlight=False, markup=False)
         return EXIT_FAILED
-    in_the_way = users_folders_in_the_way(paths, opts, list(contract.cluster_names))
+    names = list(contract.cluster_names)
+    in_the_way = users_folders_in_the_way(paths, opts, names)
     if in_the_way:
         folders = listed([shown_path(f) for f in in_the_way], SHOWN_SKIPS)
         where = (
@@ -419,7 +420,6 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
             markup=False,
         )
         return EXIT_USAGE
-    names = list(contract.cluster_names)
     if hiding := outputs_hiding_inputs(paths, own_output_folders(paths, opts, names)):
         console.print(
             f"error: {listed([shown_path(f) for f in hiding], SHOWN_SKIPS)}: inside the inputs and"
@@ -431,12 +431,12 @@ def run_predict(paths: list[Path], opts: PredictOptions) -> int:
         return EXIT_USAGE
     started = time.perf_counter()
     try:
-        check_outputs_writable(opts, list(contract.cluster_names))
+        check_outputs_writable(opts, names)
         tally = cluster_all(paths, opts, contract, session, console)
     except OSError as err:  # the table is written atomically: a failed write leaves no file
         console.print(write_error(err), highlight=False, markup=False)
         return EXIT_FAILED
-    print_summary(tally, list(contract.cluster_names), time.perf_counter() - started, provider, console)
+    print_summary(tally, names, time.perf_counter() - started, provider, console)
     if tally.clustered == 0:
         console.print("error: no image could be clustered; no table written", highlight=False)
         return EXIT_FAILED
